@@ -1,0 +1,65 @@
+import { loadAllLabs, loadLab, runLab, LabReporter, type Lab, type LabResult } from '../../core/lab/index.ts';
+import { WirelabError } from '../../core/errors.ts';
+import type { Tracer } from '../../core/trace/index.ts';
+
+export interface LabFlags {
+  json?: boolean;
+}
+
+function interrupted(): AbortSignal {
+  const controller = new AbortController();
+  const stop = (): void => controller.abort(new Error('interrupted'));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return controller.signal;
+}
+
+async function runOne(lab: Lab, flags: LabFlags, tracer: Tracer, signal: AbortSignal): Promise<LabResult> {
+  const reporter = flags.json ? undefined : new LabReporter(process.stdout);
+  reporter?.header(lab);
+  const result = await runLab(lab, { tracer, signal, ...(reporter ? { onFinding: (f) => reporter.finding(f) } : {}) });
+  reporter?.result(result);
+  return result;
+}
+
+/** `wirelab lab <id | ./file.ts>`: exit 0 when every claim held, 1 otherwise. */
+export async function labCommand(idOrPath: string, flags: LabFlags, tracer: Tracer): Promise<number> {
+  let lab: Lab;
+  try {
+    lab = await loadLab(idOrPath);
+  } catch (err) {
+    if (err instanceof WirelabError) {
+      console.error(`wirelab lab: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const result = await runOne(lab, flags, tracer, interrupted());
+  await tracer.close();
+  if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
+  return result.ok ? 0 : 1;
+}
+
+/** `wirelab labs`: every lab in labs/, one after another, with progress and a summary table. */
+export async function labsCommand(flags: LabFlags, tracer: Tracer): Promise<number> {
+  const labs = await loadAllLabs();
+  const signal = interrupted();
+  const results: LabResult[] = [];
+  for (const [i, lab] of labs.entries()) {
+    if (signal.aborted) break;
+    process.stderr.write(`[${i + 1}/${labs.length}] ${lab.id} …\n`);
+    const r = await runOne(lab, flags, tracer, signal);
+    if (!flags.json) process.stdout.write('\n');
+    process.stderr.write(`[${i + 1}/${labs.length}] ${lab.id} ${r.ok ? 'pass' : 'FAIL'} (${r.durationMs} ms)\n`);
+    results.push(r);
+  }
+  await tracer.close();
+  if (flags.json) process.stdout.write(JSON.stringify(results) + '\n');
+  else new LabReporter(process.stdout).summary(results);
+  return results.length === labs.length && results.every((r) => r.ok) ? 0 : 1;
+}
+
+export async function listCommand(): Promise<number> {
+  for (const lab of await loadAllLabs()) console.log(`${lab.id.padEnd(28)} ${lab.title}`);
+  return 0;
+}

@@ -1,0 +1,93 @@
+import Table from 'cli-table3';
+import { WirelabError, ErrorCodes } from '../../core/errors.ts';
+import { DEFAULT_PORT_BASE, maxPortBase, type ServiceEntry } from '../../core/registry.ts';
+import type { RunningServer } from '../../core/server.ts';
+import type { Tracer } from '../../core/trace/index.ts';
+import { SERVICES } from '../../servers/index.ts';
+
+export interface UpFlags {
+  'port-base'?: string;
+  host?: string;
+  json?: boolean;
+  only?: string;
+}
+
+interface Started {
+  entry: ServiceEntry;
+  server: RunningServer;
+}
+
+/** Exit code 2 on a usage error; otherwise runs until SIGINT / SIGTERM and exits 0. */
+export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
+  const base = flags['port-base'] === undefined ? DEFAULT_PORT_BASE : Number(flags['port-base']);
+  const limit = maxPortBase(SERVICES);
+  if (!Number.isInteger(base) || base < 0 || base > limit) {
+    console.error(`wirelab up: --port-base must be an integer from 0 to ${limit}, got ${flags['port-base']}`);
+    return 2;
+  }
+  const host = flags.host ?? '127.0.0.1';
+  let services = SERVICES;
+  if (flags.only) {
+    const wanted = flags.only.split(',');
+    const unknown = wanted.filter((w) => !SERVICES.some((s) => s.name === w || s.proto === w));
+    if (unknown.length > 0) {
+      console.error(`wirelab up: unknown service ${unknown.join(', ')}; services: ${SERVICES.map((s) => s.name).join(', ')}`);
+      return 2;
+    }
+    services = SERVICES.filter((s) => wanted.includes(s.name) || wanted.includes(s.proto));
+  }
+
+  const started: Started[] = [];
+  const closeAll = (): Promise<unknown> => Promise.allSettled(started.map((s) => s.server.close()));
+  for (const entry of services) {
+    const port = base === 0 ? 0 : base + entry.wellKnownPort;
+    try {
+      started.push({ entry, server: await entry.start({ host, port, tracer }) });
+    } catch (err) {
+      await closeAll();
+      if (err instanceof WirelabError && err.code === ErrorCodes.PORT_IN_USE) {
+        console.error(
+          `wirelab up: port ${port} (${entry.name}) is already in use; free it or move every port with --port-base N (now ${base})`,
+        );
+        return 1;
+      }
+      console.error(`wirelab up: ${entry.name} did not start: ${err instanceof Error ? err.message : String(err)}`);
+      return 1;
+    }
+  }
+
+  const rows = started.map(({ entry, server }) => ({
+    name: entry.name,
+    proto: server.proto,
+    host: server.host,
+    port: server.port,
+    ...(server.url ? { url: server.url } : {}),
+    try: entry.tryWith(server),
+    ...(entry.extra?.(server) ?? {}),
+  }));
+  if (flags.json) {
+    process.stdout.write(JSON.stringify(rows) + '\n');
+  } else {
+    const table = new Table({ head: ['service', 'proto', 'address', 'try it with'], style: { head: [], border: [] } });
+    for (const r of rows) table.push([r.name, r.proto, r.url ?? `${r.host}:${r.port}`, r.try]);
+    console.log(table.toString());
+    console.log(`wirelab is up: ${rows.length} servers on ${host}. Ctrl-C stops them. Trace with: npm start -- --trace`);
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  // Closing destroys every socket; the timer only guards against a server that will not close.
+  const guard = setTimeout(() => process.exit(0), 1500);
+  guard.unref();
+  await closeAll();
+  await tracer.close();
+  clearTimeout(guard);
+  return 0;
+}

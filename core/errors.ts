@@ -1,0 +1,27 @@
+/**
+ * Errors with a stable `code` (tests assert the code, never the message), after undici's errors.js.
+ * `status` carries the protocol's own answer where there is one (an SMTP reply code, an HTTP status...).
+ */
+export class WirelabError extends Error {
+  readonly code: string;
+  readonly status?: number | string;
+
+  constructor(code: string, message: string, options: { cause?: unknown; status?: number | string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'WirelabError';
+    this.code = code;
+    if (options.status !== undefined) this.status = options.status;
+  }
+}
+
+export const ErrorCodes = {
+  INVALID_OPTION: 'WL_ERR_INVALID_OPTION',
+  DATAGRAM_TOO_LARGE: 'WL_ERR_DATAGRAM_TOO_LARGE',
+  LINE_TOO_LONG: 'WL_ERR_LINE_TOO_LONG',
+  FRAME_TOO_LONG: 'WL_ERR_FRAME_TOO_LONG',
+  TIMEOUT: 'WL_ERR_TIMEOUT',
+  CLOSED: 'WL_ERR_CLOSED',
+  PORT_IN_USE: 'WL_ERR_PORT_IN_USE',
+  LAB_NOT_FOUND: 'WL_ERR_LAB_NOT_FOUND',
+  LAB_INVALID: 'WL_ERR_LAB_INVALID',
+} as const;

@@ -1,0 +1,57 @@
+import { readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ErrorCodes, WirelabError } from '../errors.ts';
+import { defineLab } from './define.ts';
+import type { Lab } from './types.ts';
+
+/** The project's labs/ folder: one lab per file, the file named after the lab's id. */
+export const LABS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'labs');
+
+/** True when the argument names a file rather than a lab id. */
+export function looksLikePath(arg: string): boolean {
+  return arg.includes('/') || arg.includes('\\') || /\.(?:[cm]?[jt]s)$/.test(arg);
+}
+
+async function importLab(file: string): Promise<Lab> {
+  const mod = (await import(pathToFileURL(file).href)) as { default?: unknown; lab?: unknown };
+  const def = mod.default ?? mod.lab;
+  if (!def) {
+    throw new WirelabError(ErrorCodes.LAB_INVALID, `${file} has no default export (export default defineLab({...}))`);
+  }
+  return { ...defineLab(def as Lab), file };
+}
+
+/** Ids of the labs in labs/, sorted. */
+export async function labIds(): Promise<string[]> {
+  const files = await readdir(LABS_DIR);
+  return files
+    .filter((f) => f.endsWith('.ts') && !f.startsWith('_'))
+    .map((f) => f.slice(0, -3))
+    .sort();
+}
+
+/** A lab by id (from labs/) or by path to the user's own file. */
+export async function loadLab(idOrPath: string): Promise<Lab> {
+  if (looksLikePath(idOrPath)) {
+    const file = resolve(idOrPath);
+    if (!existsSync(file)) throw new WirelabError(ErrorCodes.LAB_NOT_FOUND, `no lab file at ${file}`);
+    return importLab(file);
+  }
+  const ids = await labIds();
+  if (!ids.includes(idOrPath)) {
+    throw new WirelabError(ErrorCodes.LAB_NOT_FOUND, `no lab "${idOrPath}"; labs: ${ids.join(', ')}`);
+  }
+  const lab = await importLab(join(LABS_DIR, `${idOrPath}.ts`));
+  if (lab.id !== idOrPath) {
+    throw new WirelabError(ErrorCodes.LAB_INVALID, `labs/${idOrPath}.ts defines id "${lab.id}": the file name must be the id`);
+  }
+  return lab;
+}
+
+export async function loadAllLabs(): Promise<Lab[]> {
+  const labs: Lab[] = [];
+  for (const id of await labIds()) labs.push(await loadLab(id));
+  return labs;
+}

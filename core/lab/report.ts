@@ -1,0 +1,74 @@
+import Table from 'cli-table3';
+import pc from 'picocolors';
+import type { Finding, Lab, LabResult } from './types.ts';
+
+type Colors = ReturnType<typeof pc.createColors>;
+
+/** Renders findings for a person; `--json` prints the LabResult instead. */
+export class LabReporter {
+  readonly #out: NodeJS.WritableStream;
+  readonly #c: Colors;
+
+  constructor(out: NodeJS.WritableStream, color?: boolean) {
+    this.#out = out;
+    const tty = (out as { isTTY?: boolean }).isTTY === true;
+    this.#c = pc.createColors(color ?? (tty && !process.env.NO_COLOR));
+  }
+
+  #line(s = ''): void {
+    this.#out.write(s + '\n');
+  }
+
+  header(lab: Lab): void {
+    const c = this.#c;
+    this.#line(`${c.bold(c.cyan(`▶ ${lab.id}`))}  ${c.bold(lab.title)}  ${c.dim(`[${lab.protocols.join(', ')}]`)}`);
+    this.#line(c.dim(`  ${lab.concept}`));
+  }
+
+  finding(f: Finding): void {
+    const c = this.#c;
+    switch (f.type) {
+      case 'claim':
+        this.#line(
+          `  ${f.holds ? c.green('✓') : c.red('✗')} ${f.text}${f.evidence ? c.dim(`  (${f.evidence})`) : ''}`,
+        );
+        break;
+      case 'measure':
+        this.#line(`  ${c.blue('·')} ${f.label}: ${c.bold(formatNumber(f.value))} ${f.unit}`);
+        break;
+      case 'note':
+        this.#line(`  ${c.yellow('!')} ${f.text}`);
+        break;
+      case 'table': {
+        const t = new Table({ head: f.columns, style: { head: this.#c.isColorSupported ? ['cyan'] : [], border: [] } });
+        for (const row of f.rows) t.push(row.map(String));
+        this.#line(`  ${c.bold(f.title)}`);
+        this.#line(t.toString().replace(/^/gm, '  '));
+        break;
+      }
+    }
+  }
+
+  result(r: LabResult): void {
+    const c = this.#c;
+    if (r.error) this.#line(`  ${c.red('error:')} ${r.error}`);
+    if (!r.error && r.claims.total === 0) this.#line(`  ${c.red('error:')} the lab made no claim`);
+    const verdict = r.ok ? c.green('PASS') : c.red('FAIL');
+    this.#line(`${verdict} ${r.id}: ${r.claims.held}/${r.claims.total} claims held in ${(r.durationMs / 1000).toFixed(1)} s`);
+  }
+
+  summary(results: LabResult[]): void {
+    const t = new Table({ head: ['lab', 'claims held', 'time', 'result'], style: { head: [], border: [] } });
+    for (const r of results) {
+      t.push([r.id, `${r.claims.held}/${r.claims.total}`, `${(r.durationMs / 1000).toFixed(1)} s`, r.ok ? 'pass' : 'FAIL']);
+    }
+    this.#line(t.toString());
+    const failed = results.filter((r) => !r.ok).length;
+    this.#line(failed === 0 ? this.#c.green(`all ${results.length} labs passed`) : this.#c.red(`${failed} of ${results.length} labs failed`));
+  }
+}
+
+export function formatNumber(v: number): string {
+  if (Number.isInteger(v)) return String(v);
+  return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
+}

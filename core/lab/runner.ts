@@ -1,0 +1,99 @@
+import { NOOP_TRACER, type Tracer } from '../trace/index.ts';
+import type { RunningServer } from '../server.ts';
+import type { Finding, Lab, LabContext, LabResult } from './types.ts';
+
+export interface RunLabOptions {
+  tracer?: Tracer;
+  /** Called with each finding as the lab makes it (the terminal reporter prints them live). */
+  onFinding?: (finding: Finding) => void;
+  /** Overrides the lab's own timeout. */
+  timeoutMs?: number;
+  /** Aborting it stops the lab (Ctrl-C). */
+  signal?: AbortSignal;
+}
+
+export const DEFAULT_LAB_TIMEOUT_MS = 60_000;
+
+/** Runs one lab: its findings, whether every claim held, and its clean-up, however it ended. */
+export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<LabResult> {
+  const findings: Finding[] = [];
+  const cleanups: Array<() => unknown> = [];
+  const controller = new AbortController();
+  const onOuterAbort = (): void => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  const add = (f: Finding): void => {
+    findings.push(f);
+    options.onFinding?.(f);
+  };
+
+  const ctx: LabContext = {
+    tracer: options.tracer ?? NOOP_TRACER,
+    signal: controller.signal,
+    claim(text, holds, evidence) {
+      add({ type: 'claim', text, holds: holds === true, ...(evidence === undefined ? {} : { evidence }) });
+      return holds === true;
+    },
+    table(title, columns, rows) {
+      add({ type: 'table', title, columns, rows });
+    },
+    measure(label, value, unit) {
+      add({ type: 'measure', label, value, unit });
+    },
+    note(text) {
+      add({ type: 'note', text });
+    },
+    async start<T extends RunningServer>(server: Promise<T> | T): Promise<T> {
+      const s = await server;
+      cleanups.push(() => s.close());
+      return s;
+    },
+    defer(fn) {
+      cleanups.push(fn);
+    },
+  };
+
+  const timeoutMs = options.timeoutMs ?? lab.timeoutMs ?? DEFAULT_LAB_TIMEOUT_MS;
+  const started = performance.now();
+  let error: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new Error(`lab ${lab.id} did not finish within ${timeoutMs} ms`);
+        controller.abort(err);
+        reject(err);
+      }, timeoutMs);
+    });
+    const aborted = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason ?? new Error('aborted')), {
+        once: true,
+      });
+    });
+    await Promise.race([Promise.resolve().then(() => lab.run(ctx)), timedOut, aborted]);
+  } catch (err) {
+    error = err instanceof Error ? err.message : String(err);
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onOuterAbort);
+    for (const fn of cleanups.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        error ??= `clean-up failed: ${err instanceof Error ? err.message : String(err)}`;
+      }
+    }
+  }
+  const claims = findings.filter((f) => f.type === 'claim');
+  const held = claims.filter((c) => c.holds).length;
+  return {
+    id: lab.id,
+    title: lab.title,
+    concept: lab.concept,
+    protocols: lab.protocols,
+    ok: error === undefined && held === claims.length && claims.length > 0,
+    durationMs: Math.round(performance.now() - started),
+    claims: { held, total: claims.length },
+    findings,
+    ...(error === undefined ? {} : { error }),
+  };
+}

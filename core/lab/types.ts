@@ -1,0 +1,75 @@
+import type { Tracer } from '../trace/index.ts';
+import type { RunningServer } from '../server.ts';
+
+/** A claim the lab printed and checked: `holds` is what was observed, never a constant. */
+export interface ClaimFinding {
+  type: 'claim';
+  text: string;
+  holds: boolean;
+  /** What was seen, in a few words or numbers: shown next to the claim. */
+  evidence?: string;
+}
+export interface TableFinding {
+  type: 'table';
+  title: string;
+  columns: string[];
+  rows: Array<Array<string | number>>;
+}
+export interface MeasureFinding {
+  type: 'measure';
+  label: string;
+  value: number;
+  unit: string;
+}
+/** Something the lab could not observe here, or context; never a result. */
+export interface NoteFinding {
+  type: 'note';
+  text: string;
+}
+export type Finding = ClaimFinding | TableFinding | MeasureFinding | NoteFinding;
+
+export interface LabContext {
+  /** The tracer chosen on the command line (`--trace`, `--trace-file`); the no-op tracer otherwise. */
+  readonly tracer: Tracer;
+  /** Aborted when the lab times out or the user presses Ctrl-C. */
+  readonly signal: AbortSignal;
+  /** Records a claim; a claim that does not hold fails the lab (exit code 1). Returns `holds`. */
+  claim(text: string, holds: boolean, evidence?: string): boolean;
+  table(title: string, columns: string[], rows: Array<Array<string | number>>): void;
+  measure(label: string, value: number, unit: string): void;
+  /** Says what could not be observed here, and why. */
+  note(text: string): void;
+  /** Keeps a started server until the lab ends, then closes it. */
+  start<T extends RunningServer>(server: Promise<T> | T): Promise<T>;
+  /** Runs `fn` when the lab ends, last registered first, whether it passed or not. */
+  defer(fn: () => unknown): void;
+}
+
+export interface LabDefinition {
+  /** kebab-case; `npx wirelab lab <id>` and `npm run lab:<id>`. */
+  id: string;
+  title: string;
+  /** The course idea the lab makes visible, in one sentence. */
+  concept: string;
+  protocols: string[];
+  /** Longest the lab may run. Default 60 s. */
+  timeoutMs?: number;
+  run(ctx: LabContext): Promise<void> | void;
+}
+
+export interface Lab extends LabDefinition {
+  readonly file?: string;
+}
+
+export interface LabResult {
+  id: string;
+  title: string;
+  concept: string;
+  protocols: string[];
+  ok: boolean;
+  durationMs: number;
+  claims: { held: number; total: number };
+  findings: Finding[];
+  /** Set when run() threw or timed out. */
+  error?: string;
+}

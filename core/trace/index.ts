@@ -1,0 +1,7 @@
+export type { Dir, EventBody, TraceEvent, TraceSink, Tracer } from './types.ts';
+export { NOOP_TRACER, createTracer, nextCid } from './tracer.ts';
+export { MemorySink } from './memory.ts';
+export { JsonlSink } from './jsonl.ts';
+export { PrettySink } from './pretty.ts';
+export { hexDump, preview } from './hex.ts';
+export { REDACTED, redactLine } from './redact.ts';

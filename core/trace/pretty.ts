@@ -1,0 +1,49 @@
+import pc from 'picocolors';
+import { hexDump } from './hex.ts';
+import type { TraceEvent, TraceSink } from './types.ts';
+
+export interface PrettySinkOptions {
+  /** Where lines go. Default process.stderr (stdout stays clean for `--json`). */
+  stream?: NodeJS.WritableStream;
+  /** Colours on or off. Default: on when the stream is a TTY and NO_COLOR is unset. */
+  color?: boolean;
+  /** Hex-dump each event's payload under its line. Default false. */
+  hex?: boolean;
+  /** Bytes shown per hex dump. Default 256. */
+  hexMaxBytes?: number;
+}
+
+const ARROWS = { '>': '→', '<': '←', '*': '•' } as const;
+
+/** One line per command, frame or datagram: ms since start, connection id, direction, kind, summary. */
+export class PrettySink implements TraceSink {
+  readonly #stream: NodeJS.WritableStream;
+  readonly #c: ReturnType<typeof pc.createColors>;
+  readonly #hex: boolean;
+  readonly #hexMax: number;
+
+  constructor(options: PrettySinkOptions = {}) {
+    this.#stream = options.stream ?? process.stderr;
+    const tty = (this.#stream as { isTTY?: boolean }).isTTY === true;
+    this.#c = pc.createColors(options.color ?? (tty && !process.env.NO_COLOR));
+    this.#hex = options.hex ?? false;
+    this.#hexMax = options.hexMaxBytes ?? 256;
+  }
+
+  format(e: TraceEvent): string {
+    const c = this.#c;
+    const t = c.dim(`${e.t.toFixed(3).padStart(10)}ms`);
+    const colour = e.dir === '>' ? c.cyan : e.dir === '<' ? c.magenta : c.yellow;
+    const arrow = colour(ARROWS[e.dir]);
+    const size = e.bytes === undefined ? '' : c.dim(` (${e.bytes} B)`);
+    let line = `${t} ${c.bold(e.cid.padEnd(10))} ${arrow} ${colour(e.kind.padEnd(10))} ${e.summary}${size}`;
+    if (this.#hex && e.data && e.data.byteLength > 0) {
+      line += '\n' + hexDump(e.data, this.#hexMax).map((l) => c.dim(`${' '.repeat(14)}${l}`)).join('\n');
+    }
+    return line;
+  }
+
+  write(e: TraceEvent): void {
+    this.#stream.write(this.format(e) + '\n');
+  }
+}

@@ -1,0 +1,45 @@
+import type { ServiceEntry } from '../core/registry.ts';
+import { startTcpServer } from './tcp.ts';
+import { startUdpServer } from './udp.ts';
+
+const py = (code: string): string => `python3 -c "${code}"`;
+
+/**
+ * Every server `wirelab up` starts, in table order. A new protocol adds its entries here
+ * (port = port base + the service's IANA port).
+ */
+export const SERVICES: ServiceEntry[] = [
+  {
+    name: 'tcp-echo',
+    proto: 'tcp',
+    wellKnownPort: 7,
+    describe: 'echo (RFC 862), line framing',
+    start: (o) => startTcpServer({ ...o, mode: 'echo', framing: 'line' }),
+    tryWith: (s) => `nc ${s.host} ${s.port}`,
+  },
+  {
+    name: 'udp-echo',
+    proto: 'udp',
+    wellKnownPort: 7,
+    describe: 'echo (RFC 862), every datagram back to its sender',
+    start: (o) => startUdpServer(o),
+    tryWith: (s) => `nc -u ${s.host} ${s.port}`,
+  },
+  {
+    name: 'tcp-discard',
+    proto: 'tcp',
+    wellKnownPort: 9,
+    describe: 'discard (RFC 863): reads and drops everything',
+    start: (o) => startTcpServer({ ...o, mode: 'discard' }),
+    tryWith: (s) => `head -c 10000000 /dev/zero | nc -N ${s.host} ${s.port}`,
+  },
+  {
+    name: 'tcp-chargen',
+    proto: 'tcp',
+    wellKnownPort: 19,
+    describe: 'chargen (RFC 864): an endless stream of text lines',
+    start: (o) => startTcpServer({ ...o, mode: 'chargen' }),
+    tryWith: (s) =>
+      py(`import socket; s=socket.create_connection(('${s.host}',${s.port})); print(s.recv(300).decode())`),
+  },
+];

@@ -14,7 +14,7 @@ export default tseslint.config(
   },
   {
     // Only the CLI, the tracer's terminal sink and scripts may write to the console.
-    files: ['bin/**', 'core/trace/pretty.ts', 'scripts/**', 'examples/**'],
+    files: ['bin/**', 'bench/**', 'core/trace/pretty.ts', 'scripts/**', 'examples/**'],
     rules: { 'no-console': 'off' },
   },
 );

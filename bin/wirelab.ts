@@ -66,4 +66,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+// Exit once stdout is flushed, even if a lab left a handle open (its clean-up has already run).
+process.stdout.write('', () => process.exit(code));

@@ -146,6 +146,11 @@ export class TcpClient {
     return new TcpClient(socket, proto, cid, connectMs, options, info);
   }
 
+  /** This end's port: what the server sees as the peer's port. */
+  get localPort(): number {
+    return this.#socket.localPort ?? 0;
+  }
+
   /** Sends one message in the connection's framing; resolves when it was handed to the kernel. */
   send(message: Buffer | string): Promise<void> {
     const buf = encodeFrame(this.#framing, message);

@@ -4,6 +4,7 @@ import { DEFAULT_PORT_BASE, maxPortBase, type ServiceEntry } from '../../core/re
 import type { RunningServer } from '../../core/server.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import { SERVICES } from '../../servers/index.ts';
+import { COMPACT } from '../../core/lab/report.ts';
 
 export interface UpFlags {
   'port-base'?: string;
@@ -68,7 +69,7 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
   if (flags.json) {
     process.stdout.write(JSON.stringify(rows) + '\n');
   } else {
-    const table = new Table({ head: ['service', 'proto', 'address', 'try it with'], style: { head: [], border: [] } });
+    const table = new Table({ head: ['service', 'proto', 'address', 'try it with'], style: { head: [], border: [] }, chars: COMPACT });
     for (const r of rows) table.push([r.name, r.proto, r.url ?? `${r.host}:${r.port}`, r.try]);
     console.log(table.toString());
     console.log(`wirelab is up: ${rows.length} servers on ${host}. Ctrl-C stops them. Trace with: npm start -- --trace`);

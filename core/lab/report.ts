@@ -4,6 +4,9 @@ import type { Finding, Lab, LabResult } from './types.ts';
 
 type Colors = ReturnType<typeof pc.createColors>;
 
+/** cli-table3 without a rule between rows. */
+export const COMPACT = { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' };
+
 /** Renders findings for a person; `--json` prints the LabResult instead. */
 export class LabReporter {
   readonly #out: NodeJS.WritableStream;
@@ -40,7 +43,7 @@ export class LabReporter {
         this.#line(`  ${c.yellow('!')} ${f.text}`);
         break;
       case 'table': {
-        const t = new Table({ head: f.columns, style: { head: this.#c.isColorSupported ? ['cyan'] : [], border: [] } });
+        const t = new Table({ head: f.columns, style: { head: this.#c.isColorSupported ? ['cyan'] : [], border: [] }, chars: COMPACT });
         for (const row of f.rows) t.push(row.map(String));
         this.#line(`  ${c.bold(f.title)}`);
         this.#line(t.toString().replace(/^/gm, '  '));
@@ -58,7 +61,7 @@ export class LabReporter {
   }
 
   summary(results: LabResult[]): void {
-    const t = new Table({ head: ['lab', 'claims held', 'time', 'result'], style: { head: [], border: [] } });
+    const t = new Table({ head: ['lab', 'claims held', 'time', 'result'], style: { head: [], border: [] }, chars: COMPACT });
     for (const r of results) {
       t.push([r.id, `${r.claims.held}/${r.claims.total}`, `${(r.durationMs / 1000).toFixed(1)} s`, r.ok ? 'pass' : 'FAIL']);
     }

@@ -1,4 +1,4 @@
-import { NOOP_TRACER, type Tracer } from '../trace/index.ts';
+import { createTracer, forwardTo, MemorySink, NOOP_TRACER, type Tracer } from '../trace/index.ts';
 import type { RunningServer } from '../server.ts';
 import type { Finding, Lab, LabContext, LabResult } from './types.ts';
 
@@ -41,6 +41,11 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
     },
     note(text) {
       add({ type: 'note', text });
+    },
+    recorder() {
+      const events = new MemorySink();
+      const user = options.tracer ?? NOOP_TRACER;
+      return { tracer: createTracer(user.enabled ? [events, forwardTo(user)] : [events]), events };
     },
     async start<T extends RunningServer>(server: Promise<T> | T): Promise<T> {
       const s = await server;

@@ -1,4 +1,4 @@
-import type { Tracer } from '../trace/index.ts';
+import type { MemorySink, Tracer } from '../trace/index.ts';
 import type { RunningServer } from '../server.ts';
 
 /** A claim the lab printed and checked: `holds` is what was observed, never a constant. */
@@ -39,6 +39,11 @@ export interface LabContext {
   measure(label: string, value: number, unit: string): void;
   /** Says what could not be observed here, and why. */
   note(text: string): void;
+  /**
+   * A tracer whose events the lab can read back (to count reads, datagrams, commands) and that still prints them when
+   * the user asked for --trace.
+   */
+  recorder(): { tracer: Tracer; events: MemorySink };
   /** Keeps a started server until the lab ends, then closes it. */
   start<T extends RunningServer>(server: Promise<T> | T): Promise<T>;
   /** Runs `fn` when the lab ends, last registered first, whether it passed or not. */

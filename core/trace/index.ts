@@ -1,5 +1,5 @@
 export type { Dir, EventBody, TraceEvent, TraceSink, Tracer } from './types.ts';
-export { NOOP_TRACER, createTracer, nextCid } from './tracer.ts';
+export { NOOP_TRACER, createTracer, forwardTo, nextCid } from './tracer.ts';
 export { MemorySink } from './memory.ts';
 export { JsonlSink } from './jsonl.ts';
 export { PrettySink } from './pretty.ts';

@@ -41,6 +41,16 @@ export function createTracer(sinks: TraceSink[]): Tracer {
   return sinks.length === 0 ? NOOP_TRACER : new FanoutTracer(sinks);
 }
 
+/** A sink that re-emits every event on another tracer: a lab records for its own checks and still honours --trace. */
+export function forwardTo(tracer: Tracer): TraceSink {
+  return {
+    write: (e) => {
+      const { t: _t, proto, cid, dir, kind, ...body } = e;
+      tracer.emit(proto, cid, dir, kind, () => body);
+    },
+  };
+}
+
 const counters = new Map<string, number>();
 
 /** A process-wide unique connection id such as `tcp#3`. */

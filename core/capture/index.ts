@@ -1,0 +1,73 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parsePcap, type Packet } from './pcap.ts';
+
+export { parsePcap, describePacket, type Packet } from './pcap.ts';
+
+export interface CaptureAvailability {
+  ok: boolean;
+  /** Why not, in words a lab can print. */
+  reason?: string;
+}
+
+/** Captures need tcpdump (Debian package tcpdump) and root for the raw socket on lo. */
+export function captureAvailable(): CaptureAvailability {
+  if (process.platform !== 'linux') return { ok: false, reason: 'packet capture is only wired up on Linux' };
+  if (spawnSync('sh', ['-c', 'command -v tcpdump'], { stdio: 'ignore' }).status !== 0) {
+    return { ok: false, reason: 'tcpdump is not installed (Debian package tcpdump; npm run peers)' };
+  }
+  if (process.getuid?.() !== 0) return { ok: false, reason: 'capturing on lo needs root' };
+  return { ok: true };
+}
+
+export interface Capture {
+  /** Stops tcpdump (the process this capture started) and returns the packets it saw. Safe to call twice. */
+  stop(): Promise<Packet[]>;
+}
+
+/**
+ * Starts tcpdump on the loopback interface with a BPF filter such as `tcp port 7007 or udp port 7007`; resolves once
+ * it is listening. Only headers are kept (snaplen 128).
+ */
+export async function startCapture(filter: string, options: { iface?: string; timeoutMs?: number } = {}): Promise<Capture> {
+  const dir = await mkdtemp(join(tmpdir(), 'wirelab-cap-'));
+  const file = join(dir, 'cap.pcap');
+  const child: ChildProcess = spawn('tcpdump', ['-i', options.iface ?? 'lo', '-Z', 'root', '-n', '-U', '--immediate-mode', '-s', '128', '-w', file, filter], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`tcpdump did not start listening within ${options.timeoutMs ?? 5000} ms: ${stderr.trim()}`));
+    }, options.timeoutMs ?? 5000);
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+      if (stderr.includes('listening on')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`tcpdump exited (${code}): ${stderr.trim()}`));
+    });
+  });
+  let stopped: Promise<Packet[]> | undefined;
+  const stop = async (): Promise<Packet[]> => {
+      // Give the last packets a moment to be written (-U flushes per packet), then stop our own tcpdump.
+      await new Promise((r) => setTimeout(r, 50));
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+      try {
+        const buf = await readFile(file);
+        return parsePcap(buf);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+  };
+  return { stop: () => (stopped ??= stop()) };
+}

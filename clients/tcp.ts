@@ -55,7 +55,15 @@ export class TcpClient {
   #ended?: Error;
   #reason?: EndReason;
 
-  private constructor(socket: net.Socket, proto: string, cid: string, connectMs: number, o: TcpClientOptions, info?: HandshakeInfo) {
+  private constructor(
+    socket: net.Socket,
+    proto: string,
+    cid: string,
+    connectMs: number,
+    o: TcpClientOptions,
+    early: { session?: Buffer },
+    info?: HandshakeInfo,
+  ) {
     this.#socket = socket;
     this.#proto = proto;
     this.cid = cid;
@@ -64,6 +72,7 @@ export class TcpClient {
     this.#framing = o.framing ?? 'raw';
     this.#tracer = o.tracer ?? NOOP_TRACER;
     const decoder = createDecoder(this.#framing, o);
+    if (early.session) this.session = early.session;
     socket.on('session', (s: Buffer) => (this.session = s));
     socket.on('data', (chunk: Buffer) => {
       this.reads.push(chunk.length);
@@ -113,10 +122,13 @@ export class TcpClient {
     const cid = nextCid(proto);
     const started = performance.now();
     let socket: net.Socket;
+    const early: { session?: Buffer } = {};
     if (useTls) {
       const settings = options.tls === true ? {} : (options.tls as TlsSettings & { session?: Buffer });
       socket = tls.connect({ host, port: options.port, ...(await tlsClientOptions(settings)), ...(settings.session ? { session: settings.session } : {}) });
       attachKeylog(socket, settings.keylogFile);
+      // TLS 1.2 hands over its session before 'secureConnect': keep it for the client object made afterwards.
+      socket.on('session', (s: Buffer) => (early.session = s));
     } else {
       socket = net.connect({ host, port: options.port, noDelay: options.noDelay ?? false });
     }
@@ -143,7 +155,7 @@ export class TcpClient {
         : `connected ${socket.localAddress}:${socket.localPort} → ${host}:${options.port} in ${connectMs} ms`,
       meta: { connectMs, ...(info ?? {}) },
     }));
-    return new TcpClient(socket, proto, cid, connectMs, options, info);
+    return new TcpClient(socket, proto, cid, connectMs, options, early, info);
   }
 
   /** This end's port: what the server sees as the peer's port. */

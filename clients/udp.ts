@@ -88,7 +88,7 @@ export class UdpClient {
   }
 
   /** Sends bytes as they are, without wirelab's header. */
-  sendRaw(buf: Uint8Array): Promise<void> {
+  async sendRaw(buf: Uint8Array): Promise<void> {
     checkDatagramSize(buf.byteLength, 'datagram');
     this.sent++;
     const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);

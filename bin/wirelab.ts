@@ -68,4 +68,4 @@ async function main(argv: string[]): Promise<number> {
 
 const code = await main(process.argv.slice(2));
 // Exit once stdout is flushed, even if a lab left a handle open (its clean-up has already run).
-process.stdout.write('', () => process.exit(code));
+process.stderr.write('', () => process.stdout.write('', () => process.exit(code)));

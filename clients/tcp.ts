@@ -4,7 +4,7 @@ import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { createDecoder, encodeFrame, FRAMINGS, type Framing, type FramingLimits } from '../core/framing.ts';
 import { checkInt, checkOneOf, checkPort } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
-import { attachKeylog, handshakeInfo, tlsClientOptions, type HandshakeInfo, type TlsSettings } from '../core/tls/index.ts';
+import { attachKeylog, describeHandshake, handshakeInfo, tlsClientOptions, type HandshakeInfo, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
 import { describeEnd, type EndReason } from '../servers/tcp.ts';
 
@@ -151,7 +151,7 @@ export class TcpClient {
     const info = useTls ? handshakeInfo(socket as tls.TLSSocket, started) : undefined;
     tracer.emit(proto, cid, '*', 'connected', () => ({
       summary: info
-        ? `${info.version} ${info.cipher} alpn=${info.alpn || 'none'} cert=${info.subject ?? 'none'} ${info.resumed ? 'resumed' : 'full'} in ${connectMs} ms`
+        ? `${describeHandshake(info)} (TCP + TLS)`
         : `connected ${socket.localAddress}:${socket.localPort} → ${host}:${options.port} in ${connectMs} ms`,
       meta: { connectMs, ...(info ?? {}) },
     }));

@@ -15,7 +15,16 @@ export function looksLikePath(arg: string): boolean {
 }
 
 async function importLab(file: string): Promise<Lab> {
-  const mod = (await import(pathToFileURL(file).href)) as { default?: unknown; lab?: unknown };
+  let mod: { default?: unknown; lab?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as typeof mod;
+  } catch (err) {
+    const hint =
+      (err as { code?: string }).code === 'ERR_REQUIRE_CYCLE_MODULE' || /require\(\)|ERR_REQUIRE/.test(String(err))
+        ? ' (outside this project a .ts file is loaded as CommonJS: name it .mts, or add a package.json with "type": "module")'
+        : '';
+    throw new WirelabError(ErrorCodes.LAB_INVALID, `${file} could not be loaded: ${(err as Error).message.split('\n')[0]}${hint}`, { cause: err });
+  }
   const def = mod.default ?? mod.lab;
   if (!def) {
     throw new WirelabError(ErrorCodes.LAB_INVALID, `${file} has no default export (export default defineLab({...}))`);

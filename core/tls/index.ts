@@ -66,10 +66,11 @@ export interface HandshakeInfo {
   /** Subject CN of the peer's certificate (the server's, seen from a client), when there is one. */
   subject: string | null;
   resumed: boolean;
-  ms: number;
+  /** From the start of the handshake, when this end saw it start (a server's tls.Server hides that). */
+  ms: number | null;
 }
 
-export function handshakeInfo(socket: TLSSocket, startedAt: number): HandshakeInfo {
+export function handshakeInfo(socket: TLSSocket, startedAt: number | null): HandshakeInfo {
   const cert = socket.getPeerCertificate?.();
   const own = socket.getCertificate?.();
   const subjectOf = (c: unknown): string | null => {
@@ -82,7 +83,7 @@ export function handshakeInfo(socket: TLSSocket, startedAt: number): HandshakeIn
     alpn: socket.alpnProtocol ?? null,
     subject: subjectOf(cert && Object.keys(cert).length > 0 ? cert : own),
     resumed: socket.isSessionReused(),
-    ms: Math.round((performance.now() - startedAt) * 1000) / 1000,
+    ms: startedAt === null ? null : Math.round((performance.now() - startedAt) * 1000) / 1000,
   };
 }
 
@@ -92,12 +93,22 @@ export function handshakeInfo(socket: TLSSocket, startedAt: number): HandshakeIn
  */
 export function traceTlsHandshake(tracer: Tracer, cid: string, socket: TLSSocket, side: 'client' | 'server'): void {
   if (!tracer.enabled) return;
-  const startedAt = performance.now();
-  socket.once(side === 'client' ? 'secureConnect' : 'secure', () => {
+  // A tls.Server hands over its sockets once they are secure ('secureConnection'): report at once, without a time.
+  const done = side === 'server' && socket.getProtocol() !== null;
+  const startedAt = done ? null : performance.now();
+  const report = (): void => {
     const h = handshakeInfo(socket, startedAt);
     tracer.emit('tls', cid, '*', 'handshake', () => ({
-      summary: `${side}: ${h.version} ${h.cipher} alpn=${h.alpn || 'none'} cert=${h.subject ?? 'none'} ${h.resumed ? 'resumed' : 'full'} in ${h.ms} ms`,
+      summary: `${side}: ${describeHandshake(h)}`,
       meta: { side, ...h },
     }));
-  });
+  };
+  if (done) report();
+  else socket.once(side === 'client' ? 'secureConnect' : 'secure', report);
+}
+
+/** "TLSv1.3 TLS_AES_256_GCM_SHA384 alpn=none cert=CN=localhost full in 3.1 ms" */
+export function describeHandshake(h: HandshakeInfo): string {
+  const time = h.ms === null ? '' : ` in ${h.ms} ms`;
+  return `${h.version} ${h.cipher} alpn=${h.alpn || 'none'} cert=${h.subject ?? 'none'} ${h.resumed ? 'resumed' : 'full'}${time}`;
 }

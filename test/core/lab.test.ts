@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { defineLab, runLab } from '../../core/lab/index.ts';
+import { runCli } from '../helpers/cli.ts';
+
+const base = { id: 'x', title: 'x', concept: 'x', protocols: [] };
+
+test('a lab passes only when it made claims and every one held', async () => {
+  const ok = await runLab(defineLab({ ...base, run: (ctx) => void ctx.claim('one is one', 1 === 1) }));
+  assert.equal(ok.ok, true);
+  assert.deepEqual(ok.claims, { held: 1, total: 1 });
+  const failed = await runLab(defineLab({ ...base, run: (ctx) => void ctx.claim('two is three', 2 === (3 as number)) }));
+  assert.equal(failed.ok, false);
+  const silent = await runLab(defineLab({ ...base, run: (ctx) => ctx.note('nothing to say') }));
+  assert.equal(silent.ok, false, 'a lab without a claim is not a pass');
+});
+
+test('a throwing or timed-out lab fails, and its clean-ups run last registered first', async () => {
+  const order: string[] = [];
+  const thrown = await runLab(
+    defineLab({
+      ...base,
+      run(ctx) {
+        ctx.defer(() => order.push('first'));
+        ctx.defer(() => order.push('second'));
+        ctx.claim('held', true);
+        throw new Error('boom');
+      },
+    }),
+  );
+  assert.equal(thrown.ok, false);
+  assert.equal(thrown.error, 'boom');
+  assert.deepEqual(order, ['second', 'first']);
+  let aborted = false;
+  const slow = await runLab(
+    defineLab({
+      ...base,
+      timeoutMs: 50,
+      run: (ctx) =>
+        new Promise<void>((resolve) => {
+          ctx.signal.addEventListener('abort', () => (aborted = true));
+          setTimeout(resolve, 1000);
+        }),
+    }),
+  );
+  assert.match(slow.error ?? '', /did not finish within 50 ms/);
+  assert.equal(aborted, true);
+});
+
+test('a lab definition is checked', () => {
+  assert.throws(() => defineLab({ ...base, id: 'Not Kebab', run: () => {} }), { code: 'WL_ERR_LAB_INVALID' });
+  assert.throws(() => defineLab({ ...base, run: undefined as never }), /run\(ctx\)/);
+});
+
+test("a user's own lab file runs from the CLI; --json puts only JSON on stdout", async () => {
+  const r = await runCli(['lab', './examples/my-lab.ts', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stdout);
+  assert.equal(result.id, 'nagle-delayed-ack');
+  assert.equal(result.ok, true);
+});
+
+test('a failed claim makes the CLI exit 1; an unknown lab exits 2 naming the labs', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wl-lab-'));
+  const file = join(dir, 'failing.mts');
+  await writeFile(
+    file,
+    `export default { id: 'failing', title: 'f', concept: 'c', protocols: [], run(ctx) { ctx.claim('the moon is cheese', false, 'it is rock'); } };\n`,
+  );
+  const r = await runCli(['lab', file]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /✗ the moon is cheese {2}\(it is rock\)/);
+  assert.match(r.stdout, /FAIL failing: 0\/1 claims held/);
+  const unknown = await runCli(['lab', 'no-such-lab']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /no lab "no-such-lab"; labs: .*tcp-vs-udp/);
+});
+
+test('--trace-file writes the lab traffic as JSON lines, --trace prints it on stderr', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wl-lab-'));
+  const file = join(dir, 'trace.jsonl');
+  const r = await runCli(['lab', './examples/my-lab.ts', '--trace', '--trace-file', file]);
+  assert.equal(r.code, 0, r.stderr);
+  const events = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(events.some((e) => e.proto === 'tcp' && e.kind === 'write' && e.dir === '>'));
+  assert.match(r.stderr, /tcp#\d+\s+→ write/);
+});

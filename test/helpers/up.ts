@@ -1,0 +1,57 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CLI } from './cli.ts';
+
+export interface Endpoint {
+  name: string;
+  proto: string;
+  host: string;
+  port: number;
+  url?: string;
+  try: string;
+  [extra: string]: unknown;
+}
+
+export interface UpProcess {
+  child: ChildProcess;
+  endpoints: Endpoint[];
+  stderr(): string;
+  /** Sends SIGTERM and resolves with the exit code and how long it took. */
+  stop(): Promise<{ code: number | null; ms: number }>;
+}
+
+/** Starts `wirelab up --json` as a real process and waits for its one line of endpoints. */
+export function startUp(args: string[] = ['--port-base', '0'], timeoutMs = 30_000): Promise<UpProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'up', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`wirelab up printed no endpoint line in ${timeoutMs} ms:\n${out}\n${err}`));
+    }, timeoutMs);
+    child.stderr.on('data', (d) => (err += d));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`wirelab up exited (${code}) before listening:\n${err}`));
+    });
+    child.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl === -1) return;
+      clearTimeout(timer);
+      const endpoints = JSON.parse(out.slice(0, nl)) as Endpoint[];
+      resolve({
+        child,
+        endpoints,
+        stderr: () => err,
+        stop: () =>
+          new Promise((done) => {
+            const t0 = performance.now();
+            child.removeAllListeners('exit');
+            child.once('exit', (code) => done({ code, ms: performance.now() - t0 }));
+            child.kill('SIGTERM');
+          }),
+      });
+    });
+  });
+}

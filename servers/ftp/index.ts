@@ -41,8 +41,9 @@ async function seedRoots(o: ResolvedFtpOptions): Promise<void> {
   for (const [i, u] of o.users.entries()) {
     await mkdir(u.root!, { recursive: true });
     if (i === 0 && (await readdir(u.root!)).length === 0) {
-      await writeFile(join(u.root!, 'readme.txt'), WELCOME_TEXT);
-      await mkdir(join(u.root!, 'docs'));
+      // 'wx' and recursive: two servers sharing a root (ftp and ftps in `wirelab up`) may seed it at the same time.
+      await writeFile(join(u.root!, 'readme.txt'), WELCOME_TEXT, { flag: 'wx' }).catch(() => {});
+      await mkdir(join(u.root!, 'docs'), { recursive: true });
     }
   }
   if (o.anonymous) await mkdir(join(o.rootDir, 'anonymous'), { recursive: true });

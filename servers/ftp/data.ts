@@ -129,7 +129,7 @@ export class DataChannel {
       } finally {
         mode.server.close();
       }
-      socket.resume();
+      // Still paused (pauseOnConnect): the transfer's pipeline starts the reading, so no byte is lost before it.
       route = `client ${plainAddress(socket.remoteAddress)}:${socket.remotePort} → server ${plainAddress(socket.localAddress)}:${socket.localPort}`;
     } else {
       socket = await timeout(
@@ -155,6 +155,7 @@ export class DataChannel {
   }
 
   async #secure(raw: net.Socket): Promise<net.Socket> {
+    raw.resume(); // the TLS layer reads the handshake itself; application bytes wait in the TLS socket
     const s = new tls.TLSSocket(raw, { isServer: true, secureContext: this.#s.secureContext! });
     s.on('error', () => {});
     await timeout(

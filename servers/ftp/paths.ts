@@ -73,7 +73,11 @@ export class Jail {
       const isLink = await lstat(mapped).then((st) => st.isSymbolicLink(), () => false);
       if (isLink) throw new PathRefused('symbolic link to nowhere inside your root');
       if (mapped === this.root || dirname(mapped) === mapped) throw new PathRefused('root is missing');
-      real = join(await this.#confine(dirname(mapped)), basename(mapped));
+      // Only the last part may be missing (a file or folder about to be made): its parent must exist, inside the root.
+      const parent = await realpath(dirname(mapped)).catch((e: unknown) => {
+        throw new PathRefused(fsReason(e));
+      });
+      real = join(parent, basename(mapped));
     }
     if (!this.#inside(real)) throw new PathRefused('outside your root');
     return real;

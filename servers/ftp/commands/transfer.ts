@@ -105,7 +105,7 @@ function receive(s: FtpSession, verb: string, target: Resolved, r: Receive): voi
       conn.socket.destroy();
       out.destroy();
       // A write already handed to the file system still lands: wait for it before the file is sized or truncated.
-      if (!out.closed) await new Promise((r) => out.once('close', r));
+      if (!out.closed) await new Promise<void>((r) => out.once('close', () => r()));
       if (err instanceof QuotaExceeded) {
         if (sizeBefore < 0) await rm(target.real, { force: true });
         else await truncate(target.real, kept);

@@ -11,7 +11,7 @@ import { fileCommands } from './commands/files.ts';
 import { infoCommands } from './commands/info.ts';
 import { transferCommands } from './commands/transfer.ts';
 import { resolveFtpOptions, type FtpServerOptions, type ResolvedFtpOptions } from './options.ts';
-import { FtpSession, type CommandTable, type ServerContext } from './session.ts';
+import { AddressFailures, FtpSession, type CommandTable, type ServerContext } from './session.ts';
 
 export { DEMO_USER, FTP_SERVER_DEFAULTS, type FtpServerOptions, type FtpUser } from './options.ts';
 export { FtpSession, type CommandTable, type Handler, type State } from './session.ts';
@@ -63,7 +63,7 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
   const sockets = new SocketSet();
   const stats = { connections: 0, refused: 0 };
   let port = 0;
-  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port };
+  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, failures: new AddressFailures() };
 
   const admit = (socket: net.Socket): boolean => {
     if (sockets.size >= o.maxConnections) {

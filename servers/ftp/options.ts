@@ -53,7 +53,10 @@ export interface FtpServerOptions {
   maxBadCommands?: number;
   /** Wrong passwords per connection before 421 and close. Default 5. */
   maxLoginFailures?: number;
-  /** Each wrong password's reply is held back this long times the failures so far. Default 400 ms. */
+  /**
+   * Each wrong password's reply is held back this long times the failures so far from that client address (across
+   * connections, at most 30 s). Default 400 ms.
+   */
   loginFailDelayMs?: number;
   /** A control connection silent this long gets 421 and is closed. Default 300,000 ms. */
   idleTimeoutMs?: number;

@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { createDecoder, type Decoder } from '../../core/framing.ts';
-import { traceTlsHandshake } from '../../core/tls/index.ts';
+import { attachKeylog, traceTlsHandshake } from '../../core/tls/index.ts';
 import { redactLine, type Tracer } from '../../core/trace/index.ts';
 import { DataChannel, plainAddress } from './data.ts';
 import type { FtpUser, ResolvedFtpOptions } from './options.ts';
@@ -39,6 +39,33 @@ export interface ServerContext {
   secureContext?: tls.SecureContext;
   /** Real port of the control listener, so PORT can never point a data connection back at it. */
   controlPort(): number;
+  /** Wrong passwords per client address, across connections (reconnecting does not reset the slow-down). */
+  failures: AddressFailures;
+}
+
+/**
+ * Recent login failures by client address. A connection closes after maxLoginFailures, but a client that reconnects
+ * keeps its count, so each new guess still waits longer. A successful login from the address clears it; an entry
+ * untouched for `forgetMs` is forgotten, and at most `maxAddresses` are kept (the oldest is dropped).
+ */
+export class AddressFailures {
+  readonly #map = new Map<string, { count: number; at: number }>();
+  constructor(readonly forgetMs = 15 * 60_000, readonly maxAddresses = 10_000) {}
+
+  /** Records one failure; returns the address's count including it. */
+  add(address: string): number {
+    const now = Date.now();
+    const prev = this.#map.get(address);
+    const count = prev && now - prev.at < this.forgetMs ? prev.count + 1 : 1;
+    this.#map.delete(address);
+    if (this.#map.size >= this.maxAddresses) this.#map.delete(this.#map.keys().next().value!);
+    this.#map.set(address, { count, at: now });
+    return count;
+  }
+
+  clear(address: string): void {
+    this.#map.delete(address);
+  }
 }
 
 const URGENT = new Set(['ABOR', 'STAT', 'NOOP', 'QUIT']);
@@ -211,6 +238,7 @@ export class FtpSession {
     this.#decoder = createDecoder('line', { maxLineLength: this.o.maxLineLength });
     this.#attach(secure);
     traceTlsHandshake(this.tracer, this.cid, secure, 'server');
+    attachKeylog(secure, this.o.tls ? this.o.tls.keylogFile : undefined);
     secure.once('secure', () => this.trace('*', 'tls', 'control connection is now TLS (AUTH TLS)'));
     raw.setTimeout(this.o.idleTimeoutMs);
     raw.on('timeout', () => {

@@ -49,17 +49,20 @@ export const authCommands: CommandTable = {
       if (!found) {
         s.loginFailures++;
         s.state = 'user';
-        s.trace('*', 'auth', `login failed for ${JSON.stringify(s.pendingUser)} (${s.loginFailures}/${s.o.maxLoginFailures})`, {
+        const fromAddress = s.ctx.failures.add(s.peer);
+        s.trace('*', 'auth', `login failed for ${JSON.stringify(s.pendingUser)} (${s.loginFailures}/${s.o.maxLoginFailures} on this connection, ${fromAddress} from ${s.peer})`, {
           failures: s.loginFailures,
+          fromAddress,
         });
         if (s.loginFailures >= s.o.maxLoginFailures) {
           s.trace('*', 'limit', `maxLoginFailures=${s.o.maxLoginFailures} reached: closing`);
           return s.close(421, 'Too many failed logins, closing control connection.');
         }
-        // Each failure waits longer before its answer: guessing is slowed down (commands queue behind it).
-        await sleep(s.o.loginFailDelayMs * s.loginFailures);
+        // Each failure from this address waits longer before its answer (commands queue behind it), capped at 30 s.
+        await sleep(Math.min(30_000, s.o.loginFailDelayMs * fromAddress));
         return void s.reply(530, 'Login incorrect.');
       }
+      s.ctx.failures.clear(s.peer);
       await mkdir(found.user.root, { recursive: true });
       s.jail = await Jail.open(found.user.root);
       s.user = found.user;

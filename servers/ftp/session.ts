@@ -178,6 +178,8 @@ export class FtpSession {
     if (handler.needsArg && arg.trim() === '') return this.bad(501, `Syntax: ${handler.help}`);
     if (handler.writes && this.readOnly) return this.reply(550, 'Permission denied: this account is read-only.');
     if (!URGENT.has(verb) && this.transfer) await this.transfer;
+    // RFC 959: RNTO must come right after RNFR; anything else in between forgets the RNFR.
+    if (verb !== 'RNTO' && verb !== 'RNFR') this.renameFrom = undefined;
     try {
       await handler.run(this, arg);
     } catch (err) {

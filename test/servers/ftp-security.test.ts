@@ -164,6 +164,9 @@ test('RNTO onto a directory is refused and nothing moves', async (t) => {
   assert.equal((await c.cmd('RNTO dir')).code, 550);
   assert.equal((await c.cmd('RNFR docs')).code, 350);
   assert.equal((await c.cmd('RNTO /dir')).code, 550);
+  assert.equal((await c.cmd('RNFR readme.txt')).code, 350);
+  assert.equal((await c.cmd('NOOP')).code, 200);
+  assert.equal((await c.cmd('RNTO moved.txt')).code, 503, 'RNTO must follow RNFR directly');
   assert.equal(await readFile(join(server.root, 'dir', 'keep.txt'), 'utf8'), 'keep');
   assert.ok((await stat(join(server.root, 'readme.txt'))).isFile());
   assert.ok((await stat(join(server.root, 'docs'))).isDirectory());

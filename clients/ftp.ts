@@ -182,10 +182,12 @@ export class FtpClient {
       listener.once('error', reject);
       listener.listen(0, local, () => resolve());
     });
+    listener.on('error', () => {});
     const port = (listener.address() as net.AddressInfo).port;
     let connection: DataConnectionInfo | undefined;
     const accepted = new Promise<net.Socket>((resolve) => {
       listener.once('connection', (s: net.Socket) => {
+        s.on('error', () => {});
         listener.close();
         connection = { mode: 'active', openedBy: 'server', server: addr(s.remoteAddress, s.remotePort), client: addr(s.localAddress, s.localPort) };
         this.dataConnections.push(connection);

@@ -87,8 +87,10 @@ export class DataChannel {
     this.reset();
     const { server, port } = await listenInRange(localAddress, this.#s.pasvPortMin, this.#s.pasvPortMax);
     const tracer = this.#s.tracer;
+    server.on('error', (err) => tracer.emit('ftp-data', this.#ownerCid, '*', 'error', () => `passive port ${port}: ${err.message}`));
     const accepted = new Promise<net.Socket>((resolve) => {
       server.on('connection', (sock: net.Socket) => {
+        sock.on('error', () => {}); // a reset before the transfer starts is the transfer's problem, not the process's
         if (plainAddress(sock.remoteAddress) !== peer) {
           tracer.emit('ftp-data', this.#ownerCid, '*', 'refused', () => ({
             summary: `passive port ${port}: connection from ${plainAddress(sock.remoteAddress)} refused (control client is ${peer})`,

@@ -69,6 +69,8 @@ export class AddressFailures {
 }
 
 const URGENT = new Set(['ABOR', 'STAT', 'NOOP', 'QUIT']);
+const MAX_QUEUED = 64;
+const RESUME_AT = 8;
 
 export class FtpSession {
   state: State = 'user';
@@ -103,6 +105,8 @@ export class FtpSession {
   readonly #ctx: ServerContext;
   #decoder: Decoder;
   #chain: Promise<void> = Promise.resolve();
+  /** Commands read but not yet answered; past MAX_QUEUED the socket is paused (a flood cannot grow the queue). */
+  #queued = 0;
 
   constructor(ctx: ServerContext, socket: net.Socket, readonly cid: string) {
     this.#ctx = ctx;
@@ -162,7 +166,14 @@ export class FtpSession {
       const line = raw.toString('utf8').replace(/^(?:\uFFFD|[\u00FF\u00F2\u00F4])+/, '').replace(/^[^\x20-\x7e]+/, '');
       const verb = (line.split(' ', 1)[0] ?? '').toUpperCase();
       if (URGENT.has(verb) && this.transfer) void this.#handle(line);
-      else this.#chain = this.#chain.then(() => this.#handle(line));
+      else {
+        this.#queued++;
+        if (this.#queued >= MAX_QUEUED) this.socket.pause();
+        this.#chain = this.#chain.then(() => this.#handle(line)).finally(() => {
+          this.#queued--;
+          if (this.#queued === RESUME_AT && this.socket.isPaused()) this.socket.resume();
+        });
+      }
     }
   }
 

@@ -132,3 +132,15 @@ test('lines split at awkward places and pipelined commands are answered in order
   const codes = [await c.reply(), await c.reply(), await c.reply(), await c.reply()].map((r) => r.code);
   assert.deepEqual(codes, [200, 257, 215, 200]);
 });
+
+test('a flood of pipelined commands is answered in order without the queue growing past a bound', async (t) => {
+  const f = await startTestFtp(t);
+  const c = await RawFtp.connect(f.server.port);
+  t.after(() => c.close());
+  await c.login();
+  const n = 3000;
+  c.write('NOOP\r\n'.repeat(n) + 'PWD\r\n');
+  for (let i = 0; i < n; i++) assert.equal((await c.reply()).code, 200);
+  assert.equal((await c.reply()).code, 257);
+  await stillServes(f);
+});

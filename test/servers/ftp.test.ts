@@ -16,6 +16,8 @@ test('greeting, login, PWD/CWD/CDUP, SYST, NOOP, FEAT lists the extensions', asy
   assert.equal((await c.cmd('CWD docs')).code, 250);
   assert.match((await c.cmd('PWD')).text, /"\/docs"/);
   assert.equal((await c.cmd('CDUP')).code, 250);
+  assert.match((await c.cmd('XMKD made')).text, /^257 "\/made" created/);
+  assert.equal((await c.cmd('XRMD made')).code, 250);
   assert.match((await c.cmd('PWD')).text, /^257 "\/"/);
   assert.equal((await c.cmd('SYST')).text, '215 UNIX Type: L8');
   assert.equal((await c.cmd('NOOP')).code, 200);

@@ -45,7 +45,7 @@ async function changeDir(s: FtpSession, arg: string): Promise<void> {
   void s.reply(250, `Directory changed to ${quotePath(r.virtual)}.`);
 }
 
-export const fileCommands: CommandTable = {
+const fileCommandsBase: CommandTable = {
   PWD: { help: 'PWD', run: (s) => void s.reply(257, `${quotePath(s.cwd)} is the current directory.`) },
   XPWD: { help: 'XPWD', run: (s) => void s.reply(257, `${quotePath(s.cwd)} is the current directory.`) },
   CWD: { help: 'CWD <path>', needsArg: true, run: (s, arg) => changeDir(s, arg) },
@@ -148,4 +148,12 @@ export const fileCommands: CommandTable = {
       void s.reply(213, timeVal(st.mtime));
     },
   },
+};
+
+/** With the RFC 775 X-forms some old clients (Windows ftp.exe) still send. */
+export const fileCommands: CommandTable = {
+  ...fileCommandsBase,
+  XMKD: { ...fileCommandsBase.MKD!, help: 'XMKD <path>' },
+  XRMD: { ...fileCommandsBase.RMD!, help: 'XRMD <path>' },
+  XCWD: { ...fileCommandsBase.CWD!, help: 'XCWD <path>' },
 };

@@ -40,7 +40,7 @@ test('HELP lists the commands and HELP <verb> gives its syntax (the server side 
 });
 
 test('TYPE A converts LF to CRLF on the wire both ways; TYPE I keeps the bytes; STRU R/P and MODE B answer 504', async (t) => {
-  const { server } = await startTestFtp(t);
+  const { server, sink } = await startTestFtp(t);
   const c = await RawFtp.connect(server.port);
   t.after(() => c.close());
   await c.login();
@@ -50,6 +50,11 @@ test('TYPE A converts LF to CRLF on the wire both ways; TYPE I keeps the bytes; 
   const ascii = await readAll(data);
   assert.equal((await c.reply()).code, 226);
   assert.equal(ascii.toString(), WELCOME_TEXT.replace(/\n/g, '\r\n'));
+  // The data connection is traced: who connected to whom, then bytes on the wire and the TYPE.
+  const open = sink.find({ proto: 'ftp-data', kind: 'open' }).at(-1);
+  assert.match(String(open?.meta?.route), /^client 127\.0\.0\.1:\d+ → server 127\.0\.0\.1:\d+$/);
+  const closed = sink.find({ proto: 'ftp-data', kind: 'close' }).at(-1);
+  assert.deepEqual([closed?.bytes, closed?.meta?.type, closed?.meta?.mode, closed?.meta?.verb], [ascii.length, 'A', 'passive', 'RETR']);
   assert.equal((await c.cmd('SIZE readme.txt')).text, `213 ${ascii.length}`);
   assert.equal((await c.cmd('TYPE I')).code, 200);
   assert.equal((await c.cmd('SIZE readme.txt')).text, `213 ${Buffer.byteLength(WELCOME_TEXT)}`);

@@ -11,6 +11,8 @@ export type DataMode =
 export interface DataSettings {
   tracer: Tracer;
   timeoutMs: number;
+  /** A data connection with no traffic this long is destroyed (its transfer then answers 426). */
+  idleTimeoutMs: number;
   pasvPortMin: number;
   pasvPortMax: number;
   /** Set when PROT P is on: the data connection is TLS, and we are the TLS server on it in both modes. */
@@ -148,6 +150,10 @@ export class DataChannel {
     if (this.#s.secureContext) socket = await this.#secure(socket);
     const cid = nextCid('ftp-data');
     const conn: DataConnection = { socket, cid, mode: mode.kind, route };
+    socket.setTimeout(this.#s.idleTimeoutMs, () => {
+      this.#s.tracer.emit('ftp-data', cid, '*', 'timeout', () => `no traffic for dataIdleTimeoutMs=${this.#s.idleTimeoutMs}: closing`);
+      socket.destroy(new Error('data connection idle'));
+    });
     this.current = conn;
     this.#s.tracer.emit('ftp-data', cid, '*', 'open', () => ({
       summary: `${mode.kind}: ${route}${this.#s.secureContext ? ' (TLS, PROT P)' : ''} for ${this.#ownerCid}`,

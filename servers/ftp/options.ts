@@ -62,6 +62,8 @@ export interface FtpServerOptions {
   idleTimeoutMs?: number;
   /** How long a data connection may take to be opened (passive: by the client; active: by us). Default 10,000 ms. */
   dataTimeoutMs?: number;
+  /** A data connection that moves no byte this long is closed and the transfer answered 426. Default 60,000 ms. */
+  dataIdleTimeoutMs?: number;
   /** Entries a listing may hold; past it the listing is cut and says so. Default 10,000. */
   maxListEntries?: number;
   tracer?: Tracer;
@@ -87,6 +89,7 @@ export const FTP_SERVER_DEFAULTS = {
   loginFailDelayMs: 400,
   idleTimeoutMs: 300_000,
   dataTimeoutMs: 10_000,
+  dataIdleTimeoutMs: 60_000,
   maxListEntries: 10_000,
 } as const;
 
@@ -106,6 +109,7 @@ export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions
   checkInt('loginFailDelayMs', o.loginFailDelayMs, 0, 60_000);
   checkInt('idleTimeoutMs', o.idleTimeoutMs, 0, 24 * 3600_000);
   checkInt('dataTimeoutMs', o.dataTimeoutMs, 1, 3600_000);
+  checkInt('dataIdleTimeoutMs', o.dataIdleTimeoutMs, 1, 24 * 3600_000);
   checkInt('maxListEntries', o.maxListEntries, 1, 10_000_000);
   const rootDir = o.rootDir ?? join(dataDir(), 'ftp');
   checkString('rootDir', rootDir);

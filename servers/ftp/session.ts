@@ -116,7 +116,13 @@ export class FtpSession {
     this.local = plainAddress(socket.localAddress);
     this.#decoder = createDecoder('line', { maxLineLength: ctx.o.maxLineLength });
     this.data = new DataChannel(
-      { tracer: ctx.tracer, timeoutMs: ctx.o.dataTimeoutMs, pasvPortMin: ctx.o.pasvPortMin, pasvPortMax: ctx.o.pasvPortMax },
+      {
+        tracer: ctx.tracer,
+        timeoutMs: ctx.o.dataTimeoutMs,
+        idleTimeoutMs: ctx.o.dataIdleTimeoutMs,
+        pasvPortMin: ctx.o.pasvPortMin,
+        pasvPortMax: ctx.o.pasvPortMax,
+      },
       cid,
     );
     this.#attach(socket);

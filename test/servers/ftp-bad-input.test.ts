@@ -144,3 +144,19 @@ test('a flood of pipelined commands is answered in order without the queue growi
   assert.equal((await c.reply()).code, 257);
   await stillServes(f);
 });
+
+test('a data connection that stalls is closed after dataIdleTimeoutMs: 426, and the session goes on', async (t) => {
+  const f = await startTestFtp(t, { dataIdleTimeoutMs: 200 });
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(`${f.server.root}/big.bin`, Buffer.alloc(16 * 1024 * 1024));
+  const c = await RawFtp.connect(f.server.port);
+  t.after(() => c.close());
+  await c.login();
+  const data = await c.passive();
+  data.pause(); // never reads: the server's writes stop moving
+  t.after(() => data.destroy());
+  assert.equal((await c.cmd('RETR big.bin')).code, 150);
+  assert.equal((await c.reply()).code, 426);
+  assert.ok(f.sink.events.some((e) => e.proto === 'ftp-data' && e.kind === 'timeout'));
+  assert.equal((await c.cmd('NOOP')).code, 200);
+});

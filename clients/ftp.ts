@@ -245,3 +245,8 @@ export class FtpClient {
     this.basic.close();
   }
 }
+
+/** The DESIGN.md client seam: `connectFtp(options)` is `FtpClient.connect(options)`. */
+export function connectFtp(options: FtpClientOptions): Promise<FtpClient> {
+  return FtpClient.connect(options);
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FtpClient } from '../../clients/ftp.ts';
+import { connectFtp, FtpClient } from '../../clients/ftp.ts';
 import { InvalidOptionError } from '../../core/options.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
 import { startTestFtp } from '../helpers/ftp.ts';
@@ -21,7 +21,7 @@ test("basic-ftp's verbose log becomes ftp-client trace events, with PASS redacte
 
 test('active mode: PORT and EPRT with a listening data socket; a refused inbound connection gives 425', async (t) => {
   const f = await startTestFtp(t);
-  const client = await FtpClient.connect({ port: f.server.port });
+  const client = await connectFtp({ port: f.server.port });
   t.after(() => client.close());
   for (const eprt of [false, true]) {
     const r = await client.active('NLST', { eprt });

@@ -168,8 +168,9 @@ export class FtpSession {
       return;
     }
     for (const raw of lines) {
-      // Telnet IAC sequences (IP, DM before an urgent ABOR) are dropped; the command follows them.
-      const line = raw.toString('utf8').replace(/^(?:\uFFFD|[\u00FF\u00F2\u00F4])+/, '').replace(/^[^\x20-\x7e]+/, '');
+      // Telnet IAC sequences (IP, DM before an urgent ABOR), other control bytes and blanks before the verb are
+      // dropped, so the verb is found and ` PASS x` is redacted like `PASS x`.
+      const line = raw.toString('utf8').replace(/^[^\x21-\x7e]+/, '');
       const verb = (line.split(' ', 1)[0] ?? '').toUpperCase();
       if (URGENT.has(verb) && this.transfer) void this.#handle(line);
       else {

@@ -144,6 +144,8 @@ test('wrong passwords are answered ever more slowly, then 421; PASS never reache
   await again.cmd('USER alice');
   const t1 = performance.now();
   assert.equal((await again.cmd('PASS wrong-again')).code, 530);
+  await again.cmd('USER alice');
+  assert.equal((await again.cmd(' \tPASS wrong-with-leading-blanks')).code, 530);
   assert.ok(performance.now() - t1 >= 30 * 6 - 1, 'the count follows the address');
   // The right password on a new connection still works (and clears the count); the client's trace is checked too.
   const client = await FtpClient.connect({ port: server.port, user: 'alice', password: 'right-password', tracer: createTracer([sink]) });

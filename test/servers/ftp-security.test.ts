@@ -3,6 +3,8 @@ import net from 'node:net';
 import { mkdir, readFile, realpath, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { FtpClient } from '../../clients/ftp.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
 import { RawFtp, readAll, startTestFtp } from '../helpers/ftp.ts';
@@ -153,6 +155,19 @@ test('wrong passwords are answered ever more slowly, then 421; PASS never reache
   const all = [...serverSink.events, ...sink.events].map((e) => `${e.summary} ${JSON.stringify(e.meta ?? {})}`).join('\n');
   assert.ok(!/wrong-|right-password/.test(all), 'no password in any trace');
   assert.ok(all.includes('PASS ****'));
+});
+
+test('a FIFO inside the root is neither read nor written (it would block the transfer)', async (t) => {
+  const { server } = await startTestFtp(t);
+  await promisify(execFile)('mkfifo', [join(server.root, 'pipe')]);
+  const c = await RawFtp.connect(server.port);
+  t.after(() => c.close());
+  await c.login();
+  await c.cmd('EPSV');
+  assert.equal((await c.cmd('RETR pipe')).code, 550);
+  await c.cmd('EPSV');
+  assert.equal((await c.cmd('STOR pipe')).code, 550);
+  assert.equal((await c.cmd('NOOP')).code, 200);
 });
 
 test('RNTO onto a directory is refused and nothing moves', async (t) => {

@@ -82,6 +82,8 @@ function receive(s: FtpSession, verb: string, target: Resolved, r: Receive): voi
   s.startTransfer(async () => {
     const before = await stat(target.real).catch(() => undefined);
     if (before?.isDirectory()) return void (await s.reply(550, 'Is a directory.'));
+    // A FIFO or a device would block or write somewhere else: only plain files are written to.
+    if (before && !before.isFile()) return void (await s.reply(550, 'Not a plain file.'));
     const sizeBefore = before?.size ?? -1;
     if (r.offset > Math.max(sizeBefore, 0)) return void (await s.reply(554, 'REST offset is past the end of the file.'));
     const quota = s.user!.quotaBytes ?? s.o.quotaBytes;

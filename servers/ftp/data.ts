@@ -180,7 +180,11 @@ export class DataChannel {
 
   /** Forgets a pending PASV listener (a new PASV / PORT replaces it). */
   reset(): void {
-    if (this.mode?.kind === 'passive') this.mode.server.close();
+    if (this.mode?.kind === 'passive') {
+      this.mode.server.close();
+      // A client that already connected to the unused port is let go too.
+      void this.mode.accepted.then((sock) => sock.destroy());
+    }
     this.mode = undefined;
   }
 

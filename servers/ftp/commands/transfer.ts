@@ -80,19 +80,21 @@ interface Receive {
  */
 function receive(s: FtpSession, verb: string, target: Resolved, r: Receive): void {
   s.startTransfer(async () => {
+    // Refused before any data moved: the pending PASV / PORT is dropped with it.
+    const refuse = async (code: number, text: string): Promise<void> => {
+      s.data.reset();
+      await s.reply(code, text);
+    };
     const before = await stat(target.real).catch(() => undefined);
-    if (before?.isDirectory()) return void (await s.reply(550, 'Is a directory.'));
+    if (before?.isDirectory()) return refuse(550, 'Is a directory.');
     // A FIFO or a device would block or write somewhere else: only plain files are written to.
-    if (before && !before.isFile()) return void (await s.reply(550, 'Not a plain file.'));
+    if (before && !before.isFile()) return refuse(550, 'Not a plain file.');
     const sizeBefore = before?.size ?? -1;
-    if (r.offset > Math.max(sizeBefore, 0)) return void (await s.reply(554, 'REST offset is past the end of the file.'));
+    if (r.offset > Math.max(sizeBefore, 0)) return refuse(554, 'REST offset is past the end of the file.');
     const quota = s.user!.quotaBytes ?? s.o.quotaBytes;
     const kept = r.append ? Math.max(sizeBefore, 0) : r.offset;
     const allowance = quota - (await usedBytes(s.jail!.root)) + Math.max(sizeBefore, 0) - kept;
-    if (allowance <= 0) {
-      s.data.reset();
-      return void (await s.reply(552, `Exceeded storage allocation (quota ${quota} bytes).`));
-    }
+    if (allowance <= 0) return refuse(552, `Exceeded storage allocation (quota ${quota} bytes).`);
     await s.reply(150, r.opening);
     const conn = await openData(s);
     if (!conn) return;

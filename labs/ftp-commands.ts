@@ -21,7 +21,7 @@ export default defineLab({
   id: 'ftp-commands',
   title: "FTP commands: the course's table on the wire",
   concept:
-    'Each ftp client command (cd, pwd, ls, type, struct, remotehelp, close, quit) sends one wire command and gets a numbered reply; TYPE A and I give different bytes for the same file; REST resumes a transfer.',
+    'Each ftp client command (cd, pwd, dir / ls, type, struct, remotehelp, close, quit) becomes wire commands with numbered replies; TYPE A and I give different bytes for the same file; REST resumes a transfer.',
   protocols: ['ftp'],
   timeoutMs: 15_000,
   async run(ctx) {

@@ -70,7 +70,7 @@ export default defineLab({
     );
     const sourcePort = portOf(active.connection?.server);
     ctx.note(
-      `RFC 959 has the server connect from port 20 (L-1); this server is not root, so it connected from port ${sourcePort}, an ephemeral port.`,
+      `RFC 959 has active data connections come from the server's port 20 (L-1); this server lets the kernel choose (binding port 20 needs root), and here it connected from port ${sourcePort}.`,
     );
 
     mark = sink.events.length;

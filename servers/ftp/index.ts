@@ -10,6 +10,7 @@ import { connectionCommands } from './commands/connection.ts';
 import { fileCommands } from './commands/files.ts';
 import { infoCommands } from './commands/info.ts';
 import { transferCommands } from './commands/transfer.ts';
+import { InFlightByRoot } from './quota.ts';
 import { resolveFtpOptions, type FtpServerOptions, type ResolvedFtpOptions } from './options.ts';
 import { AddressFailures, FtpSession, type CommandTable, type ServerContext } from './session.ts';
 
@@ -63,7 +64,7 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
   const sockets = new SocketSet();
   const stats = { connections: 0, refused: 0 };
   let port = 0;
-  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, failures: new AddressFailures() };
+  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, failures: new AddressFailures(), inFlight: new InFlightByRoot() };
 
   const admit = (socket: net.Socket): boolean => {
     if (sockets.size >= o.maxConnections) {

@@ -27,3 +27,21 @@ export async function usedBytes(root: string, maxEntries = 100_000): Promise<num
   await walk(root);
   return total;
 }
+
+/**
+ * Bytes that uploads in progress under one root have received so far. Every upload checks the quota against the bytes
+ * settled on disk plus this shared count, so two uploads running at once cannot each use the whole remaining quota.
+ */
+export class InFlight {
+  bytes = 0;
+}
+
+/** One InFlight per real root, shared by every session of a server. */
+export class InFlightByRoot {
+  readonly #map = new Map<string, InFlight>();
+  get(root: string): InFlight {
+    let f = this.#map.get(root);
+    if (!f) this.#map.set(root, (f = new InFlight()));
+    return f;
+  }
+}

@@ -6,6 +6,7 @@ import { redactLine, type Tracer } from '../../core/trace/index.ts';
 import { DataChannel, plainAddress } from './data.ts';
 import type { FtpUser, ResolvedFtpOptions } from './options.ts';
 import type { Jail, Resolved } from './paths.ts';
+import type { InFlightByRoot } from './quota.ts';
 
 /**
  * One control connection. The state machine is explicit: `user` (waiting for USER), `password` (USER given, waiting
@@ -41,6 +42,8 @@ export interface ServerContext {
   controlPort(): number;
   /** Wrong passwords per client address, across connections (reconnecting does not reset the slow-down). */
   failures: AddressFailures;
+  /** Bytes uploads in progress have received, per root: the quota counts them across sessions. */
+  inFlight: InFlightByRoot;
 }
 
 /**

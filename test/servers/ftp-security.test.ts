@@ -114,6 +114,25 @@ test('STOR past the quota is cut off with 552 and the file put back; within it t
   assert.equal((await client.send('NOOP')).code, 200, 'still serving');
 });
 
+test('two uploads at once share the quota: one is cut with 552, the total stays within it', async (t) => {
+  const { server } = await startTestFtp(t, { quotaBytes: 20_000 });
+  const sessions = await Promise.all([RawFtp.connect(server.port), RawFtp.connect(server.port)]);
+  t.after(() => sessions.forEach((c) => c.close()));
+  const datas = [];
+  for (const [i, c] of sessions.entries()) {
+    await c.login();
+    await c.cmd('TYPE I');
+    datas.push(await c.passive());
+    assert.equal((await c.cmd(`STOR up${i}.bin`)).code, 150);
+  }
+  // Both uploads have started (and checked the quota) before either sends a byte.
+  datas.forEach((d) => d.end(Buffer.alloc(15_000, 9)));
+  const codes = (await Promise.all(sessions.map((c) => c.reply()))).map((r) => r.code).sort();
+  assert.deepEqual(codes, [226, 552]);
+  const sizes = await Promise.all([0, 1].map((i) => stat(join(server.root, `up${i}.bin`)).then((s) => s.size, () => 0)));
+  assert.deepEqual(sizes.sort(), [0, 15_000]);
+});
+
 test('wrong passwords are answered ever more slowly, then 421; PASS never reaches a trace', async (t) => {
   const sink = new MemorySink();
   const { server, sink: serverSink } = await startTestFtp(t, {

@@ -6,22 +6,34 @@ import { pipeline } from 'node:stream/promises';
 import { CrlfToLf, LfToCrlf, type DataConnection } from '../data.ts';
 import { lsLine, mlsxFacts, readEntries } from '../listing.ts';
 import type { Resolved } from '../paths.ts';
-import { usedBytes } from '../quota.ts';
+import { usedBytes, type InFlight } from '../quota.ts';
 import type { CommandTable, FtpSession } from '../session.ts';
 import { fsOr550, resolveOr550 } from './files.ts';
 
 class QuotaExceeded extends Error {}
 
-/** Counts the bytes that pass, and fails the stream past `limit`. */
+/**
+ * Counts the bytes that pass. With a budget it is an upload: each byte also counts in the root's shared in-flight
+ * total, and the stream fails once `base` (bytes settled on disk) plus that total passes `quota`.
+ */
 class Counter extends Transform {
   bytes = 0;
-  constructor(readonly limit = Infinity) {
+  constructor(public budget?: { inflight: InFlight; base: number; quota: number }) {
     super();
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.bytes += chunk.length;
-    if (this.bytes > this.limit) return cb(new QuotaExceeded(`past the quota by ${this.bytes - this.limit} bytes`));
+    const b = this.budget;
+    if (b) {
+      b.inflight.bytes += chunk.length;
+      if (b.base + b.inflight.bytes > b.quota) return cb(new QuotaExceeded(`past the quota by ${b.base + b.inflight.bytes - b.quota} bytes`));
+    }
     cb(null, chunk);
+  }
+  /** Takes this upload's bytes out of the in-flight total (they are on disk now, or were removed). */
+  settle(): void {
+    if (this.budget) this.budget.inflight.bytes -= this.bytes;
+    this.budget = undefined;
   }
 }
 
@@ -93,14 +105,16 @@ function receive(s: FtpSession, verb: string, target: Resolved, r: Receive): voi
     if (r.offset > Math.max(sizeBefore, 0)) return refuse(554, 'REST offset is past the end of the file.');
     const quota = s.user!.quotaBytes ?? s.o.quotaBytes;
     const kept = r.append ? Math.max(sizeBefore, 0) : r.offset;
-    const allowance = quota - (await usedBytes(s.jail!.root)) + Math.max(sizeBefore, 0) - kept;
-    if (allowance <= 0) return refuse(552, `Exceeded storage allocation (quota ${quota} bytes).`);
+    const inflight = s.ctx.inFlight.get(s.jail!.root);
+    // On disk now, minus what other uploads have in flight (they count live), minus the bytes this upload replaces.
+    const base = (await usedBytes(s.jail!.root)) - inflight.bytes - (Math.max(sizeBefore, 0) - kept);
+    if (base + inflight.bytes >= quota) return refuse(552, `Exceeded storage allocation (quota ${quota} bytes).`);
     await s.reply(150, r.opening);
     const conn = await openData(s);
     if (!conn) return;
     if (r.offset > 0 && !r.append) await truncate(target.real, r.offset);
     const out = createWriteStream(target.real, r.append ? { flags: 'a' } : { flags: r.offset > 0 ? 'r+' : 'w', start: r.offset });
-    const counter = new Counter(allowance);
+    const counter = new Counter({ inflight, base, quota });
     try {
       await pipeline([conn.socket, ...(s.type === 'A' ? [new CrlfToLf()] : []), counter, out]);
       traceDataClose(s, conn, verb, counter.bytes, 'complete');
@@ -120,6 +134,7 @@ function receive(s: FtpSession, verb: string, target: Resolved, r: Receive): voi
       traceDataClose(s, conn, verb, counter.bytes, `cut off, partial file of ${size} B kept`);
       await s.reply(426, `Connection closed; transfer aborted. ${size} bytes kept: REST ${size} then STOR to resume.`);
     } finally {
+      counter.settle();
       s.data.current = undefined;
     }
   });

@@ -23,17 +23,15 @@ const ftpRows: HandshakeRows = async (ctx) => {
   await plain.send('PASS demo');
   const loginMs = performance.now() - t0;
   const login = codes(mark);
-  const loginCommands = since(mark, 'command').length;
   ctx.claim('FTP login: 220 greeting, USER → 331, PASS → 230', login.join(' ') === '220 331 230', login.join(' '));
   rows.push({
     handshake: 'FTP login (USER / PASS)',
-    roundTrips: 1 + loginCommands,
+    roundTrips: login.length, // each reply is one wait: the greeting, then one per command
     ms: round(loginMs),
     steps: `220 ← ${since(mark, 'command').map((e) => e.summary.split(' ')[0]).join(' → ')} → 230`,
   });
 
   // Passive data connection: PASV → 227 (IPv4 only) or EPSV → 229, then the client's TCP connect to that port.
-  mark = sink.events.length;
   const pasv = await plain.send('PASV');
   ctx.claim('PASV → 227 with the address and port to connect to', pasv.code === 227 && /\(\d+(,\d+){5}\)/.test(pasv.message), pasv.message);
   mark = sink.events.length;
@@ -66,6 +64,7 @@ const ftpRows: HandshakeRows = async (ctx) => {
   const hs = sink.events.slice(mark).find((e) => e.proto === 'tls' && e.kind === 'handshake');
   const tlsFlights = hs?.meta?.version === 'TLSv1.3' ? 1 : hs ? 2 : 0;
   const loginEnd = tlsCommands.indexOf('PASS') + 1;
+  const repliesTo230 = tlsCodes.indexOf('230') + 1;
   ctx.claim(
     'FTPS: AUTH TLS → 234, then a TLS handshake on the same connection, then USER and PASS inside it',
     tlsCodes[0] === '220' && tlsCodes.includes('234') && hs !== undefined && tlsCommands.indexOf('AUTH') < tlsCommands.indexOf('USER'),
@@ -73,7 +72,7 @@ const ftpRows: HandshakeRows = async (ctx) => {
   );
   rows.push({
     handshake: 'FTPS login (AUTH TLS, explicit)',
-    roundTrips: 1 + loginEnd + tlsFlights,
+    roundTrips: repliesTo230 + tlsFlights,
     ms: round(tlsMs),
     steps: `220 ← AUTH TLS → 234, TLS (${hs?.meta?.version ?? '?'}, ${tlsFlights} RTT), ${tlsCommands.slice(1, loginEnd).join(' → ')} → 230`,
   });

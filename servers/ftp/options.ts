@@ -41,6 +41,11 @@ export interface FtpServerOptions {
   tls?: TlsSettings | boolean;
   /** Speak TLS from the first byte (implicit FTPS). Default false. */
   implicitTls?: boolean;
+  /**
+   * Refuse to log anyone in before the control connection is TLS (534), and refuse transfers over clear data
+   * connections (521: send PROT P). Default false.
+   */
+  requireTls?: boolean;
   /** Lowest port PASV / EPSV listen on; 0 with pasvPortMax 0 means any free port. Default 0. */
   pasvPortMin?: number;
   /** Highest port PASV / EPSV listen on. Default 0. */
@@ -80,6 +85,7 @@ export const FTP_SERVER_DEFAULTS = {
   quotaBytes: 64 * 1024 * 1024,
   tls: true,
   implicitTls: false,
+  requireTls: false,
   pasvPortMin: 0,
   pasvPortMax: 0,
   maxLineLength: 2048,
@@ -121,6 +127,8 @@ export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions
     return { ...u, root: u.root ?? join(rootDir, u.name) };
   });
   const tls = o.tls === false ? false : o.tls === true ? {} : o.tls;
-  if (o.implicitTls && tls === false) throw new InvalidOptionError('tls', 'TLS settings when implicitTls is true', false);
+  if ((o.implicitTls || o.requireTls) && tls === false) {
+    throw new InvalidOptionError('tls', 'TLS settings when implicitTls or requireTls is true', false);
+  }
   return { ...o, rootDir, users, tls };
 }

@@ -26,6 +26,8 @@ export interface Handler {
   writes?: boolean;
   /** Must have an argument (501 otherwise). */
   needsArg?: boolean;
+  /** Uses a data connection: with requireTls it must be protected (PROT P). */
+  data?: boolean;
 }
 export type CommandTable = Record<string, Handler>;
 
@@ -201,6 +203,10 @@ export class FtpSession {
     if (this.state !== 'ready' && !handler.beforeLogin) return this.reply(530, 'Please log in with USER and PASS first.');
     if (handler.needsArg && arg.trim() === '') return this.bad(501, `Syntax: ${handler.help}`);
     if (handler.writes && this.readOnly) return this.reply(550, 'Permission denied: this account is read-only.');
+    if (handler.data && this.o.requireTls && this.prot !== 'P') {
+      this.data.reset();
+      return this.reply(521, 'Data connections must be protected here: send PBSZ 0 and PROT P.');
+    }
     if (!URGENT.has(verb) && this.transfer) await this.transfer;
     // RFC 959: RNTO must come right after RNFR; anything else in between forgets the RNFR.
     if (verb !== 'RNTO' && verb !== 'RNFR') this.renameFrom = undefined;

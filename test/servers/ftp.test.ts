@@ -196,3 +196,20 @@ test('the demo root is seeded once and the readme has LF endings', async (t) => 
   await again.close();
   assert.equal(await readFile(join(server.root, 'readme.txt'), 'utf8'), 'changed');
 });
+
+test('requireTls: no login in the clear (534), no transfer over a clear data connection (521)', async (t) => {
+  const { server } = await startTestFtp(t, { requireTls: true });
+  const c = await RawFtp.connect(server.port);
+  t.after(() => c.close());
+  await c.reply();
+  assert.equal((await c.cmd('USER demo')).code, 534);
+  await c.startTls();
+  assert.equal((await c.cmd('USER demo')).code, 331);
+  assert.equal((await c.cmd('PASS demo')).code, 230);
+  assert.equal((await c.cmd('LIST')).code, 521);
+  assert.equal((await c.cmd('RETR readme.txt')).code, 521);
+  const client = await FtpClient.connect({ port: server.port, secure: true });
+  t.after(() => client.close());
+  assert.equal((await client.download('readme.txt')).toString(), WELCOME_TEXT, 'PBSZ 0 + PROT P: allowed');
+  await assert.rejects(FtpClient.connect({ port: server.port }), (e: { code?: number }) => e.code === 534);
+});

@@ -32,6 +32,8 @@ export const authCommands: CommandTable = {
     needsArg: true,
     run(s, arg) {
       if (s.state === 'ready') return void s.reply(530, 'Already logged in; USER cannot change user here.');
+      // RFC 4217 section 9: a server that will not accept a login in the clear answers 534 (policy).
+      if (s.o.requireTls && !s.secure) return void s.reply(534, 'TLS required: send AUTH TLS first.');
       s.pendingUser = arg.trim();
       s.state = 'password';
       // The same answer for every name: a 331 never says whether the account exists.

@@ -180,6 +180,7 @@ export const transferCommands: CommandTable = {
   RETR: {
     help: 'RETR <path>',
     needsArg: true,
+    data: true,
     async run(s, arg) {
       const offset = s.restOffset;
       s.restOffset = 0;
@@ -193,11 +194,12 @@ export const transferCommands: CommandTable = {
       sendOut(s, 'RETR', label, () => createReadStream(r.real, { start: offset }), s.type === 'A');
     },
   },
-  STOR: { help: 'STOR <path>', needsArg: true, writes: true, run: (s, arg) => store(s, 'STOR', arg) },
-  APPE: { help: 'APPE <path>', needsArg: true, writes: true, run: (s, arg) => store(s, 'APPE', arg) },
+  STOR: { help: 'STOR <path>', needsArg: true, writes: true, data: true, run: (s, arg) => store(s, 'STOR', arg) },
+  APPE: { help: 'APPE <path>', needsArg: true, writes: true, data: true, run: (s, arg) => store(s, 'APPE', arg) },
   STOU: {
     help: 'STOU',
     writes: true,
+    data: true,
     async run(s) {
       s.restOffset = 0;
       const name = `stou-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
@@ -206,9 +208,9 @@ export const transferCommands: CommandTable = {
       receive(s, 'STOU', r, { append: false, offset: 0, opening: `FILE: ${name}` });
     },
   },
-  LIST: { help: 'LIST [path]', run: (s, arg) => listing(s, 'LIST', arg) },
-  NLST: { help: 'NLST [path]', run: (s, arg) => listing(s, 'NLST', arg) },
-  MLSD: { help: 'MLSD [path]', run: (s, arg) => listing(s, 'MLSD', arg) },
+  LIST: { help: 'LIST [path]', data: true, run: (s, arg) => listing(s, 'LIST', arg) },
+  NLST: { help: 'NLST [path]', data: true, run: (s, arg) => listing(s, 'NLST', arg) },
+  MLSD: { help: 'MLSD [path]', data: true, run: (s, arg) => listing(s, 'MLSD', arg) },
   MLST: {
     help: 'MLST [path]',
     async run(s, arg) {

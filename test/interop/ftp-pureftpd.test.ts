@@ -52,14 +52,17 @@ test('basic-ftp client against pure-ftpd (pure-pw virtual user): passive, our ac
   t.after(() => rm(dir, { recursive: true, force: true }));
   const home = join(dir, 'home');
   await mkdir(home);
-  // pure-ftpd never serves a virtual user as root: as root, the files belong to nobody (65534).
-  const isRoot = process.getuid?.() === 0;
-  const uid = isRoot ? 65534 : process.getuid!();
-  const gid = isRoot ? 65534 : process.getgid!();
-  if (isRoot) {
-    await chmod(dir, 0o755);
-    await chown(home, uid, gid);
+  // pure-ftpd logs virtual users in only when it was started as root ("421 Sorry, but I can't trust you" otherwise),
+  // and never as uid 0: the files belong to nobody (65534).
+  if (process.getuid?.() !== 0) {
+    const message = 'pure-ftpd serves pure-pw virtual users only when started as root';
+    if (process.env.CI === 'true') throw new Error(`CI=true and ${message}`);
+    return t.skip(message);
   }
+  const uid = 65534;
+  const gid = 65534;
+  await chmod(dir, 0o755);
+  await chown(home, uid, gid);
   const password = 'wirelab-interop-pw';
   const passwd = join(dir, 'pureftpd.passwd');
   const pdb = join(dir, 'pureftpd.pdb');

@@ -1,4 +1,7 @@
 import type { ServiceEntry } from '../core/registry.ts';
+import { join } from 'node:path';
+import { dataDir } from '../core/paths.ts';
+import { startFtpServer, type RunningFtpServer } from './ftp/index.ts';
 import { startTcpServer } from './tcp.ts';
 import { startUdpServer } from './udp.ts';
 
@@ -41,5 +44,23 @@ export const SERVICES: ServiceEntry[] = [
     start: (o) => startTcpServer({ ...o, mode: 'chargen' }),
     tryWith: (s) =>
       py(`import socket; s=socket.create_connection(('${s.host}',${s.port})); print(s.recv(300).decode())`),
+  },
+  {
+    name: 'ftp',
+    proto: 'ftp',
+    wellKnownPort: 21,
+    describe: 'FTP (RFC 959) with AUTH TLS, EPSV/EPRT, MLSD; user demo / demo',
+    start: (o) => startFtpServer(o),
+    tryWith: (s) => `curl ftp://demo:demo@${s.host}:${s.port}/`,
+    extra: (s) => ({ root: (s as RunningFtpServer).root }),
+  },
+  {
+    name: 'ftps',
+    proto: 'ftps',
+    wellKnownPort: 990,
+    describe: 'implicit FTPS: TLS from the first byte; user demo / demo',
+    start: (o) => startFtpServer({ ...o, implicitTls: true }),
+    tryWith: (s) => `curl --cacert ${join(dataDir(), 'tls', 'ca.pem')} ftps://demo:demo@localhost:${s.port}/`,
+    extra: (s) => ({ root: (s as RunningFtpServer).root }),
   },
 ];

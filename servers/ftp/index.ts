@@ -1,0 +1,120 @@
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import net from 'node:net';
+import tls from 'node:tls';
+import { closeTcpServer, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
+import { attachKeylog, tlsServerOptions } from '../../core/tls/index.ts';
+import { NOOP_TRACER, nextCid } from '../../core/trace/index.ts';
+import { authCommands } from './commands/auth.ts';
+import { connectionCommands } from './commands/connection.ts';
+import { fileCommands } from './commands/files.ts';
+import { infoCommands } from './commands/info.ts';
+import { transferCommands } from './commands/transfer.ts';
+import { InFlightByRoot } from './quota.ts';
+import { resolveFtpOptions, type FtpServerOptions, type ResolvedFtpOptions } from './options.ts';
+import { AddressFailures, FtpSession, type CommandTable, type ServerContext } from './session.ts';
+
+export { DEMO_USER, FTP_SERVER_DEFAULTS, type FtpServerOptions, type FtpUser } from './options.ts';
+export { FtpSession, type CommandTable, type Handler, type State } from './session.ts';
+export { Jail, PathRefused, virtualPath } from './paths.ts';
+
+/** Every command the server knows, by verb (HELP lists these). */
+export const FTP_COMMANDS: CommandTable = {
+  ...authCommands,
+  ...fileCommands,
+  ...connectionCommands,
+  ...transferCommands,
+  ...infoCommands,
+};
+
+export interface RunningFtpServer extends RunningServer {
+  /** The real folder the first configured user (the demo user by default) sees as `/`. */
+  readonly root: string;
+  /** Control connections served so far. */
+  readonly stats: { connections: number; refused: number };
+}
+
+/** Text with LF line endings: downloading it in TYPE A and TYPE I gives different bytes (the ftp-commands lab). */
+export const WELCOME_TEXT = 'Welcome to the wirelab FTP server.\nThis file has LF line endings.\nTYPE A sends each LF as CRLF; TYPE I sends the bytes as they are.\n';
+
+/** Makes every user's root; an empty first root gets a small readme and a folder, so a first LIST shows something. */
+async function seedRoots(o: ResolvedFtpOptions): Promise<void> {
+  for (const [i, u] of o.users.entries()) {
+    await mkdir(u.root!, { recursive: true });
+    if (i === 0 && (await readdir(u.root!)).length === 0) {
+      // 'wx' and recursive: two servers sharing a root (ftp and ftps in `wirelab up`) may seed it at the same time.
+      await writeFile(join(u.root!, 'readme.txt'), WELCOME_TEXT, { flag: 'wx' }).catch(() => {});
+      await mkdir(join(u.root!, 'docs'), { recursive: true });
+    }
+  }
+  if (o.anonymous) await mkdir(join(o.rootDir, 'anonymous'), { recursive: true });
+}
+
+/**
+ * An FTP server (RFC 959, 2228 / 4217 FTPS, 2428, 3659) that confines each user to its root. With `implicitTls` it is
+ * an implicit FTPS server (TLS from the first byte, the port-990 convention).
+ */
+export async function startFtpServer(options: FtpServerOptions = {}): Promise<RunningFtpServer> {
+  const o = resolveFtpOptions(options);
+  const tracer = options.tracer ?? NOOP_TRACER;
+  await seedRoots(o);
+  const tlsOptions = o.tls ? await tlsServerOptions(o.tls) : undefined;
+  const secureContext = tlsOptions ? tls.createSecureContext(tlsOptions) : undefined;
+  const proto = o.implicitTls ? 'ftps' : 'ftp';
+  const sockets = new SocketSet();
+  const stats = { connections: 0, refused: 0 };
+  let port = 0;
+  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, failures: new AddressFailures(), inFlight: new InFlightByRoot() };
+
+  const admit = (socket: net.Socket): boolean => {
+    if (sockets.size >= o.maxConnections) {
+      stats.refused++;
+      tracer.emit('ftp', `${proto}-server`, '*', 'refused', () => `maxConnections=${o.maxConnections} reached: 421`);
+      socket.end('421 Too many connections, try again later.\r\n');
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return false;
+    }
+    sockets.add(socket);
+    return true;
+  };
+
+  const serve = (socket: net.Socket): void => {
+    const cid = nextCid('ftp');
+    stats.connections++;
+    tracer.emit('ftp', cid, '*', 'accept', () => ({
+      summary: `control connection ${socket.remoteAddress}:${socket.remotePort} → ${socket.localAddress}:${socket.localPort}${o.implicitTls ? ' (implicit TLS)' : ''}`,
+      meta: { peer: `${socket.remoteAddress}:${socket.remotePort}` },
+    }));
+    const session = new FtpSession(ctx, socket, cid);
+    socket.on('close', () => tracer.emit('ftp', cid, '*', 'close', () => 'control connection closed'));
+    void session.reply(220, 'wirelab FTP server ready.');
+  };
+
+  let server: net.Server;
+  if (o.implicitTls) {
+    const tlsServer = tls.createServer(tlsOptions!);
+    attachKeylog(tlsServer, o.tls ? o.tls.keylogFile : undefined);
+    tlsServer.on('connection', (raw: net.Socket) => void admit(raw));
+    tlsServer.on('secureConnection', (s: tls.TLSSocket) => serve(s));
+    tlsServer.on('tlsClientError', (err) => tracer.emit('ftp', `${proto}-server`, '*', 'error', () => `TLS handshake failed: ${err.message}`));
+    server = tlsServer;
+  } else {
+    server = net.createServer((socket) => {
+      if (admit(socket)) serve(socket);
+    });
+  }
+  port = await listenTcp(server, o.port, o.host);
+  tracer.emit('ftp', `${proto}-server`, '*', 'listen', () => `${proto} listening on ${o.host}:${port}`);
+  return {
+    proto,
+    host: o.host,
+    port,
+    url: `${proto}://${o.host}:${port}/`,
+    root: o.users[0]?.root ?? join(o.rootDir, 'anonymous'),
+    stats,
+    close: async () => {
+      await closeTcpServer(server, sockets);
+      tracer.emit('ftp', `${proto}-server`, '*', 'closed', () => `stopped listening on ${o.host}:${port}`);
+    },
+  };
+}

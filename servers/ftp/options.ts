@@ -1,0 +1,134 @@
+import { join } from 'node:path';
+import { checkInt, checkPort, checkString, InvalidOptionError } from '../../core/options.ts';
+import { dataDir } from '../../core/paths.ts';
+import { DEFAULT_HOST } from '../../core/server.ts';
+import type { TlsSettings } from '../../core/tls/index.ts';
+import type { Tracer } from '../../core/trace/index.ts';
+
+/** One account. Its root is the only folder it can see: `/` in its FTP paths. */
+export interface FtpUser {
+  name: string;
+  password: string;
+  /** Real folder this user sees as `/`. Default `<rootDir>/<name>`. */
+  root?: string;
+  /** Refuse every command that writes (STOR, APPE, STOU, DELE, MKD, RMD, RNFR). Default false. */
+  readOnly?: boolean;
+  /** Bytes this user's root may hold in all; a STOR past it is cut off with 552. Default the server's quotaBytes. */
+  quotaBytes?: number;
+}
+
+/** The documented demo account `wirelab up` creates (README, "FTP"). */
+export const DEMO_USER: Readonly<FtpUser> = Object.freeze({ name: 'demo', password: 'demo' });
+
+export interface FtpServerOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (any free port). */
+  port?: number;
+  /** Accounts. Default one: the demo user (demo / demo). */
+  users?: FtpUser[];
+  /** Allow `anonymous` / `ftp` with any password, read-only, in `<rootDir>/anonymous`. Default false. */
+  anonymous?: boolean;
+  /** Folder under which each user's root is made. Default `<data dir>/ftp`. */
+  rootDir?: string;
+  /** Bytes a user's root may hold (see FtpUser.quotaBytes). Default 64 MiB. */
+  quotaBytes?: number;
+  /**
+   * TLS: with `implicitTls` false, AUTH TLS upgrades the control connection (explicit FTPS, RFC 4217); with it true the
+   * connection is TLS from the first byte (implicit FTPS, the 990 convention). `true` uses the local certificate.
+   * Default true (AUTH TLS offered).
+   */
+  tls?: TlsSettings | boolean;
+  /** Speak TLS from the first byte (implicit FTPS). Default false. */
+  implicitTls?: boolean;
+  /**
+   * Refuse to log anyone in before the control connection is TLS (534), and refuse transfers over clear data
+   * connections (521: send PROT P). Default false.
+   */
+  requireTls?: boolean;
+  /** Lowest port PASV / EPSV listen on; 0 with pasvPortMax 0 means any free port. Default 0. */
+  pasvPortMin?: number;
+  /** Highest port PASV / EPSV listen on. Default 0. */
+  pasvPortMax?: number;
+  /** Longest command line, CRLF excluded; past it: 500 and the connection is closed. Default 2048. */
+  maxLineLength?: number;
+  /** Control connections open at once; more get 421 at once. Default 64. */
+  maxConnections?: number;
+  /** Unknown or malformed commands tolerated per connection before 421 and close. Default 20. */
+  maxBadCommands?: number;
+  /** Wrong passwords per connection before 421 and close. Default 5. */
+  maxLoginFailures?: number;
+  /**
+   * Each wrong password's reply is held back this long times the failures so far from that client address (across
+   * connections, at most 30 s). Default 400 ms.
+   */
+  loginFailDelayMs?: number;
+  /** A control connection silent this long gets 421 and is closed. Default 300,000 ms. */
+  idleTimeoutMs?: number;
+  /** How long a data connection may take to be opened (passive: by the client; active: by us). Default 10,000 ms. */
+  dataTimeoutMs?: number;
+  /** A data connection that moves no byte this long is closed and the transfer answered 426. Default 60,000 ms. */
+  dataIdleTimeoutMs?: number;
+  /** Entries a listing may hold; past it the listing is cut and says so. Default 10,000. */
+  maxListEntries?: number;
+  tracer?: Tracer;
+}
+
+export type ResolvedFtpOptions = Required<Omit<FtpServerOptions, 'tracer' | 'tls'>> & {
+  tls: TlsSettings | false;
+};
+
+export const FTP_SERVER_DEFAULTS = {
+  host: DEFAULT_HOST,
+  port: 0,
+  anonymous: false,
+  quotaBytes: 64 * 1024 * 1024,
+  tls: true,
+  implicitTls: false,
+  requireTls: false,
+  pasvPortMin: 0,
+  pasvPortMax: 0,
+  maxLineLength: 2048,
+  maxConnections: 64,
+  maxBadCommands: 20,
+  maxLoginFailures: 5,
+  loginFailDelayMs: 400,
+  idleTimeoutMs: 300_000,
+  dataTimeoutMs: 10_000,
+  dataIdleTimeoutMs: 60_000,
+  maxListEntries: 10_000,
+} as const;
+
+/** Merges the defaults and checks every option, throwing a TypeError that names a bad one. */
+export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions {
+  const o = { ...FTP_SERVER_DEFAULTS, ...options };
+  checkPort('port', o.port);
+  checkPort('pasvPortMin', o.pasvPortMin);
+  checkPort('pasvPortMax', o.pasvPortMax);
+  if (o.pasvPortMin > o.pasvPortMax) throw new InvalidOptionError('pasvPortMax', `>= pasvPortMin (${o.pasvPortMin})`, o.pasvPortMax);
+  if (o.pasvPortMin === 0 && o.pasvPortMax !== 0) throw new InvalidOptionError('pasvPortMin', 'a port when pasvPortMax is set', 0);
+  checkInt('quotaBytes', o.quotaBytes, 0, Number.MAX_SAFE_INTEGER);
+  checkInt('maxLineLength', o.maxLineLength, 16, 1024 * 1024);
+  checkInt('maxConnections', o.maxConnections, 1, 100_000);
+  checkInt('maxBadCommands', o.maxBadCommands, 1, 1_000_000);
+  checkInt('maxLoginFailures', o.maxLoginFailures, 1, 1000);
+  checkInt('loginFailDelayMs', o.loginFailDelayMs, 0, 60_000);
+  checkInt('idleTimeoutMs', o.idleTimeoutMs, 0, 24 * 3600_000);
+  checkInt('dataTimeoutMs', o.dataTimeoutMs, 1, 3600_000);
+  checkInt('dataIdleTimeoutMs', o.dataIdleTimeoutMs, 1, 24 * 3600_000);
+  checkInt('maxListEntries', o.maxListEntries, 1, 10_000_000);
+  const rootDir = o.rootDir ?? join(dataDir(), 'ftp');
+  checkString('rootDir', rootDir);
+  const users = (o.users ?? [DEMO_USER]).map((u, i) => {
+    checkString(`users[${i}].name`, u?.name);
+    checkString(`users[${i}].password`, u.password);
+    if (/[\s/\\]|^\.\.?$/.test(u.name)) throw new InvalidOptionError(`users[${i}].name`, 'a name without spaces or slashes', u.name);
+    if (u.quotaBytes !== undefined) checkInt(`users[${i}].quotaBytes`, u.quotaBytes, 0, Number.MAX_SAFE_INTEGER);
+    return { ...u, root: u.root ?? join(rootDir, u.name) };
+  });
+  const tls = o.tls === false ? false : o.tls === true ? {} : o.tls;
+  if ((o.implicitTls || o.requireTls) && tls === false) {
+    throw new InvalidOptionError('tls', 'TLS settings when implicitTls or requireTls is true', false);
+  }
+  return { ...o, rootDir, users, tls };
+}

@@ -208,7 +208,7 @@ export class HttpClient {
     if (options.retry && !Array.isArray(options.retry.statuses)) throw new InvalidOptionError('retry.statuses', 'an array of status codes', options.retry.statuses);
     const tlsOpts = await tlsClientOptions(options.tls ?? {});
     const base = buildConnector({ ca: tlsOpts.ca, minVersion: tlsOpts.minVersion, maxVersion: tlsOpts.maxVersion, allowH2: options.http2 ?? false } as buildConnector.BuildOptions);
-    let client!: HttpClient;
+    const owner: { client?: HttpClient } = {};
     // Our connector wraps undici's: it counts and times each connection (TCP, then TLS) for the phases of a request.
     const connect: buildConnector.connector = (opts, callback) => {
       const started = performance.now();
@@ -217,10 +217,10 @@ export class HttpClient {
         if (err || !s) return callback(err as Error, null);
         const end = performance.now();
         const tcp = tcpAt || end;
-        const info: SocketInfo = { client, cid: nextCid('http'), connectMs: round(tcp - started), used: false };
+        const info: SocketInfo = { client: owner.client!, cid: nextCid('http'), connectMs: round(tcp - started), used: false };
         if (opts.protocol === 'https:') info.tlsMs = round(end - tcp);
         sockets.set(s, info);
-        client.stats.connectionsOpened++;
+        owner.client!.stats.connectionsOpened++;
         callback(null, s);
       });
       (socket as unknown as net.Socket).once('connect', () => (tcpAt = performance.now()));
@@ -235,7 +235,8 @@ export class HttpClient {
       allowH2: options.http2 ?? false,
       ...(options.keepAlive === false ? { keepAliveTimeout: 1, keepAliveMaxTimeout: 1 } : {}),
     });
-    client = new HttpClient(agent, options);
+    const client = new HttpClient(agent, options);
+    owner.client = client;
     // Always on: the channels also tell each response whether its connection was new or reused.
     subscribeChannels();
     return client;

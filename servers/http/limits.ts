@@ -14,6 +14,7 @@ export class TokenBuckets {
   /** Takes a token for `key`: 0 when granted, else the seconds to wait. */
   take(key: string, now = performance.now()): number {
     if (this.burst === 0) return 0;
+    if (now > this.#sweepAt) this.#sweep(now);
     let b = this.#buckets.get(key);
     if (!b) {
       b = { tokens: this.burst, at: now };
@@ -22,7 +23,6 @@ export class TokenBuckets {
       b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
       b.at = now;
     }
-    if (now > this.#sweepAt) this.#sweep(now);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;

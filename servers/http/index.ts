@@ -41,6 +41,9 @@ export interface HttpServerStats {
   parseErrors: number;
   /** Handlers that threw (answered 500). */
   handlerErrors: number;
+  /** Bytes read and written on connections that have closed (TLS records included on https). */
+  bytesIn: number;
+  bytesOut: number;
 }
 
 export interface RunningHttpServer extends RunningServer {
@@ -92,7 +95,7 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
   const router = playgroundRouter();
   const buckets = new TokenBuckets(o.rateLimitBurst, o.rateLimitPerSecond);
   const allowedTargets = new Set(o.connectTargets.map((t) => normalizeTarget(t)?.key ?? t));
-  const stats: HttpServerStats = { connections: 0, requests: 0, statuses: {}, limits: {}, versions: {}, parseErrors: 0, handlerErrors: 0 };
+  const stats: HttpServerStats = { connections: 0, requests: 0, statuses: {}, limits: {}, versions: {}, parseErrors: 0, handlerErrors: 0, bytesIn: 0, bytesOut: 0 };
   const state: ServerState = { options: o, tracer, feed, resources: new Map(), nextResourceId: 1, startedAt: new Date(), origin: '' };
   const sockets = new SocketSet();
   const cids = new WeakMap<object, string>();
@@ -311,7 +314,14 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
       meta: { side: 'server', ...info },
     }));
   }
-  server.on('connection', (socket: net.Socket) => (o.tls ? sockets.add(socket) : onSocket(socket)));
+  server.on('connection', (socket: net.Socket) => {
+    socket.once('close', () => {
+      stats.bytesIn += socket.bytesRead;
+      stats.bytesOut += socket.bytesWritten;
+    });
+    if (o.tls) sockets.add(socket);
+    else onSocket(socket);
+  });
   server.on('clientError', onClientError);
   server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     stats.requests++;

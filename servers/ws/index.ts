@@ -50,6 +50,9 @@ export interface WsServerStats {
   closeCodes: Record<number, number>;
   /** Peers dropped by the heartbeat. */
   deadPeers: number;
+  /** Bytes read and written on connections that have closed, handshake included. */
+  bytesIn: number;
+  bytesOut: number;
 }
 
 export interface RunningWsServer extends RunningServer {
@@ -59,9 +62,13 @@ export interface RunningWsServer extends RunningServer {
   readonly clients: number;
 }
 
-/** The paths: /echo (and /) echoes, /room/<name> broadcasts to the others in the room, /feed pushes the feed. */
-function routeOf(path: string): { kind: 'echo' } | { kind: 'room'; room: string } | { kind: 'feed' } | null {
+/**
+ * The paths: /echo (and /) echoes, /room/<name> broadcasts to the others in the room, /feed pushes the feed, /discard
+ * counts what it gets and, sent the text "done", answers with the byte count (bulk transfers).
+ */
+function routeOf(path: string): { kind: 'echo' } | { kind: 'room'; room: string } | { kind: 'feed' } | { kind: 'discard' } | null {
   if (path === '/' || path === '/echo') return { kind: 'echo' };
+  if (path === '/discard') return { kind: 'discard' };
   if (path === '/feed') return { kind: 'feed' };
   const m = /^\/room\/([A-Za-z0-9_-]{1,64})$/.exec(path);
   return m ? { kind: 'room', room: m[1]! } : null;
@@ -86,7 +93,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
   const tracer = o.tracer ?? NOOP_TRACER;
   const tlsSettings = options.tls === true ? {} : options.tls || undefined;
   const scheme = tlsSettings ? 'wss' : 'ws';
-  const stats: WsServerStats = { connections: 0, refused: 0, messagesIn: 0, messagesOut: 0, closeCodes: {}, deadPeers: 0 };
+  const stats: WsServerStats = { connections: 0, refused: 0, messagesIn: 0, messagesOut: 0, closeCodes: {}, deadPeers: 0, bytesIn: 0, bytesOut: 0 };
   const sockets = new SocketSet();
   const rooms = new Map<string, Set<WebSocket>>();
   const alive = new WeakMap<WebSocket, boolean>();
@@ -101,7 +108,13 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     ? https.createServer(await tlsServerOptions({ ...tlsSettings, alpn: ['http/1.1'] }), onPlainRequest)
     : http.createServer(onPlainRequest);
   if (tlsSettings) attachKeylog(server, tlsSettings.keylogFile);
-  server.on('connection', (s: net.Socket) => sockets.add(s));
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => {
+      stats.bytesIn += s.bytesRead;
+      stats.bytesOut += s.bytesWritten;
+    });
+  });
 
   // The response headers ws is about to send: trace them, with the accept value recomputed from the key.
   wss.on('headers', (headers: string[], req: http.IncomingMessage) => {
@@ -170,8 +183,17 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
         ws.send(JSON.stringify(e));
       });
     }
+    let discarded = 0;
     ws.on('message', (data: RawData, isBinary: boolean) => {
       stats.messagesIn++;
+      if (route.kind === 'discard') {
+        const n = Array.isArray(data) ? data.reduce((a, b) => a + b.length, 0) : (data as Buffer).byteLength;
+        if (!isBinary && n === 4 && data.toString() === 'done') {
+          ws.send(String(discarded));
+          discarded = 0;
+        } else discarded += n;
+        return;
+      }
       tracer.emit('ws', cid, '>', 'message', () => {
         const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
         return { summary: `${isBinary ? 'binary' : 'text'} ${preview(buf)}`, bytes: buf.length };

@@ -60,6 +60,11 @@ export function registerEcho(router: Router): void {
   const anything = async (ctx: Ctx): Promise<void> => json(ctx, 200, await describeRequest(ctx, ctx.method !== 'GET' && ctx.method !== 'HEAD'));
   router.add(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], '/anything', anything);
   router.add(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], '/anything/*', anything);
+  // The body back as it came, with its Content-Type: the smallest round trip HTTP can make (the latency lab).
+  router.add(['POST', 'PUT'], '/echo', async (ctx) => {
+    const body = await readBody(ctx);
+    send(ctx, 200, body, { 'content-type': String(ctx.req.headers['content-type'] ?? 'application/octet-stream') });
+  });
   router.add('GET', '/headers', (ctx) => json(ctx, 200, { headers: ctx.req.headers }));
   router.add('GET', '/ip', (ctx) => json(ctx, 200, { origin: clientAddress(ctx.req) }));
   router.add('GET', '/user-agent', (ctx) => json(ctx, 200, { 'user-agent': ctx.req.headers['user-agent'] ?? null }));

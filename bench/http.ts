@@ -1,53 +1,42 @@
-import http from 'node:http';
-import { Writable } from 'node:stream';
 import { Pool } from 'undici';
-import { createTracer, PrettySink } from '../core/trace/index.ts';
-import { startHttpServer } from '../servers/http/index.ts';
-import { defineBench, opsPerSecond, type BenchRow } from './harness.ts';
+import { defineBench, measureChild, opsPerSecond, startChildServer, type BenchRow } from './harness.ts';
 
-const MS = 3000;
+const MS = 1000;
+const ROUNDS = 5;
 const CONCURRENCY = 32;
 
-async function measure(origin: string): Promise<number> {
-  const pool = new Pool(origin, { connections: 8 });
-  const once = async (): Promise<void> => {
-    const r = await pool.request({ path: '/hello', method: 'GET' });
-    await r.body.dump();
-  };
-  for (let i = 0; i < 500; i++) await once(); // warm-up
-  const rate = await opsPerSecond(once, MS, CONCURRENCY);
-  await pool.close();
-  return rate;
-}
+const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
 export default defineBench({
   name: 'http',
-  title: `keep-alive GET /hello, ${CONCURRENCY} in flight on 8 connections, ${MS / 1000} s each`,
+  title: `keep-alive GET /hello, ${CONCURRENCY} in flight on 8 connections, each server in its own process; ${ROUNDS} rounds of ${MS / 1000} s taking turns, medians`,
   async run(): Promise<BenchRow[]> {
-    const bare = http.createServer((_req, res) => {
-      res.writeHead(200, { 'content-length': 6, 'content-type': 'text/plain' });
-      res.end('hello\n');
-    });
-    await new Promise<void>((r) => bare.listen(0, '127.0.0.1', r));
-    const bareUrl = `http://127.0.0.1:${(bare.address() as { port: number }).port}`;
-    const off = await startHttpServer({ rateLimitBurst: 0, maxConcurrentRequests: 100_000 });
-    const devnull = new Writable({ write: (_c, _e, cb) => cb() });
-    const on = await startHttpServer({ rateLimitBurst: 0, maxConcurrentRequests: 100_000, tracer: createTracer([new PrettySink({ stream: devnull, color: false })]) });
-    const rows: BenchRow[] = [];
-    // bare, wirelab, bare again: the baseline is the mean of the runs around the subject, against drift.
-    const b1 = await measure(bareUrl);
-    const w = await measure(off.url);
-    const b2 = await measure(bareUrl);
-    const t = await measure(on.url);
-    rows.push({ label: 'bare node:http', value: (b1 + b2) / 2, unit: 'req/s' });
-    rows.push({ label: 'wirelab http, tracing off', value: w, unit: 'req/s', baseline: 'bare node:http', target: 0.95 });
-    rows.push({ label: 'wirelab http, terminal tracer on', value: t, unit: 'req/s', baseline: 'bare node:http' });
-    await new Promise<void>((r) => {
-      bare.close(() => r());
-      bare.closeAllConnections();
-    });
-    await off.close();
-    await on.close();
-    return rows;
+    const kinds = ['http-bare', 'http-off', 'http-on'] as const;
+    const servers = await Promise.all(kinds.map((k) => startChildServer(k)));
+    const pools = servers.map((s) => new Pool(`http://127.0.0.1:${s.port}`, { connections: 8 }));
+    const onceFor = (pool: Pool) => async (): Promise<void> => {
+      const r = await pool.request({ path: '/hello', method: 'GET' });
+      await r.body.dump();
+    };
+    for (const pool of pools) for (let i = 0; i < 2000; i++) await onceFor(pool)();
+    const rates: number[][] = kinds.map(() => []);
+    const cpu: number[][] = kinds.map(() => []);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i] of kinds.entries()) {
+        const m = await measureChild(servers[i]!, () => opsPerSecond(onceFor(pools[i]!), MS, CONCURRENCY));
+        rates[i]!.push(m.rate);
+        cpu[i]!.push(m.cpuPerOp);
+      }
+    }
+    await Promise.all(pools.map((p) => p.close()));
+    servers.forEach((s) => s.stop());
+    return [
+      { label: 'bare node:http', value: median(rates[0]!), unit: 'req/s' },
+      { label: 'wirelab http, tracing off', value: median(rates[1]!), unit: 'req/s', baseline: 'bare node:http', target: 0.95 },
+      { label: 'wirelab http, terminal tracer on', value: median(rates[2]!), unit: 'req/s', baseline: 'bare node:http' },
+      { label: 'bare node:http, server CPU', value: median(cpu[0]!), unit: 'µs/req', lowerIsBetter: true },
+      { label: 'wirelab http, tracing off, server CPU', value: median(cpu[1]!), unit: 'µs/req', baseline: 'bare node:http, server CPU', lowerIsBetter: true, target: 0.95 },
+      { label: 'wirelab http, tracer on, server CPU', value: median(cpu[2]!), unit: 'µs/req', baseline: 'bare node:http, server CPU', lowerIsBetter: true },
+    ];
   },
 });

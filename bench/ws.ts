@@ -1,15 +1,15 @@
-import { Writable } from 'node:stream';
-import WebSocket, { WebSocketServer } from 'ws';
-import { createTracer, PrettySink } from '../core/trace/index.ts';
-import { startWsServer } from '../servers/ws/index.ts';
-import { defineBench, opsPerSecond, type BenchRow } from './harness.ts';
+import WebSocket from 'ws';
+import { defineBench, measureChild, opsPerSecond, startChildServer, type BenchRow } from './harness.ts';
 
-const MS = 3000;
+const MS = 1000;
+const ROUNDS = 5;
 const CONNECTIONS = 8;
 const PAYLOAD = Buffer.alloc(64, 0x61);
 
-/** Echo messages/s: CONNECTIONS clients, each with one message in flight at a time. */
-async function measure(url: string): Promise<number> {
+const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+
+/** CONNECTIONS clients, each with one message in flight at a time; `once` sends one and waits for its echo. */
+async function echoLoad(url: string): Promise<{ once: () => Promise<void>; close: () => void }> {
   const clients = await Promise.all(
     Array.from({ length: CONNECTIONS }, () => new Promise<WebSocket>((resolve, reject) => {
       const ws = new WebSocket(url);
@@ -25,35 +25,35 @@ async function measure(url: string): Promise<number> {
       ws.send(PAYLOAD);
     });
   };
-  for (let i = 0; i < 500; i++) await once();
-  const rate = await opsPerSecond(once, MS, CONNECTIONS);
-  for (const ws of clients) ws.terminate();
-  return rate;
+  return { once, close: () => clients.forEach((ws) => ws.terminate()) };
 }
 
 export default defineBench({
   name: 'ws',
-  title: `WebSocket echo of ${PAYLOAD.length} B, ${CONNECTIONS} connections, ${MS / 1000} s each`,
+  title: `WebSocket echo of ${PAYLOAD.length} B, ${CONNECTIONS} connections, each server in its own process; ${ROUNDS} rounds of ${MS / 1000} s taking turns, medians`,
   async run(): Promise<BenchRow[]> {
-    const bare = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-    bare.on('connection', (ws) => ws.on('message', (d, isBinary) => ws.send(d, { binary: isBinary })));
-    await new Promise((r) => bare.once('listening', r));
-    const bareUrl = `ws://127.0.0.1:${(bare.address() as { port: number }).port}`;
-    const off = await startWsServer({ heartbeatMs: 0 });
-    const devnull = new Writable({ write: (_c, _e, cb) => cb() });
-    const on = await startWsServer({ heartbeatMs: 0, tracer: createTracer([new PrettySink({ stream: devnull, color: false })]) });
-    const b1 = await measure(bareUrl);
-    const w = await measure(`${off.url}/echo`);
-    const b2 = await measure(bareUrl);
-    const t = await measure(`${on.url}/echo`);
-    for (const c of bare.clients) c.terminate();
-    await new Promise((r) => bare.close(r));
-    await off.close();
-    await on.close();
+    const kinds = ['ws-bare', 'ws-off', 'ws-on'] as const;
+    const servers = await Promise.all(kinds.map((k) => startChildServer(k)));
+    const loads = await Promise.all(servers.map((s, i) => echoLoad(`ws://127.0.0.1:${s.port}${i === 0 ? '' : '/echo'}`)));
+    for (const l of loads) for (let i = 0; i < 2000; i++) await l.once();
+    const rates: number[][] = kinds.map(() => []);
+    const cpu: number[][] = kinds.map(() => []);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [i] of kinds.entries()) {
+        const m = await measureChild(servers[i]!, () => opsPerSecond(loads[i]!.once, MS, CONNECTIONS));
+        rates[i]!.push(m.rate);
+        cpu[i]!.push(m.cpuPerOp);
+      }
+    }
+    loads.forEach((l) => l.close());
+    servers.forEach((s) => s.stop());
     return [
-      { label: 'bare ws', value: (b1 + b2) / 2, unit: 'msg/s' },
-      { label: 'wirelab ws, tracing off', value: w, unit: 'msg/s', baseline: 'bare ws', target: 0.95 },
-      { label: 'wirelab ws, terminal tracer on', value: t, unit: 'msg/s', baseline: 'bare ws' },
+      { label: 'bare ws', value: median(rates[0]!), unit: 'msg/s' },
+      { label: 'wirelab ws, tracing off', value: median(rates[1]!), unit: 'msg/s', baseline: 'bare ws', target: 0.95 },
+      { label: 'wirelab ws, terminal tracer on', value: median(rates[2]!), unit: 'msg/s', baseline: 'bare ws' },
+      { label: 'bare ws, server CPU', value: median(cpu[0]!), unit: 'µs/msg', lowerIsBetter: true },
+      { label: 'wirelab ws, tracing off, server CPU', value: median(cpu[1]!), unit: 'µs/msg', baseline: 'bare ws, server CPU', lowerIsBetter: true, target: 0.95 },
+      { label: 'wirelab ws, tracer on, server CPU', value: median(cpu[2]!), unit: 'µs/msg', baseline: 'bare ws, server CPU', lowerIsBetter: true },
     ];
   },
 });

@@ -28,7 +28,10 @@ export interface Ctx {
   readonly req: Req;
   readonly res: Res;
   readonly method: string;
+  /** The request target as a URL against the server's origin (parsed on first use: most routes never need it). */
   readonly url: URL;
+  /** The path of the request target, query left out. */
+  readonly path: string;
   /** The route's :params and * in order. */
   readonly params: string[];
   readonly state: ServerState;
@@ -36,9 +39,48 @@ export interface Ctx {
   readonly cid: string;
 }
 
+/** A request's context. The URL is parsed only when a handler asks for it: routing needs the path alone. */
+export class RequestContext implements Ctx {
+  params: string[] = [];
+  readonly h2: boolean;
+  #url?: URL;
+  #path?: string;
+
+  constructor(
+    readonly req: Req,
+    readonly res: Res,
+    readonly method: string,
+    readonly state: ServerState,
+    readonly cid: string,
+  ) {
+    this.h2 = req.httpVersionMajor === 2;
+  }
+
+  get url(): URL {
+    if (!this.#url) {
+      try {
+        this.#url = new URL(this.req.url ?? '/', this.state.origin);
+      } catch {
+        this.#url = new URL('/', this.state.origin);
+      }
+    }
+    return this.#url;
+  }
+
+  get path(): string {
+    if (this.#path === undefined) {
+      const raw = this.req.url ?? '/';
+      // origin-form ("/a/b?q") is cut at the query; anything else (absolute-form, "*") goes through the URL parser.
+      const q = raw.indexOf('?');
+      const p = raw.charCodeAt(0) === 47 ? (q === -1 ? raw : raw.slice(0, q)) : this.url.pathname;
+      this.#path = p.includes('%') || p.includes('/.') || p.includes('\\') ? this.url.pathname : p;
+    }
+    return this.#path;
+  }
+}
+
 /** Writes a whole answer. Headers set on `res` before stay; a HEAD request gets the headers without the body. */
 export function send(ctx: Ctx, status: number, body: string | Buffer, headers: Record<string, string | number | string[]> = {}): void {
-  const buf = typeof body === 'string' ? Buffer.from(body) : body;
   const res = ctx.res as ServerResponse;
   // 204 and 304 carry no body and no Content-Length (RFC 9110 8.6).
   if (status === 204 || status === 304) {
@@ -46,8 +88,8 @@ export function send(ctx: Ctx, status: number, body: string | Buffer, headers: R
     res.end();
     return;
   }
-  res.writeHead(status, { 'content-length': buf.length, ...headers });
-  res.end(ctx.method === 'HEAD' ? undefined : buf);
+  res.writeHead(status, { 'content-length': typeof body === 'string' ? Buffer.byteLength(body) : body.length, ...headers });
+  res.end(ctx.method === 'HEAD' ? undefined : body);
 }
 
 export function json(ctx: Ctx, status: number, value: unknown, headers: Record<string, string | number | string[]> = {}): void {

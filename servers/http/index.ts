@@ -8,7 +8,7 @@ import { closeTcpServer, listenTcp, SocketSet, type RunningServer } from '../../
 import { attachKeylog, handshakeInfo, tlsServerOptions } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
 import { handleConnect, normalizeTarget } from './connect.ts';
-import { clientAddress, problem, STATUS_TEXT, type Ctx, type Req, type Res, type ServerState } from './context.ts';
+import { clientAddress, problem, RequestContext, STATUS_TEXT, type Ctx, type Req, type Res, type ServerState } from './context.ts';
 import { EventFeed } from './feed.ts';
 import { HttpError, TokenBuckets } from './limits.ts';
 import { resolveHttpOptions, type HttpServerOptions, type ResolvedHttpOptions } from './options.ts';
@@ -111,28 +111,24 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
     return (key && cids.get(key)) ?? 'http';
   };
 
+  // One listener shared by every response (no closure per request): 'close' comes once, when the response is done.
+  function onResponseClose(this: Res): void {
+    active--;
+    stats.statuses[this.statusCode] = (stats.statuses[this.statusCode] ?? 0) + 1;
+  }
+
   const onRequest = (req: Req, res: Res): void => {
-    const startedAt = performance.now();
     const cid = cidOf(req);
     stats.requests++;
     stats.versions[req.httpVersion] = (stats.versions[req.httpVersion] ?? 0) + 1;
     active++;
-    res.once('close', () => {
-      active--;
-      stats.statuses[res.statusCode] = (stats.statuses[res.statusCode] ?? 0) + 1;
-    });
+    res.on('close', onResponseClose);
     if (tracer.enabled) {
       traceRequest(tracer, cid, req);
-      traceResponse(tracer, cid, req, res, startedAt);
+      traceResponse(tracer, cid, req, res, performance.now());
     }
     const method = req.method ?? 'GET';
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', state.origin);
-    } catch {
-      url = new URL('/', state.origin);
-    }
-    const ctx: Ctx = { req, res, method, url, params: [], state, h2: req.httpVersionMajor === 2, cid };
+    const ctx = new RequestContext(req, res, method, state, cid);
 
     // Overload first (cheapest answer for a busy server), then the client's own rate.
     if (active > o.maxConcurrentRequests) {
@@ -156,14 +152,15 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
     if (method === 'OPTIONS' && req.url === '*') {
       return problem(ctx, 204, '', { allow: KNOWN_METHODS.filter((m) => m !== 'TRACE' || o.allowTrace).join(', ') });
     }
-    const m = router.match(method, url.pathname);
-    if (m.kind === 'none') return problem(ctx, 404, `no route for ${url.pathname}`);
+    const path = ctx.path;
+    const m = router.match(method, path);
+    if (m.kind === 'none') return problem(ctx, 404, `no route for ${path}`);
     if (m.kind === 'method') {
       const allow = m.allow.join(', ');
       if (method === 'OPTIONS') return problem(ctx, 204, '', { allow });
-      return problem(ctx, 405, `${method} is not allowed on ${url.pathname}`, { allow });
+      return problem(ctx, 405, `${method} is not allowed on ${path}`, { allow });
     }
-    (ctx as { params: string[] }).params = m.params;
+    ctx.params = m.params;
     let result: void | Promise<void>;
     try {
       result = m.handler(ctx);
@@ -192,7 +189,7 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
   };
 
   const trace = (ctx: Ctx): void => {
-    const allow = router.allowed(ctx.url.pathname).filter((x) => x !== 'TRACE');
+    const allow = router.allowed(ctx.path).filter((x) => x !== 'TRACE');
     if (!o.allowTrace) {
       return problem(ctx, 405, 'TRACE is off (allowTrace=false): it would reflect Cookie and Authorization back to the page that sent it', {
         allow: (allow.length ? allow : KNOWN_METHODS.filter((x) => x !== 'TRACE' && x !== 'CONNECT')).join(', '),

@@ -14,6 +14,8 @@ interface PatternRoute extends Route {
 /** The methods the server knows; TRACE and CONNECT are answered outside the route table. */
 export const KNOWN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT'];
 
+const NO_PARAMS: string[] = [];
+
 export type Match =
   | { kind: 'route'; handler: Handler; params: string[] }
   /** The path exists but not for this method: 405 with Allow (or, for OPTIONS, 204 with Allow). */
@@ -57,14 +59,14 @@ export class Router {
 
   match(method: string, path: string): Match {
     const wanted = method === 'HEAD' ? 'GET' : method;
-    const allow = new Set<string>();
     const exact = this.#exact.get(path);
     if (exact) {
       for (const r of exact) {
-        if (r.methods === '*' || r.methods.has(wanted) || r.methods.has(method)) return { kind: 'route', handler: r.handler, params: [] };
-        for (const m of r.methods) allow.add(m);
+        if (r.methods === '*' || r.methods.has(wanted) || r.methods.has(method)) return { kind: 'route', handler: r.handler, params: NO_PARAMS };
       }
     }
+    const allow = new Set<string>();
+    for (const r of exact ?? []) if (r.methods !== '*') for (const m of r.methods) allow.add(m);
     for (const r of this.#patterns) {
       const hit = r.re.exec(path);
       if (!hit) continue;

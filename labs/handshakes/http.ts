@@ -7,7 +7,7 @@ import { startWsServer } from '../../servers/ws/index.ts';
 import type { HandshakeRow, HandshakeRows } from './types.ts';
 
 /** Added to every chunk in each direction by the relay: one round trip of data costs 2 × this. */
-const ONE_WAY_MS = 25;
+const ONE_WAY_MS = 40;
 
 /**
  * A TCP relay on loopback that holds every chunk ONE_WAY_MS before passing it on, in both directions. Round trips of

@@ -45,3 +45,58 @@ export async function opsPerSecond(fn: () => Promise<unknown>, ms = 2000, concur
   await Promise.all(Array.from({ length: concurrency }, worker));
   return ops / ((performance.now() - started) / 1000);
 }
+
+/**
+ * Measures each subject `rounds` times, taking turns (a, b, c, a, b, c...), and returns each one's median: drift and
+ * another process's burst of work then fall on every subject alike instead of on whichever ran during it.
+ */
+export async function interleaved<K extends string>(subjects: Record<K, () => Promise<number>>, rounds = 5): Promise<Record<K, number>> {
+  const samples = Object.fromEntries(Object.keys(subjects).map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let i = 0; i < rounds; i++) {
+    for (const k of Object.keys(subjects) as K[]) samples[k].push(await subjects[k]());
+  }
+  const median = (v: number[]): number => {
+    const s = [...v].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v as number[])])) as Record<K, number>;
+}
+
+/** A bench server in a child process (bench/fixtures/server.ts): its port, and its CPU time and count on demand. */
+export interface ChildServer {
+  port: number;
+  sample(): Promise<{ cpu: number; served: number }>;
+  stop(): void;
+}
+
+export async function startChildServer(kind: string): Promise<ChildServer> {
+  const { fork } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const child = fork(fileURLToPath(new URL('./fixtures/server.ts', import.meta.url)), [kind], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`bench server ${kind} exited with ${code}`)));
+  });
+  return {
+    port,
+    sample: () =>
+      new Promise((resolve) => {
+        child.once('message', (m) => resolve(m as { cpu: number; served: number }));
+        child.send('cpu');
+      }),
+    stop: () => {
+      child.send('exit');
+    },
+  };
+}
+
+/**
+ * Runs `load` (which returns operations per second) against a child server and also returns the server's CPU time per
+ * operation in µs: a number that another process's load disturbs far less than a rate does.
+ */
+export async function measureChild(server: ChildServer, load: () => Promise<number>): Promise<{ rate: number; cpuPerOp: number }> {
+  const a = await server.sample();
+  const rate = await load();
+  const b = await server.sample();
+  return { rate, cpuPerOp: (b.cpu - a.cpu) / Math.max(1, b.served - a.served) };
+}

@@ -1,0 +1,127 @@
+import { defineLab } from '../core/lab/index.ts';
+import { createHttpClient } from '../clients/http.ts';
+import { connectTcp } from '../clients/tcp.ts';
+import { UdpClient } from '../clients/udp.ts';
+import { connectWs } from '../clients/ws.ts';
+import { startHttpServer } from '../servers/http/index.ts';
+import { startTcpServer } from '../servers/tcp.ts';
+import { startUdpServer } from '../servers/udp.ts';
+import { startWsServer } from '../servers/ws/index.ts';
+import { logEdges, r2, sparkline, summarize } from './_stats.ts';
+
+const ROUND_TRIPS = 300;
+const WARM_UP = 30;
+const PAYLOAD = Buffer.from('x'.repeat(32));
+const CHUNK = 1024 * 1024;
+/** 100 MiB (the issue's 100 MB, in 1 MiB writes): each transfer takes well under a second on loopback. */
+const BULK_BYTES = 100 * CHUNK;
+
+export default defineLab({
+  id: 'latency',
+  title: 'Round trip and bulk transfer over TCP, UDP, HTTP and WebSocket',
+  concept: 'Every layer on top of a transport costs something per message; a new connection per request costs the most. Ranks and ratios, not promises.',
+  protocols: ['tcp', 'udp', 'http', 'ws'],
+  timeoutMs: 45_000,
+  async run(ctx) {
+    const tracer = ctx.tracer;
+    const tcpEcho = await ctx.start(startTcpServer({ mode: 'echo', framing: 'line', tracer }));
+    const tcpSink = await ctx.start(startTcpServer({ mode: 'discard', tracer }));
+    const udp = await ctx.start(startUdpServer({ tracer }));
+    const http = await ctx.start(startHttpServer({ tracer, rateLimitBurst: 0, maxBodyBytes: BULK_BYTES * 2 }));
+    const https = await ctx.start(startHttpServer({ tracer, tls: true, rateLimitBurst: 0 }));
+    const ws = await ctx.start(startWsServer({ tracer, maxPayload: CHUNK * 2 }));
+
+    const tcp = await connectTcp({ port: tcpEcho.port, framing: 'line', noDelay: true, tracer });
+    const udpClient = await UdpClient.open({ port: udp.port, tracer });
+    const keep = await createHttpClient({ tracer });
+    const fresh = await createHttpClient({ tracer, keepAlive: false });
+    const h2 = await createHttpClient({ tracer, http2: true });
+    const wsClient = await connectWs({ url: `${ws.url}/echo`, tracer });
+    ctx.defer(async () => {
+      await tcp.destroy();
+      await udpClient.close();
+      await Promise.all([keep.close(), fresh.close(), h2.close()]);
+      await wsClient.terminate();
+    });
+
+    const post = { method: 'POST', body: PAYLOAD, headers: { 'content-type': 'text/plain' } };
+    const ways: Array<[string, () => Promise<unknown>]> = [
+      ['TCP (line echo)', async () => { await tcp.send(PAYLOAD); await tcp.next(); }],
+      ['UDP (echo)', () => udpClient.echo(PAYLOAD)],
+      ['HTTP/1.1 keep-alive', () => keep.request(`${http.url}/echo`, post)],
+      ['HTTP/1.1 new connection', () => fresh.request(`${http.url}/echo`, post)],
+      ['HTTP/2 over TLS (one session)', () => h2.request(`${https.url.replace('127.0.0.1', 'localhost')}/echo`, post)],
+      ['WebSocket', async () => { await wsClient.send(PAYLOAD); await wsClient.next(); }],
+    ];
+    const samples = new Map<string, number[]>();
+    for (const [name, once] of ways) {
+      for (let i = 0; i < WARM_UP; i++) await once();
+      const ms: number[] = [];
+      for (let i = 0; i < ROUND_TRIPS; i++) {
+        const t = performance.now();
+        await once();
+        ms.push(performance.now() - t);
+      }
+      samples.set(name, ms);
+    }
+    const all = [...samples.values()].flat();
+    const edges = logEdges(Math.min(...all), Math.max(...all), 16);
+    const stats = [...samples].map(([name, ms]) => ({ name, ms, ...summarize(ms) })).sort((a, b) => a.p50 - b.p50);
+    const base = stats.find((s) => s.name.startsWith('TCP'))!;
+    ctx.table(`round trip of ${PAYLOAD.length} B, ${ROUND_TRIPS} times each (after ${WARM_UP} to warm up); histogram on shared log buckets ${r2(Math.min(...all))}–${r2(Math.max(...all))} ms`,
+      ['rank', 'transport', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / TCP', 'histogram'],
+      stats.map((s, i) => [i + 1, s.name, r2(s.p50), r2(s.p90), r2(s.p99), `${r2(s.p50 / base.p50)}x`, sparkline(s.ms, edges)]));
+    const by = (prefix: string) => stats.find((s) => s.name.startsWith(prefix))!;
+    ctx.claim('a new connection per request is the slowest way: it pays the TCP handshake every time', stats[stats.length - 1]!.name === 'HTTP/1.1 new connection',
+      `slowest: ${stats[stats.length - 1]!.name}, p50 ${r2(stats[stats.length - 1]!.p50)} ms`);
+    ctx.claim('keep-alive HTTP beats a new connection per request', by('HTTP/1.1 keep-alive').p50 < by('HTTP/1.1 new').p50,
+      `${r2(by('HTTP/1.1 keep-alive').p50)} vs ${r2(by('HTTP/1.1 new').p50)} ms`);
+    ctx.claim('raw TCP and UDP echo, with no HTTP to parse, are faster than any HTTP round trip', Math.max(by('TCP').p50, by('UDP').p50) < Math.min(by('HTTP/1.1 keep').p50, by('HTTP/2').p50),
+      `TCP ${r2(by('TCP').p50)}, UDP ${r2(by('UDP').p50)}, HTTP keep-alive ${r2(by('HTTP/1.1 keep').p50)}, HTTP/2 ${r2(by('HTTP/2').p50)} ms`);
+    ctx.claim('a WebSocket message, once the connection is up, costs less than an HTTP request on a kept-alive connection', by('WebSocket').p50 < by('HTTP/1.1 keep').p50,
+      `${r2(by('WebSocket').p50)} vs ${r2(by('HTTP/1.1 keep').p50)} ms`);
+
+    // Bulk: BULK_BYTES from client to server over each, in 1 MiB writes.
+    const mb = BULK_BYTES / 1e6;
+    const bulk: Array<[string, number]> = [];
+    const chunk = Buffer.alloc(CHUNK, 0x61);
+    {
+      const c = await connectTcp({ port: tcpSink.port, tracer });
+      const t = performance.now();
+      for (let sent = 0; sent < BULK_BYTES; sent += CHUNK) await c.send(chunk);
+      await c.end(); // the discard server closes once it has read everything
+      bulk.push(['TCP', mb / ((performance.now() - t) / 1000)]);
+    }
+    {
+      async function* body(): AsyncGenerator<Buffer> {
+        for (let sent = 0; sent < BULK_BYTES; sent += CHUNK) yield chunk;
+      }
+      const t = performance.now();
+      const r = await keep.request(`${http.url}/upload?hash=0`, { method: 'POST', body: body() as never, headers: { 'content-length': String(BULK_BYTES) } });
+      const seconds = (performance.now() - t) / 1000;
+      if (r.json<{ bytes: number }>().bytes !== BULK_BYTES) throw new Error(`HTTP upload counted ${r.text()}`);
+      bulk.push(['HTTP/1.1 POST', mb / seconds]);
+    }
+    {
+      const c = await connectWs({ url: `${ws.url}/discard`, tracer });
+      const t = performance.now();
+      for (let sent = 0; sent < BULK_BYTES; sent += CHUNK) await c.send(chunk);
+      await c.send('done');
+      const counted = Number((await c.next(30_000)).data.toString());
+      bulk.push(['WebSocket', mb / ((performance.now() - t) / 1000)]);
+      await c.close();
+      if (counted !== BULK_BYTES) throw new Error(`WebSocket sink counted ${counted}`);
+    }
+    bulk.sort((a, b) => b[1] - a[1]);
+    const tcpRate = bulk.find((b) => b[0] === 'TCP')![1];
+    ctx.note('WebSocket clients mask every byte they send (RFC 6455 5.3, so a proxy cannot be fooled into caching it); ws does the XOR in JavaScript unless the optional bufferutil addon is installed');
+    ctx.table(`bulk transfer of ${BULK_BYTES / 1024 / 1024} MiB, client to server`, ['rank', 'transport', 'MB/s', 'vs TCP'], bulk.map(([n, v], i) => [i + 1, n, Math.round(v), `${r2(v / tcpRate)}x`]));
+    ctx.claim('every bulk transfer arrived whole and counted by the server', bulk.length === 3, bulk.map(([n]) => n).join(', '));
+    const httpRate = bulk.find((b) => b[0].startsWith('HTTP'))![1];
+    const wsRate = bulk.find((b) => b[0] === 'WebSocket')![1];
+    ctx.claim('in bulk, HTTP framing costs little next to the bytes themselves: a POST runs within 2x of raw TCP', httpRate > tcpRate / 2,
+      `HTTP ${Math.round(httpRate)} vs TCP ${Math.round(tcpRate)} MB/s`);
+    ctx.claim('WebSocket is the slowest in bulk from client to server: every client byte is masked', wsRate < Math.min(tcpRate, httpRate),
+      `WebSocket ${Math.round(wsRate)} MB/s`);
+  },
+});

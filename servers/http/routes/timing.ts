@@ -1,0 +1,158 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { headerValue, json, send, type Ctx } from '../context.ts';
+import { HttpError } from '../limits.ts';
+import type { Router } from '../router.ts';
+
+function seconds(ctx: Ctx, raw: string | null | undefined, fallback: number): number {
+  const s = raw === null || raw === undefined ? fallback : Number(raw);
+  if (!(s >= 0) || s > ctx.state.options.maxDelaySeconds) {
+    throw new HttpError(400, `seconds must be 0..maxDelaySeconds=${ctx.state.options.maxDelaySeconds}`);
+  }
+  return s;
+}
+
+function sizeParam(ctx: Ctx, raw: string | undefined | null): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > ctx.state.options.maxGeneratedBytes) {
+    throw new HttpError(400, `size must be 0..maxGeneratedBytes=${ctx.state.options.maxGeneratedBytes}`);
+  }
+  return n;
+}
+
+/** Resolves after `ms`, or at once when the client went away. */
+function sleep(ctx: Ctx, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      ctx.res.off('close', done);
+      resolve();
+    }
+    ctx.res.once('close', done);
+  });
+}
+
+/** Deterministic bytes (a pattern seeded by `seed`), so a client can check a Range against the whole. */
+export function patternBytes(start: number, end: number, seed = 0): Buffer {
+  const buf = Buffer.allocUnsafe(end - start);
+  for (let i = 0; i < buf.length; i++) buf[i] = ((start + i) * 31 + seed) & 0xff;
+  return buf;
+}
+
+/** Writes `n` pattern bytes from `start` in 64 KiB pieces, respecting back-pressure. */
+function streamPattern(ctx: Ctx, start: number, end: number, seed: number): Promise<void> {
+  const res = ctx.res as ServerResponse;
+  return new Promise((resolve) => {
+    let at = start;
+    const pump = (): void => {
+      while (at < end) {
+        if (res.destroyed) return resolve();
+        const next = Math.min(end, at + 65536);
+        const ok = res.write(patternBytes(at, next, seed));
+        at = next;
+        if (!ok) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.end();
+      resolve();
+    };
+    if (ctx.method === 'HEAD') {
+      res.end();
+      resolve();
+      return;
+    }
+    pump();
+  });
+}
+
+/** Parses one `bytes=a-b` range against `size`; null when absent, 'bad' when unsatisfiable or several. */
+export function parseRange(header: string | undefined, size: number): { start: number; end: number } | null | 'bad' {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return 'bad';
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'bad';
+    start = Math.max(0, size - suffix);
+    end = size;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size : Math.min(size, Number(m[2]) + 1);
+  }
+  if (start >= size || start >= end) return 'bad';
+  return { start, end };
+}
+
+/** /delay, /drip, /stream, /bytes with Range. */
+export function registerTiming(router: Router): void {
+  router.add(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], '/delay/:s', async (ctx) => {
+    const s = seconds(ctx, ctx.params[0], 0);
+    await sleep(ctx, s * 1000);
+    json(ctx, 200, { delayed: s, url: ctx.url.href });
+  });
+
+  // /drip?numbytes=10&duration=2&delay=0&code=200: numbytes '*' spread over duration seconds.
+  router.add('GET', '/drip', async (ctx) => {
+    const q = ctx.url.searchParams;
+    const n = sizeParam(ctx, q.get('numbytes') ?? '10');
+    const duration = seconds(ctx, q.get('duration'), 2);
+    const delay = seconds(ctx, q.get('delay'), 0);
+    const status = Number(q.get('code') ?? 200);
+    if (n > 10_000) throw new HttpError(400, 'drip sends at most 10000 bytes');
+    await sleep(ctx, delay * 1000);
+    const res = ctx.res as ServerResponse;
+    res.writeHead(status, { 'content-type': 'application/octet-stream', 'content-length': n });
+    const gap = n > 0 ? (duration * 1000) / n : 0;
+    for (let i = 0; i < n && !res.destroyed; i++) {
+      res.write('*');
+      if (i < n - 1) await sleep(ctx, gap);
+    }
+    res.end();
+  });
+
+  // /stream/:n: n JSON lines, each its own chunk.
+  router.add('GET', '/stream/:n', async (ctx) => {
+    const n = Number(ctx.params[0]);
+    if (!Number.isInteger(n) || n < 0 || n > 1000) throw new HttpError(400, 'n must be 0..1000');
+    const res = ctx.res as ServerResponse;
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    for (let i = 0; i < n && !res.destroyed; i++) {
+      if (!res.write(JSON.stringify({ id: i, url: ctx.url.href }) + '\n')) await new Promise((r) => res.once('drain', r));
+    }
+    res.end();
+  });
+
+  // /bytes/:n?seed=s: n deterministic bytes; honours Range (206, Content-Range) and says so (Accept-Ranges).
+  router.add('GET', '/bytes/:n', async (ctx) => {
+    const size = sizeParam(ctx, ctx.params[0]);
+    const seed = Number(ctx.url.searchParams.get('seed') ?? 0) & 0xff;
+    const etag = `"bytes-${size}-${seed}"`;
+    const range = parseRange(headerValue(ctx.req, 'range'), size);
+    const ifRange = headerValue(ctx.req, 'if-range');
+    const res = ctx.res as ServerResponse;
+    const common = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream', etag };
+    if (range === 'bad') {
+      send(ctx, 416, '', { ...common, 'content-range': `bytes */${size}` });
+      return;
+    }
+    if (range && (ifRange === undefined || ifRange === etag)) {
+      res.writeHead(206, { ...common, 'content-range': `bytes ${range.start}-${range.end - 1}/${size}`, 'content-length': range.end - range.start });
+      await streamPattern(ctx, range.start, range.end, seed);
+      return;
+    }
+    res.writeHead(200, { ...common, 'content-length': size });
+    await streamPattern(ctx, 0, size, seed);
+  });
+
+  // /base64/:value decodes; /uuid for a quick unique value.
+  router.add('GET', '/uuid', (ctx) => json(ctx, 200, { uuid: randomUUID() }));
+  router.add('GET', '/sha256/:n', (ctx) => {
+    const n = sizeParam(ctx, ctx.params[0]);
+    json(ctx, 200, { bytes: n, sha256: createHash('sha256').update(patternBytes(0, n)).digest('hex') });
+  });
+}

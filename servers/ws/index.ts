@@ -1,0 +1,267 @@
+import http from 'node:http';
+import https from 'node:https';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { checkInt, InvalidOptionError } from '../../core/options.ts';
+import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
+import { attachKeylog, tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, preview, redactLine, type Tracer } from '../../core/trace/index.ts';
+import type { EventFeed } from '../http/feed.ts';
+import { acceptFor, CLOSE_CODES, traceFrames } from './frames.ts';
+
+export { acceptFor, FrameObserver, describeFrame, type FrameHeader } from './frames.ts';
+
+export interface WsServerOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (any free port). */
+  port?: number;
+  /** Serve wss:// with the local certificate (core/tls). Default off. */
+  tls?: TlsSettings | boolean;
+  /** Largest message accepted, in bytes; a bigger one closes the connection with 1009 (message too big). Default 1 MiB. */
+  maxPayload?: number;
+  /** Connections at once; one more is refused with 503 at the handshake. Default 1024. */
+  maxConnections?: number;
+  /** A ping every this long; a peer that has not answered the previous ping by then is dead and dropped. 0: off. Default 30,000 ms. */
+  heartbeatMs?: number;
+  /** Negotiate permessage-deflate when the client offers it. Default false. */
+  perMessageDeflate?: boolean;
+  /** The feed that /feed pushes (the realtime-push lab). Default none: /feed is refused with 404. */
+  feed?: EventFeed;
+  tracer?: Tracer;
+}
+
+export const WS_SERVER_DEFAULTS = {
+  host: DEFAULT_HOST,
+  port: 0,
+  maxPayload: 1024 * 1024,
+  maxConnections: 1024,
+  heartbeatMs: 30_000,
+  perMessageDeflate: false,
+};
+
+export interface WsServerStats {
+  connections: number;
+  refused: number;
+  messagesIn: number;
+  messagesOut: number;
+  /** Close codes the server's side of each connection ended with (1000, 1002, 1009, 1006...). */
+  closeCodes: Record<number, number>;
+  /** Peers dropped by the heartbeat. */
+  deadPeers: number;
+  /** Bytes read and written on connections that have closed, handshake included. */
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export interface RunningWsServer extends RunningServer {
+  url: string;
+  readonly stats: WsServerStats;
+  /** Open connections now. */
+  readonly clients: number;
+}
+
+/**
+ * The paths: /echo (and /) echoes, /room/<name> broadcasts to the others in the room, /feed pushes the feed, /discard
+ * counts what it gets and, sent the text "done", answers with the byte count (bulk transfers).
+ */
+function routeOf(path: string): { kind: 'echo' } | { kind: 'room'; room: string } | { kind: 'feed' } | { kind: 'discard' } | null {
+  if (path === '/' || path === '/echo') return { kind: 'echo' };
+  if (path === '/discard') return { kind: 'discard' };
+  if (path === '/feed') return { kind: 'feed' };
+  const m = /^\/room\/([A-Za-z0-9_-]{1,64})$/.exec(path);
+  return m ? { kind: 'room', room: m[1]! } : null;
+}
+
+function refuse(socket: Duplex, status: number, reason: string, detail: string, extra = ''): void {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(detail)}\r\nConnection: close\r\n${extra}\r\n${detail}`);
+}
+
+/**
+ * A WebSocket server on ws: echo, broadcast rooms and a feed, a ping/pong heartbeat that drops dead peers, optional
+ * permessage-deflate, maxPayload (close 1009) and ws's own checks of every frame (close 1002). The handshake and every
+ * frame are traced.
+ */
+export async function startWsServer(options: WsServerOptions = {}): Promise<RunningWsServer> {
+  const o = { ...WS_SERVER_DEFAULTS, ...options };
+  checkInt('port', o.port, 0, 65535);
+  checkInt('maxPayload', o.maxPayload, 1, 1024 * 1024 * 1024);
+  checkInt('maxConnections', o.maxConnections, 1, 1_000_000);
+  checkInt('heartbeatMs', o.heartbeatMs, 0, 3600_000);
+  if (typeof o.perMessageDeflate !== 'boolean') throw new InvalidOptionError('perMessageDeflate', 'a boolean', o.perMessageDeflate);
+  const tracer = o.tracer ?? NOOP_TRACER;
+  const tlsSettings = options.tls === true ? {} : options.tls || undefined;
+  const scheme = tlsSettings ? 'wss' : 'ws';
+  const stats: WsServerStats = { connections: 0, refused: 0, messagesIn: 0, messagesOut: 0, closeCodes: {}, deadPeers: 0, bytesIn: 0, bytesOut: 0 };
+  const sockets = new SocketSet();
+  const rooms = new Map<string, Set<WebSocket>>();
+  const alive = new WeakMap<WebSocket, boolean>();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: o.perMessageDeflate, clientTracking: true });
+
+  const onPlainRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const body = `This is wirelab's WebSocket server: connect with ${scheme}://HOST:PORT/echo, /room/<name> or /feed.\n`;
+    res.writeHead(426, { upgrade: 'websocket', connection: 'Upgrade', 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+  const server = tlsSettings
+    ? https.createServer(await tlsServerOptions({ ...tlsSettings, alpn: ['http/1.1'] }), onPlainRequest)
+    : http.createServer(onPlainRequest);
+  if (tlsSettings) attachKeylog(server, tlsSettings.keylogFile);
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => {
+      stats.bytesIn += s.bytesRead;
+      stats.bytesOut += s.bytesWritten;
+    });
+  });
+
+  // The response headers ws is about to send: trace them, with the accept value recomputed from the key.
+  wss.on('headers', (headers: string[], req: http.IncomingMessage) => {
+    const cid = (req as http.IncomingMessage & { wlCid?: string }).wlCid ?? 'ws';
+    tracer.emit('ws', cid, '<', 'handshake', () => {
+      const key = String(req.headers['sec-websocket-key'] ?? '');
+      const sent = headers.find((h) => h.toLowerCase().startsWith('sec-websocket-accept:'))?.split(':')[1]?.trim() ?? '';
+      const expected = acceptFor(key);
+      return {
+        summary: `${headers[0]} accept=${sent} ${sent === expected ? '= base64(SHA-1(key + GUID)) ✓' : `≠ ${expected} ✗`}`,
+        meta: { headers, acceptMatches: sent === expected, expected },
+      };
+    });
+  });
+
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const cid = nextCid(scheme);
+    (req as http.IncomingMessage & { wlCid?: string }).wlCid = cid;
+    socket.on('error', () => socket.destroy());
+    tracer.emit('ws', cid, '>', 'handshake', () => {
+      const lines: string[] = [];
+      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) lines.push(redactLine(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`));
+      return { summary: `${req.method} ${req.url} HTTP/${req.httpVersion} key=${req.headers['sec-websocket-key'] ?? 'none'}`, meta: { headers: lines } };
+    });
+    const route = routeOf(new URL(req.url ?? '/', 'http://x').pathname);
+    if (!route || (route.kind === 'feed' && !o.feed)) {
+      stats.refused++;
+      tracer.emit('ws', cid, '<', 'handshake', () => `404: no WebSocket endpoint at ${req.url}`);
+      refuse(socket, 404, 'Not Found', `no WebSocket endpoint at ${req.url}\n`);
+      return;
+    }
+    if (wss.clients.size >= o.maxConnections) {
+      stats.refused++;
+      tracer.emit('ws', cid, '*', 'limit', () => `maxConnections=${o.maxConnections} reached: 503`);
+      refuse(socket, 503, 'Service Unavailable', `maxConnections=${o.maxConnections} reached\n`, 'Retry-After: 1\r\n');
+      return;
+    }
+    // ws answers a bad handshake (wrong version, missing key...) with 400 itself.
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      traceFrames(tracer, cid, socket, 'server');
+      serve(ws, cid, route);
+    });
+  });
+
+  const serve = (ws: WebSocket, cid: string, route: NonNullable<ReturnType<typeof routeOf>>): void => {
+    stats.connections++;
+    alive.set(ws, true);
+    const openedAt = performance.now();
+    tracer.emit('ws', cid, '*', 'open', () => `${route.kind}${route.kind === 'room' ? ` ${route.room}` : ''} open (extensions: ${ws.extensions || 'none'})`);
+    ws.on('pong', () => alive.set(ws, true));
+    // The code this side sent: ws answers a bad frame itself and then drops the socket, so its 'close' says 1006.
+    let sentCode: number | undefined;
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws has already sent close 1009 (message too big), 1007 (bad UTF-8) or 1002 (any other protocol error).
+      sentCode = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : err.code === 'WS_ERR_INVALID_UTF8' ? 1007 : 1002;
+      tracer.emit('ws', cid, '*', 'error', () => ({ summary: `${err.code ?? 'error'}: ${err.message}`, meta: { code: err.code } }));
+    });
+    let unsubscribe: (() => void) | undefined;
+    if (route.kind === 'room') {
+      let members = rooms.get(route.room);
+      if (!members) rooms.set(route.room, (members = new Set()));
+      members.add(ws);
+    } else if (route.kind === 'feed' && o.feed) {
+      unsubscribe = o.feed.subscribe((e) => {
+        stats.messagesOut++;
+        ws.send(JSON.stringify(e));
+      });
+    }
+    let discarded = 0;
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      stats.messagesIn++;
+      if (route.kind === 'discard') {
+        const n = Array.isArray(data) ? data.reduce((a, b) => a + b.length, 0) : (data as Buffer).byteLength;
+        if (!isBinary && n === 4 && data.toString() === 'done') {
+          ws.send(String(discarded));
+          discarded = 0;
+        } else discarded += n;
+        return;
+      }
+      tracer.emit('ws', cid, '>', 'message', () => {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+        return { summary: `${isBinary ? 'binary' : 'text'} ${preview(buf)}`, bytes: buf.length };
+      });
+      if (route.kind === 'echo') {
+        stats.messagesOut++;
+        ws.send(data, { binary: isBinary });
+      } else if (route.kind === 'room') {
+        for (const peer of rooms.get(route.room) ?? []) {
+          if (peer !== ws && peer.readyState === peer.OPEN) {
+            stats.messagesOut++;
+            peer.send(data, { binary: isBinary });
+          }
+        }
+      }
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      unsubscribe?.();
+      if (route.kind === 'room') {
+        const members = rooms.get(route.room);
+        members?.delete(ws);
+        if (members?.size === 0) rooms.delete(route.room);
+      }
+      const ended = sentCode ?? code;
+      stats.closeCodes[ended] = (stats.closeCodes[ended] ?? 0) + 1;
+      tracer.emit('ws', cid, '*', 'close', () => ({
+        summary: `closed ${ended} (${CLOSE_CODES[ended] ?? 'application'})${sentCode ? ' sent by the server' : ''}${reason.length ? ` "${reason.toString()}"` : ''} after ${Math.round(performance.now() - openedAt)} ms`,
+        meta: { code: ended, reason: reason.toString() },
+      }));
+    });
+  };
+
+  let heartbeat: NodeJS.Timeout | undefined;
+  if (o.heartbeatMs > 0) {
+    heartbeat = setInterval(() => {
+      for (const ws of wss.clients) {
+        if (!alive.get(ws)) {
+          stats.deadPeers++;
+          tracer.emit('ws', 'ws-server', '*', 'dead-peer', () => `no pong within heartbeatMs=${o.heartbeatMs}: terminated`);
+          ws.terminate();
+          continue;
+        }
+        alive.set(ws, false);
+        ws.ping();
+      }
+    }, o.heartbeatMs);
+    heartbeat.unref();
+  }
+
+  const port = await listenTcp(server, o.port, o.host);
+  const hostForUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
+  const url = `${scheme}://${hostForUrl}:${port}`;
+  tracer.emit('ws', 'ws-server', '*', 'listen', () => `listening on ${url} (/echo, /room/<name>${o.feed ? ', /feed' : ''})`);
+  return {
+    proto: scheme,
+    host: o.host,
+    port,
+    url,
+    stats,
+    get clients() {
+      return wss.clients.size;
+    },
+    close: async () => {
+      clearInterval(heartbeat);
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((r) => wss.close(() => r()));
+      await closeTcpServer(server, sockets);
+      tracer.emit('ws', 'ws-server', '*', 'closed', () => `stopped listening on ${url}`);
+    },
+  };
+}

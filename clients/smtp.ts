@@ -1,0 +1,96 @@
+import nodemailer from 'nodemailer';
+import { format } from 'node:util';
+import { checkPort } from '../core/options.ts';
+import { DEFAULT_HOST } from '../core/server.ts';
+import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+
+export interface SmtpClientOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  port: number;
+  /** Implicit TLS (SMTPS, port 465). Default false. */
+  secure?: boolean;
+  /** Insist on STARTTLS on a plain port (fail when the server does not offer it). Default false. */
+  requireTls?: boolean;
+  /** Never STARTTLS even if offered (to show the clear-text conversation). Default false. */
+  ignoreTls?: boolean;
+  auth?: { user: string; pass: string };
+  tls?: TlsSettings;
+  /** Give up connecting / waiting for the greeting after this long. Default 10,000 ms. */
+  timeoutMs?: number;
+  tracer?: Tracer;
+}
+
+export interface MailToSend {
+  from: string;
+  to: string | string[];
+  subject?: string;
+  text?: string;
+  html?: string;
+  /** A whole RFC 5322 message instead of the fields above. */
+  raw?: string | Buffer;
+}
+
+export interface SentInfo {
+  messageId: string;
+  accepted: string[];
+  rejected: string[];
+  response: string;
+}
+
+/** A nodemailer transport for one of our SMTP servers (or any other), trusting the local CA, traced as `smtpc`. */
+export async function createSmtpClient(options: SmtpClientOptions) {
+  checkPort('port', options.port);
+  const tracer = options.tracer ?? NOOP_TRACER;
+  const cid = nextCid('smtpc');
+  const log =
+    (level: string) =>
+    (_entry: unknown, message: string, ...args: unknown[]): void => {
+      if (!tracer.enabled) return;
+      const text = format(message, ...args);
+      // nodemailer prefixes what it writes with "C:" and what it reads with "S:".
+      const m = /^\[[^\]]*\]\s*(C:|S:)\s?(.*)$/s.exec(text) ?? /^(C:|S:)\s?(.*)$/s.exec(text);
+      if (m?.[1] === 'C:') tracer.emit('smtp', cid, '>', 'command', () => redactLine(m[2]!.trim()));
+      else if (m?.[1] === 'S:') tracer.emit('smtp', cid, '<', 'reply', () => m[2]!.trim());
+      else tracer.emit('smtp', cid, '*', level, () => redactLine(text));
+    };
+  const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
+  const timeout = options.timeoutMs ?? 10_000;
+  const transport = nodemailer.createTransport({
+    host: options.host ?? DEFAULT_HOST,
+    port: options.port,
+    secure: options.secure ?? false,
+    requireTLS: options.requireTls ?? false,
+    ignoreTLS: options.ignoreTls ?? false,
+    ...(options.auth ? { auth: options.auth } : {}),
+    tls: await tlsClientOptions(options.tls ?? {}),
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: timeout,
+    name: 'client.wirelab.test',
+    logger: logger as never,
+    debug: tracer.enabled,
+  });
+  return {
+    cid,
+    async send(mail: MailToSend): Promise<SentInfo> {
+      const info = await transport.sendMail(
+        mail.raw !== undefined
+          ? { envelope: { from: mail.from, to: mail.to }, raw: mail.raw }
+          : { from: mail.from, to: mail.to, subject: mail.subject ?? '', text: mail.text ?? '', ...(mail.html ? { html: mail.html } : {}) },
+      );
+      return {
+        messageId: String(info.messageId ?? ''),
+        accepted: (info.accepted ?? []).map(String),
+        rejected: (info.rejected ?? []).map(String),
+        response: String(info.response ?? ''),
+      };
+    },
+    /** Connects, greets, (STARTTLS, AUTH) and disconnects: true when the server accepted all of it. */
+    verify: (): Promise<boolean> => transport.verify().then(() => true),
+    close: (): void => transport.close(),
+  };
+}
+
+export type SmtpClient = Awaited<ReturnType<typeof createSmtpClient>>;

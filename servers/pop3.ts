@@ -145,6 +145,7 @@ class Pop3Connection {
   }
 
   #attach(socket: net.Socket): void {
+    socket.setNoDelay(true);
     socket.setTimeout(this.o.idleTimeoutMs);
     socket.on('timeout', () => {
       this.o.tracer.emit(this.o.proto, this.cid, '*', 'timeout', () => `idle for idleTimeoutMs=${this.o.idleTimeoutMs}: autologout`);

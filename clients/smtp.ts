@@ -94,3 +94,40 @@ export async function createSmtpClient(options: SmtpClientOptions) {
 }
 
 export type SmtpClient = Awaited<ReturnType<typeof createSmtpClient>>;
+
+export interface SendAttempt {
+  /** The SMTP reply code of a failed attempt, or 250 for the one that was accepted. */
+  code: number;
+  message: string;
+}
+
+export interface RetryResult {
+  delivered: boolean;
+  /** True when a 5xx ended it: a real MTA would now send a bounce (a DSN) to the sender. */
+  bounced: boolean;
+  attempts: SendAttempt[];
+}
+
+/**
+ * What a mail transfer agent does with replies (RFC 5321 4.2.1, 4.5.4.1): a 4xx is transient, so the message is
+ * queued and retried after `backoffMs` (doubling); a 5xx is permanent, so it bounces at once.
+ */
+export async function sendWithRetry(client: SmtpClient, mail: MailToSend, options: { maxAttempts?: number; backoffMs?: number } = {}): Promise<RetryResult> {
+  const maxAttempts = options.maxAttempts ?? 5;
+  let wait = options.backoffMs ?? 20;
+  const attempts: SendAttempt[] = [];
+  for (let i = 0; i < maxAttempts; i++) {
+    try {
+      const info = await client.send(mail);
+      attempts.push({ code: Number(/^\d{3}/.exec(info.response)?.[0] ?? 250), message: info.response });
+      return { delivered: true, bounced: false, attempts };
+    } catch (err) {
+      const code = Number((err as { responseCode?: number }).responseCode ?? 0);
+      attempts.push({ code, message: (err as Error).message });
+      if (code >= 500 || code < 400) return { delivered: false, bounced: code >= 500, attempts };
+      await new Promise((r) => setTimeout(r, wait));
+      wait *= 2;
+    }
+  }
+  return { delivered: false, bounced: false, attempts };
+}

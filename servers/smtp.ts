@@ -5,26 +5,10 @@ import { DEFAULT_HOST, listenTcp, type RunningServer } from '../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
 import { authFailureDelay, defaultMailStore, pause } from './mail/shared.ts';
+import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from './mail/chaos.ts';
 import type { MailStore } from './mail/store/index.ts';
 
-export type SmtpChaosTrigger = 'sender' | 'recipient' | 'auth' | 'data';
-
-/** An injected failure (Mailpit / MailHog style): with `probability`, the trigger is answered with `code`. */
-export interface SmtpChaosRule {
-  /** A 4xx (transient: the sender should retry) or 5xx (permanent: the sender should bounce) reply code. */
-  code: number;
-  /** 0 to 1. */
-  probability: number;
-}
-
-export interface SmtpChaos {
-  sender?: SmtpChaosRule;
-  recipient?: SmtpChaosRule;
-  auth?: SmtpChaosRule;
-  data?: SmtpChaosRule;
-  /** Chance that a command is answered with 421 and the connection dropped. Default 0. */
-  disconnectProbability?: number;
-}
+export type { SmtpChaos, SmtpChaosRule, SmtpChaosTrigger } from './mail/chaos.ts';
 
 export interface SmtpServerOptions {
   /** Default 127.0.0.1. */
@@ -51,6 +35,8 @@ export interface SmtpServerOptions {
   authFailureDelayMs?: number;
   /** Injected failures; change them while running with `setChaos`. Default none. */
   chaos?: SmtpChaos;
+  /** Where chaos draws its random numbers (a seeded generator makes a lab repeatable). Default Math.random. */
+  random?: () => number;
   tracer?: Tracer;
 }
 
@@ -89,7 +75,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   const tracer = o.tracer ?? NOOP_TRACER;
   const store = o.store ?? (await defaultMailStore());
   const proto = o.secure ? 'smtps' : 'smtp';
-  let chaos: SmtpChaos = o.chaos ?? {};
+  const chaos = new ChaosPolicy(o.chaos ?? {}, o.random ?? Math.random);
   const stats = { connections: 0, delivered: 0, rejected: 0 };
   const cids = new Map<string, string>();
   const failures = new Map<string, number>();
@@ -117,15 +103,12 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
 
   const injected = (trigger: SmtpChaosTrigger, session: SMTPServerSession): Error | null => {
-    const rule = chaos[trigger];
-    if ((chaos.disconnectProbability ?? 0) > Math.random()) {
-      tracer.emit(proto, cidOf(session.id), '*', 'chaos', () => `${trigger}: injected disconnect (421)`);
-      return replyError('chaos: closing connection', 421);
-    }
-    if (!rule || !(rule.probability > Math.random())) return null;
+    const code = chaos.check(trigger);
+    if (code === null) return null;
     stats.rejected++;
-    tracer.emit(proto, cidOf(session.id), '*', 'chaos', () => `${trigger}: injected ${rule.code}`);
-    return replyError(`chaos: injected ${rule.code} on ${trigger}`, rule.code);
+    const what = code === 421 ? 'disconnect (421)' : String(code);
+    tracer.emit(proto, cidOf(session.id), '*', 'chaos', () => `${trigger}: injected ${what}`);
+    return replyError(`chaos: injected ${what} on ${trigger}`, code);
   };
 
   const tlsOpts = await tlsServerOptions(o.tls ?? {});
@@ -220,7 +203,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
     store,
     stats,
     setChaos(next: SmtpChaos) {
-      chaos = next;
+      chaos.set(next);
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -109,3 +109,18 @@ test('bad base64 in AUTH, wrong passwords slowed down, commands out of order, va
   const ok = await smtpTalk(srv.port, ['EHLO me']);
   assert.match(ok[1]!, /^250/);
 });
+
+test('chaos: rules are checked when set; an overlong command line gets an answer and the server keeps serving', async (t) => {
+  const store = await memoryStore();
+  await assert.rejects(startSmtpServer({ store, chaos: { data: { code: 200, probability: 1 } } }), { code: 'WL_ERR_INVALID_OPTION' });
+  const srv = await startSmtpServer({ store, chaos: { recipient: { code: 451, probability: 1, times: 1 } } });
+  t.after(() => srv.close());
+  assert.throws(() => srv.setChaos({ sender: { code: 550, probability: 2 } }), { code: 'WL_ERR_INVALID_OPTION' });
+  const r = await smtpTalk(srv.port, ['EHLO me', 'MAIL FROM:<a@localhost>', 'RCPT TO:<demo@localhost>', 'RCPT TO:<demo@localhost>']);
+  assert.match(r[3]!, /^451/);
+  assert.match(r[4]!, /^250/);
+  const long = await smtpTalk(srv.port, ['EHLO ' + 'x'.repeat(20_000)]);
+  assert.match(long[1]!, /^[45]\d\d/);
+  const ok = await smtpTalk(srv.port, ['EHLO me']);
+  assert.match(ok[1]!, /^250/);
+});

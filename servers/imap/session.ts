@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { ErrorCodes } from '../../core/errors.ts';
 import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
@@ -180,7 +181,9 @@ export class ImapSession {
     try {
       await handler.run(ctx);
     } catch (err) {
-      this.tagged(cmd.tag, 'NO', `${cmd.name} failed: ${(err as Error).message}`);
+      const code = (err as { code?: string }).code;
+      const resp = code === ErrorCodes.MAIL_NOT_ALLOWED ? '[CANNOT] ' : code === ErrorCodes.MAIL_MAILBOX_EXISTS ? '[ALREADYEXISTS] ' : code === ErrorCodes.MAIL_NO_SUCH_MAILBOX ? '[NONEXISTENT] ' : '';
+      this.tagged(cmd.tag, 'NO', `${resp}${cmd.name} failed: ${(err as Error).message}`);
     }
   }
 

@@ -22,8 +22,16 @@ interface MailboxFile {
   messages: Array<{ uid: number; flags: string[]; internalDate: string; size: number }>;
 }
 
+/**
+ * A user or mailbox name as one safe path segment: percent-encoded, dots included, so `..`, `.tmp` or `a/b` can never
+ * leave the store's folder or collide with its own files.
+ */
+export function segment(name: string): string {
+  return encodeURIComponent(name).replace(/\./g, '%2E').replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 export function mailboxDir(root: string, user: string, mailbox: string): string {
-  return join(root, encodeURIComponent(user), encodeURIComponent(mailbox));
+  return join(root, segment(user), segment(mailbox));
 }
 
 export async function saveMailboxIndex(root: string, user: string, mb: Mailbox): Promise<void> {
@@ -70,7 +78,7 @@ export async function renameMailboxDir(root: string, user: string, from: string,
 
 /** Every mailbox of a user as last saved; message files not in an index (an interrupted delivery) are ignored. */
 export async function loadUserMailboxes(root: string, user: string): Promise<Mailbox[]> {
-  const userDir = join(root, encodeURIComponent(user));
+  const userDir = join(root, segment(user));
   let entries: string[];
   try {
     entries = await readdir(userDir);

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { dataDir } from '../../../core/paths.ts';
 import { ErrorCodes, WirelabError } from '../../../core/errors.ts';
+import { checkInt } from '../../../core/options.ts';
 import * as disk from './disk.ts';
 import { loadUsersFile, passwordMatches } from './users.ts';
 import {
@@ -28,6 +29,21 @@ export interface MailStoreOptions {
   users?: MailUser[];
   /** Domains delivered here. Default from the users file, else localhost and wirelab.test. */
   domains?: string[];
+  /** Mailboxes one user may have; CREATE past it is refused. Default 1000. */
+  maxMailboxes?: number;
+}
+
+/** Longest mailbox name accepted (octets of its UTF-8 form). */
+export const MAX_MAILBOX_NAME = 200;
+
+/** Why a mailbox name is refused, or null: empty levels, wildcards, control characters, too long. */
+export function mailboxNameProblem(name: string): string | null {
+  if (name.length === 0) return 'empty name';
+  if (Buffer.byteLength(name) > MAX_MAILBOX_NAME) return `longer than ${MAX_MAILBOX_NAME} bytes`;
+  if (name.split('/').some((p) => p === '')) return 'empty hierarchy level';
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f*%]/.test(name)) return 'control characters and the wildcards * and % are not allowed';
+  return null;
 }
 
 /** The mail store the SMTP, IMAP and POP3 servers share. Emits 'change' (MailChange) after every change. */
@@ -40,10 +56,13 @@ export class MailStore extends EventEmitter {
   readonly #chains = new Map<string, Promise<unknown>>();
   #lastUidValidity = 0;
 
-  private constructor(root: string | null, users: MailUser[], domains: string[]) {
+  readonly maxMailboxes: number;
+
+  private constructor(root: string | null, users: MailUser[], domains: string[], maxMailboxes: number) {
     super();
     this.setMaxListeners(0);
     this.root = root;
+    this.maxMailboxes = maxMailboxes;
     this.domains = domains.map((d) => d.toLowerCase());
     for (const u of users) this.#users.set(u.name.toLowerCase(), u);
   }
@@ -57,7 +76,8 @@ export class MailStore extends EventEmitter {
       domains ??= cfg.domains;
     }
     const root = options.memory ? null : (options.dir ?? join(dataDir(), 'mail', 'store'));
-    const store = new MailStore(root, users ?? [DEMO_USER], domains ?? DEFAULT_DOMAINS);
+    const maxMailboxes = checkInt('maxMailboxes', options.maxMailboxes ?? 1000, 3, 1_000_000);
+    const store = new MailStore(root, users ?? [DEMO_USER], domains ?? DEFAULT_DOMAINS, maxMailboxes);
     if (root) await disk.prepareRoot(root);
     for (const u of store.#users.values()) await store.#loadUser(u.name);
     return store;
@@ -149,6 +169,9 @@ export class MailStore extends EventEmitter {
     const boxes = this.#userBoxes(user);
     const canonical = MailStore.canonical(name);
     if (boxes.has(canonical)) throw new WirelabError(ErrorCodes.MAIL_MAILBOX_EXISTS, `mailbox ${name} exists`);
+    const problem = mailboxNameProblem(canonical);
+    if (problem) throw new WirelabError(ErrorCodes.MAIL_NOT_ALLOWED, `bad mailbox name: ${problem}`);
+    if (boxes.size >= this.maxMailboxes) throw new WirelabError(ErrorCodes.MAIL_NOT_ALLOWED, `maxMailboxes=${this.maxMailboxes} reached`);
     const mb: Mailbox = { name: canonical, uidValidity: this.#nextUidValidity(), uidNext: 1, messages: [] };
     boxes.set(canonical, mb);
     await this.#serial(user, async () => {
@@ -176,6 +199,8 @@ export class MailStore extends EventEmitter {
     const boxes = this.#userBoxes(user);
     const mb = this.#mustMailbox(user, src);
     if (boxes.has(dst)) throw new WirelabError(ErrorCodes.MAIL_MAILBOX_EXISTS, `mailbox ${to} exists`);
+    const problem = mailboxNameProblem(dst);
+    if (problem) throw new WirelabError(ErrorCodes.MAIL_NOT_ALLOWED, `bad mailbox name: ${problem}`);
     boxes.delete(src);
     mb.name = dst;
     boxes.set(dst, mb);

@@ -188,3 +188,41 @@ test('bad input: garbage, wrong state, bad base64, oversized literal and line, d
   const again = await lineTalk(srv.port, ['c CAPABILITY']);
   assert.match(again.replies[1]!, /c OK/);
 });
+
+test('STARTTLS: commands pipelined in clear after STARTTLS are discarded, not run inside TLS; bad mailbox names get NO [CANNOT]', async (t) => {
+  const store = await memoryStore();
+  const srv = await startImapServer({ store });
+  t.after(() => srv.close());
+  const { default: tls } = await import('node:tls');
+  const { tlsClientOptions } = await import('../../../core/tls/index.ts');
+  const sock = net.connect(srv.port, '127.0.0.1');
+  await new Promise((res) => sock.once('data', res));
+  sock.write('a STARTTLS\r\nb LOGIN demo demo\r\n');
+  await new Promise<void>((res) => {
+    let seen = '';
+    const on = (d: Buffer): void => {
+      seen += d.toString();
+      if (/^a OK/m.test(seen)) {
+        sock.off('data', on);
+        res();
+      }
+    };
+    sock.on('data', on);
+  });
+  const secure = tls.connect({ socket: sock, ...(await tlsClientOptions()) });
+  await new Promise((res) => secure.once('secureConnect', res));
+  let got = '';
+  secure.on('data', (d: Buffer) => (got += d.toString()));
+  secure.write('c CAPABILITY\r\n');
+  await new Promise((res) => setTimeout(res, 150));
+  assert.doesNotMatch(got, /^b /m, 'the injected LOGIN was not answered');
+  assert.match(got, /^c OK/m);
+  assert.doesNotMatch(got, /STARTTLS/);
+  secure.write('d LOGIN demo demo\r\ne CREATE ..\r\nf CREATE "a*b"\r\ng CREATE "x//y"\r\n');
+  await new Promise((res) => setTimeout(res, 150));
+  assert.match(got, /^d OK/m);
+  assert.match(got, /^e OK/m, '".." is a legal IMAP name, stored safely');
+  assert.match(got, /^f NO \[CANNOT\]/m);
+  assert.match(got, /^g BAD|^g NO/m);
+  secure.destroy();
+});

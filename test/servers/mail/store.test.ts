@@ -82,3 +82,19 @@ test('disk store: a message file without an index entry (an interrupted delivery
   const b = await openMailStore(opts);
   assert.deepEqual(b.mailbox('demo', 'INBOX')!.messages.map((m) => m.uid), [1]);
 });
+
+test('mailbox names cannot leave the store folder; wildcards, empty levels and too many mailboxes are refused', async (t) => {
+  const dir = await tempDir(t);
+  const s = await openMailStore({ dir: join(dir, 'store'), usersFile: join(dir, 'users.json'), maxMailboxes: 5 });
+  await s.createMailbox('demo', '..');
+  await s.createMailbox('demo', '.tmp');
+  await s.append('demo', '..', message('dots'));
+  assert.deepEqual((await readdir(join(dir, 'store'))).sort(), ['.tmp', 'demo']);
+  assert.ok((await readdir(join(dir, 'store', 'demo'))).includes('%2E%2E'));
+  for (const bad of ['a*b', 'a%', 'a//b', '', 'x'.repeat(300), 'tab\there']) {
+    await assert.rejects(s.createMailbox('demo', bad), { code: 'WL_ERR_MAIL_NOT_ALLOWED' }, JSON.stringify(bad));
+  }
+  await assert.rejects(s.createMailbox('demo', 'sixth'), { code: 'WL_ERR_MAIL_NOT_ALLOWED' });
+  const again = await openMailStore({ dir: join(dir, 'store'), usersFile: join(dir, 'users.json') });
+  assert.equal(again.mailbox('demo', '..')!.messages.length, 1);
+});

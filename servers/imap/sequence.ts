@@ -5,6 +5,9 @@
 export function parseSequenceSet(text: string, max: number): Set<number> | null {
   const out = new Set<number>();
   if (!/^(\d+|\*)(:(\d+|\*))?(,(\d+|\*)(:(\d+|\*))?)*$/.test(text)) return null;
+  if (/(^|[,:])0+($|[,:])/.test(text)) return null;
+  // In an empty mailbox `*` stands for nothing: `UID FETCH 1:*` finds no message rather than failing.
+  if (max === 0) return new Set(text.includes('*') ? [] : text.split(/[,:]/).map(Number));
   for (const range of text.split(',')) {
     const [a, b] = range.split(':') as [string, string | undefined];
     const lo = a === '*' ? max : Number(a);

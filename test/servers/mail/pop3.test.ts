@@ -86,3 +86,35 @@ test('bad input: unknown commands, wrong state, bad base64, long lines, wrong pa
   assert.match(txn.replies[6]!, /^-ERR USER is not allowed in the TRANSACTION state/);
   assert.match(txn.replies[7]!, /^\+OK bye/);
 });
+
+test('POP3 and IMAP on one maildrop: an IMAP expunge during a POP3 session is safe; STLS drops pipelined clear text', async (t) => {
+  const store = await memoryStore();
+  await store.append('demo', 'INBOX', message('one'));
+  await store.append('demo', 'INBOX', message('two'));
+  const srv = await startPop3Server({ store });
+  t.after(() => srv.close());
+  const c = await connectPop3({ port: srv.port });
+  await c.login('demo', 'demo');
+  await store.remove('demo', 'INBOX', [1]);
+  assert.match((await c.retr(1)).toString(), /Subject: one/, 'the session works on its snapshot');
+  await c.dele(1);
+  await c.dele(2);
+  assert.match(await c.quit(), /2 messages deleted/);
+  assert.equal(store.mailbox('demo', 'INBOX')!.messages.length, 0);
+
+  const { default: net } = await import('node:net');
+  const { default: tls } = await import('node:tls');
+  const { tlsClientOptions } = await import('../../../core/tls/index.ts');
+  const sock = net.connect(srv.port, '127.0.0.1');
+  await new Promise((res) => sock.once('data', res));
+  sock.write('STLS\r\nUSER demo\r\n');
+  await new Promise<void>((res) => sock.once('data', () => res()));
+  const secure = tls.connect({ socket: sock, ...(await tlsClientOptions()) });
+  await new Promise((res) => secure.once('secureConnect', res));
+  let got = '';
+  secure.on('data', (d: Buffer) => (got += d.toString()));
+  secure.write('PASS demo\r\n');
+  await new Promise((res) => setTimeout(res, 100));
+  assert.match(got, /^-ERR USER first/, 'the USER sent in clear before the handshake was not kept');
+  secure.destroy();
+});

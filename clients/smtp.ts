@@ -4,6 +4,7 @@ import { checkPort } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+import { oneLine } from '../servers/mail/shared.ts';
 
 export interface SmtpClientOptions {
   /** Default 127.0.0.1. */
@@ -46,14 +47,13 @@ export async function createSmtpClient(options: SmtpClientOptions) {
   const cid = nextCid('smtpc');
   const log =
     (level: string) =>
-    (_entry: unknown, message: string, ...args: unknown[]): void => {
+    (entry: { tnx?: string }, message: string, ...args: unknown[]): void => {
       if (!tracer.enabled) return;
       const text = format(message, ...args);
-      // nodemailer prefixes what it writes with "C:" and what it reads with "S:".
-      const m = /^\[[^\]]*\]\s*(C:|S:)\s?(.*)$/s.exec(text) ?? /^(C:|S:)\s?(.*)$/s.exec(text);
-      if (m?.[1] === 'C:') tracer.emit('smtp', cid, '>', 'command', () => redactLine(m[2]!.trim()));
-      else if (m?.[1] === 'S:') tracer.emit('smtp', cid, '<', 'reply', () => m[2]!.trim());
-      else tracer.emit('smtp', cid, '*', level, () => redactLine(text));
+      // nodemailer tags what it writes `tnx: 'client'` and what it reads `tnx: 'server'`.
+      if (entry?.tnx === 'client') tracer.emit('smtp', cid, '>', 'command', () => oneLine(redactLine(text.trim())));
+      else if (entry?.tnx === 'server') tracer.emit('smtp', cid, '<', 'reply', () => oneLine(text.trim()));
+      else tracer.emit('smtp', cid, '*', level, () => oneLine(redactLine(text)));
     };
   const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
   const timeout = options.timeoutMs ?? 10_000;

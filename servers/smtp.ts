@@ -4,7 +4,7 @@ import { checkInt, checkPort } from '../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
-import { authFailureDelay, defaultMailStore, pause } from './mail/shared.ts';
+import { authFailureDelay, defaultMailStore, oneLine, pause } from './mail/shared.ts';
 import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from './mail/chaos.ts';
 import type { MailStore } from './mail/store/index.ts';
 
@@ -96,9 +96,9 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       if (!tracer.enabled) return;
       const text = format(message, ...args);
       const cid = cidOf(entry.cid);
-      if (text.startsWith('C:')) tracer.emit(proto, cid, '>', 'command', () => redactLine(text.slice(2).trim()));
-      else if (text.startsWith('S:')) tracer.emit(proto, cid, '<', 'reply', () => text.slice(2).trim());
-      else tracer.emit(proto, cid, '*', level, () => redactLine(text));
+      if (text.startsWith('C:')) tracer.emit(proto, cid, '>', 'command', () => oneLine(redactLine(text.slice(2).trim())));
+      else if (text.startsWith('S:')) tracer.emit(proto, cid, '<', 'reply', () => oneLine(text.slice(2).trim()));
+      else tracer.emit(proto, cid, '*', level, () => oneLine(redactLine(text)));
     };
   const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
 

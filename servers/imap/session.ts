@@ -4,7 +4,7 @@ import { ErrorCodes } from '../../core/errors.ts';
 import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
-import { authFailureDelay, pause } from '../mail/shared.ts';
+import { authFailureDelay, oneLine, pause } from '../mail/shared.ts';
 import { upgradeServerSocket, type MailServerStats, type ServerTls } from '../mail/conn.ts';
 import { ImapReader, type ReaderEvent } from './reader.ts';
 import { ImapParseError, parseCommand, type ImapCommand } from './parser.ts';
@@ -202,7 +202,7 @@ export class ImapSession {
     const buf = Buffer.from(`${line}\r\n`, 'latin1');
     this.stats.bytesOut += buf.length;
     this.o.tracer.emit(this.o.proto, this.cid, '<', 'response', () => ({
-      summary: line.length > 200 ? `${line.slice(0, 200).replace(/\r\n/g, '⏎')}… [${buf.length} B]` : line.replace(/\r\n/g, '⏎'),
+      summary: oneLine(line),
       bytes: buf.length,
     }));
     this.#socket.write(buf);

@@ -32,6 +32,8 @@ export class ImapReader {
   #literalLeft = 0;
   /** Bytes of an over-limit non-synchronizing literal still to throw away. */
   #skip = 0;
+  /** After a skipped literal, the rest of that command (up to its line end) is thrown away too. */
+  #discardLine = false;
   #dead = false;
 
   constructor(readonly limits: ImapReaderLimits) {}
@@ -44,6 +46,7 @@ export class ImapReader {
     this.#lineSize = 0;
     this.#literalLeft = 0;
     this.#skip = 0;
+    this.#discardLine = false;
   }
 
   /** True while the reader is in the middle of a command (so a half-sent command can be reported). */
@@ -84,6 +87,13 @@ export class ImapReader {
       const line = Buffer.concat(this.#line);
       this.#line = [];
       this.#lineSize = 0;
+      if (this.#discardLine) {
+        // The rest of a refused command; if it announces another literal, that one is skipped as well.
+        const more = LITERAL_AT_END.exec(line.toString('latin1').replace(/\r?\n$/, ''));
+        this.#discardLine = !!more;
+        if (more) this.#skip = Number(more[1]);
+        continue;
+      }
       const text = line.toString('latin1').replace(/\r?\n$/, '');
       const lit = LITERAL_AT_END.exec(text);
       this.#parts.push(line);
@@ -101,7 +111,10 @@ export class ImapReader {
         out.push({ type: 'too-big', what, size, sync, line: Buffer.concat(this.#parts) });
         this.#parts = [];
         this.#size = 0;
-        if (!sync) this.#skip = size;
+        if (!sync) {
+          this.#skip = size;
+          this.#discardLine = true;
+        }
         continue;
       }
       this.#literalLeft = size;

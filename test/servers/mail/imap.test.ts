@@ -226,3 +226,15 @@ test('STARTTLS: commands pipelined in clear after STARTTLS are discarded, not ru
   assert.match(got, /^g BAD|^g NO/m);
   secure.destroy();
 });
+
+test('an oversized LITERAL+ is refused and its bytes skipped; the next command on the connection is served', async (t) => {
+  const store = await memoryStore();
+  const srv = await startImapServer({ store, maxLiteralSize: 100 });
+  t.after(() => srv.close());
+  const r = await lineTalk(srv.port, ['a LOGIN demo demo', Buffer.from(`b APPEND INBOX {1000+}\r\n${'x'.repeat(1000)}\r\nc NOOP\r\n`)]);
+  assert.match(r.replies[1]!, /^a OK/);
+  assert.match(r.replies[2]!, /^b BAD \[TOOBIG\]/m);
+  assert.match(r.replies[2]!, /^c OK NOOP/m);
+  assert.doesNotMatch(r.replies[2]!, /^\* BAD/m, 'the rest of the refused command is not read as a new one');
+  assert.equal(store.mailbox('demo', 'INBOX')!.messages.length, 0);
+});

@@ -10,6 +10,7 @@ import { tempDir } from '../../helpers/mail.ts';
 interface UpRow {
   name: string;
   port: number;
+  try: string;
 }
 
 /** `wirelab up` as a user runs it, on free ports, with its data dir in `dataDir`; resolves with its table. */
@@ -44,6 +45,7 @@ test('wirelab up: a message delivered over SMTP survives a restart and is read o
   const port = (name: string, rows: UpRow[]): number => rows.find((r) => r.name === name)!.port;
   try {
     assert.deepEqual(first.rows.map((r) => r.name).sort(), ['imap', 'pop3', 'smtp', 'submission']);
+    for (const r of first.rows) assert.match(r.try, new RegExp(`curl .*(--cacert ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/tls/ca\\.pem).*:${r.port}`), r.try);
     const smtp = await createSmtpClient({ port: port('submission', first.rows), auth: { user: 'demo', pass: 'demo' }, tls: { certDir: join(dir, 'tls') } });
     await smtp.send({ from: 'demo@localhost', to: 'demo@localhost', subject: 'kept across restarts', text: 'still here' });
     smtp.close();

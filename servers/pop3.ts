@@ -6,7 +6,7 @@ import { checkInt, checkPort } from '../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../core/server.ts';
 import { tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
-import { newStats, upgradeServerSocket, type MailServerStats, type ServerTls } from './mail/conn.ts';
+import { newStats, upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from './mail/conn.ts';
 import { authFailureDelay, defaultMailStore, pause } from './mail/shared.ts';
 import type { MailStore } from './mail/store/index.ts';
 import { Pop3Session } from './pop3/session.ts';
@@ -25,6 +25,8 @@ export interface Pop3ServerOptions {
   maxLineLength?: number;
   /** Unknown or malformed commands tolerated per connection; past it -ERR and disconnect. Default 10. */
   maxUnknownCommands?: number;
+  /** Commands read ahead of the one running (PIPELINING); past it the server stops reading until they are done. Default 100. */
+  maxPipelinedCommands?: number;
   /** Inactivity autologout (RFC 1939 asks for at least 10 minutes). Default 600,000 ms. */
   idleTimeoutMs?: number;
   /** Pause after each wrong password, times the failures so far (capped at 8×). Default 250 ms. */
@@ -45,6 +47,7 @@ const DEFAULTS = {
   secure: false,
   maxLineLength: 1024,
   maxUnknownCommands: 10,
+  maxPipelinedCommands: 100,
   idleTimeoutMs: 600_000,
   authFailureDelayMs: 250,
   maxConnections: 100,
@@ -57,6 +60,7 @@ export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<
   checkPort('port', merged.port);
   checkInt('maxLineLength', merged.maxLineLength, 64, 1024 * 1024);
   checkInt('maxUnknownCommands', merged.maxUnknownCommands, 1, 10_000);
+  checkInt('maxPipelinedCommands', merged.maxPipelinedCommands, 1, 100_000);
   checkInt('idleTimeoutMs', merged.idleTimeoutMs, 1, 24 * 3600_000);
   checkInt('authFailureDelayMs', merged.authFailureDelayMs, 0, 60_000);
   checkInt('maxConnections', merged.maxConnections, 1, 100_000);
@@ -172,6 +176,7 @@ class Pop3Connection {
       return;
     }
     for (const l of lines) this.#queue.push(l.toString('latin1'));
+    if (this.#queue.length >= this.o.maxPipelinedCommands) this.#socket.pause();
     void this.#drain();
   }
 
@@ -180,6 +185,7 @@ class Pop3Connection {
     this.#busy = true;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
+        await waitWritable(this.#socket);
         const line = this.#queue.shift()!;
         this.stats.commands++;
         this.o.tracer.emit(this.o.proto, this.cid, '>', 'command', () => this.#session.redact(line));
@@ -187,6 +193,7 @@ class Pop3Connection {
       }
     } finally {
       this.#busy = false;
+      if (!this.#closed) this.#socket.resume();
     }
   }
 

@@ -29,6 +29,8 @@ export interface ImapServerOptions {
   maxNesting?: number;
   /** Bad or unknown commands per connection; past it BYE. Default 20. */
   maxUnknownCommands?: number;
+  /** Commands read ahead of the one running (pipelining); past it the server stops reading until they are done. Default 100. */
+  maxPipelinedCommands?: number;
   /** Autologout after this long without a command (IDLE included; RFC 3501 asks for at least 30 min). Default 1,800,000 ms. */
   idleTimeoutMs?: number;
   /** Pause after each wrong password, times the failures so far (capped at 8×). Default 250 ms. */
@@ -52,6 +54,7 @@ const DEFAULTS = {
   maxCommandSize: 26 * 1024 * 1024,
   maxNesting: 16,
   maxUnknownCommands: 20,
+  maxPipelinedCommands: 100,
   idleTimeoutMs: 1_800_000,
   authFailureDelayMs: 250,
   maxConnections: 100,
@@ -66,6 +69,7 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
   checkInt('maxCommandSize', m.maxCommandSize, 256, 1024 * 1024 * 1024);
   checkInt('maxNesting', m.maxNesting, 1, 1000);
   checkInt('maxUnknownCommands', m.maxUnknownCommands, 1, 10_000);
+  checkInt('maxPipelinedCommands', m.maxPipelinedCommands, 1, 100_000);
   checkInt('idleTimeoutMs', m.idleTimeoutMs, 1, 24 * 3600_000);
   checkInt('authFailureDelayMs', m.authFailureDelayMs, 0, 60_000);
   checkInt('maxConnections', m.maxConnections, 1, 100_000);

@@ -5,7 +5,7 @@ import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
 import { authFailureDelay, oneLine, pause } from '../mail/shared.ts';
-import { upgradeServerSocket, type MailServerStats, type ServerTls } from '../mail/conn.ts';
+import { upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from '../mail/conn.ts';
 import { ImapReader, type ReaderEvent } from './reader.ts';
 import { ImapParseError, parseCommand, type ImapCommand } from './parser.ts';
 import { COMMANDS, type CommandContext } from './commands/index.ts';
@@ -23,6 +23,7 @@ export interface ImapResolved {
   maxCommandSize: number;
   maxNesting: number;
   maxUnknownCommands: number;
+  maxPipelinedCommands: number;
   idleTimeoutMs: number;
   authFailureDelayMs: number;
 }
@@ -113,6 +114,8 @@ export class ImapSession {
       }
       this.#queue.push(ev);
     }
+    // Commands waiting beyond the limit: stop reading until they are done (TCP flow control reaches the client).
+    if (this.#queue.length >= this.o.maxPipelinedCommands) this.#socket.pause();
     void this.#drain();
   }
 
@@ -121,6 +124,7 @@ export class ImapSession {
     this.#busy = true;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
+        await waitWritable(this.#socket);
         // One command's responses leave in as few segments as possible.
         const socket = this.#socket;
         socket.cork();
@@ -132,6 +136,7 @@ export class ImapSession {
       }
     } finally {
       this.#busy = false;
+      if (!this.#closed) this.#socket.resume();
     }
   }
 

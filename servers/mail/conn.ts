@@ -32,3 +32,20 @@ export interface MailServerStats {
 export function newStats(): MailServerStats {
   return { connections: 0, commands: 0, bytesIn: 0, bytesOut: 0 };
 }
+
+/**
+ * Waits while the client is not reading what was already sent (the socket's buffer is over its high-water mark), so a
+ * client that pipelines FETCH after FETCH without reading cannot make the server buffer without limit.
+ */
+export function waitWritable(socket: net.Socket): Promise<void> {
+  if (!socket.writableNeedDrain || socket.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}

@@ -238,3 +238,25 @@ test('an oversized LITERAL+ is refused and its bytes skipped; the next command o
   assert.doesNotMatch(r.replies[2]!, /^\* BAD/m, 'the rest of the refused command is not read as a new one');
   assert.equal(store.mailbox('demo', 'INBOX')!.messages.length, 0);
 });
+
+test('flow control: a client pipelining FETCHes without reading pauses the server, then gets every answer', async (t) => {
+  const store = await memoryStore();
+  await store.append('demo', 'INBOX', message('big', 'y'.repeat(200_000) + '\r\n'));
+  const srv = await startImapServer({ store, maxPipelinedCommands: 5 });
+  t.after(() => srv.close());
+  const sock = net.connect(srv.port, '127.0.0.1');
+  await new Promise((res) => sock.once('data', res));
+  sock.pause();
+  const cmds = ['a LOGIN demo demo', 'b SELECT INBOX', ...Array.from({ length: 150 }, (_, i) => `f${i} FETCH 1 BODY.PEEK[]`), 'z LOGOUT'];
+  sock.write(cmds.join('\r\n') + '\r\n');
+  await new Promise((res) => setTimeout(res, 200));
+  // While we do not read, the server stops once the kernel's buffers are full: it wrote far less than 150 × 200 KB.
+  const stalled = srv.stats.bytesOut;
+  assert.ok(stalled < 20_000_000, `${stalled} B written while the client read nothing`);
+  let got = '';
+  sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+  sock.resume();
+  await new Promise((res) => sock.once('close', res));
+  for (let i = 0; i < 150; i++) assert.match(got, new RegExp(`^f${i} OK`, 'm'));
+  assert.match(got, /^z OK/m);
+});

@@ -110,7 +110,8 @@ export interface RetryResult {
 
 /**
  * What a mail transfer agent does with replies (RFC 5321 4.2.1, 4.5.4.1): a 4xx is transient, so the message is
- * queued and retried after `backoffMs` (doubling); a 5xx is permanent, so it bounces at once.
+ * queued and retried after `backoffMs` (doubling), and so is a connection lost without a reply (code 0); a 5xx is
+ * permanent, so it bounces at once.
  */
 export async function sendWithRetry(client: SmtpClient, mail: MailToSend, options: { maxAttempts?: number; backoffMs?: number } = {}): Promise<RetryResult> {
   const maxAttempts = options.maxAttempts ?? 5;
@@ -124,7 +125,8 @@ export async function sendWithRetry(client: SmtpClient, mail: MailToSend, option
     } catch (err) {
       const code = Number((err as { responseCode?: number }).responseCode ?? 0);
       attempts.push({ code, message: (err as Error).message });
-      if (code >= 500 || code < 400) return { delivered: false, bounced: code >= 500, attempts };
+      // 5xx: permanent. 4xx and a connection lost without a reply (no code): try again later.
+      if (code >= 500 || (code !== 0 && code < 400)) return { delivered: false, bounced: code >= 500, attempts };
       await new Promise((r) => setTimeout(r, wait));
       wait *= 2;
     }

@@ -30,7 +30,7 @@ export default defineLab({
     const inbox = (): number => store.mailbox('demo', 'INBOX')!.messages.length;
     const rows: Array<Array<string | number>> = [];
     const show = (label: string, r: Awaited<ReturnType<typeof sendWithRetry>>): void => {
-      rows.push([label, r.attempts.map((a) => a.code).join(' → '), r.delivered ? 'delivered' : r.bounced ? 'bounced' : 'gave up']);
+      rows.push([label, r.attempts.map((a) => a.code || 'no reply').join(' → '), r.delivered ? 'delivered' : r.bounced ? 'bounced' : 'gave up']);
     };
 
     smtp.setChaos({ recipient: { code: 451, probability: 1, times: 2 } });
@@ -56,13 +56,22 @@ export default defineLab({
     show('421 and disconnect', dropped);
     ctx.claim('a 421 with a dropped connection is transient too: retried and delivered', dropped.delivered && dropped.attempts[0]!.code === 421 && inbox() === 2, dropped.attempts.map((a) => a.code).join(' → '));
 
+    smtp.setChaos({ disconnect: { probability: 1, times: 1, abrupt: true } });
+    const cut = await sendWithRetry(client, mail('after a connection cut without a reply'));
+    show('connection cut, no reply', cut);
+    ctx.claim(
+      'a connection cut with no reply at all is treated as transient: retried and delivered',
+      cut.delivered && cut.attempts.length === 2 && cut.attempts[0]!.code === 0 && inbox() === 3,
+      `${cut.attempts[0]?.message.slice(0, 60)} → ${cut.attempts.at(-1)?.code}`,
+    );
+
     // Half the MAIL FROMs fail with 450 (seeded, so the same every run): every message still arrives, some later.
     smtp.setChaos({ sender: { code: 450, probability: 0.5 } });
     const results = [];
     for (let i = 0; i < 10; i++) results.push(await sendWithRetry(client, mail(`flaky ${i}`), { maxAttempts: 10, backoffMs: 5 }));
     const retries = results.reduce((n, r) => n + r.attempts.length - 1, 0);
     rows.push(['MAIL FROM 450 with p=0.5, 10 messages', `${retries} retries in all`, `${results.filter((r) => r.delivered).length} delivered`]);
-    ctx.claim('with half the attempts failing 450, all 10 messages are delivered thanks to retries', results.every((r) => r.delivered) && inbox() === 12 && retries > 0, `${retries} retries for 10 messages`);
+    ctx.claim('with half the attempts failing 450, all 10 messages are delivered thanks to retries', results.every((r) => r.delivered) && inbox() === 13 && retries > 0, `${retries} retries for 10 messages`);
     smtp.setChaos({});
 
     ctx.table('What the sender did', ['injected', 'reply codes seen', 'outcome'], rows);

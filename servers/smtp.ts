@@ -103,12 +103,16 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
 
   const injected = (trigger: SmtpChaosTrigger, session: SMTPServerSession): Error | null => {
-    const code = chaos.check(trigger);
-    if (code === null) return null;
+    const hit = chaos.check(trigger);
+    if (hit === null) return null;
     stats.rejected++;
-    const what = code === 421 ? 'disconnect (421)' : String(code);
+    const what = hit.abrupt ? 'abrupt disconnect (no reply)' : hit.code === 421 ? 'disconnect (421)' : String(hit.code);
     tracer.emit(proto, cidOf(session.id), '*', 'chaos', () => `${trigger}: injected ${what}`);
-    return replyError(`chaos: injected ${what} on ${trigger}`, code);
+    if (hit.abrupt) {
+      // smtp-server keeps each connection's socket as `_socket` (declared in its types); dropping it sends no reply.
+      for (const c of server.connections) if (c.id === session.id) c._socket.destroy();
+    }
+    return replyError(`chaos: injected ${what} on ${trigger}`, hit.code);
   };
 
   const tlsOpts = await tlsServerOptions(o.tls ?? {});

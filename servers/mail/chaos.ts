@@ -17,8 +17,8 @@ export interface SmtpChaos {
   recipient?: SmtpChaosRule;
   auth?: SmtpChaosRule;
   data?: SmtpChaosRule;
-  /** On any trigger: answer 421 and drop the connection. */
-  disconnect?: { probability: number; times?: number };
+  /** On any trigger: drop the connection, after a 421 reply or (`abrupt`) with no reply at all. */
+  disconnect?: { probability: number; times?: number; abrupt?: boolean };
 }
 
 export const CHAOS_TRIGGERS: readonly SmtpChaosTrigger[] = ['sender', 'recipient', 'auth', 'data'];
@@ -57,10 +57,10 @@ export class ChaosPolicy {
     return true;
   }
 
-  /** The reply code to inject at this trigger (421 for a disconnect), or null. */
-  check(trigger: SmtpChaosTrigger): number | null {
-    if (this.#fires('disconnect', this.#chaos.disconnect)) return 421;
+  /** What to inject at this trigger: a reply code (421 for a disconnect, `abrupt` for none), or null. */
+  check(trigger: SmtpChaosTrigger): { code: number; abrupt: boolean } | null {
+    if (this.#fires('disconnect', this.#chaos.disconnect)) return { code: 421, abrupt: this.#chaos.disconnect?.abrupt === true };
     const rule = this.#chaos[trigger];
-    return this.#fires(trigger, rule) ? rule!.code : null;
+    return this.#fires(trigger, rule) ? { code: rule!.code, abrupt: false } : null;
   }
 }

@@ -10,6 +10,8 @@ type Test = (m: StoredMessage, seq: number) => boolean;
 
 class SearchSyntax extends Error {}
 
+const MAX_KEY_DEPTH = 64;
+
 const FLAG_KEYS: Record<string, [string, boolean]> = {
   ANSWERED: ['\\Answered', true],
   DELETED: ['\\Deleted', true],
@@ -53,7 +55,17 @@ function compile(tokens: ImapToken[], session: ImapSession, maxSeq: number): Tes
     return Number.isNaN(t) ? null : day(new Date(t));
   };
 
+  let depth = 0;
   const one = (): Test => {
+    // NOT and OR nest without parentheses: bound them as the parser bounds lists.
+    if (++depth > MAX_KEY_DEPTH) throw new SearchSyntax(`search keys nested deeper than ${MAX_KEY_DEPTH}`);
+    try {
+      return key();
+    } finally {
+      depth--;
+    }
+  };
+  const key = (): Test => {
     const t = tokens[i++];
     if (!t) throw new SearchSyntax('missing search key');
     if (t.type === 'list') {

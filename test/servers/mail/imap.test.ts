@@ -146,10 +146,11 @@ test('bad input: garbage, wrong state, bad base64, oversized literal and line, d
     'b3 FETCH 1 (FLAGS',
     'b4 STORE 1 FLAGS (\\Seen)',
     'b5 SEARCH FROBKEY',
+    `b5a SEARCH ${'NOT '.repeat(200)}ALL`,
     'b6 UID FROB 1',
     'b7 LOGOUT',
   ]);
-  const [greet, garbage, unknown, state, b64, wrong, big, deep, unterminated, login, nosel, sel, range, paren, store1, search, uidBad, logout] = r.replies;
+  const [greet, garbage, unknown, state, b64, wrong, big, deep, unterminated, login, nosel, sel, range, paren, store1, search, nots, uidBad, logout] = r.replies;
   assert.match(greet!, /^\* OK/);
   assert.match(garbage!, /^garbage BAD|^\* BAD/);
   assert.match(unknown!, /^a1 BAD Unknown command/);
@@ -166,6 +167,7 @@ test('bad input: garbage, wrong state, bad base64, oversized literal and line, d
   assert.match(paren!, /^b3 BAD/);
   assert.match(store1!, /^b4 BAD/, 'no message 1 in an empty INBOX');
   assert.match(search!, /^b5 BAD SEARCH: unknown search key/);
+  assert.match(nots!, /^b5a BAD SEARCH: search keys nested deeper than 64/);
   assert.match(uidBad!, /^b6 BAD/);
   assert.match(logout!, /\* BYE/);
   assert.equal(sink.find({ kind: 'auth-failed' }).length, 1);

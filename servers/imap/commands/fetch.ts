@@ -2,7 +2,6 @@ import type { StoredMessage } from '../../mail/store/index.ts';
 import { formatInternalDate } from '../dates.ts';
 import { bodyStructure, envelope, parseMime, sectionText, type MimePart } from '../mime.ts';
 import type { ImapToken } from '../parser.ts';
-import type { ImapSession } from '../session.ts';
 import { SELECTED, type CommandContext, type CommandHandler } from './base.ts';
 
 const MACROS: Record<string, string[]> = {
@@ -119,5 +118,3 @@ export const fetch: CommandHandler = {
   states: SELECTED,
   run: (ctx) => runFetch(ctx, ctx.cmd.args, false),
 };
-
-export type { ImapSession };

@@ -57,6 +57,9 @@ export async function startDovecot(dir: string): Promise<Dovecot> {
   // Dovecot refuses to run mail processes as root: as root, mail belongs to the package's own `dovecot` user.
   let uid = process.getuid?.() ?? 0;
   let gid = process.getgid?.() ?? 0;
+  // Not root: Dovecot cannot switch users, so every one of its processes runs as us.
+  const me = spawnSync('id', ['-un']).stdout.toString().trim();
+  const [loginUser, internalUser] = uid === 0 ? ['dovenull', 'dovecot'] : [me, me];
   if (uid === 0) {
     uid = Number(spawnSync('id', ['-u', 'dovecot']).stdout.toString().trim());
     gid = Number(spawnSync('id', ['-g', 'dovecot']).stdout.toString().trim());
@@ -80,8 +83,8 @@ auth_mechanisms = plain login
 mail_location = maildir:${dir}/mail/%u
 first_valid_uid = ${uid}
 last_valid_uid = ${uid}
-default_login_user = dovenull
-default_internal_user = dovecot
+default_login_user = ${loginUser}
+default_internal_user = ${internalUser}
 pop3_uidl_format = %08Xu%08Xv
 passdb {
   driver = passwd-file

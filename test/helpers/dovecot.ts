@@ -59,7 +59,11 @@ export async function startDovecot(dir: string): Promise<Dovecot> {
   let gid = process.getgid?.() ?? 0;
   // Not root: Dovecot cannot switch users, so every one of its processes runs as us.
   const me = spawnSync('id', ['-un']).stdout.toString().trim();
+  const myGroup = spawnSync('id', ['-gn']).stdout.toString().trim();
   const [loginUser, internalUser] = uid === 0 ? ['dovenull', 'dovecot'] : [me, me];
+  const internalGroup = uid === 0 ? 'dovecot' : myGroup;
+  // Without root there is no chroot either.
+  const noChroot = uid === 0 ? '' : '  chroot =\n';
   if (uid === 0) {
     uid = Number(spawnSync('id', ['-u', 'dovecot']).stdout.toString().trim());
     gid = Number(spawnSync('id', ['-g', 'dovecot']).stdout.toString().trim());
@@ -85,6 +89,7 @@ first_valid_uid = ${uid}
 last_valid_uid = ${uid}
 default_login_user = ${loginUser}
 default_internal_user = ${internalUser}
+default_internal_group = ${internalGroup}
 pop3_uidl_format = %08Xu%08Xv
 passdb {
   driver = passwd-file
@@ -94,8 +99,8 @@ userdb {
   driver = static
   args = uid=${uid} gid=${gid} home=${dir}/home/%u
 }
-service imap-login {
-  inet_listener imap {
+${uid === 0 ? '' : 'service anvil {\n  chroot =\n}\n'}service imap-login {
+${noChroot}  inet_listener imap {
     address = 127.0.0.1
     port = ${imapPort}
   }
@@ -104,7 +109,7 @@ service imap-login {
   }
 }
 service pop3-login {
-  inet_listener pop3 {
+${noChroot}  inet_listener pop3 {
     address = 127.0.0.1
     port = ${pop3Port}
   }

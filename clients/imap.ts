@@ -22,7 +22,7 @@ export interface ImapClientOptions {
 
 /**
  * imapflow (pinned to 2.1.2), connected and logged in. Its log of what it sends (`src: 'c'`) and reads (`src: 's'`)
- * feeds the tracer as `imapc` events, credentials redacted.
+ * feeds the tracer as `imap` events of connection `imapc#N`, credentials redacted.
  */
 export async function connectImap(options: ImapClientOptions): Promise<ImapFlow> {
   checkPort('port', options.port);
@@ -31,7 +31,7 @@ export async function connectImap(options: ImapClientOptions): Promise<ImapFlow>
   const log = (level: string) => (entry: { src?: string; msg?: string }) => {
     if (!tracer.enabled || typeof entry?.msg !== 'string') return;
     const dir = entry.src === 'c' ? '>' : entry.src === 's' ? '<' : '*';
-    tracer.emit('imapc', cid, dir, dir === '*' ? level : dir === '>' ? 'command' : 'response', () => redactLine(entry.msg!));
+    tracer.emit('imap', cid, dir, dir === '*' ? level : dir === '>' ? 'command' : 'response', () => redactLine(entry.msg!));
   };
   const base = await tlsClientOptions(options.tls ?? {});
   const client = new ImapFlow({
@@ -45,7 +45,7 @@ export async function connectImap(options: ImapClientOptions): Promise<ImapFlow>
     disableAutoIdle: !options.autoIdle,
     verifyOnly: false,
   } as ConstructorParameters<typeof ImapFlow>[0]);
-  client.on('error', (err: Error) => tracer.emit('imapc', cid, '*', 'error', () => err.message));
+  client.on('error', (err: Error) => tracer.emit('imap', cid, '*', 'error', () => err.message));
   await client.connect();
   return client;
 }

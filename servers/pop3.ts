@@ -31,6 +31,8 @@ export interface Pop3ServerOptions {
   idleTimeoutMs?: number;
   /** Pause after each wrong password, times the failures so far (capped at 8×). Default 250 ms. */
   authFailureDelayMs?: number;
+  /** Wrong passwords per connection before the server hangs up. Default 5. */
+  maxAuthFailures?: number;
   /** Connections open at once. Default 100. */
   maxConnections?: number;
   tracer?: Tracer;
@@ -50,6 +52,7 @@ const DEFAULTS = {
   maxPipelinedCommands: 100,
   idleTimeoutMs: 600_000,
   authFailureDelayMs: 250,
+  maxAuthFailures: 5,
   maxConnections: 100,
 };
 export type Pop3Resolved = typeof DEFAULTS & { store: MailStore; tracer: Tracer; tls: ServerTls; proto: string };
@@ -63,6 +66,7 @@ export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<
   checkInt('maxPipelinedCommands', merged.maxPipelinedCommands, 1, 100_000);
   checkInt('idleTimeoutMs', merged.idleTimeoutMs, 1, 24 * 3600_000);
   checkInt('authFailureDelayMs', merged.authFailureDelayMs, 0, 60_000);
+  checkInt('maxAuthFailures', merged.maxAuthFailures, 1, 1000);
   checkInt('maxConnections', merged.maxConnections, 1, 100_000);
   const settings = options.tls ?? {};
   const tlsOptions = await tlsServerOptions(settings);

@@ -35,6 +35,8 @@ export interface ImapServerOptions {
   idleTimeoutMs?: number;
   /** Pause after each wrong password, times the failures so far (capped at 8×). Default 250 ms. */
   authFailureDelayMs?: number;
+  /** Wrong passwords per connection before BYE. Default 5. */
+  maxAuthFailures?: number;
   /** Connections open at once. Default 100. */
   maxConnections?: number;
   tracer?: Tracer;
@@ -57,6 +59,7 @@ const DEFAULTS = {
   maxPipelinedCommands: 100,
   idleTimeoutMs: 1_800_000,
   authFailureDelayMs: 250,
+  maxAuthFailures: 5,
   maxConnections: 100,
 };
 
@@ -72,6 +75,7 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
   checkInt('maxPipelinedCommands', m.maxPipelinedCommands, 1, 100_000);
   checkInt('idleTimeoutMs', m.idleTimeoutMs, 1, 24 * 3600_000);
   checkInt('authFailureDelayMs', m.authFailureDelayMs, 0, 60_000);
+  checkInt('maxAuthFailures', m.maxAuthFailures, 1, 1000);
   checkInt('maxConnections', m.maxConnections, 1, 100_000);
   const settings = options.tls ?? {};
   const tlsOptions = await tlsServerOptions(settings);

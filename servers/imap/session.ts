@@ -26,6 +26,7 @@ export interface ImapResolved {
   maxPipelinedCommands: number;
   idleTimeoutMs: number;
   authFailureDelayMs: number;
+  maxAuthFailures: number;
 }
 
 export interface Selected {
@@ -243,6 +244,10 @@ export class ImapSession {
     this.o.tracer.emit(this.o.proto, this.cid, '*', 'auth-failed', () => `wrong password #${this.failures} for ${user}: slowed down`);
     await pause(authFailureDelay(this.o.authFailureDelayMs, this.failures));
     this.tagged(tag, 'NO', '[AUTHENTICATIONFAILED] Invalid credentials');
+    if (this.failures >= this.o.maxAuthFailures) {
+      this.o.tracer.emit(this.o.proto, this.cid, '*', 'limit', () => `maxAuthFailures=${this.o.maxAuthFailures} reached`);
+      this.bye('Too many authentication failures');
+    }
   }
 
   loggedIn(tag: string, user: string): void {

@@ -157,6 +157,10 @@ export class Pop3Session {
       this.#failures++;
       this.#c.o.tracer.emit(this.#c.o.proto, this.#c.cid, '*', 'auth-failed', () => `wrong password #${this.#failures} for ${name}: slowed down`);
       await this.#c.failureDelay(this.#failures);
+      if (this.#failures >= this.#c.o.maxAuthFailures) {
+        this.#c.o.tracer.emit(this.#c.o.proto, this.#c.cid, '*', 'limit', () => `maxAuthFailures=${this.#c.o.maxAuthFailures} reached`);
+        return this.#c.end('-ERR [AUTH] invalid user name or password; too many failures, closing');
+      }
       return this.#c.send('-ERR [AUTH] invalid user name or password');
     }
     const user = store.canonicalUser(name)!;

@@ -118,3 +118,20 @@ test('POP3 and IMAP on one maildrop: an IMAP expunge during a POP3 session is sa
   assert.match(got, /^-ERR USER first/, 'the USER sent in clear before the handshake was not kept');
   secure.destroy();
 });
+
+test('maxAuthFailures: POP3 and IMAP hang up after too many wrong passwords (each one slowed down)', async (t) => {
+  const store = await memoryStore();
+  const { startImapServer } = await import('../../../servers/imap/index.ts');
+  const pop = await startPop3Server({ store, authFailureDelayMs: 1, maxAuthFailures: 2 });
+  const imap = await startImapServer({ store, authFailureDelayMs: 1, maxAuthFailures: 2 });
+  t.after(() => Promise.all([pop.close(), imap.close()]));
+  const p = await lineTalk(pop.port, ['USER demo', 'PASS a', 'USER demo', 'PASS b', 'USER demo']);
+  assert.match(p.replies[2]!, /^-ERR \[AUTH\]/);
+  assert.match(p.replies[4]!, /too many failures, closing/);
+  assert.ok(p.closed);
+  const i = await lineTalk(imap.port, ['a LOGIN demo x', 'b LOGIN demo y', 'c LOGIN demo demo']);
+  assert.match(i.replies[1]!, /^a NO \[AUTHENTICATIONFAILED\]/);
+  assert.match(i.replies[2]!, /^b NO [^\r]*\r\n\* BYE Too many authentication failures/);
+  assert.ok(i.closed);
+  await assert.rejects(startPop3Server({ store, maxAuthFailures: 0 }), { code: 'WL_ERR_INVALID_OPTION' });
+});

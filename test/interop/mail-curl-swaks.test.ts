@@ -38,6 +38,7 @@ test('curl: smtp:// with --ssl-reqd and AUTH, smtps://; imap:// list, fetch by U
   const fetched = await curl('--ssl-reqd', `imap://127.0.0.1:${imap.port}/INBOX;UID=1`);
   assert.equal(fetched.code, 0, fetched.stderr);
   assert.equal(fetched.stdout, body);
+  assert.ok(store.mailbox('demo', 'INBOX')!.messages[0]!.flags.has('\\Seen'), 'BODY[] (not PEEK) marked the message \\Seen');
   const searched = await curl(`imaps://127.0.0.1:${imaps.port}/INBOX?SUBJECT%20smtps`);
   assert.equal(searched.code, 0, searched.stderr);
   assert.match(searched.stdout, /^\* SEARCH 2\r?\n$/);

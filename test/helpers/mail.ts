@@ -21,3 +21,12 @@ export function message(subject: string, body = 'Hello from wirelab.\r\n', from 
     `From: Ann <${from}>\r\nTo: Demo <${to}>\r\nSubject: ${subject}\r\nDate: Sun, 22 Nov 2026 03:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}@wirelab.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${body}`,
   );
 }
+
+/** Waits until `check()` is true (polling every 10 ms), failing after `timeoutMs`: no fixed sleeps in the tests. */
+export async function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

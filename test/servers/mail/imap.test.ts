@@ -7,7 +7,7 @@ import { startImapServer } from '../../../servers/imap/index.ts';
 import { parseCommand } from '../../../servers/imap/parser.ts';
 import { ImapReader } from '../../../servers/imap/reader.ts';
 import { lineTalk } from '../../helpers/linetalk.ts';
-import { memoryStore, message } from '../../helpers/mail.ts';
+import { memoryStore, message, waitFor } from '../../helpers/mail.ts';
 
 const MULTIPART = Buffer.from(
   'From: "Ann, A." <ann@localhost>\r\nTo: demo@localhost, Bob <bob@example.com>\r\nSubject: parts\r\nDate: Sun, 22 Nov 2026 03:00:00 +0000\r\n' +
@@ -181,12 +181,13 @@ test('bad input: garbage, wrong state, bad base64, oversized literal and line, d
   // A client vanishing in the middle of an APPEND literal stores nothing.
   const sock = net.connect(srv.port, '127.0.0.1');
   await new Promise((res) => sock.once('data', res));
+  let heard = '';
+  sock.on('data', (d: Buffer) => (heard += d.toString()));
   sock.write('a LOGIN demo demo\r\nb APPEND INBOX {50}\r\nSubject: half\r\n');
-  await new Promise((res) => setTimeout(res, 100));
+  await waitFor(() => heard.includes('+ Ready'), 'the continuation request');
   sock.destroy();
-  await new Promise((res) => setTimeout(res, 50));
+  await waitFor(() => sink.events.some((e) => e.kind === 'close' && /unread \(discarded\)/.test(e.summary)), 'the close event');
   assert.equal(store.mailbox('demo', 'INBOX')!.messages.length, 0);
-  assert.ok(sink.events.some((e) => e.kind === 'close' && /unread \(discarded\)/.test(e.summary)));
   const again = await lineTalk(srv.port, ['c CAPABILITY']);
   assert.match(again.replies[1]!, /c OK/);
 });
@@ -216,12 +217,12 @@ test('STARTTLS: commands pipelined in clear after STARTTLS are discarded, not ru
   let got = '';
   secure.on('data', (d: Buffer) => (got += d.toString()));
   secure.write('c CAPABILITY\r\n');
-  await new Promise((res) => setTimeout(res, 150));
+  await waitFor(() => /^c OK/m.test(got), 'c OK');
   assert.doesNotMatch(got, /^b /m, 'the injected LOGIN was not answered');
   assert.match(got, /^c OK/m);
   assert.doesNotMatch(got, /STARTTLS/);
   secure.write('d LOGIN demo demo\r\ne CREATE ..\r\nf CREATE "a*b"\r\ng CREATE "x//y"\r\n');
-  await new Promise((res) => setTimeout(res, 150));
+  await waitFor(() => /^g /m.test(got), 'the answer to g');
   assert.match(got, /^d OK/m);
   assert.match(got, /^e OK/m, '".." is a legal IMAP name, stored safely');
   assert.match(got, /^f NO \[CANNOT\]/m);

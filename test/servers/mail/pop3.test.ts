@@ -4,7 +4,7 @@ import { connectPop3 } from '../../../clients/pop3.ts';
 import { MemorySink, createTracer } from '../../../core/trace/index.ts';
 import { startPop3Server } from '../../../servers/pop3.ts';
 import { lineTalk } from '../../helpers/linetalk.ts';
-import { memoryStore, message } from '../../helpers/mail.ts';
+import { memoryStore, message, waitFor } from '../../helpers/mail.ts';
 
 test('POP3 client over STLS: CAPA, STAT, LIST, UIDL, TOP, RETR (dot-stuffed), DELE removes only after QUIT', async (t) => {
   const store = await memoryStore();
@@ -114,7 +114,7 @@ test('POP3 and IMAP on one maildrop: an IMAP expunge during a POP3 session is sa
   let got = '';
   secure.on('data', (d: Buffer) => (got += d.toString()));
   secure.write('PASS demo\r\n');
-  await new Promise((res) => setTimeout(res, 100));
+  await waitFor(() => got.includes('\r\n'), 'the answer to PASS');
   assert.match(got, /^-ERR USER first/, 'the USER sent in clear before the handshake was not kept');
   secure.destroy();
 });

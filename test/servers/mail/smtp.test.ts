@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { createSmtpClient } from '../../../clients/smtp.ts';
 import { MemorySink, createTracer } from '../../../core/trace/index.ts';
 import { startSmtpServer } from '../../../servers/smtp.ts';
-import { memoryStore } from '../../helpers/mail.ts';
+import { memoryStore, waitFor } from '../../helpers/mail.ts';
 
 /** A raw SMTP conversation: sends each line after the previous reply, returns every reply. */
 export async function smtpTalk(port: number, lines: string[], wait = 'end'): Promise<string[]> {
@@ -101,10 +101,12 @@ test('bad base64 in AUTH, wrong passwords slowed down, commands out of order, va
   // A client that vanishes in the middle of DATA leaves nothing stored.
   const sock = net.connect(srv.port, '127.0.0.1');
   await new Promise((res) => sock.once('data', res));
+  let heard = '';
+  sock.on('data', (d: Buffer) => (heard += d.toString()));
   sock.write('EHLO me\r\nMAIL FROM:<a@localhost>\r\nRCPT TO:<demo@localhost>\r\nDATA\r\nSubject: half\r\n\r\nsome text');
-  await new Promise((res) => setTimeout(res, 100));
+  await waitFor(() => /^354 /m.test(heard), '354');
   sock.destroy();
-  await new Promise((res) => setTimeout(res, 100));
+  await waitFor(() => sink.find({ proto: 'smtp', kind: 'close' }).length >= 2, 'the close event');
   assert.equal(store.mailbox('demo', 'INBOX')!.messages.length, 0);
   const ok = await smtpTalk(srv.port, ['EHLO me']);
   assert.match(ok[1]!, /^250/);

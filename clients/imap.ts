@@ -1,0 +1,53 @@
+import { ImapFlow } from 'imapflow';
+import { checkPort } from '../core/options.ts';
+import { DEFAULT_HOST } from '../core/server.ts';
+import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+
+export interface ImapClientOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  port: number;
+  /** Implicit TLS (IMAPS). Default false: plain, upgraded with STARTTLS when the server offers it. */
+  secure?: boolean;
+  /** Never STARTTLS (to show the clear-text conversation). Default false. */
+  noStartTls?: boolean;
+  auth: { user: string; pass: string };
+  /** Trust settings; by default the local CA (core/tls). Pass `ca` to trust another server's certificate. */
+  tls?: TlsSettings & { ca?: string };
+  /** Push notifications with IDLE while nothing else runs (imapflow's autoIdle). Default false. */
+  autoIdle?: boolean;
+  tracer?: Tracer;
+}
+
+/**
+ * imapflow (pinned to 2.1.2), connected and logged in. Its log of what it sends (`src: 'c'`) and reads (`src: 's'`)
+ * feeds the tracer as `imap` events of connection `imapc#N`, credentials redacted.
+ */
+export async function connectImap(options: ImapClientOptions): Promise<ImapFlow> {
+  checkPort('port', options.port);
+  const tracer = options.tracer ?? NOOP_TRACER;
+  const cid = nextCid('imapc');
+  const log = (level: string) => (entry: { src?: string; msg?: string }) => {
+    if (!tracer.enabled || typeof entry?.msg !== 'string') return;
+    const dir = entry.src === 'c' ? '>' : entry.src === 's' ? '<' : '*';
+    tracer.emit('imap', cid, dir, dir === '*' ? level : dir === '>' ? 'command' : 'response', () => redactLine(entry.msg!));
+  };
+  const base = await tlsClientOptions(options.tls ?? {});
+  const client = new ImapFlow({
+    host: options.host ?? DEFAULT_HOST,
+    port: options.port,
+    secure: options.secure ?? false,
+    doSTARTTLS: options.noStartTls ? false : undefined,
+    auth: options.auth,
+    tls: { ...base, ...(options.tls?.ca ? { ca: options.tls.ca } : {}) },
+    logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), trace: log('trace') } as never,
+    disableAutoIdle: !options.autoIdle,
+    verifyOnly: false,
+  } as ConstructorParameters<typeof ImapFlow>[0]);
+  client.on('error', (err: Error) => tracer.emit('imap', cid, '*', 'error', () => err.message));
+  await client.connect();
+  return client;
+}
+
+export type { ImapFlow };

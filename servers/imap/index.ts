@@ -1,0 +1,118 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { checkInt, checkPort } from '../../core/options.ts';
+import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
+import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
+import { newStats, type MailServerStats } from '../mail/conn.ts';
+import { defaultMailStore } from '../mail/shared.ts';
+import type { MailStore } from '../mail/store/index.ts';
+import { ImapSession, type ImapResolved } from './session.ts';
+
+export interface ImapServerOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (any free port). */
+  port?: number;
+  /** Default: the shared store under the data dir. */
+  store?: MailStore;
+  /** Implicit TLS from the first byte (IMAPS, port 993) instead of plain text with STARTTLS. Default false. */
+  secure?: boolean;
+  tls?: TlsSettings;
+  /** Longest line between literals; past it `* BAD [TOOBIG]` and BYE. Default 65,536. */
+  maxLineLength?: number;
+  /** Largest literal (an APPENDed message); past it the command gets BAD [TOOBIG]. Default 25 MiB. */
+  maxLiteralSize?: number;
+  /** Largest whole command. Default 26 MiB. */
+  maxCommandSize?: number;
+  /** Deepest nesting of parentheses and brackets. Default 16. */
+  maxNesting?: number;
+  /** Bad or unknown commands per connection; past it BYE. Default 20. */
+  maxUnknownCommands?: number;
+  /** Commands read ahead of the one running (pipelining); past it the server stops reading until they are done. Default 100. */
+  maxPipelinedCommands?: number;
+  /** Autologout after this long without a command (IDLE included; RFC 3501 asks for at least 30 min). Default 1,800,000 ms. */
+  idleTimeoutMs?: number;
+  /** Pause after each wrong password, times the failures so far (capped at 8×). Default 250 ms. */
+  authFailureDelayMs?: number;
+  /** Wrong passwords per connection before BYE. Default 5. */
+  maxAuthFailures?: number;
+  /** Connections open at once. Default 100. */
+  maxConnections?: number;
+  tracer?: Tracer;
+}
+
+export interface RunningImapServer extends RunningServer {
+  readonly store: MailStore;
+  readonly stats: MailServerStats;
+}
+
+const DEFAULTS = {
+  host: DEFAULT_HOST,
+  port: 0,
+  secure: false,
+  maxLineLength: 65_536,
+  maxLiteralSize: 25 * 1024 * 1024,
+  maxCommandSize: 26 * 1024 * 1024,
+  maxNesting: 16,
+  maxUnknownCommands: 20,
+  maxPipelinedCommands: 100,
+  idleTimeoutMs: 1_800_000,
+  authFailureDelayMs: 250,
+  maxAuthFailures: 5,
+  maxConnections: 100,
+};
+
+/** An IMAP4rev1 server (RFC 3501, with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ID, UNSELECT) over the store. */
+export async function startImapServer(options: ImapServerOptions = {}): Promise<RunningImapServer> {
+  const m = { ...DEFAULTS, ...options };
+  checkPort('port', m.port);
+  checkInt('maxLineLength', m.maxLineLength, 256, 64 * 1024 * 1024);
+  checkInt('maxLiteralSize', m.maxLiteralSize, 0, 1024 * 1024 * 1024);
+  checkInt('maxCommandSize', m.maxCommandSize, 256, 1024 * 1024 * 1024);
+  checkInt('maxNesting', m.maxNesting, 1, 1000);
+  checkInt('maxUnknownCommands', m.maxUnknownCommands, 1, 10_000);
+  checkInt('maxPipelinedCommands', m.maxPipelinedCommands, 1, 100_000);
+  checkInt('idleTimeoutMs', m.idleTimeoutMs, 1, 24 * 3600_000);
+  checkInt('authFailureDelayMs', m.authFailureDelayMs, 0, 60_000);
+  checkInt('maxAuthFailures', m.maxAuthFailures, 1, 1000);
+  checkInt('maxConnections', m.maxConnections, 1, 100_000);
+  const settings = options.tls ?? {};
+  const tlsOptions = await tlsServerOptions(settings);
+  const proto = m.secure ? 'imaps' : 'imap';
+  const o: ImapResolved = {
+    ...m,
+    proto,
+    store: options.store ?? (await defaultMailStore()),
+    tracer: options.tracer ?? NOOP_TRACER,
+    tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
+  };
+  const stats = newStats();
+  const sockets = new SocketSet();
+  const accept = (socket: net.Socket): void => {
+    const cid = nextCid(proto);
+    if (sockets.size > m.maxConnections) {
+      o.tracer.emit(proto, cid, '*', 'refused', () => `maxConnections=${m.maxConnections} reached`);
+      socket.end('* BYE Too many connections\r\n');
+      return;
+    }
+    stats.connections++;
+    new ImapSession(socket, cid, o, stats);
+  };
+  let server: net.Server;
+  if (m.secure) {
+    const ts = tls.createServer(tlsOptions);
+    ts.on('connection', (raw: net.Socket) => sockets.add(raw));
+    ts.on('secureConnection', accept);
+    ts.on('tlsClientError', (err) => o.tracer.emit(proto, `${proto}-server`, '*', 'error', () => `TLS handshake failed: ${err.message}`));
+    server = ts;
+  } else {
+    server = net.createServer((s) => {
+      sockets.add(s);
+      accept(s);
+    });
+  }
+  const port = await listenTcp(server, m.port, m.host);
+  o.tracer.emit(proto, `${proto}-server`, '*', 'listen', () => `listening on ${m.host}:${port}`);
+  return { proto, host: m.host, port, url: `${proto}://${m.host}:${port}`, store: o.store, stats, close: () => closeTcpServer(server, sockets) };
+}

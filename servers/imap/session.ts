@@ -1,0 +1,367 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { ErrorCodes } from '../../core/errors.ts';
+import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { traceTlsHandshake } from '../../core/tls/index.ts';
+import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
+import { authFailureDelay, oneLine, pause } from '../mail/shared.ts';
+import { upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from '../mail/conn.ts';
+import { ImapReader, type ReaderEvent } from './reader.ts';
+import { ImapParseError, parseCommand, type ImapCommand } from './parser.ts';
+import { COMMANDS, type CommandContext } from './commands/index.ts';
+import { parseSequenceSet } from './sequence.ts';
+
+export type ImapState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
+
+export interface ImapResolved {
+  proto: string;
+  store: MailStore;
+  tracer: Tracer;
+  tls: ServerTls;
+  maxLineLength: number;
+  maxLiteralSize: number;
+  maxCommandSize: number;
+  maxNesting: number;
+  maxUnknownCommands: number;
+  maxPipelinedCommands: number;
+  idleTimeoutMs: number;
+  authFailureDelayMs: number;
+  maxAuthFailures: number;
+}
+
+export interface Selected {
+  name: string;
+  readOnly: boolean;
+  uidValidity: number;
+  /** The session's view: sequence number n is uids[n-1]. Changes by others arrive at flush points. */
+  uids: number[];
+  /** UIDs whose flags another session changed, to report as FETCH at the next flush. */
+  flagChanges: Set<number>;
+}
+
+/** One IMAP connection: reading, the state, the selected mailbox's view, and the untagged updates. */
+export class ImapSession {
+  state: ImapState = 'not-authenticated';
+  user: string | null = null;
+  selected: Selected | null = null;
+  failures = 0;
+  unknown = 0;
+  /** Set by AUTHENTICATE and IDLE: the next line goes here instead of to the command table. */
+  continuation: ((line: string) => Promise<void> | void) | null = null;
+  #socket: net.Socket;
+  #reader: ImapReader;
+  #queue: ReaderEvent[] = [];
+  #busy = false;
+  #closed = false;
+  /** When IDLE is on: push updates as they happen. */
+  idling = false;
+  readonly #onChange = (c: MailChange): void => this.#storeChanged(c);
+
+  constructor(
+    socket: net.Socket,
+    readonly cid: string,
+    readonly o: ImapResolved,
+    readonly stats: MailServerStats,
+  ) {
+    this.#socket = socket;
+    this.#reader = this.#newReader();
+    o.store.on('change', this.#onChange);
+    o.tracer.emit(o.proto, cid, '*', 'accept', () => `accepted ${socket.remoteAddress}:${socket.remotePort}`);
+    if (socket instanceof tls.TLSSocket) traceTlsHandshake(o.tracer, cid, socket, 'server');
+    this.#attach(socket);
+    this.send(`* OK [CAPABILITY ${this.capabilities().join(' ')}] wirelab IMAP4rev1 ready`);
+  }
+
+  get secure(): boolean {
+    return this.#socket instanceof tls.TLSSocket;
+  }
+
+  capabilities(): string[] {
+    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'AUTH=PLAIN', 'IDLE', 'UIDPLUS', 'MOVE', 'NAMESPACE', 'ID', 'UNSELECT', 'CHILDREN', 'SPECIAL-USE'];
+    if (!this.secure && this.state === 'not-authenticated') caps.push('STARTTLS');
+    return caps;
+  }
+
+  #newReader(): ImapReader {
+    return new ImapReader({ maxLineLength: this.o.maxLineLength, maxLiteralSize: this.o.maxLiteralSize, maxCommandSize: this.o.maxCommandSize });
+  }
+
+  #attach(socket: net.Socket): void {
+    // Replies go out at once: with Nagle on, the tagged line waits for the ACK of the untagged ones (~40 ms each).
+    socket.setNoDelay(true);
+    socket.setTimeout(this.o.idleTimeoutMs);
+    socket.on('timeout', () => {
+      this.o.tracer.emit(this.o.proto, this.cid, '*', 'timeout', () => `idle for idleTimeoutMs=${this.o.idleTimeoutMs}: autologout`);
+      this.bye('Autologout; idle for too long');
+    });
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (socket !== this.#socket) return;
+      this.#closed = true;
+      this.o.store.off('change', this.#onChange);
+      const half = this.#reader.pending;
+      this.o.tracer.emit(this.o.proto, this.cid, '*', 'close', () => (half > 0 ? `connection closed with ${half} B of a command unread (discarded)` : 'connection closed'));
+    });
+  }
+
+  #onData(chunk: Buffer): void {
+    this.stats.bytesIn += chunk.length;
+    for (const ev of this.#reader.push(chunk)) {
+      if (ev.type === 'continue') {
+        // A synchronizing literal: the client waits for this before sending it.
+        this.send('+ Ready for literal data');
+        continue;
+      }
+      this.#queue.push(ev);
+    }
+    // Commands waiting beyond the limit: stop reading until they are done (TCP flow control reaches the client).
+    if (this.#queue.length >= this.o.maxPipelinedCommands) this.#socket.pause();
+    void this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#busy) return;
+    this.#busy = true;
+    try {
+      while (this.#queue.length > 0 && !this.#closed) {
+        await waitWritable(this.#socket);
+        // One command's responses leave in as few segments as possible.
+        const socket = this.#socket;
+        socket.cork();
+        try {
+          await this.#handle(this.#queue.shift()!);
+        } finally {
+          socket.uncork();
+        }
+      }
+    } finally {
+      this.#busy = false;
+      if (!this.#closed) this.#socket.resume();
+    }
+  }
+
+  async #handle(ev: ReaderEvent): Promise<void> {
+    if (ev.type === 'line-too-long') {
+      this.o.tracer.emit(this.o.proto, this.cid, '*', 'limit', () => `line over maxLineLength=${this.o.maxLineLength}`);
+      this.send(`* BAD [TOOBIG] Line too long (maxLineLength=${this.o.maxLineLength})`);
+      this.bye('Closing: cannot resynchronize after an overlong line');
+      return;
+    }
+    if (ev.type === 'too-big') {
+      const tag = /^(\S+)/.exec(ev.line.toString('latin1'))?.[1] ?? '*';
+      const limit = ev.what === 'literal' ? `maxLiteralSize=${this.o.maxLiteralSize}` : `maxCommandSize=${this.o.maxCommandSize}`;
+      this.o.tracer.emit(this.o.proto, this.cid, '*', 'limit', () => `${ev.what} of ${ev.size} B refused (${limit})`);
+      this.send(`${tag} BAD [TOOBIG] ${ev.what} of ${ev.size} octets is over ${limit}`);
+      return;
+    }
+    if (ev.type !== 'command') return;
+    this.stats.commands++;
+    const text = ev.data.toString('latin1');
+    if (this.continuation) {
+      const next = this.continuation;
+      this.continuation = null;
+      this.o.tracer.emit(this.o.proto, this.cid, '>', 'continuation', () => (this.idling ? text.trim() : REDACTED));
+      await next(text.replace(/\r?\n$/, ''));
+      return;
+    }
+    this.o.tracer.emit(this.o.proto, this.cid, '>', 'command', () => ({ summary: traceLine(text), bytes: ev.data.length }));
+    let cmd: ImapCommand;
+    try {
+      cmd = parseCommand(ev.data, this.o.maxNesting);
+    } catch (err) {
+      const tag = err instanceof ImapParseError && err.tag ? err.tag : '*';
+      this.#unknownCommand(tag, `Syntax error: ${(err as Error).message}`);
+      return;
+    }
+    const handler = COMMANDS[cmd.name];
+    if (!handler) {
+      this.#unknownCommand(cmd.tag, `Unknown command ${cmd.name.slice(0, 30)}`);
+      return;
+    }
+    if (!handler.states.includes(this.state)) {
+      this.tagged(cmd.tag, 'BAD', `${cmd.name} is not allowed in the ${this.state} state`);
+      return;
+    }
+    const ctx: CommandContext = { session: this, cmd };
+    try {
+      await handler.run(ctx);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const resp = code === ErrorCodes.MAIL_NOT_ALLOWED ? '[CANNOT] ' : code === ErrorCodes.MAIL_MAILBOX_EXISTS ? '[ALREADYEXISTS] ' : code === ErrorCodes.MAIL_NO_SUCH_MAILBOX ? '[NONEXISTENT] ' : '';
+      this.tagged(cmd.tag, 'NO', `${resp}${cmd.name} failed: ${(err as Error).message}`);
+    }
+  }
+
+  #unknownCommand(tag: string, message: string): void {
+    this.unknown++;
+    this.tagged(tag, 'BAD', message);
+    if (this.unknown >= this.o.maxUnknownCommands) {
+      this.o.tracer.emit(this.o.proto, this.cid, '*', 'limit', () => `maxUnknownCommands=${this.o.maxUnknownCommands} reached`);
+      this.bye('Too many bad commands');
+    }
+  }
+
+  /** A response line (CRLF added); `line` is a binary string and may hold literals. */
+  send(line: string): void {
+    if (this.#closed || this.#socket.destroyed) return;
+    const buf = Buffer.from(`${line}\r\n`, 'latin1');
+    this.stats.bytesOut += buf.length;
+    this.o.tracer.emit(this.o.proto, this.cid, '<', 'response', () => ({
+      summary: oneLine(line),
+      bytes: buf.length,
+    }));
+    this.#socket.write(buf);
+  }
+
+  /** The tagged completion, after any pending updates (EXPUNGE only where `allowExpunge`). */
+  tagged(tag: string, status: 'OK' | 'NO' | 'BAD', text: string, allowExpunge = true): void {
+    if (status === 'OK' && this.selected) this.flush(allowExpunge);
+    this.send(`${tag} ${status} ${text}`);
+  }
+
+  bye(text: string): void {
+    this.send(`* BYE ${text}`);
+    this.state = 'logout';
+    this.#closed = true;
+    this.#socket.end();
+  }
+
+  async startTls(tag: string): Promise<void> {
+    this.tagged(tag, 'OK', 'Begin TLS negotiation now');
+    const plain = this.#socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('timeout');
+    this.#queue = [];
+    this.#reader = this.#newReader();
+    const secure = upgradeServerSocket(plain, this.o.tls, this.o.tracer, this.cid);
+    this.#socket = secure;
+    this.#attach(secure);
+  }
+
+  async loginFailed(tag: string, user: string): Promise<void> {
+    this.failures++;
+    this.o.tracer.emit(this.o.proto, this.cid, '*', 'auth-failed', () => `wrong password #${this.failures} for ${user}: slowed down`);
+    await pause(authFailureDelay(this.o.authFailureDelayMs, this.failures));
+    this.tagged(tag, 'NO', '[AUTHENTICATIONFAILED] Invalid credentials');
+    if (this.failures >= this.o.maxAuthFailures) {
+      this.o.tracer.emit(this.o.proto, this.cid, '*', 'limit', () => `maxAuthFailures=${this.o.maxAuthFailures} reached`);
+      this.bye('Too many authentication failures');
+    }
+  }
+
+  loggedIn(tag: string, user: string): void {
+    this.user = user;
+    this.state = 'authenticated';
+    this.tagged(tag, 'OK', `[CAPABILITY ${this.capabilities().join(' ')}] Logged in`);
+  }
+
+  // ---- the selected mailbox ----
+
+  mailbox(): Mailbox | undefined {
+    return this.selected && this.user ? this.o.store.mailbox(this.user, this.selected.name) : undefined;
+  }
+
+  /** The stored message behind a UID of our view, if it still exists. */
+  message(uid: number): StoredMessage | undefined {
+    const msgs = this.mailbox()?.messages ?? [];
+    let lo = 0;
+    let hi = msgs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const m = msgs[mid]!;
+      if (m.uid === uid) return m;
+      if (m.uid < uid) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  /** Resolves a sequence set (or UID set) to [seq, uid] pairs of the view, in order. Null when malformed. */
+  resolveSet(text: string, byUid: boolean): Array<[number, number]> | null {
+    const view = this.selected?.uids ?? [];
+    if (byUid) {
+      const max = view.length > 0 ? view[view.length - 1]! : 0;
+      const set = parseSequenceSet(text, max);
+      if (!set) return null;
+      // `n:*` with n above the highest UID still means the highest one (RFC 3501 6.4.8).
+      if (/\*/.test(text) && max > 0) set.add(max);
+      return view.map((uid, i) => [i + 1, uid] as [number, number]).filter(([, uid]) => set.has(uid));
+    }
+    const set = parseSequenceSet(text, view.length);
+    if (!set) return null;
+    if ([...set].some((n) => n > view.length)) return null;
+    return [...set].sort((a, b) => a - b).map((n) => [n, view[n - 1]!]);
+  }
+
+  /**
+   * Tells the client what other sessions changed: EXPUNGE (not during FETCH, STORE, SEARCH: RFC 3501 7.4.1), EXISTS
+   * for new messages, FETCH FLAGS for changed flags.
+   */
+  flush(allowExpunge: boolean): void {
+    const sel = this.selected;
+    const mb = this.mailbox();
+    if (!sel || !mb) return;
+    if (allowExpunge) {
+      const live = new Set(mb.messages.map((m) => m.uid));
+      for (let i = 0; i < sel.uids.length; ) {
+        if (live.has(sel.uids[i]!)) {
+          i++;
+          continue;
+        }
+        sel.uids.splice(i, 1);
+        this.send(`* ${i + 1} EXPUNGE`);
+      }
+    }
+    const last = sel.uids[sel.uids.length - 1] ?? 0;
+    const added = mb.messages.filter((m) => m.uid > last).map((m) => m.uid);
+    if (added.length > 0) {
+      sel.uids.push(...added);
+      this.send(`* ${sel.uids.length} EXISTS`);
+      this.send('* 0 RECENT');
+    }
+    for (const uid of sel.flagChanges) {
+      const seq = sel.uids.indexOf(uid) + 1;
+      const m = this.message(uid);
+      if (seq > 0 && m) this.send(`* ${seq} FETCH (UID ${uid} FLAGS (${[...m.flags].join(' ')}))`);
+    }
+    sel.flagChanges.clear();
+  }
+
+  #storeChanged(c: MailChange): void {
+    const sel = this.selected;
+    if (!sel || c.user !== this.user || c.mailbox !== sel.name) return;
+    if (c.kind === 'flags' && c.origin !== this) for (const uid of c.uids) sel.flagChanges.add(uid);
+    if (this.idling && c.origin !== this) this.flush(true);
+  }
+
+  /** Selects a mailbox: a fresh view of its messages. */
+  select(mb: Mailbox, readOnly: boolean): void {
+    this.selected = { name: mb.name, readOnly, uidValidity: mb.uidValidity, uids: mb.messages.map((m) => m.uid), flagChanges: new Set() };
+    this.state = 'selected';
+  }
+
+  unselect(): void {
+    this.selected = null;
+    this.state = 'authenticated';
+  }
+
+  /** Removes UIDs from our own view after we expunged them, answering `* n EXPUNGE` for each. */
+  expunged(uids: number[]): void {
+    const sel = this.selected;
+    if (!sel) return;
+    for (const uid of uids) {
+      const i = sel.uids.indexOf(uid);
+      if (i === -1) continue;
+      sel.uids.splice(i, 1);
+      this.send(`* ${i + 1} EXPUNGE`);
+    }
+  }
+}
+
+/** A command as it may appear in a trace: credentials redacted, literals summarized. */
+function traceLine(text: string): string {
+  const first = text.split(/\r?\n/)[0] ?? '';
+  const more = text.length - first.length - 2;
+  return redactLine(first) + (more > 0 ? ` [+${more} B of literal data]` : '');
+}

@@ -1,0 +1,217 @@
+import { format } from 'node:util';
+import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import { checkInt, checkPort } from '../core/options.ts';
+import { DEFAULT_HOST, listenTcp, type RunningServer } from '../core/server.ts';
+import { tlsServerOptions, type TlsSettings } from '../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+import { authFailureDelay, defaultMailStore, oneLine, pause } from './mail/shared.ts';
+import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from './mail/chaos.ts';
+import type { MailStore } from './mail/store/index.ts';
+
+export type { SmtpChaos, SmtpChaosRule, SmtpChaosTrigger } from './mail/chaos.ts';
+
+export interface SmtpServerOptions {
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (any free port). */
+  port?: number;
+  /** The store recipients are checked against and delivered into. Default: the shared store under the data dir. */
+  store?: MailStore;
+  /** Implicit TLS from the first byte (SMTPS, port 465) instead of plain text with STARTTLS. Default false. */
+  secure?: boolean;
+  /** Certificates and versions (core/tls). */
+  tls?: TlsSettings;
+  /** Refuse MAIL FROM until the client authenticated (submission). Default false: anyone may deliver locally. */
+  requireAuth?: boolean;
+  /** Largest message accepted; SIZE is advertised and a larger one gets 552. Default 10 MiB. */
+  maxMessageSize?: number;
+  /** Connections open at once. Default 100. */
+  maxClients?: number;
+  /** Recipients per message. Default 100. */
+  maxRecipients?: number;
+  /** A silent connection is closed after this long. Default 60,000 ms. */
+  socketTimeoutMs?: number;
+  /** Pause after each wrong password, times the number of failures so far (capped at 8×). Default 250 ms. */
+  authFailureDelayMs?: number;
+  /** Injected failures; change them while running with `setChaos`. Default none. */
+  chaos?: SmtpChaos;
+  /** Where chaos draws its random numbers (a seeded generator makes a lab repeatable). Default Math.random. */
+  random?: () => number;
+  tracer?: Tracer;
+}
+
+export interface RunningSmtpServer extends RunningServer {
+  readonly store: MailStore;
+  /** Messages delivered (one per accepted DATA, whatever the number of recipients). */
+  readonly stats: { connections: number; delivered: number; rejected: number };
+  setChaos(chaos: SmtpChaos): void;
+}
+
+const DEFAULTS = {
+  host: DEFAULT_HOST,
+  port: 0,
+  secure: false,
+  requireAuth: false,
+  maxMessageSize: 10 * 1024 * 1024,
+  maxClients: 100,
+  maxRecipients: 100,
+  socketTimeoutMs: 60_000,
+  authFailureDelayMs: 250,
+};
+
+function replyError(message: string, code: number): Error {
+  return Object.assign(new Error(message), { responseCode: code });
+}
+
+/** An SMTP server (smtp-server) that delivers into the mail store. */
+export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<RunningSmtpServer> {
+  const o = { ...DEFAULTS, ...options };
+  checkPort('port', o.port);
+  checkInt('maxMessageSize', o.maxMessageSize, 1, 1024 * 1024 * 1024);
+  checkInt('maxClients', o.maxClients, 1, 100_000);
+  checkInt('maxRecipients', o.maxRecipients, 1, 100_000);
+  checkInt('socketTimeoutMs', o.socketTimeoutMs, 1, 24 * 3600_000);
+  checkInt('authFailureDelayMs', o.authFailureDelayMs, 0, 60_000);
+  const tracer = o.tracer ?? NOOP_TRACER;
+  const store = o.store ?? (await defaultMailStore());
+  const proto = o.secure ? 'smtps' : 'smtp';
+  const chaos = new ChaosPolicy(o.chaos ?? {}, o.random ?? Math.random);
+  const stats = { connections: 0, delivered: 0, rejected: 0 };
+  const cids = new Map<string, string>();
+  const failures = new Map<string, number>();
+  const cidOf = (id: unknown): string => {
+    const key = String(id ?? '?');
+    let cid = cids.get(key);
+    if (!cid) {
+      cid = nextCid(proto);
+      cids.set(key, cid);
+    }
+    return cid;
+  };
+
+  // smtp-server logs every line it reads ("C:") and writes ("S:"); these become trace events, redacted again here.
+  const log =
+    (level: string) =>
+    (entry: { cid?: unknown; tnx?: string }, message: string, ...args: unknown[]): void => {
+      if (!tracer.enabled) return;
+      const text = format(message, ...args);
+      const cid = cidOf(entry.cid);
+      if (text.startsWith('C:')) tracer.emit(proto, cid, '>', 'command', () => oneLine(redactLine(text.slice(2).trim())));
+      else if (text.startsWith('S:')) tracer.emit(proto, cid, '<', 'reply', () => oneLine(text.slice(2).trim()));
+      else tracer.emit(proto, cid, '*', level, () => oneLine(redactLine(text)));
+    };
+  const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
+
+  const injected = (trigger: SmtpChaosTrigger, session: SMTPServerSession): Error | null => {
+    const hit = chaos.check(trigger);
+    if (hit === null) return null;
+    stats.rejected++;
+    const what = hit.abrupt ? 'abrupt disconnect (no reply)' : hit.code === 421 ? 'disconnect (421)' : String(hit.code);
+    tracer.emit(proto, cidOf(session.id), '*', 'chaos', () => `${trigger}: injected ${what}`);
+    if (hit.abrupt) {
+      // smtp-server keeps each connection's socket as `_socket` (declared in its types); dropping it sends no reply.
+      for (const c of server.connections) if (c.id === session.id) c._socket.destroy();
+    }
+    return replyError(`chaos: injected ${what} on ${trigger}`, hit.code);
+  };
+
+  const tlsOpts = await tlsServerOptions(o.tls ?? {});
+  const server = new SMTPServer({
+    secure: o.secure,
+    key: tlsOpts.key,
+    cert: tlsOpts.cert,
+    minVersion: tlsOpts.minVersion,
+    maxVersion: tlsOpts.maxVersion,
+    name: 'wirelab.test',
+    // No reverse DNS of the client: it costs ~100 ms per connection and would send traffic off the loopback.
+    disableReverseLookup: true,
+    banner: 'wirelab ESMTP',
+    size: o.maxMessageSize,
+    authMethods: ['PLAIN', 'LOGIN'],
+    // Loopback playground: AUTH is offered before STARTTLS too, so a trace can show the password going in clear.
+    allowInsecureAuth: true,
+    authOptional: !o.requireAuth,
+    disabledCommands: o.secure ? ['STARTTLS'] : [],
+    maxClients: o.maxClients,
+    socketTimeout: o.socketTimeoutMs,
+    closeTimeout: 1000,
+    logger: logger as never,
+    onConnect(session, callback) {
+      stats.connections++;
+      tracer.emit(proto, cidOf(session.id), '*', 'accept', () => `accepted ${session.remoteAddress}:${session.remotePort}`);
+      callback();
+    },
+    onClose(session) {
+      tracer.emit(proto, cidOf(session.id), '*', 'close', () => 'connection closed');
+      cids.delete(String(session.id));
+      failures.delete(String(session.id));
+    },
+    onAuth(auth: SMTPServerAuthentication, session, callback) {
+      const err = injected('auth', session);
+      if (err) return callback(err);
+      const user = store.authenticate(auth.username ?? '', auth.password ?? '');
+      if (user) return callback(null, { user: user.name });
+      const n = (failures.get(String(session.id)) ?? 0) + 1;
+      failures.set(String(session.id), n);
+      tracer.emit(proto, cidOf(session.id), '*', 'auth-failed', () => `wrong password #${n} for ${auth.username}: slowed down`);
+      void pause(authFailureDelay(o.authFailureDelayMs, n)).then(() => callback(replyError('Invalid username or password', 535)));
+    },
+    onMailFrom(_address, session, callback) {
+      callback(injected('sender', session) ?? undefined);
+    },
+    onRcptTo(address, session, callback) {
+      const err = injected('recipient', session);
+      if (err) return callback(err);
+      if (session.envelope.rcptTo.length >= o.maxRecipients) return callback(replyError('Too many recipients', 452));
+      if (!store.userForAddress(address.address)) {
+        tracer.emit(proto, cidOf(session.id), '*', 'reject', () => `unknown recipient ${address.address}: 550`);
+        return callback(replyError(`No such user here: ${address.address}`, 550));
+      }
+      callback();
+    },
+    onData(stream, session, callback) {
+      const parts: Buffer[] = [];
+      stream.on('data', (c: Buffer) => parts.push(c));
+      stream.on('end', () => {
+        if ((stream as { sizeExceeded?: boolean }).sizeExceeded) {
+          stats.rejected++;
+          return callback(replyError(`Message exceeds maxMessageSize=${o.maxMessageSize} bytes`, 552));
+        }
+        const err = injected('data', session);
+        if (err) return callback(err);
+        const raw = Buffer.concat(parts);
+        const users = new Set(session.envelope.rcptTo.map((r) => store.userForAddress(r.address)?.name).filter((u): u is string => !!u));
+        // Acknowledged only once the message is on disk in every recipient's INBOX.
+        Promise.all([...users].map((u) => store.append(u, 'INBOX', raw)))
+          .then(() => {
+            stats.delivered++;
+            tracer.emit(proto, cidOf(session.id), '*', 'delivered', () => ({
+              summary: `${raw.length} B delivered to ${[...users].join(', ')}`,
+              bytes: raw.length,
+            }));
+            callback(null, 'Delivered');
+          })
+          .catch((e: Error) => callback(replyError(`Delivery failed: ${e.message}`, 451)));
+      });
+    },
+  });
+  server.on('error', (err) => tracer.emit(proto, `${proto}-server`, '*', 'error', () => err.message));
+
+  const port = await listenTcp(server.server, o.port, o.host);
+  tracer.emit(proto, `${proto}-server`, '*', 'listen', () => `listening on ${o.host}:${port}`);
+  return {
+    proto,
+    host: o.host,
+    port,
+    url: `${o.secure ? 'smtps' : 'smtp'}://${o.host}:${port}`,
+    store,
+    stats,
+    setChaos(next: SmtpChaos) {
+      chaos.set(next);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,7 +1,7 @@
 import { connectTcp } from '../clients/tcp.ts';
 import { defineLab } from '../core/lab/index.ts';
 import { measureUdpEcho, startTcpProxy, startUdpRelay, type UdpImpairments } from '../core/impair/index.ts';
-import { KernelLink, KernelTcpPair, kernelSupport, measureTcpMessages, type TcpRunResult } from '../core/impair/kernel/index.ts';
+import { kernelSupport, openKernelTcpPair, measureTcpMessages, type TcpRunResult } from '../core/impair/kernel/index.ts';
 import { startTcpServer } from '../servers/tcp.ts';
 import { startUdpServer } from '../servers/udp.ts';
 
@@ -58,12 +58,11 @@ export default defineLab({
     ctx.note(`UDP: ${UDP_MESSAGES.toLocaleString('en')} numbered datagrams per row through wirelab's UDP relay (seed ${relay.seed}, so a rerun loses the same ones); loss only on client → server.`);
 
     // TCP: real loss needs the kernel (the userland proxy terminates TCP, so no segment of it can be lost).
-    const support = process.env.WIRELAB_KERNEL === 'off' ? { available: false, reason: 'WIRELAB_KERNEL=off' } : kernelSupport();
+    const support = kernelSupport();
     const tcp: Array<{ loss: number; r: TcpRunResult & { retransmitted?: number; dropped?: number } }> = [];
     if (support.available) {
-      const link = KernelLink.create({ tracer: ctx.tracer });
-      ctx.defer(() => link.close());
-      const pair = await KernelTcpPair.start(link);
+      const pair = await openKernelTcpPair(ctx);
+      const link = pair.link;
       for (const loss of LOSSES) {
         link.setLoss('b', loss);
         tcp.push({ loss, r: await pair.run({ n: TCP_MESSAGES, ratePerSec: TCP_RATE, size: 32 }) });

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, WirelabError } from '../../errors.ts';
+import type { Tracer } from '../../trace/index.ts';
 import type { TcpRunResult } from './messages.ts';
 import { KernelLink } from './netns.ts';
 
@@ -55,4 +56,11 @@ export class KernelTcpPair {
     const after = [this.link.tcpCounters('a').RetransSegs ?? 0, this.link.tcpCounters('b').RetransSegs ?? 0, this.link.dropped('b')];
     return { ...answer, retransmitted: after[0]! - before[0]! + after[1]! - before[1]!, dropped: after[2]! - before[2]! };
   }
+}
+
+/** A kernel link with a TCP pair on it, closed when the lab (or whatever `defer` belongs to) ends. */
+export async function openKernelTcpPair(ctx: { tracer: Tracer; defer(fn: () => unknown): void }): Promise<KernelTcpPair> {
+  const link = KernelLink.create({ tracer: ctx.tracer });
+  ctx.defer(() => link.close());
+  return KernelTcpPair.start(link);
 }

@@ -29,9 +29,13 @@ function has(cmd: string): boolean {
 
 let cached: KernelSupport | undefined;
 
-/** Whether kernel mode can run here: root, `ip`, `nft`, and a namespace can actually be made. Checked once. */
+/**
+ * Whether kernel mode can run here: root, `ip`, `nft`, and a namespace can actually be made. Checked once.
+ * WIRELAB_KERNEL=off turns it off (to see the userland fallback, or where namespaces are unwelcome).
+ */
 export function kernelSupport(): KernelSupport {
   if (cached) return cached;
+  if (process.env.WIRELAB_KERNEL === 'off') return (cached = { available: false, reason: 'WIRELAB_KERNEL=off' });
   if (process.platform !== 'linux') return (cached = { available: false, reason: `kernel mode needs Linux, this is ${process.platform}` });
   if (process.getuid?.() !== 0) return (cached = { available: false, reason: 'kernel mode needs root (network namespaces, nftables)' });
   for (const [cmd, pkg] of [['ip', 'iproute2'], ['nft', 'nftables'], ['tc', 'iproute2']] as const) {

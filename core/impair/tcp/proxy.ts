@@ -94,6 +94,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     this.#prng = new Prng(this.seed);
     this.tracer = o.tracer ?? NOOP_TRACER;
     for (const t of o.toxics ?? []) this.addToxic(t);
+    // TCP_NODELAY on both sides, as Go (so Toxiproxy) does: a proxy must not add Nagle delays the client did not ask for.
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.#accept(s));
   }
 

@@ -42,7 +42,7 @@ test('control API: create a proxy, add, change and remove a toxic, read the coun
 
 test('control API: unknown toxics, out-of-range values, bad JSON and oversized bodies get 4xx with a message; the API keeps serving', async () => {
   const server = await startTcpServer();
-  const api = await startControlApi({ maxBodyBytes: 1024 });
+  const api = await startControlApi({ maxBodyBytes: 1024, maxProxies: 1 });
   await call(api.url!, 'POST', '/proxies', { name: 'p', upstream: `127.0.0.1:${server.port}` });
   const cases: Array<[string, string, unknown, number]> = [
     ['POST', '/proxies/p/toxics', { type: 'packet_loss' }, 400],
@@ -58,6 +58,7 @@ test('control API: unknown toxics, out-of-range values, bad JSON and oversized b
     ['PUT', '/proxies', {}, 405],
     ['POST', '/proxies', { name: 'p', upstream: '127.0.0.1:1' }, 409],
     ['POST', '/proxies', { name: 'q', upstream: 'nowhere' }, 400],
+    ['POST', '/proxies', { name: 'q', upstream: '127.0.0.1:1' }, 429],
   ];
   for (const [method, path, body, status] of cases) {
     const r = await call(api.url!, method, path, body);

@@ -177,3 +177,24 @@ test('an upstream that refuses: the client sees a reset, and the proxy keeps ser
   assert.equal(proxy.stats.upstreamErrors, 2);
   await proxy.close();
 });
+
+test('maxConnections: a connection past the limit is closed at once and counted; the first one still works', async () => {
+  const server = await startTcpServer({ framing: 'line' });
+  const proxy = await startTcpProxy({ upstreamPort: server.port, maxConnections: 1 });
+  const a = await connectTcp({ port: proxy.port, framing: 'line' });
+  await a.send('a');
+  await a.next();
+  const b = await connectTcp({ port: proxy.port, framing: 'line' });
+  await b.closed;
+  assert.equal(proxy.stats.refused, 1);
+  await a.send('still');
+  assert.equal((await a.next()).toString(), 'still');
+  await a.end();
+  await proxy.close();
+  await server.close();
+});
+
+test('bad options throw a TypeError naming the option', async () => {
+  await assert.rejects(startTcpProxy({ upstreamPort: 70000 }), { code: 'WL_ERR_INVALID_OPTION', name: 'InvalidOptionError' });
+  await assert.rejects(startTcpProxy({ upstreamPort: 1, maxBufferBytes: 0 }), /maxBufferBytes/);
+});

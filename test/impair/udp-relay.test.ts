@@ -82,18 +82,41 @@ test('delay + jitter (seeded): delays drawn within the range, order kept', async
   assert.equal(r.client.outOfOrder, 0);
 });
 
-test('corruption (seeded): exactly the recorded bit is flipped', async () => {
-  const r = await run(100, { corrupt: 0.2 }, 4);
-  const corrupted = r.relay.records.filter((x) => x.corruptBit >= 0);
-  assert.ok(corrupted.length > 5);
-  assert.equal(r.relay.stats('upstream').corrupted, corrupted.length);
-  // Every echo that differs from what was sent differs in exactly one bit.
-  let oneBit = 0;
-  for (const p of r.payloads) {
-    const magicOk = p.readUInt16BE(0) === 0x574c;
-    if (!magicOk || !p.subarray(16).toString().startsWith('datagram ')) oneBit++;
-  }
-  assert.ok(oneBit <= corrupted.length);
+test('corruption (seeded): exactly the recorded bit is flipped in exactly the recorded datagrams', async () => {
+  const server = await startUdpServer();
+  const relay = await startUdpRelay({ upstreamPort: server.port, upstream: { corrupt: 0.2 }, seed: 4 });
+  const client = await openUdp({ port: relay.port });
+  const flipped: number[] = [];
+  client.onMessage((m) => {
+    // Every datagram sent is 32 zero bytes: a corrupted echo has exactly one bit set.
+    for (let i = 0; i < m.length * 8; i++) if (m[i >> 3]! & (1 << (i & 7))) flipped.push(i);
+  });
+  for (let i = 0; i < 100; i++) await client.sendRaw(Buffer.alloc(32));
+  await new Promise((r) => setTimeout(r, 200));
+  const recorded = relay.records.filter((x) => x.stream === 'upstream' && x.corruptBit >= 0).map((x) => x.corruptBit);
+  assert.ok(recorded.length > 5, `corrupted ${recorded.length}`);
+  assert.equal(client.received, 100);
+  assert.deepEqual([...flipped].sort((a, b) => a - b), [...recorded].sort((a, b) => a - b));
+  await client.close();
+  await relay.close();
+  await server.close();
+});
+
+test('maxSessions: clients past the limit are dropped and recorded, the others still relayed; maxRecords bounds the record', async () => {
+  const server = await startUdpServer();
+  const relay = await startUdpRelay({ upstreamPort: server.port, maxSessions: 1, maxRecords: 10 });
+  const first = await openUdp({ port: relay.port });
+  const second = await openUdp({ port: relay.port });
+  await first.echo('one');
+  await assert.rejects(second.echo('two', 200), { code: 'WL_ERR_TIMEOUT' });
+  assert.equal(relay.records.at(-1)!.fate, 'no-session');
+  for (let i = 0; i < 20; i++) await first.echo(`again ${i}`);
+  assert.ok(relay.records.length <= 10);
+  assert.ok(relay.recordsDropped > 0);
+  await first.close();
+  await second.close();
+  await relay.close();
+  await server.close();
 });
 
 test('rate limit with a bounded queue: past queueLimit datagrams are tail-dropped, never queued without bound', async () => {

@@ -72,9 +72,9 @@ export async function startControlApi(options: ControlApiOptions = {}): Promise<
       const b = (body ?? {}) as { name?: unknown; listen?: unknown; upstream?: unknown };
       if (typeof b.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(b.name)) throw new HttpError(400, 'name must be 1 to 64 letters, digits, _ . or -');
       if (proxies.has(b.name)) throw new HttpError(409, `proxy ${b.name} already exists`);
-      if (created.size >= maxProxies) throw new HttpError(429, `maxProxies=${maxProxies} reached`);
       const listen = hostPort(b.listen ?? `${DEFAULT_HOST}:0`, 'listen');
       const up = hostPort(b.upstream, 'upstream');
+      if (created.size >= maxProxies) throw new HttpError(429, `maxProxies=${maxProxies} reached`);
       const p = await startTcpProxy({ name: b.name, host: listen.host, port: listen.port, upstreamHost: up.host, upstreamPort: up.port, tracer });
       proxies.set(p.name, p);
       created.add(p);

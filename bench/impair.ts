@@ -7,7 +7,7 @@ import { defineBench, type BenchRow } from './harness.ts';
 
 const SECONDS = 2;
 /** Each path is measured this many times, interleaved, and its median kept: the machine is shared and noisy. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 async function freePort(): Promise<number> {

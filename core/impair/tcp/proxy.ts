@@ -28,6 +28,8 @@ export interface TcpProxyOptions {
   maxBufferBytes?: number;
   /** Give up connecting to the upstream after this long (the client is reset). Default 5000 ms. */
   connectTimeoutMs?: number;
+  /** TCP_NODELAY on both sides of each connection, as Go (so Toxiproxy) does. Default true. */
+  noDelay?: boolean;
   /** Seed for jitter, slice sizes and toxicity draws, so a run replays. Default: from the clock (see `seed`). */
   seed?: number;
   tracer?: Tracer;
@@ -81,6 +83,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
   readonly #prng: Prng;
   readonly #maxConnections: number;
   readonly #connectTimeoutMs: number;
+  readonly #noDelay: boolean;
 
   private constructor(o: TcpProxyOptions) {
     this.name = checkString('name', o.name ?? 'proxy');
@@ -94,8 +97,9 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     this.#prng = new Prng(this.seed);
     this.tracer = o.tracer ?? NOOP_TRACER;
     for (const t of o.toxics ?? []) this.addToxic(t);
-    // TCP_NODELAY on both sides, as Go (so Toxiproxy) does: a proxy must not add Nagle delays the client did not ask for.
-    this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.#accept(s));
+    // TCP_NODELAY on both sides by default: a proxy must not add Nagle delays the client did not ask for.
+    this.#noDelay = o.noDelay ?? true;
+    this.#server = net.createServer({ allowHalfOpen: true, noDelay: this.#noDelay }, (s) => this.#accept(s));
   }
 
   static async start(options: TcpProxyOptions): Promise<TcpImpairmentProxy> {
@@ -195,7 +199,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     this.stats.active++;
     this.#sockets.add(client);
     const peer = `${client.remoteAddress}:${client.remotePort}`;
-    const upstream = net.connect({ host: this.upstreamHost, port: this.upstreamPort, allowHalfOpen: true, noDelay: true });
+    const upstream = net.connect({ host: this.upstreamHost, port: this.upstreamPort, allowHalfOpen: true, noDelay: this.#noDelay });
     this.#sockets.add(upstream);
     this.tracer.emit('impair', cid, '>', 'accept', () => `${peer} → proxy ${this.name} → ${this.upstreamHost}:${this.upstreamPort}`);
     let connected = false;

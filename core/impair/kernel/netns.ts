@@ -67,7 +67,8 @@ function hookExit(): void {
     for (const l of live) l.closeSync();
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(sig, function onSignal() {
+    // First in line, so the other handlers (the lab runner's once-listener) are still registered and countable here.
+    process.prependListener(sig, function onSignal() {
       for (const l of live) l.closeSync();
       // If nobody else handles the signal, keep its usual meaning: stop the process.
       if (process.listenerCount(sig) === 1) {
@@ -86,8 +87,8 @@ function sweepStale(): void {
     let alive = true;
     try {
       process.kill(pid, 0);
-    } catch {
-      alive = false;
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code !== 'ESRCH'; // EPERM: alive, someone else's
     }
     if (!alive) run('ip', ['netns', 'del', m[0]]);
   }

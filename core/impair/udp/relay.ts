@@ -197,6 +197,7 @@ export class UdpImpairmentRelay implements RunningServer {
     let session = this.#sessions.get(key);
     if (!session) {
       if (this.#sessions.size >= this.#maxSessions) {
+        this.#streams.upstream.stats.received++;
         this.#record('upstream', msg, 'no-session', undefined);
         this.#tracer.emit('impair', this.name, '*', 'limit', () => `maxSessions=${this.#maxSessions} reached: datagram from ${key} dropped`);
         return;

@@ -32,6 +32,13 @@ test('kernel mode: two links get distinct names; random drop loses packets and T
     assert.equal(r.delivered, 300);
     assert.ok(r.dropped > 0, `nft dropped ${r.dropped}`);
     assert.ok(r.retransmitted > 0, `kernel counted ${r.retransmitted} retransmissions`);
+    // tbf: 200 KB at 4 Mbit/s (burst 4 KB) cannot take less than about 400 ms.
+    a.setLoss('b', 0);
+    a.setRate('a', 4000);
+    const shaped = await pair.run({ n: 200, ratePerSec: 1_000_000, size: 1000 });
+    assert.equal(shaped.delivered, 200);
+    assert.ok(shaped.durationMs >= 350, `took ${shaped.durationMs} ms`);
+    a.setRate('a', 0);
   } finally {
     await a.close();
     await b.close();

@@ -64,28 +64,57 @@ export async function startControlApi(options: ControlApiOptions = {}): Promise<
   const all = <T extends { toJSON(): Record<string, unknown> }>(m: Map<string, T>): Record<string, unknown> =>
     Object.fromEntries([...m].map(([k, v]) => [k, v.toJSON()]));
 
+  const create = async (body: unknown): Promise<TcpImpairmentProxy> => {
+    const b = (body ?? {}) as { name?: unknown; listen?: unknown; upstream?: unknown; enabled?: unknown };
+    if (typeof b.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(b.name)) throw new HttpError(400, 'name must be 1 to 64 letters, digits, _ . or -');
+    if (proxies.has(b.name)) throw new HttpError(409, `proxy ${b.name} already exists`);
+    const listen = hostPort(b.listen ?? `${DEFAULT_HOST}:0`, 'listen');
+    const up = hostPort(b.upstream, 'upstream');
+    if (created.size >= maxProxies) throw new HttpError(429, `maxProxies=${maxProxies} reached`);
+    const p = await startTcpProxy({ name: b.name, host: listen.host, port: listen.port, upstreamHost: up.host, upstreamPort: up.port, tracer });
+    proxies.set(p.name, p);
+    created.add(p);
+    if (b.enabled === false) await p.setEnabled(false);
+    return p;
+  };
+  const remove = async (name: string): Promise<void> => {
+    const p = proxy(name);
+    proxies.delete(name);
+    created.delete(p);
+    await p.close();
+  };
+
   type Handler = (params: string[], body: unknown) => Promise<[number, unknown]> | [number, unknown];
   const routes: Array<[string, RegExp, Handler]> = [
-    ['GET', /^\/version$/, () => [200, { name: 'wirelab', api: 'toxiproxy-compatible' }]],
+    ['GET', /^\/version$/, () => [200, { version: 'wirelab (Toxiproxy-compatible API)' }]],
     ['GET', /^\/proxies$/, () => [200, all(proxies)]],
-    ['POST', /^\/proxies$/, async (_, body) => {
-      const b = (body ?? {}) as { name?: unknown; listen?: unknown; upstream?: unknown };
-      if (typeof b.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(b.name)) throw new HttpError(400, 'name must be 1 to 64 letters, digits, _ . or -');
-      if (proxies.has(b.name)) throw new HttpError(409, `proxy ${b.name} already exists`);
-      const listen = hostPort(b.listen ?? `${DEFAULT_HOST}:0`, 'listen');
-      const up = hostPort(b.upstream, 'upstream');
-      if (created.size >= maxProxies) throw new HttpError(429, `maxProxies=${maxProxies} reached`);
-      const p = await startTcpProxy({ name: b.name, host: listen.host, port: listen.port, upstreamHost: up.host, upstreamPort: up.port, tracer });
-      proxies.set(p.name, p);
-      created.add(p);
-      return [201, p.toJSON()];
+    ['POST', /^\/proxies$/, async (_, body) => [201, (await create(body)).toJSON()]],
+    // Toxiproxy's /populate: creates the proxies listed, replacing any of the same name.
+    ['POST', /^\/populate$/, async (_, body) => {
+      if (!Array.isArray(body)) throw new HttpError(400, 'populate takes a JSON array of proxies');
+      const out: unknown[] = [];
+      for (const item of body as Array<{ name?: unknown }>) {
+        if (typeof item?.name === 'string' && proxies.has(item.name)) await remove(item.name);
+        out.push((await create(item)).toJSON());
+      }
+      return [201, { proxies: out }];
     }],
     ['GET', /^\/proxies\/([^/]+)$/, ([n]) => [200, proxy(n!).toJSON()]],
-    ['DELETE', /^\/proxies\/([^/]+)$/, async ([n]) => {
+    // Toxiproxy's proxy update: `enabled` and `upstream` may change; `listen` may not.
+    ['POST', /^\/proxies\/([^/]+)$/, async ([n], body) => {
       const p = proxy(n!);
-      proxies.delete(n!);
-      created.delete(p);
-      await p.close();
+      const b = (body ?? {}) as { enabled?: unknown; upstream?: unknown; listen?: unknown };
+      if (b.enabled !== undefined && typeof b.enabled !== 'boolean') throw new HttpError(400, 'enabled must be true or false');
+      if (b.listen !== undefined && b.listen !== `${p.host}:${p.port}`) throw new HttpError(400, 'listen cannot change; delete the proxy and create it again');
+      if (b.upstream !== undefined) {
+        const up = hostPort(b.upstream, 'upstream');
+        p.setUpstream(up.host, up.port);
+      }
+      if (typeof b.enabled === 'boolean') await p.setEnabled(b.enabled);
+      return [200, p.toJSON()];
+    }],
+    ['DELETE', /^\/proxies\/([^/]+)$/, async ([n]) => {
+      await remove(n!);
       return [204, undefined];
     }],
     ['GET', /^\/proxies\/([^/]+)\/toxics$/, ([n]) => [200, proxy(n!).toxics]],

@@ -59,8 +59,9 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
   readonly proto = 'tcp-proxy';
   readonly name: string;
   readonly host: string;
-  readonly upstreamHost: string;
-  readonly upstreamPort: number;
+  /** Where new connections go; `setUpstream` changes it (open connections keep theirs). */
+  upstreamHost: string;
+  upstreamPort: number;
   readonly maxBufferBytes: number;
   readonly seed: number;
   readonly tracer: Tracer;
@@ -84,6 +85,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
   readonly #maxConnections: number;
   readonly #connectTimeoutMs: number;
   readonly #noDelay: boolean;
+  #enabled = true;
 
   private constructor(o: TcpProxyOptions) {
     this.name = checkString('name', o.name ?? 'proxy');
@@ -107,6 +109,31 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     proxy.port = await listenTcp(proxy.#server, checkPort('port', options.port ?? 0), proxy.host);
     proxy.tracer.emit('impair', proxy.name, '*', 'listen', () => `proxy ${proxy.name} on ${proxy.host}:${proxy.port} → ${proxy.upstreamHost}:${proxy.upstreamPort}`);
     return proxy;
+  }
+
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /**
+   * Toxiproxy's `enabled`: a disabled proxy stops listening and closes every connection through it (clients then see
+   * connection refused); enabling listens again on the same port.
+   */
+  async setEnabled(on: boolean): Promise<void> {
+    if (on === this.#enabled) return;
+    this.#enabled = on;
+    if (on) {
+      await listenTcp(this.#server, this.port, this.host);
+    } else {
+      for (const l of this.#links) l.finish();
+      await closeTcpServer(this.#server, this.#sockets);
+    }
+    this.tracer.emit('impair', this.name, '*', on ? 'enabled' : 'disabled', () => `proxy ${this.name} ${on ? 'listening again' : 'stopped listening, connections closed'}`);
+  }
+
+  setUpstream(host: string, port: number): void {
+    this.upstreamPort = checkPort('upstreamPort', port);
+    this.upstreamHost = checkString('upstreamHost', host);
   }
 
   get toxics(): readonly Toxic[] {
@@ -168,7 +195,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
       name: this.name,
       listen: `${this.host}:${this.port}`,
       upstream: `${this.upstreamHost}:${this.upstreamPort}`,
-      enabled: true,
+      enabled: this.#enabled,
       toxics: this.#toxics,
       stats: { ...this.stats, toxics: { ...this.stats.toxics } },
       seed: this.seed,
@@ -177,7 +204,8 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
 
   async close(): Promise<void> {
     for (const l of this.#links) l.finish();
-    await closeTcpServer(this.#server, this.#sockets);
+    if (this.#server.listening) await closeTcpServer(this.#server, this.#sockets);
+    else this.#sockets.destroyAll();
     this.tracer.emit('impair', this.name, '*', 'closed', () => `proxy ${this.name} closed`);
   }
 

@@ -60,6 +60,7 @@ export default defineLab({
     // TCP: real loss needs the kernel (the userland proxy terminates TCP, so no segment of it can be lost).
     const support = kernelSupport();
     const tcp: Array<{ loss: number; r: TcpRunResult & { retransmitted?: number; dropped?: number } }> = [];
+    let tcpDup: (TcpRunResult & { duplicateSegments: number }) | undefined;
     if (support.available) {
       const pair = await openKernelTcpPair(ctx);
       const link = pair.link;
@@ -67,8 +68,12 @@ export default defineLab({
         link.setLoss('b', loss);
         tcp.push({ loss, r: await pair.run({ n: TCP_MESSAGES, ratePerSec: TCP_RATE, size: 32 }) });
       }
+      link.setLoss('b', 0);
+      link.setDuplicate('b', 0.05);
+      tcpDup = await pair.run({ n: TCP_MESSAGES, ratePerSec: TCP_RATE, size: 32 });
+      link.setDuplicate('b', 0);
       ctx.note(`TCP: kernel mode: namespaces ${link.nsA} ⇄ veth ⇄ ${link.nsB}, nftables numgen random drops packets toward the server; retransmissions are the kernel's own count (/proc/net/snmp RetransSegs, both namespaces).`);
-      if (!support.netem) ctx.note('netem is not available on this kernel: TCP under kernel-level reordering and duplication is not shown (UDP rows use the userland relay).');
+      if (!support.netem) ctx.note('netem is not available on this kernel: TCP under kernel-level reordering is not shown (duplication uses nftables dup).');
     } else {
       ctx.note(`Kernel mode is not available (${support.reason}): TCP is measured through the userland proxy, which terminates TCP, so no TCP segment can be lost there; only the clean row is shown.`);
       const server = await ctx.start(startTcpServer({ mode: 'echo', framing: 'line', tracer: ctx.tracer }));
@@ -78,6 +83,11 @@ export default defineLab({
     for (const { loss, r } of tcp) {
       rows.push(['TCP', `loss ${pct(loss)}`, r.sent, r.delivered, r.sent - r.delivered, r.duplicates, r.outOfOrder, r.p50, r.p99, r.retransmitted ?? '-']);
       chart.push([`TCP ${pct(loss)} p99 ms`, r.p99]);
+    }
+    if (tcpDup) {
+      const r = tcpDup;
+      rows.push(['TCP', 'duplicate 5%', r.sent, r.delivered, r.sent - r.delivered, r.duplicates, r.outOfOrder, r.p50, r.p99, '-']);
+      ctx.claim('TCP with duplicated segments: the application sees every message once; the kernel threw the copies away', r.delivered === r.sent && r.duplicates === 0 && r.duplicateSegments > 0, `${r.duplicates} duplicates delivered; the server's kernel discarded ${r.duplicateSegments} duplicate segments (TCPDSACKOldSent)`);
     }
     ctx.table('numbered messages, client → server loss', ['proto', 'impairment', 'sent', 'delivered', 'lost', 'duplicated', 'out of order', 'p50 ms', 'p99 ms', 'retransmitted'], rows);
     const maxLost = Math.max(...chart.filter(([l]) => l.includes('lost')).map(([, v]) => v));

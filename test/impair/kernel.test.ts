@@ -39,6 +39,12 @@ test('kernel mode: two links get distinct names; random drop loses packets and T
     assert.equal(shaped.delivered, 200);
     assert.ok(shaped.durationMs >= 350, `took ${shaped.durationMs} ms`);
     a.setRate('a', 0);
+    // nft dup: real duplicate segments, discarded by the receiving TCP (which says so with D-SACKs).
+    a.setDuplicate('b', 0.2);
+    const dup = await pair.run({ n: 200, ratePerSec: 2000, size: 32 });
+    assert.equal(dup.delivered, 200);
+    assert.equal(dup.duplicates, 0);
+    assert.ok(dup.duplicateSegments > 0, `D-SACKed ${dup.duplicateSegments}`);
   } finally {
     await a.close();
     await b.close();

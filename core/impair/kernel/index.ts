@@ -48,13 +48,21 @@ export class KernelTcpPair {
   }
 
   /** Sends the messages from a to b's echo server and back; adds the kernel's retransmission counts of both sides. */
-  async run(req: { n: number; ratePerSec: number; size: number; timeoutMs?: number }): Promise<TcpRunResult & { retransmitted: number; dropped: number }> {
-    const before = [this.link.tcpCounters('a').RetransSegs ?? 0, this.link.tcpCounters('b').RetransSegs ?? 0, this.link.dropped('b')];
+  async run(req: { n: number; ratePerSec: number; size: number; timeoutMs?: number }): Promise<TcpRunResult & { retransmitted: number; dropped: number; duplicateSegments: number }> {
+    const count = (): number[] => [
+      this.link.tcpCounters('a').RetransSegs ?? 0,
+      this.link.tcpCounters('b').RetransSegs ?? 0,
+      this.link.dropped('b'),
+      // Duplicate segments the server's TCP received and threw away (it answers each with a D-SACK).
+      this.link.tcpExtCounters('b').TCPDSACKOldSent ?? 0,
+    ];
+    const before = count();
     this.client.stdin!.write(JSON.stringify(req) + '\n');
     const answer = JSON.parse(await this.#next()) as TcpRunResult & { error?: string };
     if (answer.error) throw new WirelabError(ErrorCodes.CLOSED, `kernel-mode client: ${answer.error}`);
-    const after = [this.link.tcpCounters('a').RetransSegs ?? 0, this.link.tcpCounters('b').RetransSegs ?? 0, this.link.dropped('b')];
-    return { ...answer, retransmitted: after[0]! - before[0]! + after[1]! - before[1]!, dropped: after[2]! - before[2]! };
+    const after = count();
+    const d = after.map((v, i) => v - before[i]!);
+    return { ...answer, retransmitted: d[0]! + d[1]!, dropped: d[2]!, duplicateSegments: d[3]! };
   }
 }
 

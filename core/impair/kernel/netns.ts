@@ -96,6 +96,15 @@ function sweepStale(): void {
 
 export type Side = 'a' | 'b';
 
+/** /proc/net/snmp and /proc/net/netstat: a header line and a value line per prefix. */
+function snmpTable(text: string, prefix: string): Record<string, number> {
+  const lines = text.split('\n').filter((l) => l.startsWith(prefix));
+  if (lines.length < 2) return {};
+  const keys = lines[0]!.split(/\s+/).slice(1);
+  const vals = lines[1]!.split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(keys.map((k, i) => [k, vals[i]!]));
+}
+
 export interface KernelLinkOptions {
   tracer?: Tracer;
 }
@@ -175,6 +184,25 @@ export class KernelLink {
     this.#tracer.emit('impair', 'kernel', '*', 'loss', () => `toward ${this.ns(to)}: drop ${per10k / 100}% (nft numgen random)`);
   }
 
+  /**
+   * Sends each packet travelling towards `to` twice with probability p (nftables `dup` on the sender's postrouting
+   * hook): real duplicate segments, which the receiving TCP discards and reports with a D-SACK.
+   */
+  setDuplicate(to: Side, p: number): void {
+    const from: Side = to === 'a' ? 'b' : 'a';
+    const dev = from === 'a' ? this.#vethA : this.#vethB;
+    const per10k = Math.round(Math.min(1, Math.max(0, p)) * 10_000);
+    const table = 'table ip wirelab_dup {\n chain post {\n  type filter hook postrouting priority 0;\n }\n}\nflush chain ip wirelab_dup post\n';
+    const rule = per10k === 0 ? '' : `add rule ip wirelab_dup post oifname "${dev}" numgen random mod 10000 < ${per10k} counter dup to ${to === 'a' ? this.addrA : this.addrB} device "${dev}"\n`;
+    this.#must(['netns', 'exec', this.ns(from), 'nft', '-f', '-'], table + rule);
+    this.#tracer.emit('impair', 'kernel', '*', 'duplicate', () => `toward ${this.ns(to)}: duplicate ${per10k / 100}% (nft dup)`);
+  }
+
+  /** The kernel's extended TCP counters in a namespace (TCPDSACKOldSent, TCPOFOQueue...), from /proc/net/netstat. */
+  tcpExtCounters(side: Side): Record<string, number> {
+    return snmpTable(run('ip', ['netns', 'exec', this.ns(side), 'cat', '/proc/net/netstat']).out, 'TcpExt:');
+  }
+
   /** Limits what `from` sends to `kbit` kbit/s with tbf; 0 removes the limit. */
   setRate(from: Side, kbit: number): void {
     const [ns, dev] = from === 'a' ? [this.nsA, this.#vethA] : [this.nsB, this.#vethB];
@@ -194,12 +222,7 @@ export class KernelLink {
 
   /** The kernel's TCP counters in a namespace (RetransSegs, OutSegs...), from its own /proc/net/snmp. */
   tcpCounters(side: Side): Record<string, number> {
-    const out = run('ip', ['netns', 'exec', this.ns(side), 'cat', '/proc/net/snmp']).out;
-    const lines = out.split('\n').filter((l) => l.startsWith('Tcp:'));
-    if (lines.length < 2) return {};
-    const keys = lines[0]!.split(/\s+/).slice(1);
-    const vals = lines[1]!.split(/\s+/).slice(1).map(Number);
-    return Object.fromEntries(keys.map((k, i) => [k, vals[i]!]));
+    return snmpTable(run('ip', ['netns', 'exec', this.ns(side), 'cat', '/proc/net/snmp']).out, 'Tcp:');
   }
 
   /** Starts a program inside one namespace; it is killed when the link closes. */

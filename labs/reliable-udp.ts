@@ -12,11 +12,11 @@ import { kernelSupport, openKernelTcpPair } from '../core/impair/kernel/index.ts
 
 type Mode = 'stop-and-wait' | 'go-back-N' | 'selective repeat';
 const MODES: Mode[] = ['stop-and-wait', 'go-back-N', 'selective repeat'];
-const MESSAGES = 200;
+const MESSAGES = 150;
 const SIZE = 512;
 const WINDOW = 16;
 const DELAY_MS = 2; // each way, added by the relay
-const RTO_MS = 25; // fixed retransmission timeout: a few round trips of 2 × 2 ms
+const RTO_MS = 20; // fixed retransmission timeout: a few round trips of 2 × 2 ms
 const LOSSES = [0, 0.05, 0.2];
 
 interface Result {

@@ -4,6 +4,7 @@ import { connectTcp } from '../../clients/tcp.ts';
 import { startTcpServer } from '../../servers/tcp.ts';
 import { startUdpServer } from '../../servers/udp.ts';
 import { startControlApi, startUdpRelay } from '../../core/impair/index.ts';
+import { createTracer, MemorySink } from '../../core/trace/index.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON answers are checked field by field
 type Json = any;
@@ -42,7 +43,8 @@ test('control API: create a proxy, add, change and remove a toxic, read the coun
 
 test('control API: unknown toxics, out-of-range values, bad JSON and oversized bodies get 4xx with a message; the API keeps serving', async () => {
   const server = await startTcpServer();
-  const api = await startControlApi({ maxBodyBytes: 1024, maxProxies: 1 });
+  const sink = new MemorySink();
+  const api = await startControlApi({ maxBodyBytes: 1024, maxProxies: 1, tracer: createTracer([sink]) });
   await call(api.url!, 'POST', '/proxies', { name: 'p', upstream: `127.0.0.1:${server.port}` });
   const cases: Array<[string, string, unknown, number]> = [
     ['POST', '/proxies/p/toxics', { type: 'packet_loss' }, 400],
@@ -65,6 +67,7 @@ test('control API: unknown toxics, out-of-range values, bad JSON and oversized b
     assert.equal(r.status, status, `${method} ${path} ${JSON.stringify(body)}`);
     assert.equal(typeof r.json.error, 'string');
   }
+  assert.equal(sink.find({ kind: 'error' }).length, cases.length, 'each refusal is traced');
   assert.equal((await call(api.url!, 'POST', '/proxies/p/toxics', { type: 'latency' })).json.code, undefined);
   assert.equal((await call(api.url!, 'POST', '/proxies/p/toxics', { type: 'latency' })).json.code, 'WL_ERR_IMPAIR_CONFLICT');
   assert.equal((await call(api.url!, 'GET', '/version')).status, 200);

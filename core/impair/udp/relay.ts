@@ -207,6 +207,8 @@ export class UdpImpairmentRelay implements RunningServer {
       session = { socket, lastSeen: performance.now(), cid };
       this.#sessions.set(key, session);
       socket.on('error', (err) => this.#tracer.emit('impair', cid, '*', 'error', () => `upstream socket: ${err.message}`));
+      // Toward a loopback server, listen on loopback only (sends made before the bind completes are queued by node).
+      if (this.upstreamHost.startsWith('127.') || this.upstreamHost === '::1') socket.bind(0, this.upstreamHost === '::1' ? '::1' : '127.0.0.1');
       socket.on('message', (reply) => {
         session!.lastSeen = performance.now();
         this.#impair('downstream', reply, (b) => this.#socket.send(b, rinfo.port, rinfo.address));

@@ -65,7 +65,7 @@ test('bandwidth: a fast sender behind a 50 KB/s cap does not grow the proxy\'s b
 });
 
 test('slicer: a 200-byte message reaches the server as many small reads', async () => {
-  const p = await echoBehindProxy([{ type: 'slicer', stream: 'upstream', attributes: { average_size: 10, size_variation: 5, delay: 2000 } }]);
+  const p = await echoBehindProxy([{ type: 'slicer', stream: 'upstream', attributes: { average_size: 20, size_variation: 5, delay: 5000 } }]);
   const c = await connectTcp({ port: p.proxy.port });
   await c.send(Buffer.alloc(200, 65));
   const back = await c.readBytes(200);

@@ -6,7 +6,7 @@ import { tracerFromFlags } from './tracing.ts';
 const USAGE = `wirelab: real protocols on loopback, labs that check their own claims
 
 usage:
-  wirelab up [--port-base N] [--host H] [--only a,b] [--json]   start every server (npm start)
+  wirelab up [--port-base N] [--host H] [--only a,b] [--impair SPEC]... [--json]   start every server (npm start)
   wirelab lab <id | ./my-lab.ts> [--json]                        run one lab
   wirelab labs [--json]                                          run every lab, then a summary table
   wirelab list                                                   the labs, one line each
@@ -17,6 +17,8 @@ tracing (any command):
   --trace-file F       the same events as JSON lines in F
 
 --port-base N: each server listens on N + its IANA port (default 7000: tcp echo 7007); 0 picks free ports.
+--impair SPEC: put servers behind impairments, e.g. --impair 'tcp-echo:latency=20ms,jitter=5ms' --impair 'udp:loss=5%'
+  (README "Impairments"); adds the Toxiproxy-style control API on port base + 1474.
 --json: findings (lab) or the endpoint list (up) as JSON on stdout, nothing else there.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -33,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
         'port-base': { type: 'string' },
         host: { type: 'string' },
         only: { type: 'string' },
+        impair: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });

@@ -29,4 +29,12 @@ export const ErrorCodes = {
   MAIL_MAILBOX_EXISTS: 'WL_ERR_MAIL_MAILBOX_EXISTS',
   MAIL_NOT_ALLOWED: 'WL_ERR_MAIL_NOT_ALLOWED',
   MAIL_PROTOCOL: 'WL_ERR_MAIL_PROTOCOL',
+  /** An impairment (toxic, UDP impairment, --impair spec) that names an unknown kind or an out-of-range value. */
+  IMPAIR_INVALID: 'WL_ERR_IMPAIR_INVALID',
+  /** A proxy or toxic the control API does not know. */
+  IMPAIR_NOT_FOUND: 'WL_ERR_IMPAIR_NOT_FOUND',
+  /** A proxy or toxic name already in use. */
+  IMPAIR_CONFLICT: 'WL_ERR_IMPAIR_CONFLICT',
+  /** Kernel mode needs root, ip and nft; says which is missing. */
+  KERNEL_UNAVAILABLE: 'WL_ERR_KERNEL_UNAVAILABLE',
 } as const;

@@ -5,12 +5,14 @@ import type { RunningServer } from '../../core/server.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import { SERVICES } from '../../servers/index.ts';
 import { COMPACT } from '../../core/lab/report.ts';
+import { checkTargets, impairServer, parseImpairSpecs, plansFor, startUpControl, type ImpairPlan } from '../../core/impair/cli.ts';
 
 export interface UpFlags {
   'port-base'?: string;
   host?: string;
   json?: boolean;
   only?: string;
+  impair?: string[];
 }
 
 interface Started {
@@ -38,12 +40,31 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     services = SERVICES.filter((s) => wanted.includes(s.name) || wanted.includes(s.proto));
   }
 
+  let plans: ImpairPlan[];
+  try {
+    plans = parseImpairSpecs(flags.impair);
+    checkTargets(plans, services);
+  } catch (err) {
+    console.error(`wirelab up: ${err instanceof Error ? err.message : String(err)}`);
+    return 2;
+  }
+  // With --impair, each matching server listens on a free port and a proxy or relay takes its place (core/impair/cli.ts).
+  let control: Awaited<ReturnType<typeof startUpControl>> | undefined;
+  try {
+    control = plans.length > 0 ? await startUpControl(host, base, tracer) : undefined;
+  } catch (err) {
+    console.error(`wirelab up: the impairment control API did not start: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+
   const started: Started[] = [];
-  const closeAll = (): Promise<unknown> => Promise.allSettled(started.map((s) => s.server.close()));
+  const closeAll = (): Promise<unknown> => Promise.allSettled([...started.map((s) => s.server.close()), control?.close()]);
   for (const entry of services) {
     const port = base === 0 ? 0 : base + entry.wellKnownPort;
     try {
-      started.push({ entry, server: await entry.start({ host, port, tracer }) });
+      const mine = plansFor(plans, entry);
+      const server = await entry.start({ host, port: mine.length > 0 ? 0 : port, tracer });
+      started.push({ entry, server: mine.length > 0 ? await impairServer(entry, server, mine, { host, port, tracer, control }) : server });
     } catch (err) {
       await closeAll();
       if (err instanceof WirelabError && err.code === ErrorCodes.PORT_IN_USE) {
@@ -65,12 +86,14 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     ...(server.url ? { url: server.url } : {}),
     try: entry.tryWith(server),
     ...(entry.extra?.(server) ?? {}),
+    ...('impairment' in server ? { impairment: server.impairment } : {}),
   }));
+  if (control) rows.push({ name: 'impair-control', proto: 'http', host: control.host, port: control.port, url: control.url!, try: `curl ${control.url}/proxies` });
   if (flags.json) {
     process.stdout.write(JSON.stringify(rows) + '\n');
   } else {
     const table = new Table({ head: ['service', 'proto', 'address', 'try it with'], style: { head: [], border: [] }, chars: COMPACT });
-    for (const r of rows) table.push([r.name, r.proto, r.url ?? `${r.host}:${r.port}`, r.try]);
+    for (const r of rows) table.push([r.name + ('impairment' in r ? ` (impaired: ${r.impairment})` : ''), r.proto, r.url ?? `${r.host}:${r.port}`, r.try]);
     console.log(table.toString());
     console.log(`wirelab is up: ${rows.length} servers on ${host}. Ctrl-C stops them. Trace with: npm start -- --trace`);
   }

@@ -1,0 +1,83 @@
+import type { TcpClient } from '../../../clients/tcp.ts';
+
+/** What a run of numbered messages over one TCP connection showed. */
+export interface TcpRunResult {
+  sent: number;
+  delivered: number;
+  duplicates: number;
+  outOfOrder: number;
+  /** Latency from write to echo, per message, ms. */
+  p50: number;
+  p99: number;
+  max: number;
+  /** Messages that waited over 100 ms: the stalls a lost segment causes while TCP waits to retransmit it. */
+  stalled: number;
+  durationMs: number;
+}
+
+function percentile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/**
+ * Sends `n` numbered lines ("seq padding") paced at `ratePerSec` over a line-framed echo connection and times each
+ * echo. Used in the lab process (userland) and inside a namespace (kernel mode) alike.
+ */
+export async function measureTcpMessages(
+  connect: (o: object) => Promise<TcpClient>,
+  req: { n: number; ratePerSec: number; size: number; timeoutMs?: number },
+): Promise<TcpRunResult> {
+  const client = await connect({});
+  const sentAt = new Float64Array(req.n);
+  const latency: number[] = [];
+  const seen = new Set<number>();
+  let duplicates = 0;
+  let outOfOrder = 0;
+  let highest = -1;
+  const pad = 'x'.repeat(Math.max(0, req.size - 8));
+  const started = performance.now();
+  const receiving = (async () => {
+    const deadline = performance.now() + (req.timeoutMs ?? 20_000);
+    while (seen.size < req.n && performance.now() < deadline) {
+      let msg: Buffer;
+      try {
+        msg = await client.next(Math.max(1, deadline - performance.now()));
+      } catch {
+        break;
+      }
+      const seq = Number.parseInt(msg.toString('latin1', 0, 8), 10);
+      if (seen.has(seq)) duplicates++;
+      else {
+        if (seq < highest) outOfOrder++;
+        seen.add(seq);
+        latency.push(performance.now() - sentAt[seq]!);
+      }
+      highest = Math.max(highest, seq);
+    }
+  })();
+  const gap = 1000 / req.ratePerSec;
+  for (let i = 0; i < req.n; i++) {
+    const due = started + i * gap;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    sentAt[i] = performance.now();
+    void client.send(`${String(i).padStart(8, '0')}${pad}`);
+  }
+  await receiving;
+  const durationMs = performance.now() - started;
+  await client.destroy();
+  latency.sort((a, b) => a - b);
+  const r3 = (v: number): number => Math.round(v * 1000) / 1000;
+  return {
+    sent: req.n,
+    delivered: seen.size,
+    duplicates,
+    outOfOrder,
+    p50: r3(percentile(latency, 0.5)),
+    p99: r3(percentile(latency, 0.99)),
+    max: r3(latency[latency.length - 1] ?? NaN),
+    stalled: latency.filter((l) => l > 100).length,
+    durationMs: Math.round(durationMs),
+  };
+}

@@ -28,9 +28,15 @@ export default defineLab({
       for (const row of await rowsOf(ctx)) rows.push({ area, ...row });
     }
     ctx.table(
-      'handshakes (TLS rows: through a relay adding 15 ms each way, so each round trip costs 30 ms)',
-      ['handshake', 'round trips', 'time', 'steps'],
-      rows.map((r) => [r.handshake, Number.isNaN(r.roundTrips) ? 'not observed' : r.roundTrips, `${r.ms.toFixed(1)} ms`, r.steps]),
+      'handshakes (rows with an added delay went through a relay holding each chunk that long each way)',
+      ['handshake', 'round trips', 'time', 'added delay', 'steps'],
+      rows.map((r) => [
+        r.handshake,
+        Number.isNaN(r.roundTrips) ? 'not observed' : r.roundTrips,
+        `${r.ms.toFixed(1)} ms`,
+        r.addedDelayMs ? `${r.addedDelayMs} ms each way` : 'none (loopback)',
+        r.steps,
+      ]),
     );
   },
 });

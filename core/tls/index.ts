@@ -94,7 +94,8 @@ export function handshakeInfo(socket: TLSSocket, startedAt: number | null): Hand
 export function traceTlsHandshake(tracer: Tracer, cid: string, socket: TLSSocket, side: 'client' | 'server'): void {
   if (!tracer.enabled) return;
   // A tls.Server hands over its sockets once they are secure ('secureConnection'): report at once, without a time.
-  const done = side === 'server' && socket.getProtocol() !== null;
+  // (Mid-handshake, getProtocol() says 'unknown', and a wrapped socket from STARTTLS / AUTH TLS is still there.)
+  const done = side === 'server' && /^TLSv/.test(socket.getProtocol() ?? '');
   const startedAt = done ? null : performance.now();
   const report = (): void => {
     const h = handshakeInfo(socket, startedAt);

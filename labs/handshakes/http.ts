@@ -1,7 +1,7 @@
-import net from 'node:net';
 import { createHttpClient } from '../../clients/http.ts';
 import { connectWs } from '../../clients/ws.ts';
 import type { LabContext } from '../../core/lab/index.ts';
+import { startTcpRelay } from '../../core/relay.ts';
 import { startHttpServer } from '../../servers/http/index.ts';
 import { startWsServer } from '../../servers/ws/index.ts';
 import type { HandshakeRow, HandshakeRows } from './types.ts';
@@ -9,36 +9,10 @@ import type { HandshakeRow, HandshakeRows } from './types.ts';
 /** Added to every chunk in each direction by the relay: one round trip of data costs 2 × this. */
 const ONE_WAY_MS = 40;
 
-/**
- * A TCP relay on loopback that holds every chunk ONE_WAY_MS before passing it on, in both directions. Round trips of
- * application-level data are then counted from time (each costs 2 × ONE_WAY_MS); the TCP handshake with the relay is
- * not delayed and is counted by the connect that must finish before any byte flows.
- */
+/** A relay (core/relay.ts) holding every chunk ONE_WAY_MS each way; the TCP handshake with it is not delayed. */
 async function delayRelay(ctx: LabContext, targetPort: number): Promise<number> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => s.destroy());
-      s.on('close', () => sockets.delete(s));
-    }
-    const pipe = (from: net.Socket, to: net.Socket): void => {
-      from.on('data', (d: Buffer) => setTimeout(() => to.writable && to.write(d), ONE_WAY_MS));
-      from.on('end', () => setTimeout(() => to.end(), ONE_WAY_MS));
-    };
-    pipe(client, upstream);
-    pipe(upstream, client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  ctx.defer(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as net.AddressInfo).port;
+  const relay = await ctx.start(startTcpRelay({ target: { port: targetPort }, delayMs: ONE_WAY_MS }));
+  return relay.port;
 }
 
 const roundTripsOf = (ms: number): number => Math.round(ms / (2 * ONE_WAY_MS));
@@ -69,11 +43,11 @@ const rows: HandshakeRows = async (ctx) => {
   await fresh(`${http.url}/hello`, false);
   await fresh(`https://localhost:${https.port}/hello`, true);
   const h = await fresh(`http://127.0.0.1:${httpRelay}/hello`, false);
-  out.push({ handshake: 'HTTP/1.1 GET (new connection)', roundTrips: h.rt, ms: Math.round(h.ms), steps: 'SYN → SYN-ACK → ACK, GET → 200' });
+  out.push({ handshake: 'HTTP/1.1 GET (new connection)', roundTrips: h.rt, ms: Math.round(h.ms), addedDelayMs: ONE_WAY_MS, steps: 'SYN → SYN-ACK → ACK, GET → 200' });
   ctx.claim('HTTP/1.1 on a new connection: 2 round trips to the first response byte (TCP, then the request)', h.rt === 2, `counted ${h.rt} in ${Math.round(h.ms)} ms at ${2 * ONE_WAY_MS} ms per round trip`);
 
   const s = await fresh(`https://localhost:${httpsRelay}/hello`, true);
-  out.push({ handshake: 'HTTPS GET, TLS 1.3 (new connection)', roundTrips: s.rt, ms: Math.round(s.ms), steps: 'SYN → SYN-ACK → ACK, ClientHello → ServerHello…Finished, Finished + GET → 200' });
+  out.push({ handshake: 'HTTPS GET, TLS 1.3 (new connection)', roundTrips: s.rt, ms: Math.round(s.ms), addedDelayMs: ONE_WAY_MS, steps: 'SYN → SYN-ACK → ACK, ClientHello → ServerHello…Finished, Finished + GET → 200' });
   ctx.claim('HTTPS with TLS 1.3 on a new connection: 3 round trips (TCP, one TLS flight each way, the request)', s.rt === 3 && s.tlsRt === 1, `counted ${s.rt} (TLS ${s.tlsRt}) in ${Math.round(s.ms)} ms`);
 
   const started = performance.now();
@@ -83,7 +57,7 @@ const rows: HandshakeRows = async (ctx) => {
   const firstEcho = await w.next();
   await w.close();
   const wsRt = 1 + roundTripsOf(w.handshake.ms);
-  out.push({ handshake: 'WebSocket upgrade (new connection)', roundTrips: wsRt, ms: Math.round(wsMs), steps: 'SYN → SYN-ACK → ACK, GET Upgrade: websocket → 101 Switching Protocols' });
+  out.push({ handshake: 'WebSocket upgrade (new connection)', roundTrips: wsRt, ms: Math.round(wsMs), addedDelayMs: ONE_WAY_MS, steps: 'SYN → SYN-ACK → ACK, GET Upgrade: websocket → 101 Switching Protocols' });
   ctx.claim('a WebSocket is open after 2 round trips (TCP, then Upgrade → 101), and the accept key matched', wsRt === 2 && w.handshake.acceptMatches && firstEcho.data.toString() === 'first frame',
     `counted ${wsRt} in ${Math.round(wsMs)} ms; Sec-WebSocket-Accept recomputed: ${w.handshake.acceptMatches ? 'match' : 'mismatch'}`);
   return out;

@@ -73,7 +73,7 @@ async function tlsRow(
   const expected = version === '1.2' && !session ? 2 : 1;
   ctx.claim(`${name}: ${expected} round trip${expected > 1 ? 's' : ''} before application data (after TCP's own)`, roundTrips === expected, `${roundTrips} server flights: ${steps}`);
   ctx.claim(`${name}: took at least ${expected} × 2 × ${ADDED_DELAY_MS} ms added delay`, client.connectMs >= expected * 2 * ADDED_DELAY_MS, `${client.connectMs.toFixed(1)} ms`);
-  return { row: { handshake: name, roundTrips, ms: client.connectMs, steps: `${steps} (${serverBytes} B from server)` }, client, serverBytes };
+  return { row: { handshake: name, roundTrips, ms: client.connectMs, addedDelayMs: ADDED_DELAY_MS, steps: `${steps} (${serverBytes} B from server)` }, client, serverBytes };
 }
 
 /** A TLS session ticket arrives after the handshake (TLS 1.3: after the first exchange): wait for it. */

@@ -12,6 +12,8 @@ export interface HandshakeRow {
   roundTrips: number;
   /** Time it took in this run, in milliseconds (with the added delay, if the row used one). */
   ms: number;
+  /** One-way delay a relay added to each chunk for this row (0 or absent: plain loopback). */
+  addedDelayMs?: number;
   /** The steps in order, short: "SYN → SYN-ACK → ACK" or "220 ← EHLO → 250". */
   steps: string;
 }

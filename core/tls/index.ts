@@ -94,8 +94,9 @@ export function handshakeInfo(socket: TLSSocket, startedAt: number | null): Hand
 export function traceTlsHandshake(tracer: Tracer, cid: string, socket: TLSSocket, side: 'client' | 'server'): void {
   if (!tracer.enabled) return;
   // A tls.Server hands over its sockets once they are secure ('secureConnection'): report at once, without a time.
-  // (Mid-handshake, getProtocol() says 'unknown', and a wrapped socket from STARTTLS / AUTH TLS is still there.)
-  const done = side === 'server' && /^TLSv/.test(socket.getProtocol() ?? '');
+  // A socket wrapped for STARTTLS / AUTH TLS is still before its handshake: it has no cipher yet (getProtocol()
+  // already names the highest version it would accept, so it cannot tell).
+  const done = side === 'server' && socket.getCipher() !== undefined;
   const startedAt = done ? null : performance.now();
   const report = (): void => {
     const h = handshakeInfo(socket, startedAt);

@@ -1,34 +1,20 @@
 import http from 'node:http';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import { connectTcp } from '../clients/tcp.ts';
 import { openUdp } from '../clients/udp.ts';
 import { defineLab } from '../core/lab/index.ts';
 import { startTcpProxy, startUdpRelay, type TcpImpairmentProxy } from '../core/impair/index.ts';
 import { kernelSupport } from '../core/impair/kernel/index.ts';
-import { closeTcpServer, listenTcp, SocketSet, type RunningServer } from '../core/server.ts';
+import { startHttpServer } from '../servers/http/index.ts';
 import { startTcpServer } from '../servers/tcp.ts';
 import { startUdpServer } from '../servers/udp.ts';
+import { startWsServer } from '../servers/ws/index.ts';
 
 const LATENCY = 20;
 const JITTER = 5;
 const RATE_KBPS = 125; // KB/s: 1 Mbit/s
 const SAMPLES = 5;
 const BODY = 64 * 1024;
-
-/** node:http and ws directly (real servers on loopback): wirelab's own HTTP and WS servers are another area's. */
-async function startHttpAndWs(): Promise<RunningServer> {
-  const sockets = new SocketSet();
-  const server = http.createServer((req, res) => {
-    const body = req.url === '/big' ? Buffer.alloc(BODY, 0x61) : Buffer.from('hello\n');
-    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-    res.end(body);
-  });
-  server.on('connection', (s) => sockets.add(s));
-  const wss = new WebSocketServer({ server, maxPayload: 64 * 1024 });
-  wss.on('connection', (ws) => ws.on('message', (m, binary) => ws.send(m, { binary })));
-  const port = await listenTcp(server, 0, '127.0.0.1');
-  return { proto: 'http', host: '127.0.0.1', port, close: async () => { wss.close(); await closeTcpServer(server, sockets); } };
-}
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -47,7 +33,7 @@ function httpGet(port: number, path = '/'): Promise<{ ttfb: number; total: numbe
 
 async function wsFirstMessage(port: number): Promise<number> {
   const t0 = performance.now();
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`);
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => ws.send('ping'));
     ws.once('message', () => resolve());
@@ -67,13 +53,15 @@ export default defineLab({
   async run(ctx) {
     const tcpServer = await ctx.start(startTcpServer({ mode: 'echo', framing: 'line', tracer: ctx.tracer }));
     const udpServer = await ctx.start(startUdpServer({ tracer: ctx.tracer }));
-    const web = await ctx.start(startHttpAndWs());
+    const web = await ctx.start(startHttpServer({ tracer: ctx.tracer }));
+    const wsServer = await ctx.start(startWsServer({ tracer: ctx.tracer }));
     const tcpProxy = await ctx.start(startTcpProxy({ name: 'tcp', upstreamPort: tcpServer.port, seed: 1, tracer: ctx.tracer }));
     const webProxy = await ctx.start(startTcpProxy({ name: 'web', upstreamPort: web.port, seed: 2, tracer: ctx.tracer }));
+    const wsProxy = await ctx.start(startTcpProxy({ name: 'ws', upstreamPort: wsServer.port, seed: 4, tracer: ctx.tracer }));
     const relay = await ctx.start(startUdpRelay({ upstreamPort: udpServer.port, seed: 3, tracer: ctx.tracer }));
 
     const impair = (on: boolean): void => {
-      for (const p of [tcpProxy, webProxy]) {
+      for (const p of [tcpProxy, webProxy, wsProxy]) {
         p.clearToxics();
         if (!on) continue;
         // The delay on the way back only: each round trip crosses it exactly once. The cap applies both ways.
@@ -112,8 +100,8 @@ export default defineLab({
         },
         crossings: () => relay.stats('downstream').delivered,
       },
-      { name: 'HTTP/1.1 GET, new connection', expected: 1, once: async () => (await httpGet(webProxy.port)).ttfb, crossings: delayed(webProxy) },
-      { name: 'WebSocket: upgrade, then one message', expected: 2, once: () => wsFirstMessage(webProxy.port), crossings: delayed(webProxy) },
+      { name: 'HTTP/1.1 GET, new connection', expected: 1, once: async () => (await httpGet(webProxy.port, '/hello')).ttfb, crossings: delayed(webProxy) },
+      { name: 'WebSocket: upgrade, then one message', expected: 2, once: () => wsFirstMessage(wsProxy.port), crossings: delayed(wsProxy) },
     ];
 
     const rows: Array<Array<string | number>> = [];
@@ -142,13 +130,12 @@ export default defineLab({
 
     // The cap: a 64 KiB body cannot come faster than 1 Mbit/s.
     impair(true);
-    const big = await httpGet(webProxy.port, '/big');
+    const big = await httpGet(webProxy.port, `/bytes/${BODY}`);
     const mbit = (big.bytes * 8) / big.total / 1000;
     ctx.measure(`HTTP GET of ${BODY / 1024} KiB through the 1 Mbit/s cap`, +mbit.toFixed(3), 'Mbit/s');
     ctx.claim('the bandwidth cap holds: the body arrived no faster than 1 Mbit/s', big.bytes === BODY && mbit <= 1.0, `${big.bytes} B in ${big.total.toFixed(0)} ms = ${mbit.toFixed(3)} Mbit/s`);
     const kernel = kernelSupport();
     const why = !kernel.available ? `kernel mode is not available (${kernel.reason})` : kernel.netem ? 'kernel-mode delay (netem) is not used by this lab yet' : 'kernel mode cannot add delay here (netem is absent)';
     ctx.note(`The userland proxy accepts the TCP connection itself, so the TCP handshake is local and never delayed: only the round trips the application makes through it are counted; ${why}.`);
-    ctx.note('HTTP and WebSocket rows use node:http and the ws package directly (real servers on loopback).');
   },
 });

@@ -92,9 +92,17 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
   if (flags.json) {
     process.stdout.write(JSON.stringify(rows) + '\n');
   } else {
+    // A command too long for the table (the WebSocket one-liners) goes below it, whole, so it pastes as it is.
+    const room = Math.max(60, (process.stdout.columns || 180) - 70);
+    const below: string[] = [];
     const table = new Table({ head: ['service', 'proto', 'address', 'try it with'], style: { head: [], border: [] }, chars: COMPACT });
-    for (const r of rows) table.push([r.name + ('impairment' in r ? ` (impaired: ${r.impairment})` : ''), r.proto, r.url ?? `${r.host}:${r.port}`, r.try]);
+    for (const r of rows) {
+      const fits = r.try.length <= room;
+      if (!fits) below.push(`${r.name}: ${r.try}`);
+      table.push([r.name + ('impairment' in r ? ` (impaired: ${r.impairment})` : ''), r.proto, r.url ?? `${r.host}:${r.port}`, fits ? r.try : '(below the table)']);
+    }
     console.log(table.toString());
+    for (const line of below) console.log(line);
     console.log(`wirelab is up: ${rows.length} servers on ${host}. Ctrl-C stops them. Trace with: npm start -- --trace`);
   }
 

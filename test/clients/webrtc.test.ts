@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { connectSignaling } from '../../clients/signaling.ts';
+import { createWebRtcPeer, type WebRtcPeer } from '../../clients/webrtc.ts';
+import { ErrorCodes } from '../../core/errors.ts';
+import { startSignalingServer, type RunningSignalingServer } from '../../servers/webrtc/index.ts';
+
+let server: RunningSignalingServer;
+before(async () => {
+  server = await startSignalingServer();
+});
+after(() => server.close());
+
+/** Two werift peers in a new room, a calling b over the signaling server, with the channels `setup` makes on a. */
+async function pair(room: string, setup: (a: WebRtcPeer) => void, options = {}): Promise<{ a: WebRtcPeer; b: WebRtcPeer; close(): Promise<void> }> {
+  const sa = await connectSignaling({ url: server.signalUrl, room });
+  const sb = await connectSignaling({ url: server.signalUrl, room });
+  const a = createWebRtcPeer(options);
+  const b = createWebRtcPeer(options);
+  setup(a);
+  await Promise.all([a.call(sa, sb.id), b.answer(sb, sa.id)]);
+  return {
+    a,
+    b,
+    close: async () => {
+      await a.close();
+      await b.close();
+      await sa.close();
+      await sb.close();
+    },
+  };
+}
+
+test('werift to werift: reliable ordered and unreliable unordered channels, text and binary, both ways', async () => {
+  const p = await pair('both-ways', (a) => {
+    a.createChannel('chat');
+    a.createChannel('fast', { ordered: false, maxRetransmits: 0 });
+    a.createChannel('timed', { ordered: false, maxPacketLifeTime: 50 });
+  });
+  try {
+    for (const label of ['chat', 'fast', 'timed']) {
+      const [ac, bc] = await Promise.all([p.a.channel(label), p.b.channel(label)]);
+      ac.send(`hello ${label}`);
+      assert.deepEqual((await bc.next()).data, `hello ${label}`);
+      bc.send(Buffer.from([0, 1, 2, 255]));
+      const back = await ac.next();
+      assert.equal(back.binary, true);
+      assert.deepEqual([...(back.data as Buffer)], [0, 1, 2, 255]);
+    }
+    const fast = await p.a.channel('fast');
+    assert.equal(fast.ordered, false);
+    assert.equal(fast.raw.maxRetransmits, 0);
+    assert.equal((await p.a.channel('timed')).raw.maxPacketLifeTime, 50);
+    // 200 messages in order on the reliable channel
+    const chat = await p.a.channel('chat');
+    const bchat = await p.b.channel('chat');
+    for (let i = 0; i < 200; i++) chat.send(String(i));
+    const got: string[] = [];
+    for (let i = 0; i < 200; i++) got.push(String((await bchat.next()).data));
+    assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => String(i)));
+  } finally {
+    await p.close();
+  }
+});
+
+test('loopback only: one 127.0.0.1 host candidate, no STUN server left, candidates queued until the offer went', async () => {
+  const p = await pair('loopback', (a) => a.createChannel('chat'));
+  try {
+    await Promise.all([p.a.channel('chat'), p.b.channel('chat')]);
+    for (const peer of [p.a, p.b]) {
+      assert.ok(peer.localCandidates.length >= 1);
+      for (const c of peer.localCandidates) assert.match(c, / 127\.0\.0\.1 \d+ typ host/);
+      assert.deepEqual(peer.stunServers(), [undefined], 'werift falls back to stun.l.google.com unless cleared');
+    }
+    // werift fires the candidates inside setLocalDescription, before the offer could be sent: they were queued
+    assert.ok(p.a.candidatesBeforeSend >= 1, `queued ${p.a.candidatesBeforeSend}`);
+    const t = Object.fromEntries(p.a.timeline().map((s) => [s.step, s.ms]));
+    for (const step of ['local-description', 'ice-connected', 'dtls-connected', 'channel-open']) assert.ok(t[step] !== undefined, step);
+    assert.ok(t['ice-connected']! <= t['dtls-connected']! && t['dtls-connected']! <= t['channel-open']!, JSON.stringify(t));
+  } finally {
+    await p.close();
+  }
+});
+
+test('maxMessageSize: a bigger message is refused with WL_ERR_WEBRTC_MESSAGE_TOO_BIG, the channel keeps working', async () => {
+  const p = await pair('max-size', (a) => a.createChannel('chat'), { maxMessageSize: 1000 });
+  try {
+    const chat = await p.a.channel('chat');
+    const bchat = await p.b.channel('chat');
+    assert.throws(() => chat.send(Buffer.alloc(1001)), (e: { code: string }) => e.code === ErrorCodes.WEBRTC_MESSAGE_TOO_BIG);
+    chat.send(Buffer.alloc(1000, 7));
+    assert.equal(((await bchat.next()).data as Buffer).length, 1000);
+    assert.throws(() => createWebRtcPeer({ maxMessageSize: 0 }), (e: { code: string }) => e.code === ErrorCodes.INVALID_OPTION);
+  } finally {
+    await p.close();
+  }
+});

@@ -57,6 +57,12 @@ export const STEPS = [
 ] as const;
 export type Step = (typeof STEPS)[number];
 
+/** werift's ICE connection (not exported by its types): what this peer touches. */
+interface IceConnection {
+  stunServer?: unknown;
+  close?(): Promise<void>;
+}
+
 /** One data channel with a queue of what arrived: `next()` takes the oldest. */
 export class PeerChannel {
   readonly label: string;
@@ -142,6 +148,8 @@ export class WebRtcPeer {
   #pendingRemote: Array<SignalMessage['candidate']> = [];
   #signal?: SignalingClient;
   readonly #channelWaiters = new Map<string, (c: PeerChannel) => void>();
+  /** Every ICE connection this peer had: BUNDLE drops the extra ones from pc without closing their UDP sockets. */
+  readonly #seen = new Set<IceConnection>();
 
   constructor(options: WebRtcPeerOptions = {}) {
     const o = { ...WEBRTC_PEER_DEFAULTS, iceServers: [], ...options };
@@ -199,8 +207,8 @@ export class WebRtcPeer {
     return this.#iceConnections().map((c) => c.stunServer);
   }
 
-  #iceConnections(): Array<{ stunServer?: unknown }> {
-    const transports = (this.pc as unknown as { iceTransports?: Array<{ connection: { stunServer?: unknown } }> }).iceTransports ?? [];
+  #iceConnections(): IceConnection[] {
+    const transports = (this.pc as unknown as { iceTransports?: Array<{ connection: IceConnection }> }).iceTransports ?? [];
     return transports.map((t) => t.connection);
   }
 
@@ -210,6 +218,7 @@ export class WebRtcPeer {
     dtls?.onStateChange.subscribe((s) => {
       if (s === 'connecting') this.mark('dtls-start', 'DTLS starts (a werift client first waits 100 ms)');
     });
+    for (const c of this.#iceConnections()) this.#seen.add(c);
     if (this.#o.iceServers.some((s) => String(s.urls).startsWith('stun'))) return;
     for (const c of this.#iceConnections()) c.stunServer = undefined;
   }
@@ -320,6 +329,7 @@ export class WebRtcPeer {
 
   async close(): Promise<void> {
     await this.pc.close();
+    for (const c of this.#seen) await c.close?.().catch(() => undefined);
   }
 }
 

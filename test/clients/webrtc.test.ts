@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connectSignaling } from '../../clients/signaling.ts';
+import { connectPeerPair, type PeerPair } from '../../clients/webrtc-pair.ts';
 import { createWebRtcPeer, type WebRtcPeer } from '../../clients/webrtc.ts';
 import { ErrorCodes } from '../../core/errors.ts';
 import { startSignalingServer, type RunningSignalingServer } from '../../servers/webrtc/index.ts';
@@ -11,24 +11,8 @@ before(async () => {
 });
 after(() => server.close());
 
-/** Two werift peers in a new room, a calling b over the signaling server, with the channels `setup` makes on a. */
-async function pair(room: string, setup: (a: WebRtcPeer) => void, options = {}): Promise<{ a: WebRtcPeer; b: WebRtcPeer; close(): Promise<void> }> {
-  const sa = await connectSignaling({ url: server.signalUrl, room });
-  const sb = await connectSignaling({ url: server.signalUrl, room });
-  const a = createWebRtcPeer(options);
-  const b = createWebRtcPeer(options);
-  setup(a);
-  await Promise.all([a.call(sa, sb.id), b.answer(sb, sa.id)]);
-  return {
-    a,
-    b,
-    close: async () => {
-      await a.close();
-      await b.close();
-      await sa.close();
-      await sb.close();
-    },
-  };
+function pair(room: string, setup: (a: WebRtcPeer) => void, options = {}): Promise<PeerPair> {
+  return connectPeerPair(server.signalUrl, room, setup, options);
 }
 
 test('werift to werift: reliable ordered and unreliable unordered channels, text and binary, both ways', async () => {

@@ -1,6 +1,6 @@
 import { connectPeerPair } from '../clients/webrtc-pair.ts';
 import type { PeerChannel } from '../clients/webrtc.ts';
-import { connectWs, type WsClient } from '../clients/ws.ts';
+import { connectWs } from '../clients/ws.ts';
 import { defineLab } from '../core/lab/index.ts';
 import { startSignalingServer } from '../servers/webrtc/index.ts';
 import { r2, summarize } from './_stats.ts';

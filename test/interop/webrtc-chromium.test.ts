@@ -25,6 +25,11 @@ const FLAGS = [
   '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
 
+/** `window.wl` of the page (servers/webrtc/page.ts), as the evaluated functions see it. */
+interface PageApi {
+  wl: { id?: string; received: Array<{ label: string; binary: boolean; data: unknown }>; opened: string[]; send(label: string, data: unknown): void };
+}
+
 let http: RunningHttpServer;
 let signal: RunningSignalingServer;
 let profile: string | undefined;
@@ -48,7 +53,7 @@ after(async () => {
 async function openPage(room: string): Promise<Page> {
   const page = await browser!.newPage();
   await page.goto(`${http.url}/webrtc?signal=${encodeURIComponent(signal.signalUrl)}&room=${room}`);
-  await page.waitForFunction(() => (window as unknown as { wl: { id?: string } }).wl.id !== undefined, undefined, { timeout: 10_000 });
+  await page.waitForFunction(() => (globalThis as unknown as PageApi).wl.id !== undefined, undefined, { timeout: 10_000 });
   return page;
 }
 
@@ -71,16 +76,16 @@ test('Chromium offers, werift answers: chat (reliable) and unreliable channels, 
     // Chromium's DCEP OPEN says unordered, maxRetransmits 0: werift reads it.
     assert.equal(fast.ordered, false);
     assert.equal(fast.raw.maxRetransmits, 0);
-    await page.evaluate(() => (window as unknown as { wl: { send(l: string, d: unknown): void } }).wl.send('chat', 'hello from chromium'));
+    await page.evaluate(() => (globalThis as unknown as PageApi).wl.send('chat', 'hello from chromium'));
     assert.equal((await chat.next()).data, 'hello from chromium');
-    await page.evaluate(() => (window as unknown as { wl: { send(l: string, d: unknown): void } }).wl.send('chat', [9, 8, 7]));
+    await page.evaluate(() => (globalThis as unknown as PageApi).wl.send('chat', [9, 8, 7]));
     const bin = await chat.next();
     assert.equal(bin.binary, true);
     assert.deepEqual([...(bin.data as Buffer)], [9, 8, 7]);
     chat.send('hello from werift');
     fast.send(Buffer.from([1, 2, 3]));
-    await page.waitForFunction(() => (window as unknown as { wl: { received: unknown[] } }).wl.received.length >= 2, undefined, { timeout: 5000 });
-    const got = await page.evaluate(() => (window as unknown as { wl: { received: unknown[] } }).wl.received);
+    await page.waitForFunction(() => (globalThis as unknown as PageApi).wl.received.length >= 2, undefined, { timeout: 5000 });
+    const got = await page.evaluate(() => (globalThis as unknown as PageApi).wl.received);
     assert.deepEqual(
       new Set(got.map((m) => JSON.stringify(m))),
       new Set([JSON.stringify({ label: 'chat', binary: false, data: 'hello from werift' }), JSON.stringify({ label: 'unreliable', binary: true, data: [1, 2, 3] })]),
@@ -100,7 +105,7 @@ test('werift offers, Chromium answers: an echo channel both ways; the signaling 
   const sig = await connectSignaling({ url: signal.signalUrl, room: 'werift-offers' });
   const peer = createWebRtcPeer();
   try {
-    const pageId = await page.evaluate(() => (window as unknown as { wl: { id: string } }).wl.id);
+    const pageId = String(await page.evaluate(() => (globalThis as unknown as PageApi).wl.id));
     assert.deepEqual(sig.peers, [pageId]);
     const echo = peer.createChannel('echo');
     const fast = peer.createChannel('echo-fast', { ordered: false, maxPacketLifeTime: 100 });
@@ -112,7 +117,7 @@ test('werift offers, Chromium answers: an echo channel both ways; the signaling 
     assert.deepEqual((await echo.next()).data, Buffer.alloc(1000, 5));
     fast.send('fast ping');
     assert.equal((await fast.next()).data, 'fast ping');
-    const opened = await page.evaluate(() => (window as unknown as { wl: { opened: string[] } }).wl.opened);
+    const opened = await page.evaluate(() => (globalThis as unknown as PageApi).wl.opened);
     assert.deepEqual(new Set(opened), new Set(['echo', 'echo-fast']));
     const tl = Object.fromEntries(peer.timeline().map((s) => [s.step, Math.round(s.ms)]));
     t.diagnostic(`werift offering to Chromium: ICE ${tl['ice-connected']} ms, DTLS ${tl['dtls-connected']} ms, channel ${tl['channel-open']} ms`);

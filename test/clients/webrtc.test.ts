@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { connectPeerPair, type PeerPair } from '../../clients/webrtc-pair.ts';
 import { createWebRtcPeer, type WebRtcPeer } from '../../clients/webrtc.ts';
+import { RTCPeerConnection } from 'werift';
 import { ErrorCodes } from '../../core/errors.ts';
 import { startSignalingServer, type RunningSignalingServer } from '../../servers/webrtc/index.ts';
 
@@ -77,5 +78,18 @@ test('maxMessageSize: a bigger message is refused with WL_ERR_WEBRTC_MESSAGE_TOO
     assert.throws(() => createWebRtcPeer({ maxMessageSize: 0 }), (e: { code: string }) => e.code === ErrorCodes.INVALID_OPTION);
   } finally {
     await p.close();
+  }
+});
+
+test('the trap the peer works around: werift with iceServers [] still has a STUN server (stun.l.google.com)', async () => {
+  const pc = new RTCPeerConnection({ iceServers: [], iceAdditionalHostAddresses: ['127.0.0.1'], iceUseIpv4: false, iceUseIpv6: false });
+  try {
+    pc.createDataChannel('x');
+    // Read it before setLocalDescription: gathering would look the name up (traffic off loopback).
+    await pc.createOffer();
+    const stun = (pc as unknown as { iceTransports: Array<{ connection: { stunServer?: [string, number] } }> }).iceTransports.map((t) => t.connection.stunServer);
+    assert.deepEqual(stun, [['stun.l.google.com', 19302]]);
+  } finally {
+    await pc.close();
   }
 });

@@ -120,3 +120,11 @@ test('the ws server keeps its own paths next to /signal', async () => {
   assert.equal((await echo.next()).data.toString(), 'still here');
   await echo.close();
 });
+
+test('a traced ws client still gets the welcome that arrives with the 101 (clients/ws.ts frame tracing)', async () => {
+  const client = new MemorySink();
+  const c = await connectSignaling({ url: server.signalUrl, room: 'traced', tracer: createTracer([client]) });
+  assert.ok(c.id.length > 0);
+  assert.ok(client.events.some((e) => e.kind === 'frame'), 'frames are still traced');
+  await c.close();
+});

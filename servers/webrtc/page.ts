@@ -5,7 +5,8 @@ import type { Router } from '../http/router.ts';
 /**
  * The browser peer: a plain RTCPeerConnection page that speaks the signaling format of servers/webrtc/signaling.ts.
  * Open /webrtc?signal=ws://127.0.0.1:PORT/signal&room=demo in two tabs (or one tab and a werift peer): the second one
- * to join calls every peer already in the room. `window.wl` is the page's API, used by the Chromium test.
+ * to join calls every peer already in the room. `window.wl` is the page's API, used by the Chromium test. Channels
+ * named echo* send back what they get; count* count bytes and answer "done" with the count.
  * Script only, no framework, no external resources: the page makes no request beyond the signaling WebSocket.
  */
 const SCRIPT = String.raw`
@@ -46,7 +47,10 @@ const wl = {
     p.channels[ch.label] = ch;
     ch.onopen = () => { wl.opened.push(ch.label); log('channel ' + ch.label + ' open (ordered=' + ch.ordered + ', maxRetransmits=' + ch.maxRetransmits + ')'); };
     if (ch.readyState === 'open') ch.onopen();
+    let counted = 0;
     ch.onmessage = (e) => {
+      // "count*" channels: bytes are counted, not kept; the text "done" is answered with the count (bulk transfers).
+      if (ch.label.startsWith('count')) { if (e.data === 'done') { ch.send(String(counted)); counted = 0; } else counted += e.data.byteLength ?? e.data.length; return; }
       const binary = typeof e.data !== 'string';
       const data = binary ? Array.from(new Uint8Array(e.data)) : e.data;
       wl.received.push({ label: ch.label, binary, data });

@@ -1,29 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { connectSignaling } from '../../clients/signaling.ts';
 import { createWebRtcPeer } from '../../clients/webrtc.ts';
 import { startHttpServer, type RunningHttpServer } from '../../servers/http/index.ts';
 import { startSignalingServer, type RunningSignalingServer } from '../../servers/webrtc/index.ts';
+import { launchChromiumForWebRtc } from '../helpers/chromium.ts';
 import { hasCommand, requirePeer } from '../helpers/peers.ts';
-
-// Debian's chromium through playwright-core (never a downloaded browser). WebRTC on loopback needs
-// --allow-loopback-in-peer-connection, and real IPs in candidates instead of mDNS names (no camera permission here).
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-];
 
 /** `window.wl` of the page (servers/webrtc/page.ts), as the evaluated functions see it. */
 interface PageApi {
@@ -32,19 +15,18 @@ interface PageApi {
 
 let http: RunningHttpServer;
 let signal: RunningSignalingServer;
-let profile: string | undefined;
+let chromium: Awaited<ReturnType<typeof launchChromiumForWebRtc>> | undefined;
 let browser: BrowserContext | undefined;
 
 before(async () => {
   http = await startHttpServer({ rateLimitBurst: 0 });
   signal = await startSignalingServer();
   if (!hasCommand('chromium')) return;
-  profile = await mkdtemp(join(tmpdir(), 'wirelab-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, { executablePath: '/usr/bin/chromium', args: FLAGS, timeout: 30_000 });
+  chromium = await launchChromiumForWebRtc();
+  browser = chromium.context;
 });
 after(async () => {
-  await browser?.close();
-  if (profile) await rm(profile, { recursive: true, force: true });
+  await chromium?.close();
   await http.close();
   await signal.close();
 });

@@ -107,6 +107,18 @@ export class PeerChannel {
     this.raw.send(data);
   }
 
+  /**
+   * Sends like `send`, but first waits while more than `highWaterMark` bytes sit in werift's send buffer (bulk
+   * transfers: without it werift queues everything in memory, and goes slower).
+   */
+  async write(data: string | Buffer, highWaterMark = 1024 * 1024): Promise<void> {
+    if (this.raw.bufferedAmount > highWaterMark) {
+      this.raw.bufferedAmountLowThreshold = highWaterMark / 4;
+      await new Promise<void>((r) => this.raw.bufferedAmountLow.once(() => r()));
+    }
+    this.send(data);
+  }
+
   next(timeoutMs = 5000): Promise<ChannelMessage> {
     const queued = this.#queue.shift();
     if (queued) return Promise.resolve(queued);

@@ -1,5 +1,4 @@
 import { connectPeerPair } from '../clients/webrtc-pair.ts';
-import type { PeerChannel } from '../clients/webrtc.ts';
 import { connectWs } from '../clients/ws.ts';
 import { defineLab } from '../core/lab/index.ts';
 import { startSignalingServer } from '../servers/webrtc/index.ts';
@@ -23,16 +22,6 @@ async function pingPong(send: (m: Buffer) => void, next: () => Promise<unknown>)
     out.push(performance.now() - t);
   }
   return out;
-}
-
-/** Sends BULK_BYTES on a data channel in CHUNK pieces, pausing while more than 1 MiB waits in werift's buffer. */
-async function bulkOverChannel(from: PeerChannel): Promise<void> {
-  const chunk = Buffer.alloc(CHUNK, 0x62);
-  from.raw.bufferedAmountLowThreshold = 256 * 1024;
-  for (let sent = 0; sent < BULK_BYTES; sent += CHUNK) {
-    if (from.raw.bufferedAmount > 1024 * 1024) await new Promise<void>((r) => from.raw.bufferedAmountLow.once(() => r()));
-    from.send(chunk);
-  }
 }
 
 export default defineLab({
@@ -91,7 +80,8 @@ export default defineLab({
       };
     });
     const tb = performance.now();
-    await bulkOverChannel(bulkA!);
+    const bulkChunk = Buffer.alloc(CHUNK, 0x62);
+    for (let sent = 0; sent < BULK_BYTES; sent += CHUNK) await bulkA!.write(bulkChunk);
     await bulkDone;
     const rtcMBps = BULK_BYTES / 1e6 / ((performance.now() - tb) / 1000);
     let wsGot = 0;

@@ -93,3 +93,29 @@ test('the trap the peer works around: werift with iceServers [] still has a STUN
     await pc.close();
   }
 });
+
+test('write() waits on werift send buffer: 4 MiB in 60,000-byte messages arrive whole and in order', async () => {
+  const p = await pair('bulk', (a) => a.createChannel('bulk'));
+  try {
+    const [from, to] = await Promise.all([p.a.channel('bulk'), p.b.channel('bulk')]);
+    let got = 0;
+    let inOrder = true;
+    let expect = 0;
+    const total = 70;
+    const done = new Promise<void>((resolve) => {
+      to.onMessage = (m) => {
+        const buf = m.data as Buffer;
+        if (buf[0] !== expect % 256 || buf.length !== 60_000) inOrder = false;
+        expect++;
+        got += buf.length;
+        if (expect === total) resolve();
+      };
+    });
+    for (let i = 0; i < total; i++) await from.write(Buffer.alloc(60_000, i % 256), 256 * 1024);
+    await done;
+    assert.equal(got, total * 60_000);
+    assert.ok(inOrder);
+  } finally {
+    await p.close();
+  }
+});

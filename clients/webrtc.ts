@@ -16,6 +16,8 @@ export interface WebRtcPeerOptions {
    * to stun.l.google.com:19302 when it has none (a DNS lookup, then a request to the internet).
    */
   iceServers?: Array<{ urls: string; username?: string; credential?: string }>;
+  /** 'relay': only TURN relay candidates (a TURN server in iceServers is then needed). Default 'all'. */
+  iceTransportPolicy?: 'all' | 'relay';
   /** Largest data-channel message sent or accepted, in bytes (SDP a=max-message-size). Default 65,536. */
   maxMessageSize?: number;
   /** Give up ICE + DTLS + SCTP + channel open after this long. Default 10,000 ms. */
@@ -23,7 +25,7 @@ export interface WebRtcPeerOptions {
   tracer?: Tracer;
 }
 
-export const WEBRTC_PEER_DEFAULTS = { loopbackOnly: true, maxMessageSize: 65_536, connectTimeoutMs: 10_000 };
+export const WEBRTC_PEER_DEFAULTS = { loopbackOnly: true, maxMessageSize: 65_536, connectTimeoutMs: 10_000, iceTransportPolicy: 'all' as 'all' | 'relay' };
 
 export interface ChannelOptions {
   /** Default true. */
@@ -169,12 +171,14 @@ export class WebRtcPeer {
     checkInt('connectTimeoutMs', o.connectTimeoutMs, 1, 600_000);
     if (typeof o.loopbackOnly !== 'boolean') throw new InvalidOptionError('loopbackOnly', 'a boolean', o.loopbackOnly);
     if (!Array.isArray(o.iceServers)) throw new InvalidOptionError('iceServers', 'an array', o.iceServers);
+    if (o.iceTransportPolicy !== 'all' && o.iceTransportPolicy !== 'relay') throw new InvalidOptionError('iceTransportPolicy', "'all' or 'relay'", o.iceTransportPolicy);
     this.#o = o;
     this.tracer = options.tracer ?? NOOP_TRACER;
     this.maxMessageSize = o.maxMessageSize;
     this.marks.start = performance.now();
     this.pc = new RTCPeerConnection({
       iceServers: o.iceServers,
+      iceTransportPolicy: o.iceTransportPolicy,
       maxMessageSize: o.maxMessageSize,
       ...(o.loopbackOnly ? { iceAdditionalHostAddresses: ['127.0.0.1'], iceUseIpv4: false, iceUseIpv6: false } : {}),
     });

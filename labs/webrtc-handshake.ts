@@ -2,6 +2,7 @@ import { MediaStreamTrack, RtpHeader, RtpPacket } from 'werift';
 import { connectPeerPair } from '../clients/webrtc-pair.ts';
 import type { Step, WebRtcPeer } from '../clients/webrtc.ts';
 import { defineLab } from '../core/lab/index.ts';
+import { hasCoturn, startCoturn } from '../servers/webrtc/coturn.ts';
 import { startSignalingServer } from '../servers/webrtc/index.ts';
 import { r2 } from './_stats.ts';
 
@@ -145,5 +146,29 @@ export default defineLab({
       `ontrack kind=${trackKind || 'none'}, ${rtpReceived}/${RTP_PACKETS} packets`,
     );
     ctx.note('No camera or microphone here: getUserMedia is a browser API. The track is werift MediaStreamTrack fed 40-byte RTP payloads (not real Opus); the point is the path: RTP → SRTP → the same ICE pair (BUNDLE) → ontrack.');
+  
+    // 6. The relay variant: only TURN relay candidates, through Debian's coturn on 127.0.0.1, when it is installed.
+    if (!hasCoturn()) {
+      ctx.note('The TURN variant needs Debian\'s coturn (turnserver): not installed here, skipped. `npm run peers` installs it.');
+      return;
+    }
+    const turn = await startCoturn();
+    ctx.defer(() => turn.close());
+    const relay = await connectPeerPair(server.signalUrl, 'relay', (x) => x.createChannel('chat'), {
+      tracer: ctx.tracer,
+      iceServers: [{ urls: turn.url, username: turn.username, credential: turn.password }],
+      iceTransportPolicy: 'relay',
+    });
+    ctx.defer(() => relay.close());
+    const [ra, rb] = await Promise.all([relay.a.channel('chat'), relay.b.channel('chat')]);
+    ra.send('via TURN');
+    const viaTurn = (await rb.next()).data;
+    const rsel = (relay.a.pc as unknown as { iceTransports: Array<{ getSelectedCandidatePair(): { local: { candidate: string }; remote: { candidate: string } } | null }> }).iceTransports[0]?.getSelectedCandidatePair();
+    ctx.claim(
+      `with iceTransportPolicy 'relay' and coturn (pid ${turn.pid}) on ${turn.url}, both ends of the chosen pair are TURN relay candidates and the channel works`,
+      viaTurn === 'via TURN' && / typ relay /.test(rsel?.local.candidate ?? '') && / typ relay /.test(rsel?.remote.candidate ?? ''),
+      rsel ? `${hostPort(rsel.local.candidate)} ↔ ${hostPort(rsel.remote.candidate)}` : 'no pair',
+    );
+    ctx.measure('offerer: RTCPeerConnection to channel open, relay only (TURN allocate + permissions first)', r2(at(relay.a, 'channel-open')!), 'ms');
   },
 });

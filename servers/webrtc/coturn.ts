@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,11 @@ export interface RunningCoturn extends RunningServer {
   pid: number;
   /** What turnserver printed (its log goes to stdout). */
   readonly log: string;
+}
+
+/** True when Debian's coturn is installed (`turnserver` on PATH). */
+export function hasCoturn(): boolean {
+  return spawnSync('sh', ['-c', 'command -v turnserver'], { stdio: 'ignore' }).status === 0;
 }
 
 /** A free UDP port on 127.0.0.1 (bound, read, released: another process could take it in between; rare). */

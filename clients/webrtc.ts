@@ -22,10 +22,24 @@ export interface WebRtcPeerOptions {
   maxMessageSize?: number;
   /** Give up ICE + DTLS + SCTP + channel open after this long. Default 10,000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Messages a channel keeps for `next()` when nobody reads them (no `onMessage`); past it the oldest is dropped and
+   * counted in `channel.dropped`. Default 10,000.
+   */
+  maxQueuedMessages?: number;
+  /** Remote candidates kept until the remote description is set; more are dropped. Default 256. */
+  maxPendingCandidates?: number;
   tracer?: Tracer;
 }
 
-export const WEBRTC_PEER_DEFAULTS = { loopbackOnly: true, maxMessageSize: 65_536, connectTimeoutMs: 10_000, iceTransportPolicy: 'all' as 'all' | 'relay' };
+export const WEBRTC_PEER_DEFAULTS = {
+  loopbackOnly: true,
+  maxMessageSize: 65_536,
+  connectTimeoutMs: 10_000,
+  iceTransportPolicy: 'all' as 'all' | 'relay',
+  maxQueuedMessages: 10_000,
+  maxPendingCandidates: 256,
+};
 
 export interface ChannelOptions {
   /** Default true. */
@@ -71,6 +85,8 @@ export class PeerChannel {
   readonly raw: RTCDataChannel;
   readonly opened: Promise<void>;
   received = 0;
+  /** Messages dropped because more than maxQueuedMessages waited unread. */
+  dropped = 0;
   readonly #queue: ChannelMessage[] = [];
   readonly #waiters: Array<(m: ChannelMessage) => void> = [];
   readonly #peer: WebRtcPeer;
@@ -92,7 +108,13 @@ export class PeerChannel {
       if (this.onMessage) return this.onMessage(m);
       const w = this.#waiters.shift();
       if (w) w(m);
-      else this.#queue.push(m);
+      else {
+        this.#queue.push(m);
+        if (this.#queue.length > peer.maxQueuedMessages) {
+          this.#queue.shift();
+          this.dropped++;
+        }
+      }
     });
   }
 
@@ -147,6 +169,7 @@ export class WebRtcPeer {
   readonly cid = nextCid('webrtc');
   readonly tracer: Tracer;
   readonly maxMessageSize: number;
+  readonly maxQueuedMessages: number;
   /** performance.now() of each step, as this peer saw it. */
   readonly marks: Partial<Record<Step, number>> = {};
   readonly channels = new Map<string, PeerChannel>();
@@ -169,12 +192,15 @@ export class WebRtcPeer {
     const o = { ...WEBRTC_PEER_DEFAULTS, iceServers: [], ...options };
     checkInt('maxMessageSize', o.maxMessageSize, 1, 256 * 1024 * 1024);
     checkInt('connectTimeoutMs', o.connectTimeoutMs, 1, 600_000);
+    checkInt('maxQueuedMessages', o.maxQueuedMessages, 1, 10_000_000);
+    checkInt('maxPendingCandidates', o.maxPendingCandidates, 1, 100_000);
     if (typeof o.loopbackOnly !== 'boolean') throw new InvalidOptionError('loopbackOnly', 'a boolean', o.loopbackOnly);
     if (!Array.isArray(o.iceServers)) throw new InvalidOptionError('iceServers', 'an array', o.iceServers);
     if (o.iceTransportPolicy !== 'all' && o.iceTransportPolicy !== 'relay') throw new InvalidOptionError('iceTransportPolicy', "'all' or 'relay'", o.iceTransportPolicy);
     this.#o = o;
     this.tracer = options.tracer ?? NOOP_TRACER;
     this.maxMessageSize = o.maxMessageSize;
+    this.maxQueuedMessages = o.maxQueuedMessages;
     this.marks.start = performance.now();
     this.pc = new RTCPeerConnection({
       iceServers: o.iceServers,
@@ -216,6 +242,14 @@ export class WebRtcPeer {
   /** The remote peer's a=max-message-size (werift's default until the remote description is set). */
   get remoteMaxMessageSize(): number {
     return (this.pc.sctpTransport as unknown as { remoteMaxMessageSize?: number } | undefined)?.remoteMaxMessageSize || Number.MAX_SAFE_INTEGER;
+  }
+
+  /** The candidate pair ICE chose (SDP candidate lines, without the "candidate:" prefix), or undefined before. */
+  selectedPair(): { local: string; remote: string } | undefined {
+    type Pair = { local: { candidate: string }; remote: { candidate: string } } | null;
+    const t = (this.pc as unknown as { iceTransports?: Array<{ getSelectedCandidatePair(): Pair }> }).iceTransports?.[0];
+    const pair = t?.getSelectedCandidatePair();
+    return pair ? { local: pair.local.candidate, remote: pair.remote.candidate } : undefined;
   }
 
   /** The STUN server each ICE connection would ask, after this peer's fix: undefined when none was configured. */
@@ -296,7 +330,7 @@ export class WebRtcPeer {
     const onCandidate = (m: SignalMessage): void => {
       if (m.from !== this.remote || m.session !== this.session) return;
       if (this.pc.remoteDescription) void this.#addRemote(m.candidate).catch(() => undefined);
-      else this.#pendingRemote.push(m.candidate);
+      else if (this.#pendingRemote.length < this.#o.maxPendingCandidates) this.#pendingRemote.push(m.candidate);
     };
     signal.on('candidate', onCandidate);
   }

@@ -103,9 +103,9 @@ export default defineLab({
     );
     const ordered = (p: WebRtcPeer): boolean => at(p, 'ice-connected')! <= at(p, 'dtls-connected')! && at(p, 'dtls-connected')! <= at(p, 'channel-open')!;
     ctx.claim('on both sides: ICE connected, then DTLS, then SCTP and the channel', ordered(a) && ordered(b), `a: ${r2(at(a, 'ice-connected')!)} → ${r2(at(a, 'dtls-connected')!)} → ${r2(at(a, 'channel-open')!)} ms`);
-    const selected = (a.pc as unknown as { iceTransports: Array<{ getSelectedCandidatePair(): { local: { candidate: string }; remote: { candidate: string } } | null }> }).iceTransports[0]?.getSelectedCandidatePair();
+    const selected = a.selectedPair();
     const hostPort = (c: string): string => c.split(' ').slice(4, 6).join(':');
-    if (selected) ctx.note(`ICE chose the pair ${hostPort(selected.local.candidate)} ↔ ${hostPort(selected.remote.candidate)} (UDP, host to host)`);
+    if (selected) ctx.note(`ICE chose the pair ${hostPort(selected.local)} ↔ ${hostPort(selected.remote)} (UDP, host to host)`);
 
     // 3. DTLS: who is the client, and werift's 100 ms wait.
     const answerSetup = /a=setup:(\w+)/.exec(answerSdp)?.[1];
@@ -163,11 +163,11 @@ export default defineLab({
     const [ra, rb] = await Promise.all([relay.a.channel('chat'), relay.b.channel('chat')]);
     ra.send('via TURN');
     const viaTurn = (await rb.next()).data;
-    const rsel = (relay.a.pc as unknown as { iceTransports: Array<{ getSelectedCandidatePair(): { local: { candidate: string }; remote: { candidate: string } } | null }> }).iceTransports[0]?.getSelectedCandidatePair();
+    const rsel = relay.a.selectedPair();
     ctx.claim(
       `with iceTransportPolicy 'relay' and coturn (pid ${turn.pid}) on ${turn.url}, both ends of the chosen pair are TURN relay candidates and the channel works`,
-      viaTurn === 'via TURN' && / typ relay /.test(rsel?.local.candidate ?? '') && / typ relay /.test(rsel?.remote.candidate ?? ''),
-      rsel ? `${hostPort(rsel.local.candidate)} ↔ ${hostPort(rsel.remote.candidate)}` : 'no pair',
+      viaTurn === 'via TURN' && / typ relay /.test(rsel?.local ?? '') && / typ relay /.test(rsel?.remote ?? ''),
+      rsel ? `${hostPort(rsel.local)} ↔ ${hostPort(rsel.remote)}` : 'no pair',
     );
     ctx.measure('offerer: RTCPeerConnection to channel open, relay only (TURN allocate + permissions first)', r2(at(relay.a, 'channel-open')!), 'ms');
   },

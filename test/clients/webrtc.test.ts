@@ -119,3 +119,22 @@ test('write() waits on werift send buffer: 4 MiB in 60,000-byte messages arrive 
     await p.close();
   }
 });
+
+test('maxQueuedMessages: unread messages past the limit drop the oldest and are counted', async () => {
+  const p = await pair('queue', (a) => a.createChannel('chat'), { maxQueuedMessages: 5 });
+  try {
+    const [from, to] = await Promise.all([p.a.channel('chat'), p.b.channel('chat')]);
+    for (let i = 0; i < 8; i++) from.send(String(i));
+    from.send('last');
+    // wait until everything arrived (received counts every message, queued or dropped)
+    for (let i = 0; i < 100 && to.received < 9; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(to.received, 9);
+    assert.equal(to.dropped, 4);
+    const kept: string[] = [];
+    for (let i = 0; i < 5; i++) kept.push(String((await to.next()).data));
+    assert.deepEqual(kept, ['4', '5', '6', '7', 'last']);
+    assert.throws(() => createWebRtcPeer({ maxQueuedMessages: 0 }), (e: { code: string }) => e.code === ErrorCodes.INVALID_OPTION);
+  } finally {
+    await p.close();
+  }
+});

@@ -2,8 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { RTCPeerConnection, type RTCDataChannel, type RTCIceCandidate } from 'werift';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkInt, InvalidOptionError } from '../core/options.ts';
-import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, type Tracer } from '../core/trace/index.ts';
 import type { SignalingClient, SignalMessage } from './signaling.ts';
+import { PeerChannel, type ChannelOptions } from './webrtc-channel.ts';
+
+export { PeerChannel, type ChannelMessage, type ChannelOptions } from './webrtc-channel.ts';
 
 export interface WebRtcPeerOptions {
   /**
@@ -41,20 +44,6 @@ export const WEBRTC_PEER_DEFAULTS = {
   maxPendingCandidates: 256,
 };
 
-export interface ChannelOptions {
-  /** Default true. */
-  ordered?: boolean;
-  /** Sends of a message before it is dropped: 0 sends once (unreliable). Default: unlimited (reliable). */
-  maxRetransmits?: number;
-  /** Milliseconds a message may be resent for (partial reliability by time). Default: unlimited. */
-  maxPacketLifeTime?: number;
-}
-
-export interface ChannelMessage {
-  data: Buffer | string;
-  binary: boolean;
-  at: number;
-}
 
 /** The step names of `marks`, in the order they happen. */
 export const STEPS = [
@@ -79,86 +68,6 @@ interface IceConnection {
   close?(): Promise<void>;
 }
 
-/** One data channel with a queue of what arrived: `next()` takes the oldest. */
-export class PeerChannel {
-  readonly label: string;
-  readonly raw: RTCDataChannel;
-  readonly opened: Promise<void>;
-  received = 0;
-  /** Messages dropped because more than maxQueuedMessages waited unread. */
-  dropped = 0;
-  readonly #queue: ChannelMessage[] = [];
-  readonly #waiters: Array<(m: ChannelMessage) => void> = [];
-  readonly #peer: WebRtcPeer;
-  /** Called for every message instead of queueing it (benches, echo). */
-  onMessage?: (m: ChannelMessage) => void;
-
-  constructor(peer: WebRtcPeer, raw: RTCDataChannel) {
-    this.#peer = peer;
-    this.raw = raw;
-    this.label = raw.label;
-    this.opened = new Promise((resolve) => {
-      if (raw.readyState === 'open') resolve();
-      else raw.stateChanged.subscribe((s) => s === 'open' && resolve());
-    });
-    raw.onMessage.subscribe((data: Buffer | string) => {
-      this.received++;
-      const m = { data, binary: typeof data !== 'string', at: performance.now() };
-      peer.tracer.emit('webrtc', peer.cid, '<', 'dc-message', () => ({ summary: `${this.label} ${m.binary ? 'binary' : 'text'} ${preview(Buffer.from(data))}`, bytes: Buffer.byteLength(data) }));
-      if (this.onMessage) return this.onMessage(m);
-      const w = this.#waiters.shift();
-      if (w) w(m);
-      else {
-        this.#queue.push(m);
-        if (this.#queue.length > peer.maxQueuedMessages) {
-          this.#queue.shift();
-          this.dropped++;
-        }
-      }
-    });
-  }
-
-  get ordered(): boolean {
-    return this.raw.ordered;
-  }
-
-  /** Sends text or bytes; past maxMessageSize (ours, or the remote's from its SDP) throws WL_ERR_WEBRTC_MESSAGE_TOO_BIG. */
-  send(data: string | Buffer): void {
-    const size = Buffer.byteLength(data);
-    const limit = Math.min(this.#peer.maxMessageSize, this.#peer.remoteMaxMessageSize);
-    if (size > limit) throw new WirelabError(ErrorCodes.WEBRTC_MESSAGE_TOO_BIG, `${size} bytes > max-message-size ${limit}`);
-    this.#peer.tracer.emit('webrtc', this.#peer.cid, '>', 'dc-message', () => ({ summary: `${this.label} ${typeof data === 'string' ? 'text' : 'binary'} ${preview(Buffer.from(data))}`, bytes: size }));
-    this.raw.send(data);
-  }
-
-  /**
-   * Sends like `send`, but first waits while more than `highWaterMark` bytes sit in werift's send buffer (bulk
-   * transfers: without it werift queues everything in memory, and goes slower).
-   */
-  async write(data: string | Buffer, highWaterMark = 1024 * 1024): Promise<void> {
-    if (this.raw.bufferedAmount > highWaterMark) {
-      this.raw.bufferedAmountLowThreshold = highWaterMark / 4;
-      await new Promise<void>((r) => this.raw.bufferedAmountLow.once(() => r()));
-    }
-    this.send(data);
-  }
-
-  next(timeoutMs = 5000): Promise<ChannelMessage> {
-    const queued = this.#queue.shift();
-    if (queued) return Promise.resolve(queued);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        reject(new WirelabError(ErrorCodes.TIMEOUT, `no message on ${this.label} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const w = (m: ChannelMessage): void => {
-        clearTimeout(timer);
-        resolve(m);
-      };
-      this.#waiters.push(w);
-    });
-  }
-}
 
 /**
  * A WebRTC peer over werift, for loopback: data channels, text and binary, a queue of local ICE candidates that are
@@ -333,6 +242,22 @@ export class WebRtcPeer {
       else if (this.#pendingRemote.length < this.#o.maxPendingCandidates) this.#pendingRemote.push(m.candidate);
     };
     signal.on('candidate', onCandidate);
+    const onBye = (m: SignalMessage): void => {
+      if (m.from !== this.remote || m.session !== this.session) return;
+      this.tracer.emit('webrtc', this.cid, '<', 'bye', () => `bye from ${this.remote}: closing`);
+      this.hungUp = true;
+      void this.close();
+    };
+    signal.on('bye', onBye);
+  }
+
+  /** True once the remote sent bye for the current session (and this peer closed). */
+  hungUp = false;
+
+  /** Sends bye for the current session to the remote, then closes. */
+  async hangUp(): Promise<void> {
+    this.#signal?.send({ type: 'bye', to: this.remote, session: this.session });
+    await this.close();
   }
 
   /** Offerer: creates the offer (after the channels), sends it to `remote`, applies the answer. */

@@ -29,6 +29,7 @@ const wl = {
         else if (m.type === 'answer') { const p = wl.peers.get(m.from); if (p && p.session === m.session) { await p.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp }); wl.flush(p); } }
         else if (m.type === 'candidate') { const p = wl.peers.get(m.from); if (p && p.session === m.session) { if (p.pc.remoteDescription) await p.pc.addIceCandidate(m.candidate ?? undefined); else p.pending.push(m.candidate); } }
         else if (m.type === 'error') log('signaling error ' + m.code + ': ' + m.message);
+        else if (m.type === 'bye') { const p = wl.peers.get(m.from); if (p && p.session === m.session) { p.pc.close(); wl.peers.delete(m.from); log(m.from + ' hung up'); } }
         else if (m.type === 'peer-left') { wl.peers.get(m.peer)?.pc.close(); wl.peers.delete(m.peer); log(m.peer + ' left'); }
       };
     });

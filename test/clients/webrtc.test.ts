@@ -138,3 +138,15 @@ test('maxQueuedMessages: unread messages past the limit drop the oldest and are 
     await p.close();
   }
 });
+
+test('hang up: bye relayed with the session id closes the other peer', async () => {
+  const p = await pair('bye', (a) => a.createChannel('chat'));
+  try {
+    await Promise.all([p.a.channel('chat'), p.b.channel('chat')]);
+    await p.a.hangUp();
+    for (let i = 0; i < 100 && !p.b.hungUp; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(p.b.hungUp, true);
+  } finally {
+    await p.close();
+  }
+});

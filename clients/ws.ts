@@ -132,7 +132,10 @@ export class WsClient {
         };
       });
       this.#socket = res.socket;
-      this.frames = traceFrames(tracer, this.cid, res.socket, 'client').frames;
+      // Not now: a 'data' listener added before ws has taken the socket makes it flow, and a frame that came in the
+      // same chunk as the 101 (a server that speaks first) would go to the tracer only, never to ws. On the next tick
+      // ws has unshifted that chunk and listens too, and the socket has not flowed yet.
+      process.nextTick(() => (this.frames = traceFrames(tracer, this.cid, res.socket, 'client').frames));
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);

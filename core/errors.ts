@@ -37,4 +37,7 @@ export const ErrorCodes = {
   IMPAIR_CONFLICT: 'WL_ERR_IMPAIR_CONFLICT',
   /** Kernel mode needs root, ip and nft; says which is missing. */
   KERNEL_UNAVAILABLE: 'WL_ERR_KERNEL_UNAVAILABLE',
+  SIGNALING: 'WL_ERR_SIGNALING',
+  WEBRTC_MESSAGE_TOO_BIG: 'WL_ERR_WEBRTC_MESSAGE_TOO_BIG',
+  WEBRTC_FAILED: 'WL_ERR_WEBRTC_FAILED',
 } as const;

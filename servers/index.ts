@@ -6,6 +6,7 @@ import { startFtpServer, type RunningFtpServer } from './ftp/index.ts';
 import { startHttpServer } from './http/index.ts';
 import { startTcpServer } from './tcp.ts';
 import { startUdpServer } from './udp.ts';
+import { startSignalingServer } from './webrtc/index.ts';
 import { startWsServer } from './ws/index.ts';
 import { startImapServer } from './imap/index.ts';
 import { startPop3Server } from './pop3.ts';
@@ -123,6 +124,20 @@ export const SERVICES: ServiceEntry[] = [
     start: (o) => startFtpServer({ ...o, implicitTls: true }),
     tryWith: (s) => `curl --cacert ${caPath()} ftps://demo:demo@localhost:${s.port}/`,
     extra: (s) => ({ root: (s as RunningFtpServer).root }),
+  },
+  {
+    // WebRTC signaling has no IANA port: wirelab puts it at 82, next to the WebSocket server it runs on.
+    name: 'webrtc-signal',
+    proto: 'ws',
+    wellKnownPort: 82,
+    describe: 'WebRTC signaling at /signal: rooms; offer, answer, candidate relayed with session ids (README, "WebRTC")',
+    start: (o) => startSignalingServer(o),
+    tryWith: (s) =>
+      py(
+        `import socket,base64,os,time;s=socket.create_connection(('${s.host}',${s.port}));k=base64.b64encode(os.urandom(16)).decode();` +
+          `s.send(f'GET /signal HTTP/1.1\\r\\nHost: localhost\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Key: {k}\\r\\nSec-WebSocket-Version: 13\\r\\n\\r\\n'.encode());` +
+          `time.sleep(0.3);print(s.recv(4096).decode(errors='replace'))`,
+      ),
   },
 ];
 

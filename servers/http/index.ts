@@ -21,6 +21,7 @@ import { registerRedirects } from './routes/redirects.ts';
 import { registerState } from './routes/state.ts';
 import { registerTiming } from './routes/timing.ts';
 import { registerUpload } from './routes/upload.ts';
+import { registerWebRtcPage } from '../webrtc/page.ts';
 import { redactedHeaders, traceRequest, traceResponse } from './trace.ts';
 
 export { HTTP_SERVER_DEFAULTS, type HttpLimits, type HttpServerOptions } from './options.ts';
@@ -65,6 +66,7 @@ export function playgroundRouter(): Router {
   registerUpload(router);
   registerEvents(router);
   registerGateway(router);
+  registerWebRtcPage(router);
   return router;
 }
 

@@ -29,8 +29,16 @@ export interface WsServerOptions {
   perMessageDeflate?: boolean;
   /** The feed that /feed pushes (the realtime-push lab). Default none: /feed is refused with 404. */
   feed?: EventFeed;
+  /**
+   * More endpoints, by exact path (e.g. { '/signal': signaling.accept } from servers/webrtc): each open connection on
+   * that path is handed to its function, after the handshake, the limits and the frame tracing. Default none.
+   */
+  paths?: Record<string, WsPathHandler>;
   tracer?: Tracer;
 }
+
+/** Takes over one connection on a path of `paths`: its messages, its close. `cid` names it in the trace. */
+export type WsPathHandler = (ws: WebSocket, cid: string, req: http.IncomingMessage) => void;
 
 export const WS_SERVER_DEFAULTS = {
   host: DEFAULT_HOST,
@@ -139,7 +147,9 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
       for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) lines.push(redactLine(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`));
       return { summary: `${req.method} ${req.url} HTTP/${req.httpVersion} key=${req.headers['sec-websocket-key'] ?? 'none'}`, meta: { headers: lines } };
     });
-    const route = routeOf(new URL(req.url ?? '/', 'http://x').pathname);
+    const pathname = new URL(req.url ?? '/', 'http://x').pathname;
+    const extra = o.paths && Object.hasOwn(o.paths, pathname) ? o.paths[pathname] : undefined;
+    const route = extra ? ({ kind: 'path' } as const) : routeOf(pathname);
     if (!route || (route.kind === 'feed' && !o.feed)) {
       stats.refused++;
       tracer.emit('ws', cid, '<', 'handshake', () => `404: no WebSocket endpoint at ${req.url}`);
@@ -155,7 +165,13 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     // ws answers a bad handshake (wrong version, missing key...) with 400 itself.
     wss.handleUpgrade(req, socket, head, (ws) => {
       traceFrames(tracer, cid, socket, 'server');
-      serve(ws, cid, route);
+      if (extra) {
+        stats.connections++;
+        alive.set(ws, true);
+        ws.on('pong', () => alive.set(ws, true));
+        ws.on('close', (code: number) => (stats.closeCodes[code] = (stats.closeCodes[code] ?? 0) + 1));
+        extra(ws, cid, req);
+      } else if (route.kind !== 'path') serve(ws, cid, route);
     });
   });
 

@@ -1,0 +1,23 @@
+import { startWsServer, type RunningWsServer, type WsServerOptions } from '../ws/index.ts';
+import { createSignaling, type Signaling, type SignalingOptions } from './signaling.ts';
+
+export { createSignaling, ROOM_RE, RELAYED, SIGNALING_DEFAULTS, type Signaling, type SignalingErrorCode, type SignalingOptions, type SignalingStats } from './signaling.ts';
+export { registerWebRtcPage } from './page.ts';
+
+export interface SignalingServerOptions extends Omit<WsServerOptions, 'paths'> {
+  /** The signaling limits (maxMessageBytes, maxRooms, maxPeersPerRoom, maxErrors, rooms). */
+  signaling?: Omit<SignalingOptions, 'tracer'>;
+}
+
+export interface RunningSignalingServer extends RunningWsServer {
+  /** ws://HOST:PORT/signal */
+  signalUrl: string;
+  signaling: Signaling;
+}
+
+/** A WebSocket server with the signaling endpoint at /signal (and the ws server's own paths: /echo, /room/<name>...). */
+export async function startSignalingServer(options: SignalingServerOptions = {}): Promise<RunningSignalingServer> {
+  const signaling = createSignaling({ ...options.signaling, tracer: options.tracer });
+  const server = await startWsServer({ ...options, paths: { '/signal': signaling.accept } });
+  return Object.assign(server, { signalUrl: `${server.url}/signal`, signaling });
+}

@@ -164,7 +164,10 @@ test('10,000 connects and closes in a loop, then a valid client is served', asyn
       }
     }),
   );
-  assert.ok(server.stats.connections + server.stats.refused >= total * 0.99);
+  // A client is done once it has closed; the server may still be accepting the last ones: let it catch up.
+  const seen = (): number => server.stats.connections + server.stats.refused;
+  for (let i = 0; i < 100 && seen() < total; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(seen(), total);
   await assertStillServes(server.port);
 });
 

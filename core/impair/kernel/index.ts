@@ -8,7 +8,7 @@ import type { TcpRunResult } from './messages.ts';
 import { KernelLink } from './netns.ts';
 
 export { KernelLink, kernelSupport, type KernelSupport, type Side } from './netns.ts';
-export { measureTcpMessages, type TcpRunResult } from './messages.ts';
+export { measureTcpMessages, tcpGuaranteeHeld, type TcpRunResult } from './messages.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..', '..');

@@ -13,6 +13,19 @@ export interface TcpRunResult {
   /** Messages that waited over 100 ms: the stalls a lost segment causes while TCP waits to retransmit it. */
   stalled: number;
   durationMs: number;
+  /** What ended the wait: every message back, the deadline (TCP still retransmitting), or a connection error. */
+  endedBy: 'complete' | 'deadline' | 'error';
+  /** The messages that came back are 0..delivered-1 with none missing in between (TCP never skips one). */
+  contiguous: boolean;
+}
+
+/**
+ * TCP's guarantee as far as a bounded run can see it: nothing duplicated, reordered or skipped, and either everything
+ * arrived or the connection was still alive at the deadline (a deep retransmission backoff under heavy loss can
+ * outlast any fixed deadline, which is slowness, not loss).
+ */
+export function tcpGuaranteeHeld(r: TcpRunResult): boolean {
+  return r.duplicates === 0 && r.outOfOrder === 0 && r.contiguous && (r.delivered === r.sent || r.endedBy === 'deadline');
 }
 
 function percentile(sorted: number[], q: number): number {
@@ -37,13 +50,19 @@ export async function measureTcpMessages(
   let highest = -1;
   const pad = 'x'.repeat(Math.max(0, req.size - 8));
   const started = performance.now();
+  let endedBy: TcpRunResult['endedBy'] = 'complete';
   const receiving = (async () => {
     const deadline = performance.now() + (req.timeoutMs ?? 20_000);
-    while (seen.size < req.n && performance.now() < deadline) {
+    while (seen.size < req.n) {
+      if (performance.now() >= deadline) {
+        endedBy = 'deadline';
+        break;
+      }
       let msg: Buffer;
       try {
         msg = await client.next(Math.max(1, deadline - performance.now()));
-      } catch {
+      } catch (err) {
+        endedBy = (err as { code?: string }).code === 'WL_ERR_TIMEOUT' ? 'deadline' : 'error';
         break;
       }
       const seq = Number.parseInt(msg.toString('latin1', 0, 8), 10);
@@ -79,5 +98,7 @@ export async function measureTcpMessages(
     max: r3(latency[latency.length - 1] ?? NaN),
     stalled: latency.filter((l) => l > 100).length,
     durationMs: Math.round(durationMs),
+    endedBy,
+    contiguous: highest === seen.size - 1,
   };
 }

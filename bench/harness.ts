@@ -2,6 +2,8 @@
  * `npm run bench [-- name ...]`: each bench/<name>.ts exports `default defineBench({...})`. A bench measures its
  * subject next to a baseline in the same run (machines here are noisy) and reports ratios, never absolute promises.
  */
+import { median } from '../core/stats.ts';
+
 export interface BenchRow {
   /** What was measured, e.g. "wirelab http, tracing off". */
   label: string;
@@ -55,10 +57,6 @@ export async function interleaved<K extends string>(subjects: Record<K, () => Pr
   for (let i = 0; i < rounds; i++) {
     for (const k of Object.keys(subjects) as K[]) samples[k].push(await subjects[k]());
   }
-  const median = (v: number[]): number => {
-    const s = [...v].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
   return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v as number[])])) as Record<K, number>;
 }
 

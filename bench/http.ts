@@ -1,11 +1,11 @@
 import { Pool } from 'undici';
 import { defineBench, measureChild, opsPerSecond, startChildServer, type BenchRow } from './harness.ts';
+import { median } from '../core/stats.ts';
 
 const MS = 1000;
 const ROUNDS = 5;
 const CONCURRENCY = 32;
 
-const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
 export default defineBench({
   name: 'http',

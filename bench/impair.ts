@@ -4,6 +4,7 @@ import { startTcpProxy, startUdpRelay } from '../core/impair/index.ts';
 import { measureUdpEcho } from '../core/impair/udp/measure.ts';
 import { startUdpServer } from '../servers/udp.ts';
 import { defineBench, type BenchRow } from './harness.ts';
+import { median } from '../core/stats.ts';
 
 const SECONDS = 2;
 /** Each path is measured this many times, interleaved, and its median kept: the machine is shared and noisy. */
@@ -84,11 +85,11 @@ export default defineBench({
         for (let round = 0; round < ROUNDS; round++) {
           for (const [label, port] of paths) seen.get(label)!.push(await iperf(port));
         }
-        const median = (l: string): number => [...seen.get(l)!].sort((a, b) => a - b)[Math.floor(ROUNDS / 2)]!;
-        rows.push({ label: 'direct', value: median('direct'), unit: 'MB/s' });
-        rows.push({ label: 'naive Node pipe', value: median('naive Node pipe'), unit: 'MB/s', baseline: 'direct' });
-        if (seen.has('socat')) rows.push({ label: 'socat', value: median('socat'), unit: 'MB/s', baseline: 'direct' });
-        const value = median('wirelab proxy');
+        const medianOf = (l: string): number => median([...seen.get(l)!]);
+        rows.push({ label: 'direct', value: medianOf('direct'), unit: 'MB/s' });
+        rows.push({ label: 'naive Node pipe', value: medianOf('naive Node pipe'), unit: 'MB/s', baseline: 'direct' });
+        if (seen.has('socat')) rows.push({ label: 'socat', value: medianOf('socat'), unit: 'MB/s', baseline: 'direct' });
+        const value = medianOf('wirelab proxy');
         rows.push({ label: 'wirelab proxy, no toxics', value, unit: 'MB/s', baseline: 'naive Node pipe', target: 1.0 });
         if (seen.has('socat')) rows.push({ label: 'wirelab proxy (vs socat)', value, unit: 'MB/s', baseline: 'socat', target: 1.4 });
         rows.push({ label: 'wirelab proxy (vs direct)', value, unit: 'MB/s', baseline: 'direct' });

@@ -8,6 +8,7 @@ import { startSignalingServer } from '../servers/webrtc/index.ts';
 import { hasCommand } from '../test/helpers/peers.ts';
 import { launchChromiumForWebRtc } from '../test/helpers/chromium.ts';
 import { defineBench, type BenchRow } from './harness.ts';
+import { median } from '../core/stats.ts';
 
 const ROUND_TRIPS = 2000;
 const SMALL = Buffer.alloc(64, 0x61);
@@ -15,7 +16,6 @@ const BULK = 16 * 1024 * 1024;
 /** Under werift's default max-message-size (65,536). */
 const CHUNK = 60_000;
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function rtts(once: () => Promise<unknown>): Promise<number> {
   for (let i = 0; i < 200; i++) await once();

@@ -1,12 +1,12 @@
 import WebSocket from 'ws';
 import { defineBench, measureChild, opsPerSecond, startChildServer, type BenchRow } from './harness.ts';
+import { median } from '../core/stats.ts';
 
 const MS = 1000;
 const ROUNDS = 5;
 const CONNECTIONS = 8;
 const PAYLOAD = Buffer.alloc(64, 0x61);
 
-const median = (v: number[]): number => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 
 /** CONNECTIONS clients, each with one message in flight at a time; `once` sends one and waits for its echo. */
 async function echoLoad(url: string): Promise<{ once: () => Promise<void>; close: () => void }> {

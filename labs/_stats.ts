@@ -1,10 +1,7 @@
-/** Small statistics for labs: percentiles of a sample, and a terminal histogram. Files starting with _ are not labs. */
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
-}
+/** Small statistics for labs: a summary of a sample, and a terminal histogram. Files starting with _ are not labs. */
+import { percentile } from '../core/stats.ts';
 
+export { percentile };
 export function summarize(values: number[]): { p50: number; p90: number; p99: number; mean: number; n: number } {
   const s = [...values].sort((a, b) => a - b);
   const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);

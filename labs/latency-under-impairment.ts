@@ -5,6 +5,7 @@ import { openUdp } from '../clients/udp.ts';
 import { defineLab } from '../core/lab/index.ts';
 import { startTcpProxy, startUdpRelay, type TcpImpairmentProxy } from '../core/impair/index.ts';
 import { kernelSupport } from '../core/impair/kernel/index.ts';
+import { median } from '../core/stats.ts';
 import { startHttpServer } from '../servers/http/index.ts';
 import { startTcpServer } from '../servers/tcp.ts';
 import { startUdpServer } from '../servers/udp.ts';
@@ -15,8 +16,6 @@ const JITTER = 5;
 const RATE_KBPS = 125; // KB/s: 1 Mbit/s
 const SAMPLES = 5;
 const BODY = 64 * 1024;
-
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function httpGet(port: number, path = '/'): Promise<{ ttfb: number; total: number; bytes: number }> {
   return new Promise((resolve, reject) => {

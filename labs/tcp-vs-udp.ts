@@ -3,6 +3,7 @@ import net from 'node:net';
 import { captureAvailable, describePacket, startCapture, type Capture, type Packet } from '../core/capture/index.ts';
 import { defineLab, type LabContext } from '../core/lab/index.ts';
 import { closedPort } from '../core/ports.ts';
+import { median } from '../core/stats.ts';
 import type { RunningServer } from '../core/server.ts';
 import type { MemorySink, Tracer } from '../core/trace/index.ts';
 import { connectTcp } from '../clients/tcp.ts';
@@ -18,11 +19,6 @@ function errnoOf(err: unknown): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
 }
 
 /** Connection-oriented vs connectionless: what a closed port does to each. */

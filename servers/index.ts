@@ -142,9 +142,8 @@ export const SERVICES: ServiceEntry[] = [
 ];
 
 // ---- Mail (issue 5): SMTP, IMAP and POP3 over one store under the data dir; the demo user is demo / demo. ----
-const caFile = (): string => join(dataDir(), 'tls', 'ca.pem');
 const sendWithCurl = (url: string, starttls: boolean): string =>
-  `printf 'Subject: hello\\r\\n\\r\\nfrom curl\\r\\n' | curl ${starttls ? '--ssl-reqd ' : ''}--cacert ${caFile()} ${url} -u demo:demo --mail-from demo@localhost --mail-rcpt demo@localhost -T -`;
+  `printf 'Subject: hello\\r\\n\\r\\nfrom curl\\r\\n' | curl ${starttls ? '--ssl-reqd ' : ''}--cacert ${caPath()} ${url} -u demo:demo --mail-from demo@localhost --mail-rcpt demo@localhost -T -`;
 
 SERVICES.push(
   {
@@ -177,7 +176,7 @@ SERVICES.push(
     wellKnownPort: 143,
     describe: 'IMAP4rev1 (own): STARTTLS, IDLE, UIDPLUS, MOVE',
     start: (o) => startImapServer(o),
-    tryWith: (s) => `curl --ssl-reqd --cacert ${caFile()} -u demo:demo 'imap://${s.host}:${s.port}/INBOX;UID=1'`,
+    tryWith: (s) => `curl --ssl-reqd --cacert ${caPath()} -u demo:demo 'imap://${s.host}:${s.port}/INBOX;UID=1'`,
   },
   {
     name: 'imaps',
@@ -185,7 +184,7 @@ SERVICES.push(
     wellKnownPort: 993,
     describe: 'IMAP over implicit TLS',
     start: (o) => startImapServer({ ...o, secure: true }),
-    tryWith: (s) => `curl --cacert ${caFile()} -u demo:demo 'imaps://${s.host}:${s.port}/INBOX?ALL'`,
+    tryWith: (s) => `curl --cacert ${caPath()} -u demo:demo 'imaps://${s.host}:${s.port}/INBOX?ALL'`,
   },
   {
     name: 'pop3',
@@ -193,7 +192,7 @@ SERVICES.push(
     wellKnownPort: 110,
     describe: 'POP3 (own, RFC 1939): STLS, TOP, UIDL, maildrop lock',
     start: (o) => startPop3Server(o),
-    tryWith: (s) => `curl --ssl-reqd --cacert ${caFile()} -u demo:demo pop3://${s.host}:${s.port}/`,
+    tryWith: (s) => `curl --ssl-reqd --cacert ${caPath()} -u demo:demo pop3://${s.host}:${s.port}/`,
   },
   {
     name: 'pop3s',
@@ -201,6 +200,6 @@ SERVICES.push(
     wellKnownPort: 995,
     describe: 'POP3 over implicit TLS',
     start: (o) => startPop3Server({ ...o, secure: true }),
-    tryWith: (s) => `curl --cacert ${caFile()} -u demo:demo pop3s://${s.host}:${s.port}/1`,
+    tryWith: (s) => `curl --cacert ${caPath()} -u demo:demo pop3s://${s.host}:${s.port}/1`,
   },
 );

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 
 /**
- * Debian's chromium through playwright-core (never a downloaded browser). WebRTC on loopback needs
+ * Debian's chromium through playwright-core (never a downloaded browser), with the flags this machine needs
+ * (CHROMIUM_FLAGS: no background networking, no sandbox as root). WebRTC on loopback also needs
  * --allow-loopback-in-peer-connection, and real IPs in candidates instead of mDNS names (no camera permission here).
  */
-export const CHROMIUM_WEBRTC_FLAGS = [
+export const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -16,9 +17,8 @@ export const CHROMIUM_WEBRTC_FLAGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
+export const CHROMIUM_WEBRTC_FLAGS = [...CHROMIUM_FLAGS, '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'];
 
 /** A headless Chromium with a profile folder of its own (launchPersistentContext), removed by close(). */
 export async function launchChromiumForWebRtc(): Promise<{ context: BrowserContext; close(): Promise<void> }> {

@@ -3,10 +3,9 @@ import { after, before, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { startHttpServer, type RunningHttpServer } from '../../servers/http/index.ts';
 import { startWsServer, type RunningWsServer } from '../../servers/ws/index.ts';
+import { CHROMIUM_FLAGS } from '../helpers/chromium.ts';
 import { hasCommand, requirePeer } from '../helpers/peers.ts';
 
-// Debian's chromium driven by playwright-core (never a downloaded browser), with the flags this machine needs.
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let http: RunningHttpServer;
 let ws: RunningWsServer;
@@ -17,7 +16,7 @@ before(async () => {
   ws = await startWsServer({ maxPayload: 1000 });
   if (!hasCommand('chromium')) return;
   // playwright-core gives each launch a new empty profile of its own.
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS, timeout: 30_000 });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS, timeout: 30_000 });
 });
 after(async () => {
   await browser?.close();

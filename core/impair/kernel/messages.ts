@@ -1,4 +1,5 @@
 import type { TcpClient } from '../../../clients/tcp.ts';
+import { percentile } from '../../stats.ts';
 
 /** What a run of numbered messages over one TCP connection showed. */
 export interface TcpRunResult {
@@ -28,10 +29,6 @@ export function tcpGuaranteeHeld(r: TcpRunResult): boolean {
   return r.duplicates === 0 && r.outOfOrder === 0 && r.contiguous && (r.delivered === r.sent || r.endedBy === 'deadline');
 }
 
-function percentile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
 
 /**
  * Sends `n` numbered lines ("seq padding") paced at `ratePerSec` over a line-framed echo connection and times each
@@ -93,8 +90,8 @@ export async function measureTcpMessages(
     delivered: seen.size,
     duplicates,
     outOfOrder,
-    p50: r3(percentile(latency, 0.5)),
-    p99: r3(percentile(latency, 0.99)),
+    p50: r3(percentile(latency, 50)),
+    p99: r3(percentile(latency, 99)),
     max: r3(latency[latency.length - 1] ?? NaN),
     stalled: latency.filter((l) => l > 100).length,
     durationMs: Math.round(durationMs),

@@ -1,71 +1,83 @@
-import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { parseCommandLine, UsageError, type FlagValues } from './cli/args.ts';
+import { COMMANDS, FLAGS, commandHelp, usage } from './cli/spec.ts';
 import { labCommand, labsCommand, listCommand } from './commands/lab.ts';
-import { up } from './commands/up.ts';
-import { tracerFromFlags } from './tracing.ts';
+import { up, type UpFlags } from './commands/up.ts';
+import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
+import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 
-const USAGE = `wirelab: real protocols on loopback, labs that check their own claims
-
-usage:
-  wirelab up [--port-base N] [--host H] [--only a,b] [--impair SPEC]... [--json]   start every server (npm start)
-  wirelab lab <id | ./my-lab.ts> [--json]                        run one lab
-  wirelab labs [--json]                                          run every lab, then a summary table
-  wirelab list                                                   the labs, one line each
-
-tracing (any command):
-  --trace              every command, frame and datagram on stderr
-  --hex                hex dumps of payloads under each traced line (implies --trace)
-  --trace-file F       the same events as JSON lines in F
-
---port-base N: each server listens on N + its IANA port (default 7000: tcp echo 7007); 0 picks free ports.
---impair SPEC: put servers behind impairments, e.g. --impair 'tcp-echo:latency=20ms,jitter=5ms' --impair 'udp:loss=5%'
-  (README "Impairments"); adds the Toxiproxy-style control API on port base + 1474.
---json: findings (lab) or the endpoint list (up) as JSON on stdout, nothing else there.`;
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        trace: { type: 'boolean' },
-        hex: { type: 'boolean' },
-        'trace-file': { type: 'string' },
-        'port-base': { type: 'string' },
-        host: { type: 'string' },
-        only: { type: 'string' },
-        impair: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    parsed = parseCommandLine(argv, FLAGS, COMMANDS);
   } catch (err) {
-    console.error(`wirelab: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    if (!(err instanceof UsageError)) throw err;
+    const cmd = err.command && COMMANDS[err.command] ? ` ${err.command}` : '';
+    console.error(`wirelab${cmd}: ${err.message} (wirelab${cmd} --help)`);
     return 2;
   }
-  const { values: flags, positionals } = parsed;
-  const [command, ...rest] = positionals;
-  if (flags.help || command === undefined || command === 'help') {
-    console.log(USAGE);
-    return command === undefined && !flags.help ? 2 : 0;
+  const { command, positionals, values } = parsed;
+  if (values.version) {
+    if (command !== undefined || values.help) {
+      console.error('wirelab: --version goes alone (wirelab --version)');
+      return 2;
+    }
+    console.log(`wirelab ${version()}`);
+    return 0;
   }
-  const tracer = tracerFromFlags(flags);
+  if (command === undefined) {
+    console.log(usage());
+    return values.help ? 0 : 2;
+  }
+  const spec = COMMANDS[command];
+  if (!spec) {
+    console.error(`wirelab: unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')} (wirelab --help)`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(commandHelp(spec));
+    return 0;
+  }
+  if (positionals.length < spec.minArgs || positionals.length > spec.maxArgs) {
+    const extra = positionals.slice(spec.maxArgs).join(' ');
+    console.error(`wirelab ${command}: ${extra ? `unexpected argument ${extra}` : 'missing argument'}; usage: wirelab ${command}${spec.args ? ` ${spec.args}` : ''} (wirelab ${command} --help)`);
+    return 2;
+  }
+  return run(command, positionals, values);
+}
+
+async function run(command: string, args: string[], values: FlagValues): Promise<number> {
   switch (command) {
     case 'up':
-      return up(flags, tracer);
+      return up(values as UpFlags, tracerFromFlags(values as TraceFlags));
     case 'lab':
-      if (rest.length !== 1) {
-        console.error('usage: wirelab lab <id | ./path/to/lab.ts> [--json] [--trace]');
+      if (args.length === 0) {
+        console.error('wirelab lab: which lab? run one with wirelab lab <id> (or a file: wirelab lab ./my-lab.ts)\n');
+        return listCommand(values);
+      }
+      return labCommand(args[0]!, values, tracerFromFlags(values as TraceFlags));
+    case 'labs':
+      return labsCommand(values, tracerFromFlags(values as TraceFlags));
+    case 'list':
+      return listCommand(values);
+    case 'webrtc':
+      return webrtcCommand(values as WebRtcFlags, tracerFromFlags(values as TraceFlags));
+    case 'help': {
+      const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
+      if (args[0] !== undefined && !about) {
+        console.error(`wirelab help: unknown command "${args[0]}"; commands: ${Object.keys(COMMANDS).join(', ')}`);
         return 2;
       }
-      return labCommand(rest[0]!, flags, tracer);
-    case 'labs':
-      return labsCommand(flags, tracer);
-    case 'list':
-      return listCommand();
+      console.log(about ? commandHelp(about) : usage());
+      return 0;
+    }
     default:
-      console.error(`wirelab: unknown command "${command}"\n\n${USAGE}`);
-      return 2;
+      throw new Error(`no handler for ${command}`);
   }
 }
 

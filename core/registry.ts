@@ -17,8 +17,13 @@ export interface ServiceEntry {
   start(options: { host: string; port: number; tracer: Tracer }): Promise<RunningServer>;
   /** A command for a program nobody here wrote (nc, socat, curl, python3 -c ...), ready to paste. */
   tryWith(server: RunningServer): string;
-  /** Extra fields for `wirelab up --json` (an FTP root, say). */
-  extra?(server: RunningServer): Record<string, unknown>;
+  /** The address shown in the table and given as `url` in `--json` (default: the server's own `url`). */
+  url?(server: RunningServer): string;
+  /**
+   * Extra fields for `wirelab up --json` (an FTP root, say); string ones are also printed under the table. `others`
+   * are the servers started alongside, by name (the WebRTC page URL needs the HTTP server's).
+   */
+  extra?(server: RunningServer, others?: ReadonlyMap<string, RunningServer>): Record<string, unknown>;
 }
 
 export const DEFAULT_PORT_BASE = 7000;

@@ -6,7 +6,7 @@ import { startFtpServer, type RunningFtpServer } from './ftp/index.ts';
 import { startHttpServer } from './http/index.ts';
 import { startTcpServer } from './tcp.ts';
 import { startUdpServer } from './udp.ts';
-import { startSignalingServer } from './webrtc/index.ts';
+import { startSignalingServer, type RunningSignalingServer } from './webrtc/index.ts';
 import { startWsServer } from './ws/index.ts';
 import { startImapServer } from './imap/index.ts';
 import { startPop3Server } from './pop3.ts';
@@ -132,6 +132,16 @@ export const SERVICES: ServiceEntry[] = [
     wellKnownPort: 82,
     describe: 'WebRTC signaling at /signal: rooms; offer, answer, candidate relayed with session ids (README, "WebRTC")',
     start: (o) => startSignalingServer(o),
+    url: (s) => (s as RunningSignalingServer).signalUrl,
+    // The browser page (GET /webrtc on the HTTP server) and the werift peer of the CLI, both joining room "demo".
+    extra: (s, others) => {
+      const signal = (s as RunningSignalingServer).signalUrl;
+      const http = others?.get('http');
+      return {
+        ...(http?.url ? { page: `${http.url}/webrtc?signal=${signal}&room=demo` } : {}),
+        peer: `npx wirelab webrtc --url ${signal} --room demo`,
+      };
+    },
     tryWith: (s) =>
       py(
         `import socket,base64,os,time;s=socket.create_connection(('${s.host}',${s.port}));k=base64.b64encode(os.urandom(16)).decode();` +

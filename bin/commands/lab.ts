@@ -59,7 +59,10 @@ export async function labsCommand(flags: LabFlags, tracer: Tracer): Promise<numb
   return results.length === labs.length && results.every((r) => r.ok) ? 0 : 1;
 }
 
-export async function listCommand(): Promise<number> {
-  for (const lab of await loadAllLabs()) console.log(`${lab.id.padEnd(28)} ${lab.title}`);
+/** `wirelab list` (and `wirelab lab` without an id): each lab's id and title. */
+export async function listCommand(flags: LabFlags = {}): Promise<number> {
+  const labs = await loadAllLabs();
+  if (flags.json) process.stdout.write(JSON.stringify(labs.map((l) => ({ id: l.id, title: l.title, protocols: l.protocols }))) + '\n');
+  else for (const lab of labs) console.log(`${lab.id.padEnd(28)} ${lab.title}`);
   return 0;
 }

@@ -78,14 +78,15 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     }
   }
 
+  const byName = new Map(started.map((s) => [s.entry.name, s.server]));
   const rows = started.map(({ entry, server }) => ({
     name: entry.name,
     proto: server.proto,
     host: server.host,
     port: server.port,
-    ...(server.url ? { url: server.url } : {}),
+    ...(entry.url || server.url ? { url: entry.url?.(server) ?? server.url } : {}),
     try: entry.tryWith(server),
-    ...(entry.extra?.(server) ?? {}),
+    ...(entry.extra?.(server, byName) ?? {}),
     ...('impairment' in server ? { impairment: server.impairment } : {}),
   }));
   if (control) rows.push({ name: 'impair-control', proto: 'http', host: control.host, port: control.port, url: control.url!, try: `curl ${control.url}/proxies` });
@@ -103,6 +104,9 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     }
     console.log(table.toString());
     for (const line of below) console.log(line);
+    for (const { entry, server } of started) {
+      for (const [k, v] of Object.entries(entry.extra?.(server, byName) ?? {})) if (typeof v === 'string') console.log(`${entry.name} ${k}: ${v}`);
+    }
     console.log(`wirelab is up: ${rows.length} servers on ${host}. Ctrl-C stops them. Trace with: npm start -- --trace`);
   }
 

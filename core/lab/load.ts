@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { register } from 'node:module';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ErrorCodes, WirelabError } from '../errors.ts';
 import { defineLab } from './define.ts';
@@ -8,6 +9,21 @@ import type { Lab } from './types.ts';
 
 /** The project's labs/ folder: one lab per file, the file named after the lab's id. */
 export const LABS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'labs');
+
+const registeredRoots = new Set<string>();
+
+/**
+ * Lets a lab file outside this package load as it would inside: `.ts` as an ES module and `import ... from 'wirelab'`
+ * resolved to this package when its folder has no node_modules/wirelab (core/lab/external-hooks.ts).
+ */
+function allowExternal(file: string): void {
+  const root = pathToFileURL(dirname(file) + sep).href;
+  if (registeredRoots.has(root)) return;
+  registeredRoots.add(root);
+  register('./external-hooks.ts', import.meta.url, {
+    data: { roots: [root], selfParent: pathToFileURL(join(LABS_DIR, '..', 'core', 'index.ts')).href },
+  });
+}
 
 /** True when the argument names a file rather than a lab id. */
 export function looksLikePath(arg: string): boolean {
@@ -19,11 +35,7 @@ async function importLab(file: string): Promise<Lab> {
   try {
     mod = (await import(pathToFileURL(file).href)) as typeof mod;
   } catch (err) {
-    const hint =
-      (err as { code?: string }).code === 'ERR_REQUIRE_CYCLE_MODULE' || /require\(\)|ERR_REQUIRE/.test(String(err))
-        ? ' (outside this project a .ts file is loaded as CommonJS: name it .mts, or add a package.json with "type": "module")'
-        : '';
-    throw new WirelabError(ErrorCodes.LAB_INVALID, `${file} could not be loaded: ${(err as Error).message.split('\n')[0]}${hint}`, { cause: err });
+    throw new WirelabError(ErrorCodes.LAB_INVALID, `${file} could not be loaded: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   const def = mod.default ?? mod.lab;
   if (!def) {
@@ -46,6 +58,7 @@ export async function loadLab(idOrPath: string): Promise<Lab> {
   if (looksLikePath(idOrPath)) {
     const file = resolve(idOrPath);
     if (!existsSync(file)) throw new WirelabError(ErrorCodes.LAB_NOT_FOUND, `no lab file at ${file}`);
+    allowExternal(file);
     return importLab(file);
   }
   const ids = await labIds();

@@ -1,0 +1,119 @@
+import type { CommandSpec, FlagSpec } from './args.ts';
+
+/** Every flag of every command; each command lists the ones it takes. */
+export const FLAGS: Record<string, FlagSpec> = {
+  help: { type: 'boolean', short: 'h', help: "this command's help" },
+  version: { type: 'boolean', short: 'V', help: "wirelab's version" },
+  json: { type: 'boolean', help: 'machine-readable output on stdout, nothing else there' },
+  trace: { type: 'boolean', help: 'every connection, read, write, command, frame and datagram on stderr' },
+  hex: { type: 'boolean', help: 'a hex dump of each payload under its traced line (implies --trace)' },
+  'trace-file': { type: 'string', value: 'F', help: 'the same events as JSON lines in the file F' },
+  'port-base': { type: 'string', value: 'N', help: 'each server on N + its IANA port (default 7000: tcp echo 7007); 0 picks free ports' },
+  host: { type: 'string', value: 'H', help: 'bind H instead of 127.0.0.1 (only when you mean it)' },
+  only: { type: 'string', value: 'a,b', help: 'start only these services (names or protocols: tcp-echo,udp)' },
+  impair: {
+    type: 'string',
+    multiple: true,
+    value: 'SPEC',
+    help: "put servers behind impairments, e.g. 'tcp-echo:latency=20ms,jitter=5ms' or 'udp:loss=5%' (README \"Impairments\"); repeatable",
+  },
+  url: { type: 'string', value: 'URL', help: 'the signaling endpoint, ws://HOST:PORT/signal (default: wirelab up\'s, from --port-base)' },
+  room: { type: 'string', value: 'NAME', help: 'the room to join (default demo, as the browser page)' },
+  label: { type: 'string', value: 'L', help: 'the data channel stdin lines are sent on (default chat)' },
+  'timeout-ms': { type: 'string', value: 'MS', help: 'give up joining or connecting a peer after MS (default 10000)' },
+};
+
+const TRACING = ['trace', 'hex', 'trace-file'];
+
+export const COMMANDS: Record<string, CommandSpec> = {
+  up: {
+    name: 'up',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    summary: 'start every server on 127.0.0.1 (npm start)',
+    details: `Starts every server (TCP/UDP echo, discard, chargen, HTTP(S), WebSocket, WebRTC signaling, FTP(S), SMTP, IMAP,
+POP3) and prints a table with a command to try each one; runs until Ctrl-C or SIGTERM.
+With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxiproxy-style control API listens on
+port base + 1474. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
+    flags: ['port-base', 'host', 'only', 'impair', 'json', ...TRACING],
+  },
+  lab: {
+    name: 'lab',
+    args: '[<id> | <path/to/lab.ts>]',
+    minArgs: 0,
+    maxArgs: 1,
+    summary: 'run one lab (without an id: list the labs)',
+    details: `Runs a built-in lab by id, or a lab file of your own from any folder (README, "Write your own lab"); the file
+imports from 'wirelab'. Exit 0 when every claim held, 1 when one did not, 2 for a usage error or a lab not found.
+Without an id, lists the labs.`,
+    flags: ['json', ...TRACING],
+  },
+  labs: {
+    name: 'labs',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    summary: 'run every lab, then a summary table',
+    details: 'Runs every lab in labs/ one after another; exit 1 if any failed.',
+    flags: ['json', ...TRACING],
+  },
+  list: {
+    name: 'list',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    summary: 'the labs, one line each',
+    details: 'Prints each lab id and title (with --json: an array of { id, title, protocols }).',
+    flags: ['json'],
+  },
+  webrtc: {
+    name: 'webrtc',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    summary: 'a WebRTC peer: join a room, send stdin lines on a data channel, print what arrives',
+    details: `A werift peer in a room of the signaling server (wirelab up's webrtc-signal, or --url). It calls every peer
+already in the room and answers those who join later, as the browser page does (channels "chat" and "unreliable").
+Each stdin line is sent on the --label channel to every connected peer; each message that arrives is printed on
+stdout as "<peer id> <channel>: <text>". Progress (joined, connected, left) goes to stderr. End of stdin or Ctrl-C
+hangs up (bye) and leaves.`,
+    flags: ['url', 'port-base', 'room', 'label', 'timeout-ms', ...TRACING],
+  },
+  help: {
+    name: 'help',
+    args: '[<command>]',
+    minArgs: 0,
+    maxArgs: 1,
+    summary: "this text, or a command's help",
+    details: 'wirelab help <command> is wirelab <command> --help.',
+    flags: [],
+  },
+};
+
+function flagLine(name: string): string {
+  const f = FLAGS[name]!;
+  const left = `  ${f.short ? `-${f.short}, ` : ''}--${name}${f.value ? ` ${f.value}` : ''}`;
+  return `${left.padEnd(24)} ${f.help}`;
+}
+
+export function usage(): string {
+  const cmds = Object.values(COMMANDS).map((c) => `  wirelab ${`${c.name} ${c.args}`.padEnd(34)} ${c.summary}`);
+  return `wirelab: real protocols on loopback, labs that check their own claims
+
+usage:
+${cmds.join('\n')}
+
+  wirelab <command> --help               that command's flags
+  wirelab --version                      the version`;
+}
+
+export function commandHelp(spec: CommandSpec): string {
+  const flags = [...spec.flags, 'help'].map(flagLine);
+  return `usage: wirelab ${spec.name}${spec.args ? ` ${spec.args}` : ''}${spec.flags.length ? ' [flags]' : ''}
+
+${spec.details}
+
+flags:
+${flags.join('\n')}`;
+}

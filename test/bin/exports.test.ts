@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { CHECKOUT, node, readmeBlock, tempProject } from '../helpers/project.ts';
+
+const pkg = JSON.parse(readFileSync(join(CHECKOUT, 'package.json'), 'utf8')) as { exports: Record<string, string>; bin: Record<string, string> };
+
+test('every "exports" target exists, and every folder module has its own entry (a pattern would point at <folder>.ts)', () => {
+  for (const [key, target] of Object.entries(pkg.exports)) {
+    if (key.includes('*')) continue;
+    assert.ok(existsSync(join(CHECKOUT, target)), `${key} -> ${target} exists`);
+  }
+  for (const area of ['servers', 'clients', 'core']) {
+    for (const name of readdirSync(join(CHECKOUT, area))) {
+      if (!existsSync(join(CHECKOUT, area, name, 'index.ts')) || existsSync(join(CHECKOUT, area, `${name}.ts`))) continue;
+      assert.equal(pkg.exports[`./${area}/${name}`], `./${area}/${name}/index.ts`, `./${area}/${name} is mapped to its index.ts`);
+    }
+  }
+  for (const bin of Object.values(pkg.bin)) assert.ok(existsSync(join(CHECKOUT, bin)), `bin ${bin} exists`);
+});
+
+test("each import path the README documents loads from a project outside the checkout and has the names it lists", async (t) => {
+  const rows = [...(await readmeBlock('import-paths')).matchAll(/^\| `([^`]+)` \| (.+) \|$/gm)].map((m) => ({
+    path: m[1]!,
+    names: [...m[2]!.matchAll(/`([A-Za-z_$][\w$]*)`/g)].map((n) => n[1]!),
+  }));
+  assert.ok(rows.length >= 20, `the README lists the import paths (${rows.length} found)`);
+  const project = await tempProject(true);
+  t.after(() => project.remove());
+  // Imported through tsx from the user's folder, by package name: what a lab file or a script of theirs does.
+  await writeFile(
+    join(project.dir, 'check.mts'),
+    `const rows = ${JSON.stringify(rows)};
+const out = {};
+for (const r of rows) {
+  try {
+    const m = await import(r.path);
+    out[r.path] = r.names.filter((n) => m[n] === undefined);
+  } catch (err) {
+    out[r.path] = String(err).split('\\n')[0];
+  }
+}
+console.log(JSON.stringify(out));
+process.exit(0);
+`,
+  );
+  const tsx = pathToFileURL(join(CHECKOUT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+  const r = await node(['--import', tsx, 'check.mts'], project.dir, 90_000);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, string[] | string>;
+  for (const row of rows) assert.deepEqual(out[row.path], [], `${row.path}: loads and exports ${row.names.join(', ')}`);
+});

@@ -19,7 +19,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   },
   url: { type: 'string', value: 'URL', help: 'the signaling endpoint, ws://HOST:PORT/signal (default: wirelab up\'s, from --port-base)' },
   room: { type: 'string', value: 'NAME', help: 'the room to join (default demo, as the browser page)' },
-  label: { type: 'string', value: 'L', help: 'the data channel stdin lines are sent on (default chat)' },
+  label: { type: 'string', value: 'L', help: 'the data channel stdin lines go to (default chat); a caller makes it, an answerer needs a caller that does' },
   'timeout-ms': { type: 'string', value: 'MS', help: 'give up joining or connecting a peer after MS (default 10000)' },
 };
 

@@ -82,3 +82,16 @@ test('the parser: flags before or after the command, --flag=value, repeated flag
   assert.deepEqual(parseCommandLine(['lab', '--', '--odd-name.ts'], FLAGS, COMMANDS).positionals, ['--odd-name.ts']);
   assert.throws(() => parseCommandLine(['labs', '--url', 'x'], FLAGS, COMMANDS), UsageError);
 });
+
+test('stdin lines for wirelab webrtc: CRLF trimmed, a line over the limit reported once and skipped to its newline', async () => {
+  const { LineSplitter } = await import('../../bin/cli/lines.ts');
+  const lines: string[] = [];
+  const tooLong: number[] = [];
+  const s = new LineSplitter(8, (l) => lines.push(l), (n) => tooLong.push(n));
+  s.push(Buffer.from('one\r\ntw'));
+  s.push(Buffer.from('o\n' + 'x'.repeat(20)));
+  s.push(Buffer.from('y'.repeat(20) + '\nthree'));
+  s.end();
+  assert.deepEqual(lines, ['one', 'two', 'three']);
+  assert.deepEqual(tooLong, [40]);
+});

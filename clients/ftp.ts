@@ -15,7 +15,10 @@ export interface FtpClientOptions {
   user?: string;
   /** Default 'demo'. */
   password?: string;
-  /** `true`: AUTH TLS on the plain port (explicit FTPS, PROT P); 'implicit': TLS from the first byte. Default false. */
+  /**
+   * `true`: AUTH TLS on the plain port (explicit FTPS, PROT P); 'implicit': TLS from the first byte; false: all in
+   * clear (the server must allow it). Default true.
+   */
   secure?: boolean | 'implicit';
   /** TLS settings; the local CA is trusted and the certificate is verified. */
   tls?: TlsSettings;
@@ -78,7 +81,7 @@ export class FtpClient {
   }
 
   static async connect(options: FtpClientOptions): Promise<FtpClient> {
-    const o = { host: DEFAULT_HOST, user: 'demo', password: 'demo', secure: false, login: true, timeoutMs: 10_000, ...options };
+    const o = { host: DEFAULT_HOST, user: 'demo', password: 'demo', secure: true as boolean | 'implicit', login: true, timeoutMs: 10_000, ...options };
     checkPort('port', o.port);
     checkInt('timeoutMs', o.timeoutMs, 1, 3600_000);
     const client = new FtpClient(new BasicClient(o.timeoutMs), o.tracer ?? NOOP_TRACER);

@@ -8,9 +8,9 @@ export interface ImapClientOptions {
   /** Default 127.0.0.1. */
   host?: string;
   port: number;
-  /** Implicit TLS (IMAPS). Default false: plain, upgraded with STARTTLS when the server offers it. */
+  /** Implicit TLS (IMAPS). Default false: plain, then STARTTLS before logging in (required: no STARTTLS, no login). */
   secure?: boolean;
-  /** Never STARTTLS (to show the clear-text conversation). Default false. */
+  /** Never STARTTLS (to show the clear-text conversation; the server must allow it). Default false. */
   noStartTls?: boolean;
   auth: { user: string; pass: string };
   /** Trust settings; by default the local CA (core/tls). Pass `ca` to trust another server's certificate. */
@@ -38,7 +38,8 @@ export async function connectImap(options: ImapClientOptions): Promise<ImapFlow>
     host: options.host ?? DEFAULT_HOST,
     port: options.port,
     secure: options.secure ?? false,
-    doSTARTTLS: options.noStartTls ? false : undefined,
+    // true: STARTTLS or fail, so the password never goes out in clear by accident (imapflow's default is opportunistic).
+    doSTARTTLS: options.secure ? undefined : !options.noStartTls,
     auth: options.auth,
     tls: { ...base, ...(options.tls?.ca ? { ca: options.tls.ca } : {}) },
     logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), trace: log('trace') } as never,

@@ -13,7 +13,7 @@ export interface Pop3ClientOptions {
   port: number;
   /** Implicit TLS (POP3S). Default false. */
   secure?: boolean;
-  /** Send STLS after the greeting and continue in TLS. Default false. */
+  /** Send STLS after the greeting and continue in TLS. Default true unless `secure` (false shows the clear text). */
   startTls?: boolean;
   /** Trust settings; by default the local CA (core/tls) is trusted. Pass `ca` for another server's certificate. */
   tls?: TlsSettings & { ca?: string; rejectUnauthorized?: boolean };
@@ -68,7 +68,7 @@ export class Pop3Client {
     const greeting = await c.#reply(false);
     if (!greeting.ok) throw new WirelabError(ErrorCodes.MAIL_PROTOCOL, `POP3 greeting: ${greeting.text}`, { status: greeting.text });
     c.greeting = greeting.text;
-    if (o.startTls) await c.#startTls();
+    if (o.startTls ?? !o.secure) await c.#startTls();
     return c;
   }
 

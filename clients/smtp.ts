@@ -12,9 +12,12 @@ export interface SmtpClientOptions {
   port: number;
   /** Implicit TLS (SMTPS, port 465). Default false. */
   secure?: boolean;
-  /** Insist on STARTTLS on a plain port (fail when the server does not offer it). Default false. */
+  /**
+   * Insist on STARTTLS on a plain port: fail when the server does not offer it rather than send the message and any
+   * password in clear. Default true (false when `ignoreTls` is set).
+   */
   requireTls?: boolean;
-  /** Never STARTTLS even if offered (to show the clear-text conversation). Default false. */
+  /** Never STARTTLS even if offered (to show the clear-text conversation; the server must allow it). Default false. */
   ignoreTls?: boolean;
   auth?: { user: string; pass: string };
   tls?: TlsSettings;
@@ -61,7 +64,7 @@ export async function createSmtpClient(options: SmtpClientOptions) {
     host: options.host ?? DEFAULT_HOST,
     port: options.port,
     secure: options.secure ?? false,
-    requireTLS: options.requireTls ?? false,
+    requireTLS: options.requireTls ?? !options.ignoreTls,
     ignoreTLS: options.ignoreTls ?? false,
     ...(options.auth ? { auth: options.auth } : {}),
     tls: await tlsClientOptions(options.tls ?? {}),

@@ -39,3 +39,8 @@ export function checkString(option: string, v: unknown): string {
   if (typeof v !== 'string' || v.length === 0) throw new InvalidOptionError(option, 'a non-empty string', v);
   return v;
 }
+
+export function checkBoolean(option: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') throw new InvalidOptionError(option, 'true or false', v);
+  return v;
+}

@@ -25,8 +25,9 @@ export default defineLab({
   protocols: ['ftp'],
   timeoutMs: 15_000,
   async run(ctx) {
-    const { server, sink, tracer } = await startLabFtp(ctx);
-    let client = await FtpClient.connect({ port: server.port, tracer });
+    // Plain FTP on purpose: the TYPE A / I table counts bytes on the wire, which PROT P would turn into TLS records.
+    const { server, sink, tracer } = await startLabFtp(ctx, { allowInsecureAuth: true });
+    let client = await FtpClient.connect({ port: server.port, tracer, secure: false });
     ctx.defer(() => client.close());
     const rows: Array<Array<string | number>> = [];
 
@@ -98,7 +99,7 @@ export default defineLab({
     let interrupted = false;
     await client.basic.downloadTo(stopper, 'big.bin').catch(() => (interrupted = true));
     client.close();
-    client = await FtpClient.connect({ port: server.port, tracer });
+    client = await FtpClient.connect({ port: server.port, tracer, secure: false });
     const mark = sink.events.length;
     const rest = await client.download('big.bin', keptBytes);
     const w = wire(sink.events, mark);
@@ -117,7 +118,7 @@ export default defineLab({
     client.close();
     const quitWire = wire(sink.events, markQuit);
     const quitReplies = quitWire.replies;
-    client = await FtpClient.connect({ port: server.port, tracer });
+    client = await FtpClient.connect({ port: server.port, tracer, secure: false });
     const again = await client.basic.pwd();
     rows.push(['close / quit', quitWire.commands.join(', '), quitReplies.map((r) => r.slice(0, 3)).join(', '), 'ends the connection; after close the program stays and can open another']);
     ctx.claim('close / quit → QUIT, answered 221; a new connection works afterwards', quitReplies.some((r) => r.startsWith('221')) && again === '/', quitReplies.join(' | '));

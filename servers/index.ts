@@ -113,7 +113,8 @@ export const SERVICES: ServiceEntry[] = [
     wellKnownPort: 21,
     describe: 'FTP (RFC 959) with AUTH TLS, EPSV/EPRT, MLSD; user demo / demo',
     start: (o) => startFtpServer(o),
-    tryWith: (s) => `curl ftp://demo:demo@${s.host}:${s.port}/`,
+    // AUTH TLS first: the server refuses USER in clear (allowInsecureAuth is off).
+    tryWith: (s) => `curl --ssl-reqd --cacert ${caPath()} ftp://demo:demo@${s.host}:${s.port}/`,
     extra: (s) => ({ root: (s as RunningFtpServer).root }),
   },
   {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createDecoder, type Decoder } from '../core/framing.ts';
-import { checkInt, checkPort } from '../core/options.ts';
+import { checkBoolean, checkInt, checkPort } from '../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../core/server.ts';
 import { tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
@@ -35,6 +35,12 @@ export interface Pop3ServerOptions {
   maxAuthFailures?: number;
   /** Connections open at once. Default 100. */
   maxConnections?: number;
+  /**
+   * Accept USER / PASS and AUTH PLAIN on a connection that is not TLS (before STLS), so the password crosses the wire
+   * in clear: only for the lab that shows it. Default false: CAPA offers neither before STLS, and USER and AUTH get
+   * `-ERR [AUTH]` before any password is sent (APOP, which sends only a digest, stays allowed).
+   */
+  allowInsecureAuth?: boolean;
   tracer?: Tracer;
 }
 
@@ -54,6 +60,7 @@ const DEFAULTS = {
   authFailureDelayMs: 250,
   maxAuthFailures: 5,
   maxConnections: 100,
+  allowInsecureAuth: false,
 };
 export type Pop3Resolved = typeof DEFAULTS & { store: MailStore; tracer: Tracer; tls: ServerTls; proto: string };
 
@@ -68,6 +75,7 @@ export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<
   checkInt('authFailureDelayMs', merged.authFailureDelayMs, 0, 60_000);
   checkInt('maxAuthFailures', merged.maxAuthFailures, 1, 1000);
   checkInt('maxConnections', merged.maxConnections, 1, 100_000);
+  checkBoolean('allowInsecureAuth', merged.allowInsecureAuth);
   const settings = options.tls ?? {};
   const tlsOptions = await tlsServerOptions(settings);
   const o: Pop3Resolved = {
@@ -150,6 +158,11 @@ class Pop3Connection {
 
   get secure(): boolean {
     return this.#socket instanceof tls.TLSSocket;
+  }
+
+  /** True while a password would cross the wire in clear and the server does not allow that. */
+  get plaintextAuthDisabled(): boolean {
+    return !this.secure && !this.o.allowInsecureAuth;
   }
 
   #attach(socket: net.Socket): void {

@@ -1,12 +1,13 @@
 import { format } from 'node:util';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
-import { checkInt, checkPort } from '../core/options.ts';
+import { checkBoolean, checkInt, checkPort } from '../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
 import { authFailureDelay, defaultMailStore, oneLine, pause } from './mail/shared.ts';
 import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from './mail/chaos.ts';
 import type { MailStore } from './mail/store/index.ts';
+import { MessageSpool, type SpooledMessage } from './mail/spool.ts';
 
 export type { SmtpChaos, SmtpChaosRule, SmtpChaosTrigger } from './mail/chaos.ts';
 
@@ -23,7 +24,11 @@ export interface SmtpServerOptions {
   tls?: TlsSettings;
   /** Refuse MAIL FROM until the client authenticated (submission). Default false: anyone may deliver locally. */
   requireAuth?: boolean;
-  /** Largest message accepted; SIZE is advertised and a larger one gets 552. Default 10 MiB. */
+  /**
+   * Largest message accepted; SIZE is advertised and a larger one gets 552 at the end of DATA. Bytes are counted as
+   * they arrive and none past the limit are kept; an accepted message is spooled to the store's disk while it
+   * arrives. Default 10 MiB.
+   */
   maxMessageSize?: number;
   /** Connections open at once. Default 100. */
   maxClients?: number;
@@ -33,6 +38,11 @@ export interface SmtpServerOptions {
   socketTimeoutMs?: number;
   /** Pause after each wrong password, times the number of failures so far (capped at 8×). Default 250 ms. */
   authFailureDelayMs?: number;
+  /**
+   * Accept AUTH on a connection that is not TLS (before STARTTLS), so the password crosses the wire in clear: only for
+   * the lab that shows it. Default false: AUTH before STARTTLS gets 538, as Postfix's smtpd_tls_auth_only does.
+   */
+  allowInsecureAuth?: boolean;
   /** Injected failures; change them while running with `setChaos`. Default none. */
   chaos?: SmtpChaos;
   /** Where chaos draws its random numbers (a seeded generator makes a lab repeatable). Default Math.random. */
@@ -57,6 +67,7 @@ const DEFAULTS = {
   maxRecipients: 100,
   socketTimeoutMs: 60_000,
   authFailureDelayMs: 250,
+  allowInsecureAuth: false,
 };
 
 function replyError(message: string, code: number): Error {
@@ -72,6 +83,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   checkInt('maxRecipients', o.maxRecipients, 1, 100_000);
   checkInt('socketTimeoutMs', o.socketTimeoutMs, 1, 24 * 3600_000);
   checkInt('authFailureDelayMs', o.authFailureDelayMs, 0, 60_000);
+  checkBoolean('allowInsecureAuth', o.allowInsecureAuth);
   const tracer = o.tracer ?? NOOP_TRACER;
   const store = o.store ?? (await defaultMailStore());
   const proto = o.secure ? 'smtps' : 'smtp';
@@ -128,8 +140,8 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
     banner: 'wirelab ESMTP',
     size: o.maxMessageSize,
     authMethods: ['PLAIN', 'LOGIN'],
-    // Loopback playground: AUTH is offered before STARTTLS too, so a trace can show the password going in clear.
-    allowInsecureAuth: true,
+    // Secure by default: AUTH before STARTTLS gets 538 (smtp-server's check), unless a lab asks to show it in clear.
+    allowInsecureAuth: o.allowInsecureAuth,
     authOptional: !o.requireAuth,
     disabledCommands: o.secure ? ['STARTTLS'] : [],
     maxClients: o.maxClients,
@@ -170,29 +182,62 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       callback();
     },
     onData(stream, session, callback) {
-      const parts: Buffer[] = [];
-      stream.on('data', (c: Buffer) => parts.push(c));
+      // Counted while it streams; nothing past maxMessageSize is kept, and what is kept goes to a spool file.
+      const spool = new MessageSpool(store.spoolDir, o.maxMessageSize);
+      const cid = cidOf(session.id);
+      let ended = false;
+      stream.on('data', (c: Buffer) => {
+        const wasOver = spool.overLimit;
+        if (!spool.write(c)) {
+          stream.pause();
+          spool.onDrain(() => stream.resume());
+        }
+        if (!wasOver && spool.overLimit) {
+          tracer.emit(proto, cid, '*', 'limit', () => `DATA passed maxMessageSize=${o.maxMessageSize} B: reading on without keeping, 552 at the end`);
+        }
+      });
+      // The connection went away mid-DATA (smtp-server destroys the stream): nothing was accepted, drop the spool.
+      stream.on('error', () => void spool.discard());
+      stream.on('close', () => {
+        if (!ended) void spool.discard();
+      });
       stream.on('end', () => {
-        if ((stream as { sizeExceeded?: boolean }).sizeExceeded) {
+        ended = true;
+        void deliver();
+      });
+      const deliver = async (): Promise<void> => {
+        let message: SpooledMessage | null;
+        try {
+          message = await spool.finish();
+        } catch (e) {
+          await spool.discard();
+          return callback(replyError(`Spooling failed: ${(e as Error).message}`, 451));
+        }
+        if (message === null || (stream as { sizeExceeded?: boolean }).sizeExceeded) {
           stats.rejected++;
+          tracer.emit(proto, cid, '*', 'reject', () => ({ summary: `${spool.bytes} B over maxMessageSize=${o.maxMessageSize}: 552`, bytes: spool.bytes }));
+          await spool.discard();
           return callback(replyError(`Message exceeds maxMessageSize=${o.maxMessageSize} bytes`, 552));
         }
         const err = injected('data', session);
-        if (err) return callback(err);
-        const raw = Buffer.concat(parts);
+        if (err) {
+          await spool.discard();
+          return callback(err);
+        }
+        const raw = message.raw;
         const users = new Set(session.envelope.rcptTo.map((r) => store.userForAddress(r.address)?.name).filter((u): u is string => !!u));
         // Acknowledged only once the message is on disk in every recipient's INBOX.
-        Promise.all([...users].map((u) => store.append(u, 'INBOX', raw)))
-          .then(() => {
-            stats.delivered++;
-            tracer.emit(proto, cidOf(session.id), '*', 'delivered', () => ({
-              summary: `${raw.length} B delivered to ${[...users].join(', ')}`,
-              bytes: raw.length,
-            }));
-            callback(null, 'Delivered');
-          })
-          .catch((e: Error) => callback(replyError(`Delivery failed: ${e.message}`, 451)));
-      });
+        try {
+          await Promise.all([...users].map((u) => store.append(u, 'INBOX', raw, { spoolFile: message.file })));
+        } catch (e) {
+          return callback(replyError(`Delivery failed: ${(e as Error).message}`, 451));
+        } finally {
+          await spool.discard();
+        }
+        stats.delivered++;
+        tracer.emit(proto, cid, '*', 'delivered', () => ({ summary: `${raw.length} B delivered to ${[...users].join(', ')}`, bytes: raw.length }));
+        callback(null, 'Delivered');
+      };
     },
   });
   server.on('error', (err) => tracer.emit(proto, `${proto}-server`, '*', 'error', () => err.message));

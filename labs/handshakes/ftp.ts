@@ -9,7 +9,8 @@ import type { HandshakeRow, HandshakeRows } from './types.ts';
  * data connection's TCP connect.
  */
 const ftpRows: HandshakeRows = async (ctx) => {
-  const { server, sink, tracer } = await startLabFtp(ctx);
+  // The plain login row logs in over plain TCP beside the AUTH TLS row, so this server allows it (the default refuses).
+  const { server, sink, tracer } = await startLabFtp(ctx, { allowInsecureAuth: true });
   const rows: HandshakeRow[] = [];
   const since = (mark: number, kind: string): TraceEvent[] => sink.events.slice(mark).filter((e) => e.proto === 'ftp' && e.kind === kind);
   const codes = (mark: number): string[] => since(mark, 'reply').map((e) => e.summary.slice(0, 3));
@@ -17,7 +18,7 @@ const ftpRows: HandshakeRows = async (ctx) => {
   // Plain login: 220, USER 331, PASS 230.
   let mark = sink.events.length;
   let t0 = performance.now();
-  const plain = await FtpClient.connect({ port: server.port, tracer, login: false });
+  const plain = await FtpClient.connect({ port: server.port, tracer, login: false, secure: false });
   ctx.defer(() => plain.close());
   await plain.send('USER demo');
   await plain.send('PASS demo');

@@ -12,13 +12,17 @@ export interface MailLab {
   pop3: RunningPop3Server;
 }
 
-/** SMTP, IMAP and POP3 on free loopback ports over one in-memory store (demo / demo), closed when the lab ends. */
-export async function startMailLab(ctx: LabContext): Promise<MailLab> {
+/**
+ * SMTP, IMAP and POP3 on free loopback ports over one in-memory store (demo / demo), closed when the lab ends.
+ * `allowInsecureAuth` is passed to all three: labs that log in over plain TCP on purpose set it (the default refuses).
+ */
+export async function startMailLab(ctx: LabContext, options: { allowInsecureAuth?: boolean } = {}): Promise<MailLab> {
   const store = await openMailStore({ memory: true });
   const tracer = ctx.tracer;
-  const smtp = await ctx.start(startSmtpServer({ store, tracer }));
-  const imap = await ctx.start(startImapServer({ store, tracer }));
-  const pop3 = await ctx.start(startPop3Server({ store, tracer }));
+  const allowInsecureAuth = options.allowInsecureAuth ?? false;
+  const smtp = await ctx.start(startSmtpServer({ store, tracer, allowInsecureAuth }));
+  const imap = await ctx.start(startImapServer({ store, tracer, allowInsecureAuth }));
+  const pop3 = await ctx.start(startPop3Server({ store, tracer, allowInsecureAuth }));
   return { store, smtp, imap, pop3 };
 }
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkInt, checkPort, checkString, InvalidOptionError } from '../../core/options.ts';
+import { checkBoolean, checkInt, checkPort, checkString, InvalidOptionError } from '../../core/options.ts';
 import { dataDir } from '../../core/paths.ts';
 import { DEFAULT_HOST } from '../../core/server.ts';
 import type { TlsSettings } from '../../core/tls/index.ts';
@@ -46,6 +46,12 @@ export interface FtpServerOptions {
    * connections (521: send PROT P). Default false.
    */
   requireTls?: boolean;
+  /**
+   * Accept USER / PASS for a named account on a control connection that is not TLS (before AUTH TLS), so the password
+   * crosses the wire in clear: only for labs that show it. Default false: USER gets 530 before any password is sent,
+   * as vsftpd's force_local_logins_ssl does (anonymous logins, which carry no secret, stay allowed when `anonymous`).
+   */
+  allowInsecureAuth?: boolean;
   /** Lowest port PASV / EPSV listen on; 0 with pasvPortMax 0 means any free port. Default 0. */
   pasvPortMin?: number;
   /** Highest port PASV / EPSV listen on. Default 0. */
@@ -86,6 +92,7 @@ export const FTP_SERVER_DEFAULTS = {
   tls: true,
   implicitTls: false,
   requireTls: false,
+  allowInsecureAuth: false,
   pasvPortMin: 0,
   pasvPortMax: 0,
   maxLineLength: 2048,
@@ -107,6 +114,7 @@ export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions
   checkPort('pasvPortMax', o.pasvPortMax);
   if (o.pasvPortMin > o.pasvPortMax) throw new InvalidOptionError('pasvPortMax', `>= pasvPortMin (${o.pasvPortMin})`, o.pasvPortMax);
   if (o.pasvPortMin === 0 && o.pasvPortMax !== 0) throw new InvalidOptionError('pasvPortMin', 'a port when pasvPortMax is set', 0);
+  checkBoolean('allowInsecureAuth', o.allowInsecureAuth);
   checkInt('quotaBytes', o.quotaBytes, 0, Number.MAX_SAFE_INTEGER);
   checkInt('maxLineLength', o.maxLineLength, 16, 1024 * 1024);
   checkInt('maxConnections', o.maxConnections, 1, 100_000);
@@ -129,6 +137,9 @@ export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions
   const tls = o.tls === false ? false : o.tls === true ? {} : o.tls;
   if ((o.implicitTls || o.requireTls) && tls === false) {
     throw new InvalidOptionError('tls', 'TLS settings when implicitTls or requireTls is true', false);
+  }
+  if (!o.allowInsecureAuth && !o.anonymous && tls === false) {
+    throw new InvalidOptionError('allowInsecureAuth', 'true when tls is false and anonymous is off (nobody could log in)', false);
   }
   return { ...o, rootDir, users, tls };
 }

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { checkInt, checkPort } from '../../core/options.ts';
+import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
@@ -39,6 +39,12 @@ export interface ImapServerOptions {
   maxAuthFailures?: number;
   /** Connections open at once. Default 100. */
   maxConnections?: number;
+  /**
+   * Accept LOGIN and AUTHENTICATE PLAIN on a connection that is not TLS (before STARTTLS), so the password crosses the
+   * wire in clear: only for the lab that shows it. Default false: CAPABILITY says LOGINDISABLED and no AUTH=, and both
+   * commands get NO [PRIVACYREQUIRED], as Dovecot's disable_plaintext_auth does.
+   */
+  allowInsecureAuth?: boolean;
   tracer?: Tracer;
 }
 
@@ -61,6 +67,7 @@ const DEFAULTS = {
   authFailureDelayMs: 250,
   maxAuthFailures: 5,
   maxConnections: 100,
+  allowInsecureAuth: false,
 };
 
 /** An IMAP4rev1 server (RFC 3501, with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ID, UNSELECT) over the store. */
@@ -77,6 +84,7 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
   checkInt('authFailureDelayMs', m.authFailureDelayMs, 0, 60_000);
   checkInt('maxAuthFailures', m.maxAuthFailures, 1, 1000);
   checkInt('maxConnections', m.maxConnections, 1, 100_000);
+  checkBoolean('allowInsecureAuth', m.allowInsecureAuth);
   const settings = options.tls ?? {};
   const tlsOptions = await tlsServerOptions(settings);
   const proto = m.secure ? 'imaps' : 'imap';

@@ -27,6 +27,7 @@ export interface ImapResolved {
   idleTimeoutMs: number;
   authFailureDelayMs: number;
   maxAuthFailures: number;
+  allowInsecureAuth: boolean;
 }
 
 export interface Selected {
@@ -76,10 +77,32 @@ export class ImapSession {
     return this.#socket instanceof tls.TLSSocket;
   }
 
+  /** True while a password would cross the wire in clear and the server does not allow that (RFC 3501 6.2.3). */
+  get plaintextAuthDisabled(): boolean {
+    return !this.secure && !this.o.allowInsecureAuth;
+  }
+
   capabilities(): string[] {
-    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'AUTH=PLAIN', 'IDLE', 'UIDPLUS', 'MOVE', 'NAMESPACE', 'ID', 'UNSELECT', 'CHILDREN', 'SPECIAL-USE'];
-    if (!this.secure && this.state === 'not-authenticated') caps.push('STARTTLS');
+    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'IDLE', 'UIDPLUS', 'MOVE', 'NAMESPACE', 'ID', 'UNSELECT', 'CHILDREN', 'SPECIAL-USE'];
+    if (this.state === 'not-authenticated') {
+      if (!this.secure) caps.push('STARTTLS');
+      // Like Dovecot: before TLS no mechanism is offered and LOGINDISABLED tells clients not to send LOGIN.
+      caps.push(...(this.plaintextAuthDisabled ? ['LOGINDISABLED'] : ['AUTH=PLAIN']));
+    } else {
+      caps.push('AUTH=PLAIN');
+    }
     return caps;
+  }
+
+  /**
+   * Answers NO [PRIVACYREQUIRED] (RFC 5530) and returns true when plaintext authentication is disabled here. AUTHENTICATE
+   * checks this before its `+`, so a client that waits for it never sends the password.
+   */
+  refusePlaintextAuth(tag: string, command: string): boolean {
+    if (!this.plaintextAuthDisabled) return false;
+    this.o.tracer.emit(this.o.proto, this.cid, '*', 'auth-refused', () => `${command} before STARTTLS refused (allowInsecureAuth=false)`);
+    this.tagged(tag, 'NO', '[PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS first');
+    return true;
   }
 
   #newReader(): ImapReader {

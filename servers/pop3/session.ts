@@ -102,7 +102,8 @@ export class Pop3Session {
   }
 
   #capa(): void {
-    const caps = ['TOP', 'USER', 'UIDL', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', 'SASL PLAIN', 'IMPLEMENTATION wirelab'];
+    const plain = !(this.#state === 'AUTHORIZATION' && this.#c.plaintextAuthDisabled);
+    const caps = ['TOP', ...(plain ? ['USER'] : []), 'UIDL', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', ...(plain ? ['SASL PLAIN'] : []), 'IMPLEMENTATION wirelab'];
     if (this.#state === 'AUTHORIZATION' && !this.#c.secure) caps.push('STLS');
     this.#c.sendMulti('+OK capability list follows', Buffer.from(caps.join('\r\n') + '\r\n'));
   }
@@ -113,13 +114,24 @@ export class Pop3Session {
     this.#c.startTls();
   }
 
+  /** Answers -ERR and returns true when plaintext authentication is disabled here (before STLS, by default). */
+  #refusePlaintext(command: string): boolean {
+    if (!this.#c.plaintextAuthDisabled) return false;
+    this.#c.o.tracer.emit(this.#c.o.proto, this.#c.cid, '*', 'auth-refused', () => `${command} before STLS refused (allowInsecureAuth=false)`);
+    this.#c.send('-ERR [AUTH] Plaintext authentication is disabled; use STLS first');
+    return true;
+  }
+
   #userCmd(args: string[]): void {
+    // Refused at USER, so a client that stops at the first -ERR never sends PASS.
+    if (this.#refusePlaintext('USER')) return;
     if (args.length !== 1) return this.#c.send('-ERR usage: USER name');
     this.#user = args[0]!;
     this.#c.send(`+OK send PASS for ${this.#user}`);
   }
 
   async #pass(password: string): Promise<void> {
+    if (this.#refusePlaintext('PASS')) return;
     if (this.#user === null) return this.#c.send('-ERR USER first');
     const name = this.#user;
     this.#user = null;
@@ -136,8 +148,9 @@ export class Pop3Session {
 
   #auth(args: string[]): Promise<void> | void {
     const mech = (args[0] ?? '').toUpperCase();
-    if (mech === '') return this.#c.sendMulti('+OK', Buffer.from('PLAIN\r\n'));
+    if (mech === '') return this.#c.sendMulti('+OK', Buffer.from(this.#c.plaintextAuthDisabled ? '' : 'PLAIN\r\n'));
     if (mech !== 'PLAIN') return this.#c.send('-ERR unsupported mechanism');
+    if (this.#refusePlaintext('AUTH PLAIN')) return;
     if (args[1] !== undefined) return this.#saslResponse(args[1]);
     this.#saslPending = true;
     this.#c.send('+ ');

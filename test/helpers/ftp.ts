@@ -142,11 +142,14 @@ export interface TestFtp {
   rootDir: string;
 }
 
-/** An FTP server on port 0 with a temporary root dir, closed (and the dir removed) when the test ends. */
+/**
+ * An FTP server on port 0 with a temporary root dir, closed (and the dir removed) when the test ends. It allows logins
+ * in clear (`allowInsecureAuth: true`) because `RawFtp` speaks plain lines; tests of the secure default pass false.
+ */
 export async function startTestFtp(t: TestContext, options: FtpServerOptions = {}): Promise<TestFtp> {
   const rootDir = await mkdtemp(join(tmpdir(), 'wirelab-ftp-test-'));
   const sink = new MemorySink();
-  const server = await startFtpServer({ rootDir, tracer: createTracer([sink]), ...options });
+  const server = await startFtpServer({ rootDir, tracer: createTracer([sink]), allowInsecureAuth: true, ...options });
   t.after(async () => {
     await server.close();
     await rm(rootDir, { recursive: true, force: true });

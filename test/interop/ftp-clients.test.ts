@@ -17,25 +17,29 @@ const opts = { timeout: 30_000 };
 const dataOpens = (f: TestFtp, mode: 'active' | 'passive', tls?: boolean): number =>
   f.sink.events.filter((e) => e.proto === 'ftp-data' && e.kind === 'open' && e.meta?.mode === mode && (tls === undefined || e.meta?.tls === tls)).length;
 
-test('curl: list, download, upload (passive), --ftp-port (active), --ssl-reqd and ftps:// (TLS)', async (t) => {
+test('curl: a login in clear is refused (530); list, download, upload (passive), --ftp-port (active) with --ssl-reqd; ftps://', async (t) => {
   if (!requirePeer(t, 'curl', 'curl')) return;
-  const f = await startTestFtp(t);
+  // The secure default: USER before AUTH TLS gets 530, so curl without --ssl-reqd never sends the password.
+  const f = await startTestFtp(t, { allowInsecureAuth: false });
+  const { caCertPath } = await getTlsMaterial();
   const base = `ftp://demo:demo@127.0.0.1:${f.server.port}`;
-  const list = await run('curl', ['-sS', `${base}/`], opts);
+  await assert.rejects(run('curl', ['-sS', `${base}/`], opts), (e: { code?: number; stderr?: string }) => e.code === 67 && /530/.test(e.stderr ?? ''));
+  assert.ok(!f.sink.events.some((e) => e.kind === 'command' && /^PASS/.test(e.summary)), 'PASS was never sent');
+  const tlsArgs = ['-sS', '--ssl-reqd', '--cacert', caCertPath];
+  const list = await run('curl', [...tlsArgs, `${base}/`], opts);
   assert.match(list.stdout, /readme\.txt/);
-  assert.equal((await run('curl', ['-sS', `${base}/readme.txt`], opts)).stdout, WELCOME_TEXT);
+  assert.equal((await run('curl', [...tlsArgs, `${base}/readme.txt`], opts)).stdout, WELCOME_TEXT);
   const local = join(f.rootDir, 'local-upload.bin');
   const body = Buffer.alloc(300_000);
   for (let i = 0; i < body.length; i++) body[i] = (i * 31) & 0xff;
   await writeFile(local, body);
-  await run('curl', ['-sS', '-T', local, `${base}/docs/up.bin`], opts);
+  await run('curl', [...tlsArgs, '-T', local, `${base}/docs/up.bin`], opts);
   assert.ok((await readFile(join(f.server.root, 'docs', 'up.bin'))).equals(body));
-  assert.equal((await run('curl', ['-sS', '--ftp-port', '127.0.0.1', `${base}/readme.txt`], opts)).stdout, WELCOME_TEXT);
-  assert.ok(dataOpens(f, 'active') >= 1, 'curl --ftp-port made the server connect to it');
-
-  const { caCertPath } = await getTlsMaterial();
-  const secure = `ftp://demo:demo@localhost:${f.server.port}`;
-  assert.equal((await run('curl', ['-sS', '--ssl-reqd', '--cacert', caCertPath, `${secure}/readme.txt`], opts)).stdout, WELCOME_TEXT);
+  // Active mode with the control connection in TLS and the data in clear (--ftp-ssl-control): curl 7.88's active mode
+  // with PROT P fails on its own side ("sa_addr inet_ntop() failed with errno 97") before its TLS handshake.
+  const controlOnly = ['-sS', '--ftp-ssl-control', '--cacert', caCertPath, '--ftp-port', '127.0.0.1'];
+  assert.equal((await run('curl', [...controlOnly, `${base}/readme.txt`], opts)).stdout, WELCOME_TEXT);
+  assert.ok(dataOpens(f, 'active', false) >= 1, 'curl --ftp-port made the server connect to it');
   assert.ok(dataOpens(f, 'passive', true) >= 1, 'the data connection was TLS too (PROT P)');
   assert.ok(f.sink.events.some((e) => e.kind === 'command' && /^AUTH (SSL|TLS)$/.test(e.summary)));
 
@@ -45,9 +49,9 @@ test('curl: list, download, upload (passive), --ftp-port (active), --ssl-reqd an
   assert.equal(r.stdout, WELCOME_TEXT);
 });
 
-test('lftp: ls, get, put in passive and active mode, and with TLS forced', async (t) => {
+test('lftp: AUTH TLS, then ls, get, put in passive and active mode (clear data), and with the data protected too', async (t) => {
   if (!requirePeer(t, 'lftp', 'lftp')) return;
-  const f = await startTestFtp(t);
+  const f = await startTestFtp(t, { allowInsecureAuth: false });
   const { caCertPath } = await getTlsMaterial();
   const out = join(f.rootDir, 'lftp-got.txt');
   const up = join(f.rootDir, 'lftp-put.txt');
@@ -55,7 +59,8 @@ test('lftp: ls, get, put in passive and active mode, and with TLS forced', async
   const lftp = (settings: string, script: string) =>
     run('lftp', ['-u', 'demo,demo', '-p', String(f.server.port), '-e', `${settings}; ${script}; bye`, '127.0.0.1'], opts);
   const common = 'set net:max-retries 1; set net:timeout 10; set cmd:fail-exit yes';
-  const plain = `${common}; set ftp:ssl-allow no`;
+  // AUTH TLS on the control connection (the server refuses USER in clear); data in clear (PROT C) unless asked.
+  const plain = `${common}; set ftp:ssl-force yes; set ftp:ssl-protect-data no; set ssl:ca-file ${caCertPath}`;
   const ls = await lftp(`${plain}; set ftp:passive-mode on`, `ls; get readme.txt -o ${out}; put ${up} -o docs/lftp.txt`);
   assert.match(ls.stdout, /readme\.txt/);
   assert.equal(await readFile(out, 'utf8'), WELCOME_TEXT);
@@ -73,7 +78,14 @@ const PY = `
 import ftplib, io, json, ssl, sys
 port, ca = int(sys.argv[1]), sys.argv[2]
 out = {}
-f = ftplib.FTP()
+p = ftplib.FTP()
+p.connect('127.0.0.1', port, timeout=10)
+try:
+    p.login('demo', 'demo'); out['clear_login'] = 'accepted'
+except ftplib.error_perm as e:
+    out['clear_login'] = str(e)[:3]
+p.close()
+f = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=ca))
 f.connect('127.0.0.1', port, timeout=10)
 f.login('demo', 'demo')
 f.set_pasv(False)
@@ -95,12 +107,13 @@ g.quit()
 print(json.dumps(out))
 `;
 
-test("Python's ftplib: active mode (set_pasv(False)), retrlines in ASCII, FTP_TLS with PROT P", async (t) => {
+test("Python's ftplib: FTP refused in clear (530); FTP_TLS with PROT C in active mode, retrlines in ASCII; with PROT P", async (t) => {
   if (!requirePeer(t, 'python3', 'python3')) return;
-  const f = await startTestFtp(t);
+  const f = await startTestFtp(t, { allowInsecureAuth: false });
   const { caCertPath } = await getTlsMaterial();
   const r = await run('python3', ['-c', PY, String(f.server.port), caCertPath], opts);
   const out = JSON.parse(r.stdout);
+  assert.equal(out.clear_login, '530');
   assert.equal(out.active_retr, WELCOME_TEXT);
   assert.ok(out.active_list.some((l: string) => l.endsWith(' readme.txt')));
   assert.deepEqual(out.ascii_lines, WELCOME_TEXT.trimEnd().split('\n'));

@@ -116,3 +116,37 @@ print(p.quit())
   assert.match(r.stdout, /b'\+OK bye, 1 messages deleted'/);
   assert.equal(store.mailbox('demo', 'INBOX')!.messages.length, 1);
 });
+
+test('secure by default: without starttls() / stls() smtplib gets 538, imaplib is refused, poplib.user() gets -ERR [AUTH]', async (t) => {
+  if (!requirePeer(t, 'python3', 'python3')) return;
+  const store = await memoryStore();
+  const smtp = await startSmtpServer({ store });
+  const imap = await startImapServer({ store });
+  const pop = await startPop3Server({ store });
+  t.after(() => Promise.all([smtp.close(), imap.close(), pop.close()]));
+  const r = await python(`
+import smtplib, imaplib, poplib
+with smtplib.SMTP("127.0.0.1", ${smtp.port}) as s:
+    s.ehlo()
+    try:
+        s.login("demo", "demo"); print("smtp accepted")
+    except smtplib.SMTPAuthenticationError as e:
+        print("smtp", e.smtp_code)
+m = imaplib.IMAP4("127.0.0.1", ${imap.port})
+print("imap caps", "LOGINDISABLED" in m.capabilities, "AUTH=PLAIN" in m.capabilities)
+try:
+    m.login("demo", "demo"); print("imap accepted")
+except imaplib.IMAP4.error as e:
+    print("imap refused", "PRIVACYREQUIRED" in str(e))
+m.logout()
+p = poplib.POP3("127.0.0.1", ${pop.port})
+print("pop capa", "USER" in p.capa(), "SASL" in p.capa())
+try:
+    p.user("demo"); print("pop accepted")
+except poplib.error_proto as e:
+    print("pop", e.args[0][:10].decode())
+p.quit()
+`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'smtp 538\nimap caps True False\nimap refused True\npop capa False False\npop -ERR [AUTH\n');
+});

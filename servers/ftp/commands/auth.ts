@@ -34,10 +34,16 @@ export const authCommands: CommandTable = {
       if (s.state === 'ready') return void s.reply(530, 'Already logged in; USER cannot change user here.');
       // RFC 4217 section 9: a server that will not accept a login in the clear answers 534 (policy).
       if (s.o.requireTls && !s.secure) return void s.reply(534, 'TLS required: send AUTH TLS first.');
-      s.pendingUser = arg.trim();
+      const name = arg.trim();
+      const anon = s.o.anonymous && ANONYMOUS.has(name.toLowerCase());
+      // Refused at USER, so a client that stops at the first error never sends PASS (vsftpd: force_local_logins_ssl).
+      if (!anon && !s.secure && !s.o.allowInsecureAuth) {
+        s.trace('*', 'auth-refused', 'USER before AUTH TLS refused (allowInsecureAuth=false)');
+        return void s.reply(530, 'Non-anonymous sessions must use encryption: send AUTH TLS first.');
+      }
+      s.pendingUser = name;
       s.state = 'password';
       // The same answer for every name: a 331 never says whether the account exists.
-      const anon = s.o.anonymous && ANONYMOUS.has(s.pendingUser.toLowerCase());
       void s.reply(331, anon ? 'Anonymous login ok, send your e-mail address as password.' : 'Password required.');
     },
   },

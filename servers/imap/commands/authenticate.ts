@@ -7,6 +7,7 @@ export const authenticate: CommandHandler = {
   async run({ session, cmd }) {
     const mech = (atomOf(cmd.args[0]) ?? '').toUpperCase();
     if (mech !== 'PLAIN') return session.tagged(cmd.tag, 'NO', `Unsupported mechanism ${mech.slice(0, 20)}`);
+    if (session.refusePlaintextAuth(cmd.tag, 'AUTHENTICATE PLAIN')) return;
     const initial = atomOf(cmd.args[1]);
     if (initial !== null) return plain(session, cmd.tag, initial === '=' ? '' : initial);
     session.continuation = (line) => plain(session, cmd.tag, line.trim());

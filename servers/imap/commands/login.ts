@@ -6,6 +6,7 @@ export const login: CommandHandler = {
   async run(ctx) {
     if (!arity(ctx, 2)) return;
     const { session, cmd } = ctx;
+    if (session.refusePlaintextAuth(cmd.tag, 'LOGIN')) return;
     const name = astring(cmd.args[0]);
     const password = astring(cmd.args[1]);
     if (name === null || password === null) return session.tagged(cmd.tag, 'BAD', 'LOGIN user password');

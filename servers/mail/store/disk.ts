@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Mailbox, StoredMessage } from './types.ts';
 
@@ -57,6 +57,17 @@ export async function createMailboxDir(root: string, user: string, mb: Mailbox):
 
 export async function writeMessageFile(root: string, user: string, mailbox: string, uid: number, raw: Buffer): Promise<void> {
   await writeAtomic(join(mailboxDir(root, user, mailbox), 'msg', `${uid}.eml`), raw, join(root, '.tmp'));
+}
+
+/**
+ * Puts a complete spool file (SMTP DATA, already in `<root>/.tmp`) in place as a message without writing its bytes
+ * again: a hard link under a temporary name, then a rename, so each recipient gets its own name for the same file
+ * and the final name only ever shows a whole message.
+ */
+export async function linkMessageFile(root: string, user: string, mailbox: string, uid: number, spool: string): Promise<void> {
+  const tmp = join(root, '.tmp', `${randomUUID()}.tmp`);
+  await link(spool, tmp);
+  await rename(tmp, join(mailboxDir(root, user, mailbox), 'msg', `${uid}.eml`));
 }
 
 export async function removeMessageFiles(root: string, user: string, mailbox: string, uids: number[]): Promise<void> {

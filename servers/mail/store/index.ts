@@ -210,15 +210,21 @@ export class MailStore extends EventEmitter {
     this.#emit({ user, mailbox: dst, kind: 'mailboxes', uids: [] });
   }
 
+  /** Where SMTP spools a message while it arrives (`<root>/.tmp`), or null for a memory store. */
+  get spoolDir(): string | null {
+    return this.root === null ? null : join(this.root, '.tmp');
+  }
+
   /**
-   * Stores a message; resolves with its UID once it is on disk (file and index), and only then is it visible. A caller
+   * Stores a message (`spoolFile`: the same bytes, complete, in `spoolDir`, linked into place rather than written
+   * again); resolves with its UID once it is on disk (file and index), and only then is it visible. A caller
    * that acknowledges after this resolves (SMTP 250, IMAP APPEND OK) never acknowledges a half-written message.
    */
   async append(
     user: string,
     mailbox: string,
     raw: Buffer,
-    options: { flags?: string[]; internalDate?: Date; origin?: unknown } = {},
+    options: { flags?: string[]; internalDate?: Date; origin?: unknown; spoolFile?: string } = {},
   ): Promise<number> {
     const mb = this.#mustMailbox(user, mailbox);
     const uid = mb.uidNext++;
@@ -230,7 +236,8 @@ export class MailStore extends EventEmitter {
       raw,
     };
     await this.#serial(user, async () => {
-      if (this.root) await disk.writeMessageFile(this.root, user, mb.name, uid, raw);
+      if (this.root && options.spoolFile) await disk.linkMessageFile(this.root, user, mb.name, uid, options.spoolFile);
+      else if (this.root) await disk.writeMessageFile(this.root, user, mb.name, uid, raw);
       mb.messages.push(msg);
       mb.messages.sort((a, b) => a.uid - b.uid);
       await this.#save(user, mb);

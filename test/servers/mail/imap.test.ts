@@ -128,7 +128,7 @@ test('two sessions: IDLE pushes EXISTS and another session\'s flag change; EXPUN
 test('bad input: garbage, wrong state, bad base64, oversized literal and line, deep nesting, wrong passwords; the server keeps serving', async (t) => {
   const store = await memoryStore();
   const sink = new MemorySink();
-  const srv = await startImapServer({ store, maxLiteralSize: 100, maxLineLength: 1024, maxNesting: 4, maxUnknownCommands: 50, authFailureDelayMs: 10, tracer: createTracer([sink]) });
+  const srv = await startImapServer({ store, allowInsecureAuth: true, maxLiteralSize: 100, maxLineLength: 1024, maxNesting: 4, maxUnknownCommands: 50, authFailureDelayMs: 10, tracer: createTracer([sink]) });
   t.after(() => srv.close());
   const r = await lineTalk(srv.port, [
     'garbage',
@@ -232,7 +232,7 @@ test('STARTTLS: commands pipelined in clear after STARTTLS are discarded, not ru
 
 test('an oversized LITERAL+ is refused and its bytes skipped; the next command on the connection is served', async (t) => {
   const store = await memoryStore();
-  const srv = await startImapServer({ store, maxLiteralSize: 100 });
+  const srv = await startImapServer({ store, allowInsecureAuth: true, maxLiteralSize: 100 });
   t.after(() => srv.close());
   const r = await lineTalk(srv.port, ['a LOGIN demo demo', Buffer.from(`b APPEND INBOX {1000+}\r\n${'x'.repeat(1000)}\r\nc NOOP\r\n`)]);
   assert.match(r.replies[1]!, /^a OK/);
@@ -245,7 +245,7 @@ test('an oversized LITERAL+ is refused and its bytes skipped; the next command o
 test('flow control: a client pipelining FETCHes without reading pauses the server, then gets every answer', async (t) => {
   const store = await memoryStore();
   await store.append('demo', 'INBOX', message('big', 'y'.repeat(200_000) + '\r\n'));
-  const srv = await startImapServer({ store, maxPipelinedCommands: 5 });
+  const srv = await startImapServer({ store, allowInsecureAuth: true, maxPipelinedCommands: 5 });
   t.after(() => srv.close());
   const sock = net.connect(srv.port, '127.0.0.1');
   await new Promise((res) => sock.once('data', res));

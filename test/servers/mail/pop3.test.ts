@@ -65,7 +65,7 @@ test('a dropped connection deletes nothing; RSET unmarks; second login gets [IN-
 test('bad input: unknown commands, wrong state, bad base64, long lines, wrong passwords; the server keeps serving', async (t) => {
   const store = await memoryStore();
   const sink = new MemorySink();
-  const srv = await startPop3Server({ store, maxLineLength: 100, maxUnknownCommands: 3, authFailureDelayMs: 10, tracer: createTracer([sink]) });
+  const srv = await startPop3Server({ store, allowInsecureAuth: true, maxLineLength: 100, maxUnknownCommands: 3, authFailureDelayMs: 10, tracer: createTracer([sink]) });
   t.after(() => srv.close());
   const r = await lineTalk(srv.port, ['FROB', 'STAT', 'RETR 1', 'AUTH PLAIN %%%', 'USER demo', 'PASS wrong', 'USER demo', 'PASS wrong']);
   assert.match(r.replies[0]!, /^\+OK/);
@@ -122,8 +122,8 @@ test('POP3 and IMAP on one maildrop: an IMAP expunge during a POP3 session is sa
 test('maxAuthFailures: POP3 and IMAP hang up after too many wrong passwords (each one slowed down)', async (t) => {
   const store = await memoryStore();
   const { startImapServer } = await import('../../../servers/imap/index.ts');
-  const pop = await startPop3Server({ store, authFailureDelayMs: 1, maxAuthFailures: 2 });
-  const imap = await startImapServer({ store, authFailureDelayMs: 1, maxAuthFailures: 2 });
+  const pop = await startPop3Server({ store, allowInsecureAuth: true, authFailureDelayMs: 1, maxAuthFailures: 2 });
+  const imap = await startImapServer({ store, allowInsecureAuth: true, authFailureDelayMs: 1, maxAuthFailures: 2 });
   t.after(() => Promise.all([pop.close(), imap.close()]));
   const p = await lineTalk(pop.port, ['USER demo', 'PASS a', 'USER demo', 'PASS b', 'USER demo']);
   assert.match(p.replies[2]!, /^-ERR \[AUTH\]/);

@@ -43,7 +43,7 @@ export function mailboxArg(ctx: CommandContext, t: ImapToken | undefined, usage:
   }
   const name = decodeMailboxName(wire);
   if (name === null) {
-    const why = /[^\x00-\x7f]/.test(wire) ? 'raw 8-bit bytes in a mailbox name' : 'malformed modified UTF-7 in a mailbox name';
+    const why = /[\x80-\xff]/.test(wire) ? 'raw 8-bit bytes in a mailbox name' : 'malformed modified UTF-7 in a mailbox name';
     session.o.tracer.emit(session.o.proto, session.cid, '*', 'bad-mailbox-name', () => `${cmd.name}: ${why}`);
     session.tagged(cmd.tag, 'BAD', `${why}: IMAP4rev1 names are modified UTF-7 (RFC 3501 5.1.3)`);
     return null;

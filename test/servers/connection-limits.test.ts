@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
+import { tlsClientOptions } from '../../core/tls/index.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -167,6 +169,41 @@ for (const s of SERVERS.filter((x) => x.ender)) {
     const c = connectFrom(server.port, '127.0.0.2', s.probe);
     assert.match(await c.first, s.greeting);
     for (const x of [a, b, c]) x.socket.destroy();
+  });
+}
+
+/** Implicit-TLS servers: the slot is taken at TCP connect, the refusal is answered in TLS after the handshake. */
+const TLS_SERVERS: Array<{ name: string; start(t: TestContext, o: LimitOptions): Promise<{ port: number; close(): Promise<void> }>; greeting: RegExp; refusal: RegExp }> = [
+  { name: 'FTPS (implicit)', start: async (t, o) => startFtpServer({ ...o, implicitTls: true, rootDir: await ftpRoot(t) }), greeting: /^220 /, refusal: /^421 / },
+  { name: 'IMAPS', start: async (_t, o) => startImapServer({ ...o, secure: true, store: await memoryStore() }), greeting: /^\* OK /, refusal: /^\* BYE / },
+  { name: 'POP3S', start: async (_t, o) => startPop3Server({ ...o, secure: true, store: await memoryStore() }), greeting: /^\+OK /, refusal: /^-ERR \[SYS\/TEMP\]/ },
+];
+
+async function tlsFirstLine(port: number, localAddress: string): Promise<{ socket: tls.TLSSocket; line: string }> {
+  const socket = tls.connect({ ...(await tlsClientOptions()), port, host: '127.0.0.1', localAddress, servername: 'localhost' });
+  socket.on('error', () => undefined);
+  const line = await new Promise<string>((resolve) => {
+    let buf = '';
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (buf.includes('\n')) resolve(buf);
+    });
+    socket.once('close', () => resolve(buf));
+  });
+  return { socket, line };
+}
+
+for (const s of TLS_SERVERS) {
+  test(`${s.name}: the refusal past maxConnectionsPerAddress comes in TLS`, async (t) => {
+    const server = await s.start(t, { maxConnectionsPerAddress: 1, tracer: createTracer([]) });
+    t.after(() => server.close());
+    const first = await tlsFirstLine(server.port, '127.0.0.2');
+    assert.match(first.line, s.greeting);
+    const second = await tlsFirstLine(server.port, '127.0.0.2');
+    assert.match(second.line, s.refusal);
+    const other = await tlsFirstLine(server.port, '127.0.0.3');
+    assert.match(other.line, s.greeting);
+    for (const c of [first, second, other]) c.socket.destroy();
   });
 }
 

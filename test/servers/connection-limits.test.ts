@@ -180,7 +180,10 @@ const TLS_SERVERS: Array<{ name: string; start(t: TestContext, o: LimitOptions):
 ];
 
 async function tlsFirstLine(port: number, localAddress: string): Promise<{ socket: tls.TLSSocket; line: string }> {
-  const socket = tls.connect({ ...(await tlsClientOptions()), port, host: '127.0.0.1', localAddress, servername: 'localhost' });
+  // tls.connect's options have no localAddress: TLS over a TCP socket made from that address.
+  const tcp = net.connect({ port, host: '127.0.0.1', localAddress });
+  tcp.on('error', () => undefined);
+  const socket = tls.connect({ ...(await tlsClientOptions()), socket: tcp, servername: 'localhost' });
   socket.on('error', () => undefined);
   const line = await new Promise<string>((resolve) => {
     let buf = '';

@@ -3,7 +3,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { createDecoder, type Decoder } from '../core/framing.ts';
 import { checkBoolean, checkInt, checkPort } from '../core/options.ts';
-import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../core/server.ts';
+import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../core/server.ts';
 import { tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
 import { newStats, upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from './mail/conn.ts';
@@ -33,7 +33,7 @@ export interface Pop3ServerOptions {
   authFailureDelayMs?: number;
   /** Wrong passwords per connection before the server hangs up. Default 5. */
   maxAuthFailures?: number;
-  /** Connections open at once. Default 100. */
+  /** Connections open at once; more get `-ERR [SYS/TEMP]` and are closed. Default 100. */
   maxConnections?: number;
   /**
    * Accept USER / PASS and AUTH PLAIN on a connection that is not TLS (before STLS), so the password crosses the wire
@@ -41,6 +41,8 @@ export interface Pop3ServerOptions {
    * `-ERR [AUTH]` before any password is sent (APOP, which sends only a digest, stays allowed).
    */
   allowInsecureAuth?: boolean;
+  /** Connections open at once from one client address; more from it get `-ERR [SYS/TEMP]` and are closed. Default 32. */
+  maxConnectionsPerAddress?: number;
   tracer?: Tracer;
 }
 
@@ -61,8 +63,16 @@ const DEFAULTS = {
   maxAuthFailures: 5,
   maxConnections: 100,
   allowInsecureAuth: false,
+  maxConnectionsPerAddress: 32,
 };
-export type Pop3Resolved = typeof DEFAULTS & { store: MailStore; tracer: Tracer; tls: ServerTls; proto: string };
+export type Pop3Resolved = typeof DEFAULTS & {
+  store: MailStore;
+  tracer: Tracer;
+  tls: ServerTls;
+  proto: string;
+  /** Gives the connection's slot back (maxConnections, maxConnectionsPerAddress) once the server ends it. */
+  release(socket: net.Socket): void;
+};
 
 /** A POP3 server (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH PLAIN RFC 5034) over the mail store. */
 export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<RunningPop3Server> {
@@ -74,7 +84,7 @@ export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<
   checkInt('idleTimeoutMs', merged.idleTimeoutMs, 1, 24 * 3600_000);
   checkInt('authFailureDelayMs', merged.authFailureDelayMs, 0, 60_000);
   checkInt('maxAuthFailures', merged.maxAuthFailures, 1, 1000);
-  checkInt('maxConnections', merged.maxConnections, 1, 100_000);
+  checkConnectionLimits(merged, 100_000);
   checkBoolean('allowInsecureAuth', merged.allowInsecureAuth);
   const settings = options.tls ?? {};
   const tlsOptions = await tlsServerOptions(settings);
@@ -84,35 +94,37 @@ export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<
     tracer: options.tracer ?? NOOP_TRACER,
     tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
     proto: merged.secure ? 'pop3s' : 'pop3',
+    release: () => undefined,
   };
   const stats = newStats();
   const sockets = new SocketSet();
   const sessions = new Set<Pop3Connection>();
 
-  const accept = (socket: net.Socket, raw: net.Socket): void => {
+  o.release = (socket) => sockets.release(socket);
+  const refuse = (socket: net.Socket, limit: ConnectionLimitName): void => {
     const cid = nextCid(o.proto);
-    if (sockets.size > o.maxConnections) {
-      o.tracer.emit(o.proto, cid, '*', 'refused', () => `maxConnections=${o.maxConnections} reached`);
-      socket.end('-ERR [SYS/TEMP] too many connections\r\n');
-      return;
-    }
+    o.tracer.emit(o.proto, cid, '*', 'refused', () => ({ summary: `${limit}=${o[limit]} reached for ${socket.remoteAddress}: -ERR`, meta: { limit, peer: socket.remoteAddress } }));
+    // RFC 2449 / 3206: SYS/TEMP, a temporary condition of the server, worth trying again later.
+    refuseConnection(socket, limit === 'maxConnections' ? '-ERR [SYS/TEMP] too many connections\r\n' : '-ERR [SYS/TEMP] too many connections from your address\r\n');
+  };
+  const accept = (socket: net.Socket, over: ConnectionLimitName | null): void => {
+    if (over) return refuse(socket, over);
+    const cid = nextCid(o.proto);
     stats.connections++;
     const c = new Pop3Connection(socket, cid, o, stats);
     sessions.add(c);
-    raw.once('close', () => sessions.delete(c));
+    socket.once('close', () => sessions.delete(c));
   };
   let server: net.Server;
   if (o.secure) {
     const ts = tls.createServer(o.tls.options);
-    ts.on('connection', (raw: net.Socket) => sockets.add(raw));
-    ts.on('secureConnection', (s: tls.TLSSocket) => accept(s, s));
+    // The slot is taken when TCP connects; a refusal is answered in TLS once the handshake is done.
+    ts.on('connection', (raw: net.Socket) => void sockets.admit(raw, o));
+    ts.on('secureConnection', (s: tls.TLSSocket) => accept(s, sockets.refusal(s)));
     ts.on('tlsClientError', (err) => o.tracer.emit(o.proto, `${o.proto}-server`, '*', 'error', () => `TLS handshake failed: ${err.message}`));
     server = ts;
   } else {
-    server = net.createServer((s) => {
-      sockets.add(s);
-      accept(s, s);
-    });
+    server = net.createServer((s) => accept(s, sockets.admit(s, o)));
   }
   const port = await listenTcp(server, o.port, o.host);
   o.tracer.emit(o.proto, `${o.proto}-server`, '*', 'listen', () => `listening on ${o.host}:${port}`);
@@ -184,6 +196,7 @@ class Pop3Connection {
 
   #onData(chunk: Buffer): void {
     this.stats.bytesIn += chunk.length;
+    if (this.#closed) return;
     let lines: Buffer[];
     try {
       lines = this.#decoder.push(chunk);
@@ -236,10 +249,19 @@ class Pop3Connection {
     this.#socket.write(buf);
   }
 
+  /**
+   * The last reply, then close. The slot is given back at once; the socket keeps reading (and dropping) so the client's
+   * FIN closes it even when reading was paused for pipelining, and a client that never closes is cut off a second later.
+   */
   end(last: string): void {
+    if (this.#closed) return;
     this.send(last);
     this.#closed = true;
-    this.#socket.end();
+    const socket = this.#socket;
+    this.o.release(socket);
+    socket.end();
+    socket.resume();
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   /** STLS: answer +OK in clear, then continue in TLS with a fresh line buffer. */

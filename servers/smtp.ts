@@ -30,8 +30,10 @@ export interface SmtpServerOptions {
    * arrives. Default 10 MiB.
    */
   maxMessageSize?: number;
-  /** Connections open at once. Default 100. */
+  /** Connections open at once; more get 421 (smtp-server's own check). Default 100. */
   maxClients?: number;
+  /** Connections open at once from one client address; more from it get 421 and are closed. Default 32. */
+  maxConnectionsPerAddress?: number;
   /** Recipients per message. Default 100. */
   maxRecipients?: number;
   /** A silent connection is closed after this long. Default 60,000 ms. */
@@ -64,6 +66,7 @@ const DEFAULTS = {
   requireAuth: false,
   maxMessageSize: 10 * 1024 * 1024,
   maxClients: 100,
+  maxConnectionsPerAddress: 32,
   maxRecipients: 100,
   socketTimeoutMs: 60_000,
   authFailureDelayMs: 250,
@@ -80,6 +83,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   checkPort('port', o.port);
   checkInt('maxMessageSize', o.maxMessageSize, 1, 1024 * 1024 * 1024);
   checkInt('maxClients', o.maxClients, 1, 100_000);
+  checkInt('maxConnectionsPerAddress', o.maxConnectionsPerAddress, 1, 100_000);
   checkInt('maxRecipients', o.maxRecipients, 1, 100_000);
   checkInt('socketTimeoutMs', o.socketTimeoutMs, 1, 24 * 3600_000);
   checkInt('authFailureDelayMs', o.authFailureDelayMs, 0, 60_000);
@@ -91,6 +95,10 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   const stats = { connections: 0, delivered: 0, rejected: 0 };
   const cids = new Map<string, string>();
   const failures = new Map<string, number>();
+  // maxConnectionsPerAddress: sessions admitted in onConnect, and how many per client address. smtp-server calls
+  // onClose for every connection, onConnect only for those still open after its early-talker pause.
+  const admitted = new Map<string, string>();
+  const perAddress = new Map<string, number>();
   const cidOf = (id: unknown): string => {
     const key = String(id ?? '?');
     let cid = cids.get(key);
@@ -149,11 +157,29 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
     closeTimeout: 1000,
     logger: logger as never,
     onConnect(session, callback) {
+      const address = session.remoteAddress;
+      const n = perAddress.get(address) ?? 0;
+      if (n >= o.maxConnectionsPerAddress) {
+        tracer.emit(proto, cidOf(session.id), '*', 'refused', () => ({
+          summary: `maxConnectionsPerAddress=${o.maxConnectionsPerAddress} reached for ${address}: 421`,
+          meta: { limit: 'maxConnectionsPerAddress', peer: address },
+        }));
+        return callback(replyError('Too many connections from your address, try again later', 421));
+      }
+      perAddress.set(address, n + 1);
+      admitted.set(String(session.id), address);
       stats.connections++;
       tracer.emit(proto, cidOf(session.id), '*', 'accept', () => `accepted ${session.remoteAddress}:${session.remotePort}`);
       callback();
     },
     onClose(session) {
+      const address = admitted.get(String(session.id));
+      if (address !== undefined) {
+        admitted.delete(String(session.id));
+        const left = (perAddress.get(address) ?? 1) - 1;
+        if (left > 0) perAddress.set(address, left);
+        else perAddress.delete(address);
+      }
       tracer.emit(proto, cidOf(session.id), '*', 'close', () => 'connection closed');
       cids.delete(String(session.id));
       failures.delete(String(session.id));

@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { WirelabError } from '../core/errors.ts';
 import { createDecoder, encodeFrame, FRAMINGS, FRAMING_DEFAULTS, type Framing } from '../core/framing.ts';
 import { checkInt, checkOneOf, checkPort } from '../core/options.ts';
-import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../core/server.ts';
+import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../core/server.ts';
 import { attachKeylog, tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
 
@@ -25,6 +25,11 @@ export interface TcpServerOptions {
   maxFrameLength?: number;
   /** Connections open at once; more are refused (closed at once). Default 1024. */
   maxConnections?: number;
+  /**
+   * Connections open at once from one client address; more from it are refused (closed at once), so one address cannot
+   * take every slot. Default 256.
+   */
+  maxConnectionsPerAddress?: number;
   /** A connection silent this long is closed by the server. Default 120,000 ms. */
   idleTimeoutMs?: number;
   /** Serve TLS with the local certificate (core/tls). Default off. */
@@ -42,6 +47,7 @@ export const TCP_SERVER_DEFAULTS: ResolvedOptions = {
   maxLineLength: FRAMING_DEFAULTS.maxLineLength,
   maxFrameLength: FRAMING_DEFAULTS.maxFrameLength,
   maxConnections: 1024,
+  maxConnectionsPerAddress: 256,
   idleTimeoutMs: 120_000,
 };
 
@@ -75,24 +81,31 @@ export async function startTcpServer(options: TcpServerOptions = {}): Promise<Ru
   checkOneOf('framing', o.framing, FRAMINGS);
   checkInt('maxLineLength', o.maxLineLength, 1, 64 * 1024 * 1024);
   checkInt('maxFrameLength', o.maxFrameLength, 0, 256 * 1024 * 1024);
-  checkInt('maxConnections', o.maxConnections, 1, 1_000_000);
+  checkConnectionLimits(o);
   checkInt('idleTimeoutMs', o.idleTimeoutMs, 0, 24 * 3600_000);
   const tracer = o.tracer ?? NOOP_TRACER;
   const proto = o.tls ? 'tls' : 'tcp';
   const stats: TcpServerStats = { connections: 0, refused: 0, bytesIn: 0, bytesOut: 0 };
   const sockets = new SocketSet();
+  const release = (socket: net.Socket): void => sockets.release(socket);
+
+  /** Refuses a connection past a limit: closed at once (echo has no way to say why), counted and traced. */
+  const refuse = (socket: net.Socket, cid: string, limit: ConnectionLimitName): void => {
+    stats.refused++;
+    tracer.emit(proto, cid, '*', 'refused', () => ({
+      summary: `${limit}=${o[limit]} reached for ${socket.remoteAddress}: closed at once`,
+      meta: { limit, peer: socket.remoteAddress },
+    }));
+    socket.on('error', () => undefined);
+    socket.destroy();
+  };
 
   const onConnection = (socket: net.Socket): void => {
     const cid = nextCid(proto);
-    if (sockets.size >= o.maxConnections) {
-      stats.refused++;
-      tracer.emit(proto, cid, '*', 'refused', () => `maxConnections=${o.maxConnections} reached: closed at once`);
-      socket.destroy();
-      return;
-    }
-    sockets.add(socket);
+    const over = sockets.admit(socket, o);
+    if (over) return refuse(socket, cid, over);
     stats.connections++;
-    serveConnection(socket, cid, proto, o, tracer, stats);
+    serveConnection(socket, cid, proto, o, tracer, stats, release);
   };
 
   let server: net.Server;
@@ -102,16 +115,12 @@ export async function startTcpServer(options: TcpServerOptions = {}): Promise<Ru
     attachKeylog(tlsServer, settings.keylogFile);
     // Count and trace every TCP connection, then its TLS handshake.
     tlsServer.on('connection', (raw: net.Socket) => {
-      if (sockets.size >= o.maxConnections) {
-        stats.refused++;
-        raw.destroy();
-        return;
-      }
-      sockets.add(raw);
+      const over = sockets.admit(raw, o);
+      if (over) refuse(raw, nextCid(proto), over);
     });
     tlsServer.on('secureConnection', (s: tls.TLSSocket) => {
       stats.connections++;
-      serveConnection(s, nextCid(proto), proto, o, tracer, stats);
+      serveConnection(s, nextCid(proto), proto, o, tracer, stats, release);
     });
     tlsServer.on('tlsClientError', (err, s) => {
       tracer.emit(proto, 'tls', '*', 'error', () => `handshake failed: ${err.message}`);
@@ -142,6 +151,8 @@ function serveConnection(
   o: ResolvedOptions,
   tracer: Tracer,
   stats: TcpServerStats,
+  /** Gives the connection's slot back when this side decides to close it. */
+  release: (socket: net.Socket) => void,
 ): void {
   const openedAt = performance.now();
   const peer = `${socket.remoteAddress}:${socket.remotePort}`;
@@ -173,6 +184,7 @@ function serveConnection(
   });
 
   socket.on('data', (chunk: Buffer) => {
+    if (rejected) return;
     reads++;
     bytesIn += chunk.length;
     stats.bytesIn += chunk.length;
@@ -194,9 +206,14 @@ function serveConnection(
     for (const m of messages) send(o.framing === 'raw' ? m : encodeFrame(o.framing, m));
   });
 
+  let rejected = false;
   const reject = (err: WirelabError): void => {
     tracer.emit(proto, cid, '*', 'limit', () => ({ summary: err.message, meta: { code: err.code } }));
-    socket.pause();
+    // What follows is discarded, but still read: a paused socket never sees the client's FIN and would hold its
+    // connection slot until the idle timeout. A client that never closes is cut off a second later.
+    rejected = true;
+    release(socket);
+    setTimeout(() => socket.destroy(), 1000).unref();
     const reply = o.framing === 'line' ? `ERR ${err.message}\n` : encodeFrame('length', `ERR ${err.message}`);
     reason = 'local';
     send(Buffer.from(reply), () => socket.end());

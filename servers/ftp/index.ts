@@ -2,7 +2,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
-import { closeTcpServer, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
+import { closeTcpServer, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, tlsServerOptions } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid } from '../../core/trace/index.ts';
 import { authCommands } from './commands/auth.ts';
@@ -64,18 +64,16 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
   const sockets = new SocketSet();
   const stats = { connections: 0, refused: 0 };
   let port = 0;
-  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, failures: new AddressFailures(), inFlight: new InFlightByRoot() };
+  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, release: (socket) => sockets.release(socket), failures: new AddressFailures(), inFlight: new InFlightByRoot() };
 
-  const admit = (socket: net.Socket): boolean => {
-    if (sockets.size >= o.maxConnections) {
-      stats.refused++;
-      tracer.emit('ftp', `${proto}-server`, '*', 'refused', () => `maxConnections=${o.maxConnections} reached: 421`);
-      socket.end('421 Too many connections, try again later.\r\n');
-      setTimeout(() => socket.destroy(), 1000).unref();
-      return false;
-    }
-    sockets.add(socket);
-    return true;
+  /** A connection past a limit gets 421 (RFC 959: service not available) and a trace event; it holds no slot. */
+  const refuse = (socket: net.Socket, limit: ConnectionLimitName): void => {
+    stats.refused++;
+    tracer.emit('ftp', `${proto}-server`, '*', 'refused', () => ({
+      summary: `${limit}=${o[limit]} reached for ${socket.remoteAddress}: 421`,
+      meta: { limit, peer: socket.remoteAddress },
+    }));
+    refuseConnection(socket, limit === 'maxConnections' ? '421 Too many connections, try again later.\r\n' : '421 Too many connections from your address, try again later.\r\n');
   };
 
   const serve = (socket: net.Socket): void => {
@@ -86,7 +84,12 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
       meta: { peer: `${socket.remoteAddress}:${socket.remotePort}` },
     }));
     const session = new FtpSession(ctx, socket, cid);
-    socket.on('close', () => tracer.emit('ftp', cid, '*', 'close', () => 'control connection closed'));
+    socket.on('close', () =>
+      tracer.emit('ftp', cid, '*', 'close', () => ({
+        summary: session.lingerExpired ? 'control connection closed: the client did not close within 1 s, destroyed' : 'control connection closed',
+        meta: { lingerExpired: session.lingerExpired },
+      })),
+    );
     void session.reply(220, 'wirelab FTP server ready.');
   };
 
@@ -94,13 +97,21 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
   if (o.implicitTls) {
     const tlsServer = tls.createServer(tlsOptions!);
     attachKeylog(tlsServer, o.tls ? o.tls.keylogFile : undefined);
-    tlsServer.on('connection', (raw: net.Socket) => void admit(raw));
-    tlsServer.on('secureConnection', (s: tls.TLSSocket) => serve(s));
+    // The slot is taken when TCP connects; a refusal is answered once TLS is up, in TLS (a 421 in clear would be noise
+    // to a client in the middle of its handshake).
+    tlsServer.on('connection', (raw: net.Socket) => void sockets.admit(raw, o));
+    tlsServer.on('secureConnection', (s: tls.TLSSocket) => {
+      const over = sockets.refusal(s);
+      if (over) refuse(s, over);
+      else serve(s);
+    });
     tlsServer.on('tlsClientError', (err) => tracer.emit('ftp', `${proto}-server`, '*', 'error', () => `TLS handshake failed: ${err.message}`));
     server = tlsServer;
   } else {
     server = net.createServer((socket) => {
-      if (admit(socket)) serve(socket);
+      const over = sockets.admit(socket, o);
+      if (over) refuse(socket, over);
+      else serve(socket);
     });
   }
   port = await listenTcp(server, o.port, o.host);

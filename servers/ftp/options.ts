@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { checkBoolean, checkInt, checkPort, checkString, InvalidOptionError } from '../../core/options.ts';
 import { dataDir } from '../../core/paths.ts';
-import { DEFAULT_HOST } from '../../core/server.ts';
+import { checkConnectionLimits, DEFAULT_HOST } from '../../core/server.ts';
 import type { TlsSettings } from '../../core/tls/index.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 
@@ -60,6 +60,11 @@ export interface FtpServerOptions {
   maxLineLength?: number;
   /** Control connections open at once; more get 421 at once. Default 64. */
   maxConnections?: number;
+  /**
+   * Control connections open at once from one client address; more from it get 421, so one address cannot take every
+   * slot for the idle timeout. Default 32.
+   */
+  maxConnectionsPerAddress?: number;
   /** Unknown or malformed commands tolerated per connection before 421 and close. Default 20. */
   maxBadCommands?: number;
   /** Wrong passwords per connection before 421 and close. Default 5. */
@@ -97,6 +102,7 @@ export const FTP_SERVER_DEFAULTS = {
   pasvPortMax: 0,
   maxLineLength: 2048,
   maxConnections: 64,
+  maxConnectionsPerAddress: 32,
   maxBadCommands: 20,
   maxLoginFailures: 5,
   loginFailDelayMs: 400,
@@ -117,7 +123,7 @@ export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions
   checkBoolean('allowInsecureAuth', o.allowInsecureAuth);
   checkInt('quotaBytes', o.quotaBytes, 0, Number.MAX_SAFE_INTEGER);
   checkInt('maxLineLength', o.maxLineLength, 16, 1024 * 1024);
-  checkInt('maxConnections', o.maxConnections, 1, 100_000);
+  checkConnectionLimits(o, 100_000);
   checkInt('maxBadCommands', o.maxBadCommands, 1, 1_000_000);
   checkInt('maxLoginFailures', o.maxLoginFailures, 1, 1000);
   checkInt('loginFailDelayMs', o.loginFailDelayMs, 0, 60_000);

@@ -42,6 +42,8 @@ export interface ServerContext {
   secureContext?: tls.SecureContext;
   /** Real port of the control listener, so PORT can never point a data connection back at it. */
   controlPort(): number;
+  /** Gives the connection's slot back (maxConnections, maxConnectionsPerAddress): the session has decided to close. */
+  release(socket: net.Socket): void;
   /** Wrong passwords per client address, across connections (reconnecting does not reset the slow-down). */
   failures: AddressFailures;
   /** Bytes uploads in progress have received, per root: the quota counts them across sessions. */
@@ -97,6 +99,8 @@ export class FtpSession {
   badCommands = 0;
   /** After EPSV ALL, PORT / EPRT / PASV are refused (RFC 2428 section 4). */
   epsvAll = false;
+  /** The server closed the connection and the client did not close its side within a second: destroyed. */
+  lingerExpired = false;
   /** Set by ABOR while it tears the running transfer down. */
   aborting = false;
   /** The running transfer, settled once its final reply is sent. */
@@ -110,6 +114,7 @@ export class FtpSession {
   readonly #ctx: ServerContext;
   #decoder: Decoder;
   #chain: Promise<void> = Promise.resolve();
+  #closing = false;
   /** Commands read but not yet answered; past MAX_QUEUED the socket is paused (a flood cannot grow the queue). */
   #queued = 0;
 
@@ -166,6 +171,7 @@ export class FtpSession {
   }
 
   #onData(chunk: Buffer): void {
+    if (this.#closing) return;
     let lines: Buffer[];
     try {
       lines = this.#decoder.push(chunk);
@@ -247,13 +253,26 @@ export class FtpSession {
     return new Promise((resolve) => this.socket.write(wire, () => resolve()));
   }
 
-  /** Replies, then closes the control connection (421 and friends). */
+  /**
+   * Replies, then closes the control connection (421 and friends). The slot is given back at once, and what the client
+   * sends meanwhile is read and dropped: a paused socket would never see the client's FIN and stay open (and counted)
+   * until the fallback destroy a second later.
+   */
   close(code?: number, text?: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#ctx.release(this.socket);
     const end = (): void => {
       this.state = 'closed';
       this.data.destroy();
-      this.socket.end();
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+      const socket = this.socket;
+      socket.end();
+      socket.resume();
+      setTimeout(() => {
+        if (socket.destroyed) return;
+        this.lingerExpired = true;
+        socket.destroy();
+      }, 1000).unref();
     };
     if (code !== undefined) void this.reply(code, text ?? '').then(end);
     else end();

@@ -26,6 +26,11 @@ export interface HttpLimits {
   maxDelaySeconds?: number;
   /** Largest /bytes and /stream-bytes answer, in bytes. Default 128 MiB. */
   maxGeneratedBytes?: number;
+  /**
+   * Ranges one Range header may ask for (/bytes); a header with more is ignored and the whole body sent with 200
+   * (RFC 9110 section 14.2 lets a server ignore such a request). Default 16.
+   */
+  maxRanges?: number;
   /** Time the gateway waits for its upstream; past it: 504 Gateway Timeout. Default 2000 ms. */
   gatewayTimeoutMs?: number;
   /** Keep-alive idle time of a connection between requests. Default 5000 ms (node's). */
@@ -76,6 +81,7 @@ export const HTTP_SERVER_DEFAULTS = {
   rateLimitPerSecond: 100,
   maxDelaySeconds: 10,
   maxGeneratedBytes: 128 * 1024 * 1024,
+  maxRanges: 16,
   gatewayTimeoutMs: 2000,
   keepAliveTimeoutMs: 5000,
 };
@@ -95,6 +101,7 @@ export function resolveHttpOptions(options: HttpServerOptions): ResolvedHttpOpti
   }
   checkInt('maxDelaySeconds', o.maxDelaySeconds, 0, 3600);
   checkInt('maxGeneratedBytes', o.maxGeneratedBytes, 0, 4 * 1024 * 1024 * 1024);
+  checkInt('maxRanges', o.maxRanges, 1, 10_000);
   checkInt('gatewayTimeoutMs', o.gatewayTimeoutMs, 1, 600_000);
   checkInt('keepAliveTimeoutMs', o.keepAliveTimeoutMs, 0, 3600_000);
   if (!Array.isArray(o.connectTargets) || o.connectTargets.some((t) => typeof t !== 'string' || !/^.+:\d+$/.test(t))) {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
-import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
+import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
 import { newStats, type MailServerStats } from '../mail/conn.ts';
@@ -37,7 +37,7 @@ export interface ImapServerOptions {
   authFailureDelayMs?: number;
   /** Wrong passwords per connection before BYE. Default 5. */
   maxAuthFailures?: number;
-  /** Connections open at once. Default 100. */
+  /** Connections open at once; more get `* BYE` and are closed. Default 100. */
   maxConnections?: number;
   /**
    * Accept LOGIN and AUTHENTICATE PLAIN on a connection that is not TLS (before STARTTLS), so the password crosses the
@@ -45,6 +45,8 @@ export interface ImapServerOptions {
    * commands get NO [PRIVACYREQUIRED], as Dovecot's disable_plaintext_auth does.
    */
   allowInsecureAuth?: boolean;
+  /** Connections open at once from one client address; more from it get `* BYE` and are closed. Default 32. */
+  maxConnectionsPerAddress?: number;
   tracer?: Tracer;
 }
 
@@ -68,6 +70,7 @@ const DEFAULTS = {
   maxAuthFailures: 5,
   maxConnections: 100,
   allowInsecureAuth: false,
+  maxConnectionsPerAddress: 32,
 };
 
 /** An IMAP4rev1 server (RFC 3501, with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ID, UNSELECT) over the store. */
@@ -83,7 +86,7 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
   checkInt('idleTimeoutMs', m.idleTimeoutMs, 1, 24 * 3600_000);
   checkInt('authFailureDelayMs', m.authFailureDelayMs, 0, 60_000);
   checkInt('maxAuthFailures', m.maxAuthFailures, 1, 1000);
-  checkInt('maxConnections', m.maxConnections, 1, 100_000);
+  checkConnectionLimits(m, 100_000);
   checkBoolean('allowInsecureAuth', m.allowInsecureAuth);
   const settings = options.tls ?? {};
   const tlsOptions = await tlsServerOptions(settings);
@@ -94,31 +97,31 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
     store: options.store ?? (await defaultMailStore()),
     tracer: options.tracer ?? NOOP_TRACER,
     tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
+    release: () => undefined,
   };
   const stats = newStats();
   const sockets = new SocketSet();
-  const accept = (socket: net.Socket): void => {
+  o.release = (socket) => sockets.release(socket);
+  const refuse = (socket: net.Socket, limit: ConnectionLimitName): void => {
     const cid = nextCid(proto);
-    if (sockets.size > m.maxConnections) {
-      o.tracer.emit(proto, cid, '*', 'refused', () => `maxConnections=${m.maxConnections} reached`);
-      socket.end('* BYE Too many connections\r\n');
-      return;
-    }
+    o.tracer.emit(proto, cid, '*', 'refused', () => ({ summary: `${limit}=${m[limit]} reached for ${socket.remoteAddress}: BYE`, meta: { limit, peer: socket.remoteAddress } }));
+    refuseConnection(socket, limit === 'maxConnections' ? '* BYE Too many connections\r\n' : '* BYE Too many connections from your address\r\n');
+  };
+  const accept = (socket: net.Socket, over: ConnectionLimitName | null): void => {
+    if (over) return refuse(socket, over);
     stats.connections++;
-    new ImapSession(socket, cid, o, stats);
+    new ImapSession(socket, nextCid(proto), o, stats);
   };
   let server: net.Server;
   if (m.secure) {
     const ts = tls.createServer(tlsOptions);
-    ts.on('connection', (raw: net.Socket) => sockets.add(raw));
-    ts.on('secureConnection', accept);
+    // The slot is taken when TCP connects; a refusal is answered in TLS once the handshake is done.
+    ts.on('connection', (raw: net.Socket) => void sockets.admit(raw, m));
+    ts.on('secureConnection', (s: tls.TLSSocket) => accept(s, sockets.refusal(s)));
     ts.on('tlsClientError', (err) => o.tracer.emit(proto, `${proto}-server`, '*', 'error', () => `TLS handshake failed: ${err.message}`));
     server = ts;
   } else {
-    server = net.createServer((s) => {
-      sockets.add(s);
-      accept(s);
-    });
+    server = net.createServer((s) => accept(s, sockets.admit(s, m)));
   }
   const port = await listenTcp(server, m.port, m.host);
   o.tracer.emit(proto, `${proto}-server`, '*', 'listen', () => `listening on ${m.host}:${port}`);

@@ -28,6 +28,8 @@ export interface ImapResolved {
   authFailureDelayMs: number;
   maxAuthFailures: number;
   allowInsecureAuth: boolean;
+  /** Gives the connection's slot back (maxConnections, maxConnectionsPerAddress) once the session says BYE. */
+  release(socket: net.Socket): void;
 }
 
 export interface Selected {
@@ -130,6 +132,7 @@ export class ImapSession {
 
   #onData(chunk: Buffer): void {
     this.stats.bytesIn += chunk.length;
+    if (this.#closed) return;
     for (const ev of this.#reader.push(chunk)) {
       if (ev.type === 'continue') {
         // A synchronizing literal: the client waits for this before sending it.
@@ -243,11 +246,20 @@ export class ImapSession {
     this.send(`${tag} ${status} ${text}`);
   }
 
-  bye(text: string): void {
-    this.send(`* BYE ${text}`);
+  /**
+   * BYE (unless already sent, as LOGOUT does before its tagged OK), then close. The slot is given back at once; the socket keeps reading (and dropping) so the client's FIN closes
+   * it even when reading was paused for pipelining, and a client that never closes is cut off a second later.
+   */
+  bye(text?: string): void {
+    if (this.#closed) return;
+    if (text !== undefined) this.send(`* BYE ${text}`);
     this.state = 'logout';
     this.#closed = true;
-    this.#socket.end();
+    const socket = this.#socket;
+    this.o.release(socket);
+    socket.end();
+    socket.resume();
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   async startTls(tag: string): Promise<void> {

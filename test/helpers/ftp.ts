@@ -46,8 +46,9 @@ export class RawFtp {
     for (const w of this.#waiters.splice(0)) w();
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<RawFtp> {
-    const s = net.connect(port, host);
+  /** `localAddress` picks the client's address (127.0.0.2, ...: lo answers the whole 127/8). */
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawFtp> {
+    const s = net.connect({ port, host, localAddress });
     await new Promise<void>((resolve, reject) => {
       s.once('connect', resolve);
       s.once('error', reject);

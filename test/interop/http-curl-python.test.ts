@@ -66,6 +66,33 @@ test('curl: --http2 over TLS, conditional GET, a 100-continue upload, --compress
   }
 });
 
+test('curl -r 0-0,5-9 gets 206 multipart/byteranges; Python reads the parts with the email package', async (t) => {
+  if (!requirePeer(t, 'curl', 'curl')) return;
+  const r = await curl('-i', '-r', '0-0,5-9', `${server.url}/bytes/16?seed=1`);
+  assert.match(r.out, /^HTTP\/1\.1 206/);
+  assert.match(r.out, /content-type: multipart\/byteranges; boundary=/i);
+  assert.match(r.out, /Content-Range: bytes 0-0\/16/);
+  assert.match(r.out, /Content-Range: bytes 5-9\/16/);
+  const unit = await curl('-i', '-H', 'Range: items=0-1', `${server.url}/bytes/16`);
+  assert.match(unit.out, /^HTTP\/1\.1 200/);
+  const none = await curl('-i', '-r', '100-200', `${server.url}/bytes/16`);
+  assert.match(none.out, /^HTTP\/1\.1 416[\s\S]*content-range: bytes \*\/16/i);
+  if (!requirePeer(t, 'python3', 'python3')) return;
+  const code = [
+    'import email, http.client',
+    `c = http.client.HTTPConnection('127.0.0.1', ${server.port}, timeout=5)`,
+    "c.request('GET', '/bytes/16?seed=1', headers={'Range': 'bytes=0-0,5-9'}); r = c.getresponse(); body = r.read()",
+    "assert r.status == 206, r.status",
+    "m = email.message_from_bytes(b'Content-Type: ' + r.getheader('Content-Type').encode() + b'\\r\\n\\r\\n' + body)",
+    "parts = [(p['Content-Range'], p.get_payload(decode=True)) for p in m.get_payload()]",
+    "whole = bytes(((i * 31 + 1) & 0xff) for i in range(16))",
+    "assert parts == [('bytes 0-0/16', whole[0:1]), ('bytes 5-9/16', whole[5:10])], parts",
+    "print('ok')",
+  ].join('\n');
+  const py = await run('python3', ['-c', code]);
+  assert.equal(py.out.trim(), 'ok', py.err);
+});
+
 test("Python's http.client over HTTP/1.1 and TLS", async (t) => {
   if (!requirePeer(t, 'python3', 'python3')) return;
   const code = [

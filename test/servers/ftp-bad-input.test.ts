@@ -111,6 +111,58 @@ test('maxConnections: one too many gets 421', async (t) => {
   assert.equal(f.server.stats.refused, 1);
 });
 
+test('a burst of clients closed for overlong lines, on top of 50 slow ones, leaves room for a valid client (slots freed on close)', async (t) => {
+  const f = await startTestFtp(t); // maxConnections 64, maxConnectionsPerAddress 32
+  const slow: RawFtp[] = [];
+  t.after(() => slow.forEach((c) => c.close()));
+  // 50 slow clients, 10 from each of five addresses: connected and greeted, then silent.
+  for (let i = 0; i < 50; i++) {
+    const c = await RawFtp.connect(f.server.port, '127.0.0.1', `127.0.1.${(i % 5) + 1}`);
+    slow.push(c);
+    assert.equal((await c.reply()).code, 220);
+  }
+  // 20 bad clients one after the other: each is greeted, sends a line past maxLineLength, reads the 500 and closes.
+  // Before the fix each held its slot for a second after that, so the 15th got 421.
+  for (let i = 0; i < 20; i++) {
+    const c = await RawFtp.connect(f.server.port, '127.0.0.1', '127.0.2.1');
+    assert.equal((await c.reply()).code, 220, `bad client #${i} greeted`);
+    c.write(`NOOP ${'x'.repeat(3000)}\r\n`);
+    assert.equal((await c.reply()).code, 500);
+    c.close();
+  }
+  // Served: greeted and answered (no login here: whether a cleartext login is allowed is another test's business).
+  const valid = await RawFtp.connect(f.server.port);
+  t.after(() => valid.close());
+  assert.equal((await valid.reply()).code, 220);
+  assert.equal((await valid.cmd('NOOP')).code, 200);
+  assert.equal(f.server.stats.refused, 0);
+  // The server saw each bad client's close itself, not through its one-second fallback.
+  const closes = (): Array<{ lingerExpired?: boolean }> => f.sink.events.filter((e) => e.kind === 'close' && e.proto === 'ftp').map((e) => e.meta as { lingerExpired?: boolean });
+  for (let i = 0; i < 200 && closes().length < 20; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(closes().length, 20);
+  assert.ok(closes().every((m) => m.lingerExpired === false));
+});
+
+test('maxConnectionsPerAddress: 40 idle connections from one address take 32 slots; another address is still served', async (t) => {
+  const f = await startTestFtp(t);
+  const idle: RawFtp[] = [];
+  t.after(() => idle.forEach((c) => c.close()));
+  const codes: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const c = await RawFtp.connect(f.server.port, '127.0.0.1', '127.0.0.2');
+    idle.push(c);
+    codes.push((await c.reply()).code);
+  }
+  assert.equal(codes.filter((c) => c === 220).length, 32);
+  assert.equal(codes.filter((c) => c === 421).length, 8);
+  assert.equal(f.server.stats.refused, 8);
+  assert.equal(f.sink.events.filter((e) => e.kind === 'refused' && (e.meta as { limit: string }).limit === 'maxConnectionsPerAddress').length, 8);
+  const valid = await RawFtp.connect(f.server.port);
+  t.after(() => valid.close());
+  assert.equal((await valid.reply()).code, 220);
+  assert.equal((await valid.cmd('NOOP')).code, 200);
+});
+
 test('an idle control connection gets 421 after idleTimeoutMs', async (t) => {
   const f = await startTestFtp(t, { idleTimeoutMs: 150 });
   const c = await RawFtp.connect(f.server.port);

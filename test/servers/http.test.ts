@@ -5,7 +5,8 @@ import { after, before, test } from 'node:test';
 import { createHttpClient, type HttpClient } from '../../clients/http.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
 import { startHttpServer, type RunningHttpServer } from '../../servers/http/index.ts';
-import { parseRange, patternBytes } from '../../servers/http/routes/timing.ts';
+import { patternBytes } from '../../servers/http/routes/timing.ts';
+import { parseRanges } from '../../servers/http/range.ts';
 import { negotiateEncoding } from '../../servers/http/routes/encoding.ts';
 import { pickStatus } from '../../servers/http/routes/echo.ts';
 import { TokenBuckets } from '../../servers/http/limits.ts';
@@ -81,8 +82,78 @@ test('/bytes honours Range: 206 with Content-Range, 416 when unsatisfiable', asy
   const bad = await client.request(`${server.url}/bytes/1000`, { headers: { range: 'bytes=5000-' } });
   assert.equal(bad.status, 416);
   assert.equal(bad.headers['content-range'], 'bytes */1000');
-  assert.deepEqual(parseRange('bytes=0-0', 10), { start: 0, end: 1 });
-  assert.equal(parseRange('bytes=1-2,4-5', 10), 'bad');
+});
+
+/** Splits a multipart/byteranges body into its parts: each part's Content-Range and bytes. */
+function byteRangeParts(body: Buffer, contentType: string): Array<{ range: string; data: Buffer }> {
+  const boundary = /boundary=([^;\s]+)/.exec(contentType)?.[1];
+  assert.ok(boundary, contentType);
+  const text = body.toString('latin1');
+  const close = text.indexOf(`\r\n--${boundary}--\r\n`);
+  assert.ok(close > 0, 'closing delimiter');
+  assert.equal(close + `\r\n--${boundary}--\r\n`.length, text.length);
+  return text
+    .slice(0, close)
+    .split(new RegExp(`(?:^|\r\n)--${boundary}\r\n`))
+    .slice(1)
+    .map((part) => {
+      const [head, data] = [part.slice(0, part.indexOf('\r\n\r\n')), part.slice(part.indexOf('\r\n\r\n') + 4)];
+      return { range: /^content-range: (.*)$/im.exec(head)![1]!, data: Buffer.from(data, 'latin1') };
+    });
+}
+
+test('/bytes: several ranges get 206 multipart/byteranges; an unknown unit or a malformed set is ignored (200); 416 only when none is satisfiable', async () => {
+  const whole = patternBytes(0, 1000, 3);
+  const multi = await client.request(`${server.url}/bytes/1000?seed=3`, { headers: { range: 'bytes=0-0,5-9' } });
+  assert.equal(multi.status, 206);
+  assert.match(String(multi.headers['content-type']), /^multipart\/byteranges; boundary=/);
+  assert.equal(Number(multi.headers['content-length']), multi.bodyBytes);
+  assert.deepEqual(byteRangeParts(multi.body, String(multi.headers['content-type'])), [
+    { range: 'bytes 0-0/1000', data: whole.subarray(0, 1) },
+    { range: 'bytes 5-9/1000', data: whole.subarray(5, 10) },
+  ]);
+  // One satisfiable range among unsatisfiable ones: a single-part 206 for it.
+  const one = await client.request(`${server.url}/bytes/1000?seed=3`, { headers: { range: 'bytes=5000-6000, 990-' } });
+  assert.equal(one.status, 206);
+  assert.equal(one.headers['content-range'], 'bytes 990-999/1000');
+  assert.deepEqual(one.body, whole.subarray(990));
+  for (const range of ['items=0-1', 'bytes=9-2', 'bytes=abc', 'bytes=,']) {
+    const r = await client.request(`${server.url}/bytes/1000?seed=3`, { headers: { range } });
+    assert.equal(r.status, 200, range);
+    assert.deepEqual(r.body, whole, range);
+  }
+  const none = await client.request(`${server.url}/bytes/1000`, { headers: { range: 'bytes=1000-,2000-2001,-0' } });
+  assert.equal(none.status, 416);
+  assert.equal(none.headers['content-range'], 'bytes */1000');
+  // HEAD: the same headers, no body.
+  const head = await client.request(`${server.url}/bytes/1000`, { method: 'HEAD', headers: { range: 'bytes=0-0,5-9' } });
+  assert.equal(head.status, 206);
+  assert.equal(head.bodyBytes, 0);
+  // If-Range with a stale validator: the whole body.
+  const stale = await client.request(`${server.url}/bytes/1000?seed=3`, { headers: { range: 'bytes=0-0,5-9', 'if-range': '"old"' } });
+  assert.equal(stale.status, 200);
+  assert.equal(stale.bodyBytes, 1000);
+  // Over HTTP/2 too.
+  const viaH2 = await h2.request(`https://localhost:${tls.port}/bytes/100?seed=3`, { headers: { range: 'bytes=0-0,5-9' } });
+  assert.equal(viaH2.status, 206);
+  assert.equal(byteRangeParts(viaH2.body, String(viaH2.headers['content-type'])).length, 2);
+  assert.ok(sink.events.some((e) => e.kind === 'range' && /Range ignored \(unknown range unit "items"\)/.test(e.summary)));
+});
+
+test('parseRanges: suffixes, open ends, list syntax, overlaps coalesced, maxRanges', () => {
+  assert.deepEqual(parseRanges('bytes=0-0', 10, 16), { kind: 'ranges', ranges: [{ start: 0, end: 1 }] });
+  assert.deepEqual(parseRanges('bytes=-3', 10, 16), { kind: 'ranges', ranges: [{ start: 7, end: 10 }] });
+  assert.deepEqual(parseRanges('Bytes = 8- , ,1-2', 10, 16), { kind: 'ranges', ranges: [{ start: 8, end: 10 }, { start: 1, end: 3 }] });
+  assert.deepEqual(parseRanges('bytes=0-,0-,0-', 10, 16), { kind: 'ranges', ranges: [{ start: 0, end: 10 }] });
+  assert.deepEqual(parseRanges('bytes=4-6,0-4', 10, 16), { kind: 'ranges', ranges: [{ start: 0, end: 7 }] });
+  assert.deepEqual(parseRanges('bytes=0-0', 0, 16), { kind: 'unsatisfiable' });
+  assert.equal(parseRanges(undefined, 10, 16).kind, 'ignore');
+  assert.equal(parseRanges('items=0-1', 10, 16).kind, 'ignore');
+  assert.equal(parseRanges('bytes=0-0,2-2,4-4', 10, 2).kind, 'ignore');
+});
+
+test('maxRanges is checked when the server is built', async () => {
+  await assert.rejects(startHttpServer({ maxRanges: 0 }), { code: 'WL_ERR_INVALID_OPTION' });
 });
 
 test('cookies are set and deleted with Set-Cookie; the server keeps none', async () => {

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { headerValue, json, send, type Ctx } from '../context.ts';
 import { HttpError } from '../limits.ts';
+import { byteRangesBody, parseRanges, type ByteRange } from '../range.ts';
 import type { Router } from '../router.ts';
 
 function seconds(ctx: Ctx, raw: string | null | undefined, fallback: number): number {
@@ -40,52 +41,58 @@ export function patternBytes(start: number, end: number, seed = 0): Buffer {
   return buf;
 }
 
-/** Writes `n` pattern bytes from `start` in 64 KiB pieces, respecting back-pressure. */
-function streamPattern(ctx: Ctx, start: number, end: number, seed: number): Promise<void> {
-  const res = ctx.res as ServerResponse;
-  return new Promise((resolve) => {
-    let at = start;
-    const pump = (): void => {
-      while (at < end) {
-        if (res.destroyed) return resolve();
-        const next = Math.min(end, at + 65536);
-        const ok = res.write(patternBytes(at, next, seed));
-        at = next;
-        if (!ok) {
-          res.once('drain', pump);
-          return;
-        }
-      }
-      res.end();
-      resolve();
-    };
-    if (ctx.method === 'HEAD') {
-      res.end();
-      resolve();
-      return;
+/** Writes pattern bytes [start, end) in 64 KiB pieces, respecting back-pressure; false when the client went away. */
+async function writePattern(res: ServerResponse, start: number, end: number, seed: number): Promise<boolean> {
+  let at = start;
+  while (at < end) {
+    if (res.destroyed) return false;
+    const next = Math.min(end, at + 65536);
+    const ok = res.write(patternBytes(at, next, seed));
+    at = next;
+    if (!ok) {
+      const drained = await new Promise<boolean>((resolve) => {
+        const done = (v: boolean) => (): void => {
+          res.off('drain', onDrain);
+          res.off('close', onClose);
+          resolve(v);
+        };
+        const onDrain = done(true);
+        const onClose = done(false);
+        res.once('drain', onDrain);
+        res.once('close', onClose);
+      });
+      if (!drained) return false;
     }
-    pump();
-  });
+  }
+  return true;
 }
 
-/** Parses one `bytes=a-b` range against `size`; null when absent, 'bad' when unsatisfiable or several. */
-export function parseRange(header: string | undefined, size: number): { start: number; end: number } | null | 'bad' {
-  if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return 'bad';
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    if (suffix === 0) return 'bad';
-    start = Math.max(0, size - suffix);
-    end = size;
+/**
+ * The body of /bytes: the whole pattern, one range, or several as multipart/byteranges (RFC 9110 section 14.6). A
+ * HEAD gets the same headers and no body.
+ */
+async function sendPattern(ctx: Ctx, status: number, headers: Record<string, string>, size: number, seed: number, ranges?: ByteRange[]): Promise<void> {
+  const res = ctx.res as ServerResponse;
+  const head = ctx.method === 'HEAD';
+  if (!ranges) {
+    res.writeHead(status, { ...headers, 'content-length': size });
+    if (!head && !(await writePattern(res, 0, size, seed))) return;
+  } else if (ranges.length === 1) {
+    const r = ranges[0]!;
+    res.writeHead(status, { ...headers, 'content-range': `bytes ${r.start}-${r.end - 1}/${size}`, 'content-length': r.end - r.start });
+    if (!head && !(await writePattern(res, r.start, r.end, seed))) return;
   } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size : Math.min(size, Number(m[2]) + 1);
+    const body = byteRangesBody(ranges, size, headers['content-type'] ?? 'application/octet-stream');
+    res.writeHead(status, { ...headers, 'content-type': body.contentType, 'content-length': body.contentLength });
+    if (!head) {
+      for (const [i, r] of ranges.entries()) {
+        res.write(body.heads[i]);
+        if (!(await writePattern(res, r.start, r.end, seed))) return;
+      }
+      res.write(body.tail);
+    }
   }
-  if (start >= size || start >= end) return 'bad';
-  return { start, end };
+  res.end();
 }
 
 /** /delay, /drip, /stream, /bytes with Range. */
@@ -132,21 +139,24 @@ export function registerTiming(router: Router): void {
     const size = sizeParam(ctx, ctx.params[0]);
     const seed = Number(ctx.url.searchParams.get('seed') ?? 0) & 0xff;
     const etag = `"bytes-${size}-${seed}"`;
-    const range = parseRange(headerValue(ctx.req, 'range'), size);
+    const range = parseRanges(headerValue(ctx.req, 'range'), size, ctx.state.options.maxRanges);
     const ifRange = headerValue(ctx.req, 'if-range');
-    const res = ctx.res as ServerResponse;
     const common = { 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream', etag };
-    if (range === 'bad') {
+    if (range.kind !== 'ignore' || range.reason !== 'no Range') {
+      ctx.state.tracer.emit('http', ctx.cid, '*', 'range', () =>
+        range.kind === 'ranges' ? `${range.ranges.length} range(s) of ${size} B` : range.kind === 'unsatisfiable' ? `no range satisfiable in ${size} B: 416` : `Range ignored (${range.reason}): 200`,
+      );
+    }
+    // If-Range with another validator: the representation changed, so the whole of it (RFC 9110 section 13.1.5).
+    if (range.kind === 'ignore' || (ifRange !== undefined && ifRange !== etag)) {
+      await sendPattern(ctx, 200, common, size, seed);
+      return;
+    }
+    if (range.kind === 'unsatisfiable') {
       send(ctx, 416, '', { ...common, 'content-range': `bytes */${size}` });
       return;
     }
-    if (range && (ifRange === undefined || ifRange === etag)) {
-      res.writeHead(206, { ...common, 'content-range': `bytes ${range.start}-${range.end - 1}/${size}`, 'content-length': range.end - range.start });
-      await streamPattern(ctx, range.start, range.end, seed);
-      return;
-    }
-    res.writeHead(200, { ...common, 'content-length': size });
-    await streamPattern(ctx, 0, size, seed);
+    await sendPattern(ctx, 206, common, size, seed, range.ranges);
   });
 
   // /base64/:value decodes; /uuid for a quick unique value.

@@ -1,15 +1,16 @@
-import { astring } from '../parser.ts';
 import { parseInternalDate } from '../dates.ts';
-import { AUTHED, type CommandHandler } from './base.ts';
+import { AUTHED, mailboxArg, type CommandHandler } from './base.ts';
 
 /** APPEND mailbox [(flags)] [date-time] literal (RFC 3501 6.3.11), answering APPENDUID (UIDPLUS, RFC 4315). */
 export const append: CommandHandler = {
   states: AUTHED,
-  async run({ session, cmd }) {
+  async run(ctx) {
+    const { session, cmd } = ctx;
     const args = [...cmd.args];
-    const name = astring(args.shift());
+    const name = mailboxArg(ctx, args.shift(), 'APPEND mailbox [(flags)] [date] {literal}');
+    if (name === null) return;
     const message = args.pop();
-    if (name === null || message?.type !== 'string') return session.tagged(cmd.tag, 'BAD', 'APPEND mailbox [(flags)] [date] {literal}');
+    if (message?.type !== 'string') return session.tagged(cmd.tag, 'BAD', 'APPEND mailbox [(flags)] [date] {literal}');
     let flags: string[] = [];
     let date: Date | undefined;
     for (const a of args) {

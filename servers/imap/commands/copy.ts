@@ -1,14 +1,15 @@
-import { astring, type ImapToken } from '../parser.ts';
+import type { ImapToken } from '../parser.ts';
 import { compactSet } from '../sequence.ts';
-import { SELECTED, type CommandContext, type CommandHandler } from './base.ts';
+import { mailboxArg, SELECTED, type CommandContext, type CommandHandler } from './base.ts';
 
 /** COPY and MOVE (RFC 6851), answering COPYUID (UIDPLUS); MOVE then expunges the originals from this view. */
 export async function runCopy(ctx: CommandContext, args: ImapToken[], byUid: boolean, move: boolean): Promise<void> {
   const { session, cmd } = ctx;
   const label = `${byUid ? 'UID ' : ''}${move ? 'MOVE' : 'COPY'}`;
   const set = args[0]?.type === 'atom' ? session.resolveSet(args[0].value, byUid) : null;
-  const target = astring(args[1]);
-  if (!set || target === null || args.length !== 2) return session.tagged(cmd.tag, 'BAD', `${label} set mailbox`);
+  if (!set || args.length !== 2) return session.tagged(cmd.tag, 'BAD', `${label} set mailbox`);
+  const target = mailboxArg(ctx, args[1], `${label} set mailbox`);
+  if (target === null) return;
   const store = session.o.store;
   const dest = store.mailbox(session.user!, target);
   if (!dest) return session.tagged(cmd.tag, 'NO', '[TRYCREATE] No such mailbox');

@@ -1,5 +1,4 @@
-import { astring } from '../parser.ts';
-import { AUTHED, arity, type CommandHandler } from './base.ts';
+import { AUTHED, arity, mailboxArg, type CommandHandler } from './base.ts';
 
 /** CREATE, making missing parents too (RFC 3501 6.3.3: `a/b/c` creates `a` and `a/b`). */
 export const create: CommandHandler = {
@@ -7,7 +6,9 @@ export const create: CommandHandler = {
   async run(ctx) {
     if (!arity(ctx, 1)) return;
     const { session, cmd } = ctx;
-    const name = astring(cmd.args[0])?.replace(/\/+$/, '');
+    const decoded = mailboxArg(ctx, cmd.args[0], 'CREATE mailbox');
+    if (decoded === null) return;
+    const name = decoded.replace(/\/+$/, '');
     if (!name || name.split('/').some((p) => p === '')) return session.tagged(cmd.tag, 'BAD', 'CREATE mailbox');
     const store = session.o.store;
     if (store.mailbox(session.user!, name)) return session.tagged(cmd.tag, 'NO', '[ALREADYEXISTS] Mailbox exists');

@@ -1,14 +1,13 @@
 import { MailStore } from '../../mail/store/index.ts';
-import { astring } from '../parser.ts';
-import { AUTHED, arity, type CommandHandler } from './base.ts';
+import { AUTHED, arity, mailboxArg, type CommandHandler } from './base.ts';
 
 export const deleteCmd: CommandHandler = {
   states: AUTHED,
   async run(ctx) {
     if (!arity(ctx, 1)) return;
     const { session, cmd } = ctx;
-    const name = astring(cmd.args[0]);
-    if (name === null) return session.tagged(cmd.tag, 'BAD', 'DELETE mailbox');
+    const name = mailboxArg(ctx, cmd.args[0], 'DELETE mailbox');
+    if (name === null) return;
     if (MailStore.canonical(name) === 'INBOX') return session.tagged(cmd.tag, 'NO', '[CANNOT] INBOX cannot be deleted');
     const mb = session.o.store.mailbox(session.user!, name);
     if (!mb) return session.tagged(cmd.tag, 'NO', '[NONEXISTENT] No such mailbox');

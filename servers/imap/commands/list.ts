@@ -1,7 +1,8 @@
 import { MailStore } from '../../mail/store/index.ts';
-import { astring, quote } from '../parser.ts';
+import { encodeMailboxName } from '../mutf7.ts';
+import { quote } from '../parser.ts';
 import type { ImapSession } from '../session.ts';
-import { AUTHED, arity, type CommandContext, type CommandHandler } from './base.ts';
+import { AUTHED, arity, mailboxArg, type CommandContext, type CommandHandler } from './base.ts';
 
 const SPECIAL_USE: Record<string, string> = { Sent: '\\Sent', Trash: '\\Trash', Drafts: '\\Drafts', Junk: '\\Junk', Archive: '\\Archive' };
 
@@ -32,13 +33,14 @@ function listLike(word: 'LIST' | 'LSUB'): CommandHandler {
       // RFC 5258's LIST (selection options) reference pattern: options are accepted and ignored.
       const args = cmd.args[0]?.type === 'list' ? cmd.args.slice(1) : cmd.args;
       if (args.length < 2) return void arity(ctx, 2);
-      const ref = astring(args[0]);
-      const pattern = astring(args[1]);
-      if (ref === null || pattern === null) return session.tagged(cmd.tag, 'BAD', `${word} reference mailbox`);
+      const ref = mailboxArg(ctx, args[0], `${word} reference mailbox`);
+      if (ref === null) return;
+      const pattern = mailboxArg(ctx, args[1], `${word} reference mailbox`);
+      if (pattern === null) return;
       if (pattern === '') {
         session.send(`* ${word} (\\Noselect) "/" ""`);
       } else {
-        for (const m of matches(session, ref + pattern)) session.send(`* ${word} (${m.attrs.join(' ')}) "/" ${quote(m.name)}`);
+        for (const m of matches(session, ref + pattern)) session.send(`* ${word} (${m.attrs.join(' ')}) "/" ${quote(encodeMailboxName(m.name))}`);
       }
       session.tagged(cmd.tag, 'OK', `${word} completed`);
     },

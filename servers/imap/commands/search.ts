@@ -1,6 +1,6 @@
 import type { StoredMessage } from '../../mail/store/index.ts';
 import { parseSearchDate } from '../dates.ts';
-import { headerValue, parseMime, splitHeader } from '../mime.ts';
+import { fold, searchable, type SearchableMessage } from '../decode.ts';
 import { astring, type ImapToken } from '../parser.ts';
 import { parseSequenceSet } from '../sequence.ts';
 import type { ImapSession } from '../session.ts';
@@ -27,12 +27,13 @@ const FLAG_KEYS: Record<string, [string, boolean]> = {
 
 const day = (d: Date): number => Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
 
+/** Substring match, case-insensitive over Unicode (both sides folded: decode.ts `fold`). */
 function contains(haystack: string | null, needle: string): boolean {
-  return haystack !== null && haystack.toLowerCase().includes(needle.toLowerCase());
+  return haystack !== null && fold(haystack).includes(fold(needle));
 }
 
 /** Compiles the search keys of RFC 3501 6.4.4 into one test; throws SearchSyntax on anything else. */
-function compile(tokens: ImapToken[], session: ImapSession, maxSeq: number): Test {
+function compile(tokens: ImapToken[], session: ImapSession, maxSeq: number, decoded = new WeakMap<StoredMessage, SearchableMessage>()): Test {
   let i = 0;
   const text = (): string => {
     const v = astring(tokens[i++]);
@@ -49,7 +50,13 @@ function compile(tokens: ImapToken[], session: ImapSession, maxSeq: number): Tes
     if (!d) throw new SearchSyntax('expected a date like 1-Feb-2026');
     return d;
   };
-  const header = (m: StoredMessage, name: string): string | null => headerValue(parseMime(splitHeader(m.raw.toString('latin1')).header), name);
+  // Each message is parsed and decoded (encoded words, transfer encoding, charset) at most once per SEARCH.
+  const text_ = (m: StoredMessage): SearchableMessage => {
+    let d = decoded.get(m);
+    if (!d) decoded.set(m, (d = searchable(m.raw)));
+    return d;
+  };
+  const header = (m: StoredMessage, name: string): string | null => text_(m).header(name);
   const sent = (m: StoredMessage): number | null => {
     const t = Date.parse(header(m, 'date') ?? '');
     return Number.isNaN(t) ? null : day(new Date(t));
@@ -69,7 +76,7 @@ function compile(tokens: ImapToken[], session: ImapSession, maxSeq: number): Tes
     const t = tokens[i++];
     if (!t) throw new SearchSyntax('missing search key');
     if (t.type === 'list') {
-      const inner = compile(t.items, session, maxSeq);
+      const inner = compile(t.items, session, maxSeq, decoded);
       return inner;
     }
     if (t.type === 'string') throw new SearchSyntax('a string where a search key belongs');
@@ -108,11 +115,11 @@ function compile(tokens: ImapToken[], session: ImapSession, maxSeq: number): Tes
       }
       case 'BODY': {
         const v = text();
-        return (m) => contains(splitHeader(m.raw.toString('latin1')).body, v);
+        return (m) => contains(text_(m).body, v);
       }
       case 'TEXT': {
         const v = text();
-        return (m) => contains(m.raw.toString('latin1'), v);
+        return (m) => contains(text_(m).headerText, v) || contains(text_(m).body, v);
       }
       case 'LARGER': {
         const n = num();

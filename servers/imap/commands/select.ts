@@ -1,14 +1,13 @@
 import { SYSTEM_FLAGS } from '../../mail/store/index.ts';
-import { astring } from '../parser.ts';
-import { AUTHED, type CommandContext, type CommandHandler } from './base.ts';
+import { AUTHED, mailboxArg, type CommandContext, type CommandHandler } from './base.ts';
 
 function selectLike(readOnly: boolean): CommandHandler {
   return {
     states: AUTHED,
     run(ctx: CommandContext) {
       const { session, cmd } = ctx;
-      const name = astring(cmd.args[0]);
-      if (name === null) return session.tagged(cmd.tag, 'BAD', `${cmd.name} mailbox`);
+      const name = mailboxArg(ctx, cmd.args[0], `${cmd.name} mailbox`);
+      if (name === null) return;
       // Selecting another mailbox (or failing to) leaves the current one first (RFC 3501 6.3.1).
       session.unselect();
       const mb = session.o.store.mailbox(session.user!, name);

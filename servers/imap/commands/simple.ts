@@ -22,7 +22,7 @@ export const logout: CommandHandler = {
   run({ session, cmd }) {
     session.send('* BYE wirelab IMAP4rev1 server logging out');
     session.tagged(cmd.tag, 'OK', 'LOGOUT completed');
-    session.bye('Bye');
+    session.bye();
   },
 };
 

@@ -1,14 +1,16 @@
-import { astring, quote } from '../parser.ts';
-import { AUTHED, arity, type CommandHandler } from './base.ts';
+import { encodeMailboxName } from '../mutf7.ts';
+import { quote } from '../parser.ts';
+import { AUTHED, arity, mailboxArg, type CommandHandler } from './base.ts';
 
 export const status: CommandHandler = {
   states: AUTHED,
   run(ctx) {
     if (!arity(ctx, 2)) return;
     const { session, cmd } = ctx;
-    const name = astring(cmd.args[0]);
+    const name = mailboxArg(ctx, cmd.args[0], 'STATUS mailbox (items)');
+    if (name === null) return;
     const items = cmd.args[1];
-    if (name === null || items?.type !== 'list') return session.tagged(cmd.tag, 'BAD', 'STATUS mailbox (items)');
+    if (items?.type !== 'list') return session.tagged(cmd.tag, 'BAD', 'STATUS mailbox (items)');
     const mb = session.o.store.mailbox(session.user!, name);
     if (!mb) return session.tagged(cmd.tag, 'NO', '[NONEXISTENT] No such mailbox');
     const out: string[] = [];
@@ -24,7 +26,7 @@ export const status: CommandHandler = {
       if (!(item in value)) return session.tagged(cmd.tag, 'BAD', `Unknown STATUS item ${item.slice(0, 20)}`);
       out.push(`${item} ${value[item]}`);
     }
-    session.send(`* STATUS ${quote(mb.name)} (${out.join(' ')})`);
+    session.send(`* STATUS ${quote(encodeMailboxName(mb.name))} (${out.join(' ')})`);
     session.tagged(cmd.tag, 'OK', 'STATUS completed');
   },
 };

@@ -1,11 +1,10 @@
-import { astring } from '../parser.ts';
-import { AUTHED, type CommandContext, type CommandHandler } from './base.ts';
+import { AUTHED, mailboxArg, type CommandContext, type CommandHandler } from './base.ts';
 
 /** Every mailbox is subscribed (LSUB lists them all): SUBSCRIBE and UNSUBSCRIBE only check the name. */
 function subscription(ctx: CommandContext): void {
   const { session, cmd } = ctx;
-  const name = astring(cmd.args[0]);
-  if (name === null) return session.tagged(cmd.tag, 'BAD', `${cmd.name} mailbox`);
+  const name = mailboxArg(ctx, cmd.args[0], `${cmd.name} mailbox`);
+  if (name === null) return;
   if (!session.o.store.mailbox(session.user!, name)) return session.tagged(cmd.tag, 'NO', '[NONEXISTENT] No such mailbox');
   session.tagged(cmd.tag, 'OK', `${cmd.name} completed`);
 }

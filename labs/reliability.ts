@@ -85,7 +85,7 @@ export default defineLab({
       ctx.note(`TCP: kernel mode: namespaces ${link.nsA} ⇄ veth ⇄ ${link.nsB}, nftables numgen random drops packets toward the server; retransmissions are the kernel's own count (/proc/net/snmp RetransSegs, both namespaces).`);
       if (!support.netem) ctx.note('netem is not available on this kernel: TCP under kernel-level reordering is not shown (duplication uses nftables dup).');
     } else {
-      ctx.note(`Kernel mode is not available (${support.reason}): TCP is measured through the userland proxy, which terminates TCP, so no TCP segment can be lost there; only the clean row is shown.`);
+      ctx.note(`not observed: TCP under loss, its retransmissions and stalls. Kernel mode is not available (${support.reason}); TCP is measured through the userland proxy, which terminates TCP, so no TCP segment can be lost there; only the clean row is shown.`);
       const server = await ctx.start(startTcpServer({ mode: 'echo', framing: 'line', tracer: ctx.tracer }));
       const proxy = await ctx.start(startTcpProxy({ upstreamPort: server.port, tracer: ctx.tracer }));
       tcp.push({ loss: 0, r: await measureTcpMessages((o) => connectTcp({ port: proxy.port, framing: 'line', noDelay: true, ...o }), { n: TCP_MESSAGES, ratePerSec: TCP_RATE, size: 32, timeoutMs: TCP_DEADLINE_MS }) });

@@ -270,7 +270,7 @@ export default defineLab({
       }
       ctx.note(`TCP rows: kernel mode (${link.nsA} ⇄ ${link.nsB}), same loss both ways through nftables, but without the 2 ms each way (netem is ${kernelSupport().netem ? 'present but unused' : 'not available here'}), so compare its retransmissions, not its speed.`);
     } else {
-      ctx.note(`No TCP rows: kernel mode is not available (${support.reason}), and the userland proxy cannot make TCP lose a segment.`);
+      ctx.note(`not observed: TCP under the same loss (no TCP rows). Kernel mode is not available (${support.reason}), and the userland proxy cannot make TCP lose a segment.`);
     }
     ctx.table(`${MESSAGES} messages of ${SIZE} B, loss both ways, ${DELAY_MS} ms each way, window ${WINDOW}, timeout ${RTO_MS} ms`, ['protocol', 'loss', 'delivered', 'data sent', 'retransmitted', 'max in flight', 'round trips', 'goodput Mbit/s', 'p50 ms', 'p99 ms'], rows);
 

@@ -21,7 +21,7 @@ export default defineLab({
   title: 'Round trip and bulk transfer over TCP, UDP, HTTP and WebSocket',
   concept: 'Every layer on top of a transport costs something per message; a new connection per request adds a TCP connect to each one. Ranks and ratios, not promises.',
   protocols: ['tcp', 'udp', 'http', 'ws'],
-  timeoutMs: 45_000,
+  timeoutMs: 90_000, // ~8 s on a quiet machine; 100 MiB three times takes far longer on a loaded one
   async run(ctx) {
     const tracer = ctx.tracer;
     const tcpEcho = await ctx.start(startTcpServer({ mode: 'echo', framing: 'line', tracer }));

@@ -14,8 +14,11 @@ export interface TcpRelayOptions {
   delayMs?: number;
   /** Bytes held back (delayed, not yet written) per direction before the connection is dropped. Default 16 MiB. */
   maxQueuedBytes?: number;
-  /** Called with every chunk as it is forwarded: `>` client to server, `<` server to client. */
-  onForward?: (dir: '>' | '<', chunk: Buffer, conn: number) => void;
+  /**
+   * Called with every chunk as it is forwarded: `>` client to server, `<` server to client, and how long the relay
+   * actually held it (never less than delayMs).
+   */
+  onForward?: (dir: '>' | '<', chunk: Buffer, conn: number, heldMs: number) => void;
   tracer?: Tracer;
 }
 
@@ -34,15 +37,30 @@ export async function startTcpRelay(options: TcpRelayOptions): Promise<RunningSe
   let conns = 0;
 
   const pipe = (from: net.Socket, to: net.Socket, dir: '>' | '<', conn: number, cid: string): void => {
+    // Chunks wait in arrival order; one timer serves the head. A timer may fire up to ~1 ms before the time it was
+    // asked for (setTimeout rounds to whole milliseconds), so the head is released only once performance.now() says
+    // its delay has passed: a chunk is never held less than delayMs.
+    const queue: Array<{ chunk: Buffer; arrived: number; due: number }> = [];
     let queued = 0;
-    let lastDue = 0;
-    from.on('data', (chunk: Buffer) => {
-      const send = (): void => {
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    const forward = (chunk: Buffer, heldMs: number): void => {
+      options.onForward?.(dir, chunk, conn, heldMs);
+      if (!to.destroyed) to.write(chunk);
+    };
+    const release = (): void => {
+      timer = undefined;
+      const now = performance.now();
+      while (queue.length > 0 && queue[0]!.due <= now) {
+        const { chunk, arrived } = queue.shift()!;
         queued -= chunk.length;
-        options.onForward?.(dir, chunk, conn);
-        if (!to.destroyed) to.write(chunk);
-      };
-      if (delayMs === 0) return send();
+        forward(chunk, now - arrived);
+      }
+      if (queue.length > 0) timer = setTimeout(release, Math.max(1, Math.ceil(queue[0]!.due - now)));
+      else if (ended && !to.destroyed) to.end();
+    };
+    from.on('data', (chunk: Buffer) => {
+      if (delayMs === 0) return forward(chunk, 0);
       queued += chunk.length;
       if (queued > maxQueued) {
         tracer.emit('relay', cid, '*', 'limit', () => `maxQueuedBytes=${maxQueued} exceeded: dropping the connection`);
@@ -50,12 +68,19 @@ export async function startTcpRelay(options: TcpRelayOptions): Promise<RunningSe
         to.destroy();
         return;
       }
-      // Chunks keep their order: each is due no earlier than the one before it.
-      const due = Math.max(performance.now() + delayMs, lastDue);
-      lastDue = due;
-      setTimeout(send, due - performance.now());
+      const arrived = performance.now();
+      // Same delay for every chunk, so arrival order is due order.
+      queue.push({ chunk, arrived, due: arrived + delayMs });
+      timer ??= setTimeout(release, Math.ceil(delayMs));
     });
-    from.on('end', () => setTimeout(() => to.end(), Math.max(0, lastDue - performance.now())));
+    from.on('end', () => {
+      ended = true;
+      if (queue.length === 0 && timer === undefined && !to.destroyed) to.end();
+    });
+    to.on('close', () => {
+      clearTimeout(timer);
+      queue.length = 0;
+    });
   };
 
   const server = net.createServer({ allowHalfOpen: true }, (client) => {

@@ -16,6 +16,10 @@ export default defineLab({
     const main = await ctx.start(startHttpServer({ tracer, requestTimeoutMs: 600, gatewayTimeoutMs: 300 }));
     // Small limits on servers of their own, so one cause does not spill into another's numbers.
     const rated = await ctx.start(startHttpServer({ tracer, rateLimitBurst: 3, rateLimitPerSecond: 1 }));
+    const untilActive = async (n: number): Promise<boolean> => {
+      for (let i = 0; i < 200 && busy.active < n; i++) await new Promise((r) => setTimeout(r, 5));
+      return busy.active >= n;
+    };
     const busy = await ctx.start(startHttpServer({ tracer, maxConcurrentRequests: 1 }));
     const client = await createHttpClient({ tracer });
     const follower = await createHttpClient({ tracer, maxRedirections: 5 });
@@ -68,32 +72,43 @@ export default defineLab({
     check(408, slow.statuses[0] ?? 0, 'the request did not arrive within requestTimeoutMs=600', `Connection: ${rawHeader(slow.text, 'connection') ?? '(none)'}`,
       'open a new connection and send it faster', slow.closedByServer, `${slow.statuses[0]} after ${slow.ms} ms, then the server closed`);
 
-    // 429: a burst past the client's token bucket; a polite client waits Retry-After and gets through.
+    // 429: a burst past the client's token bucket; a polite client waits Retry-After and gets through. The bucket
+    // refills while the burst runs, so the requests are sent until the first 429 and their count is checked against
+    // the tokens that can have been there: the burst, plus one per second the burst took.
+    const BURST = 3;
     const burst: number[] = [];
     let limited: HttpResponse | undefined;
-    for (let i = 0; i < 4; i++) {
+    const burstStarted = performance.now();
+    for (let i = 0; i < 10 && !limited; i++) {
       const r = await client.request(`${rated.url}/hello`);
       burst.push(r.status);
       if (r.status === 429) limited = r;
     }
+    const burstSeconds = (performance.now() - burstStarted) / 1000;
+    const admitted = burst.filter((x) => x === 200).length;
     const backedOff = await polite.request(`${rated.url}/hello`);
-    check(429, limited?.status ?? 0, '4 requests in a row against a bucket of 3 tokens, refilled at 1/s', limited ? h(limited, 'Retry-After') : 'Retry-After: (none)',
+    check(429, limited?.status ?? 0, `requests in a row against a bucket of ${BURST} tokens, refilled at 1/s`, limited ? h(limited, 'Retry-After') : 'Retry-After: (none)',
       `wait Retry-After, then retry: the polite client got ${backedOff.status} after ${backedOff.retries.map((x) => `${x.status} + ${x.waitedMs} ms`).join(', ') || 'no wait'}`,
-      limited?.headers['retry-after'] !== undefined && backedOff.status === 200, `burst: ${burst.join(' ')}`);
+      limited?.headers['retry-after'] !== undefined && backedOff.status === 200 && admitted >= BURST && admitted <= BURST + Math.ceil(burstSeconds),
+      `burst: ${burst.join(' ')} (${admitted} admitted in ${burstSeconds.toFixed(2)} s: at most ${BURST} + 1 per second)`);
 
     const boom = await client.request(`${main.url}/boom`);
     const after = await client.request(`${main.url}/hello`);
     check(500, boom.status, 'a handler that throws', '-', 'report it; the server kept serving', after.status === 200, `${boom.status}, then /hello ${after.status}`);
 
-    // 503: the only slot is held by a slow request; the next one is turned away with Retry-After.
-    const holder = client.request(`${busy.url}/delay/0.5`);
-    await new Promise((r) => setTimeout(r, 100));
+    // 503: the only slot is held by a slow request (1 s); the next one, sent once the server reports the slot taken, is
+    // turned away with Retry-After, and the claim checks the holder was still running when that answer came.
+    let holderDone = false;
+    const holder = client.request(`${busy.url}/delay/1`).finally(() => (holderDone = true));
+    const held = await untilActive(1);
     const turned = await client.request(`${busy.url}/hello`);
+    const stillHeld = !holderDone;
     const retried = await polite.request(`${busy.url}/hello`);
     await holder;
     check(503, turned.status, 'maxConcurrentRequests=1 and a slow request holds the slot', h(turned, 'Retry-After'),
       `back off for Retry-After: the polite client got ${retried.status}${retried.retries.length ? ` after waiting ${retried.retries.map((x) => x.waitedMs).join(' + ')} ms` : ''}`,
-      turned.headers['retry-after'] !== undefined && retried.status === 200);
+      held && stillHeld && turned.headers['retry-after'] !== undefined && retried.status === 200,
+      `got ${turned.status} while the slow request still held the slot: ${stillHeld}`);
 
     const fast = await client.request(`${main.url}/gateway?delay=10`);
     const timedOut = await client.request(`${main.url}/gateway?delay=2000`);

@@ -5,6 +5,8 @@ import { createSmtpClient } from '../clients/smtp.ts';
 import { measure, messageWithAttachment, startMailLab, type Traffic } from './mail/setup.ts';
 
 const AUTH = { user: 'demo', pass: 'demo' };
+/** Capabilities registered for POP3 (RFC 2449's list and the extensions after it): none is about mailboxes. */
+const POP3_RFC_CAPABILITIES = ['TOP', 'USER', 'SASL', 'RESP-CODES', 'LOGIN-DELAY', 'PIPELINING', 'EXPIRE', 'UIDL', 'IMPLEMENTATION', 'STLS', 'AUTH-RESP-CODE', 'UTF8', 'LANG'];
 const once = <T>(c: ImapFlow, event: string): Promise<T> => new Promise((resolve) => c.once(event, resolve));
 const within = <T>(p: Promise<T>, ms: number): Promise<T | null> => Promise.race([p, new Promise<null>((r) => setTimeout(() => r(null), ms))]);
 
@@ -104,8 +106,19 @@ export default defineLab({
     await a.mailboxDelete('Archive');
     const afterDelete = !store.listMailboxes('demo').includes('Archive');
     const popCreate = await p.command('CREATE Projects');
+    const capa = await p.capa();
     ctx.claim('IMAP creates, renames and deletes mailboxes on the server', afterCreate && afterRename && afterDelete, 'CREATE Projects → RENAME Archive → DELETE Archive, each seen in the store');
-    ctx.claim('POP3 has no command for mailboxes', !popCreate.ok, `CREATE → -ERR ${popCreate.text}`);
+    // What this observes is wirelab's server; that POP3 itself has no such command is the RFCs' command list (below).
+    const capaNames = capa.map((c) => c.split(' ')[0]!.toUpperCase());
+    const offMenu = capaNames.filter((c) => !POP3_RFC_CAPABILITIES.includes(c));
+    ctx.claim(
+      "wirelab's POP3 server answers CREATE with -ERR, and its CAPA offers only capabilities the POP3 RFCs define",
+      !popCreate.ok && capaNames.length > 0 && offMenu.length === 0,
+      `CREATE → -ERR ${popCreate.text}; CAPA: ${capaNames.join(' ')}${offMenu.length ? `; not in the RFCs: ${offMenu.join(' ')}` : ''}`,
+    );
+    ctx.note(
+      'POP3 has no mailbox commands by definition: RFC 1939 defines USER, PASS, APOP, STAT, LIST, RETR, DELE, NOOP, RSET, QUIT, TOP and UIDL on one maildrop, and its extensions (CAPA, RFC 2449; STLS, RFC 2595; AUTH, RFC 5034) add none that names a mailbox. Only wirelab\'s server was asked here.',
+    );
     rows.push(['no folders / create, rename, delete', `-ERR ${popCreate.text}`, 'CREATE, RENAME, DELETE OK']);
 
     // ---- row 5: one way vs both ways (the server pushes to IMAP; a POP3 session is a snapshot) ----

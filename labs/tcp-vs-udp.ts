@@ -68,7 +68,13 @@ interface Servers {
   udp: RunningServer;
 }
 
-async function streamVsMessages(ctx: LabContext, { echo, discard, udp }: Servers, tracer: Tracer, events: MemorySink): Promise<string[]> {
+/** What the UDP server read from the lab's client, datagram by datagram: the capture's header sizes are checked against it. */
+interface UdpReads {
+  clientPort: number;
+  sizes: number[];
+}
+
+async function streamVsMessages(ctx: LabContext, { echo, discard, udp }: Servers, tracer: Tracer, events: MemorySink): Promise<{ rows: string[]; udpReads: UdpReads }> {
   const serverReads = (port: number): number[] => {
     const accept = events.find({ kind: 'accept' }).find((e) => e.meta?.peer === `127.0.0.1:${port}`);
     return accept ? events.find({ cid: accept.cid, kind: 'read' }).map((e) => e.bytes ?? 0) : [];
@@ -94,6 +100,7 @@ async function streamVsMessages(ctx: LabContext, { echo, discard, udp }: Servers
 
   // Ten datagrams of 10 bytes, then one of 60,000.
   const u = await openUdp({ port: udp.port, tracer });
+  const udpClientPort = u.localPort;
   const got: number[] = [];
   u.onMessage((m) => got.push(m.length));
   for (let i = 0; i < 10; i++) await u.sendRaw(Buffer.from(`dgram-${String(i).padStart(4, '0')}`));
@@ -108,7 +115,23 @@ async function streamVsMessages(ctx: LabContext, { echo, discard, udp }: Servers
   } catch (err) {
     tooBig = err;
   }
-  ctx.claim('UDP: a 65,508-byte datagram is refused before it is sent (65,507 is the IPv4 maximum)', (tooBig as { code?: string })?.code === 'WL_ERR_DATAGRAM_TOO_LARGE', (tooBig as Error)?.message);
+  // The limit is the kernel's, not wirelab's: a plain dgram socket asking the kernel to send 65,508 bytes gets
+  // EMSGSIZE back, and 65,507 bytes (65,535 - 20 B IPv4 header - 8 B UDP header) go out and arrive.
+  const raw = dgram.createSocket('udp4');
+  raw.on('error', () => undefined);
+  await new Promise<void>((r) => raw.bind(0, '127.0.0.1', r));
+  const rawPort = raw.address().port;
+  const kernelOver = await new Promise<Error | null>((r) => raw.send(Buffer.alloc(65_508), udp.port, '127.0.0.1', r));
+  const kernelMax = await new Promise<Error | null>((r) => raw.send(Buffer.alloc(65_507), udp.port, '127.0.0.1', r));
+  const maxRead = (): number | undefined =>
+    events.find({ proto: 'udp', kind: 'datagram', dir: '>' }).find((e) => e.meta?.from === `127.0.0.1:${rawPort}` && e.bytes === 65_507)?.bytes;
+  for (let i = 0; i < 50 && maxRead() === undefined; i++) await sleep(10);
+  raw.close();
+  ctx.claim(
+    'UDP: the kernel refuses a 65,508-byte datagram (EMSGSIZE) and sends a 65,507-byte one, the IPv4 maximum; wirelab\'s client refuses it before the kernel sees it',
+    errnoOf(kernelOver) === 'EMSGSIZE' && kernelMax === null && maxRead() === 65_507 && (tooBig as { code?: string })?.code === 'WL_ERR_DATAGRAM_TOO_LARGE',
+    `raw socket: 65,508 B → ${kernelOver ? errnoOf(kernelOver) : 'sent'}; 65,507 B → ${kernelMax ? errnoOf(kernelMax) : 'sent'}, server read ${maxRead() ?? 'nothing'} B; wirelab client → ${(tooBig as { code?: string })?.code ?? 'sent'}`,
+  );
 
   // Time to the first echoed byte: TCP must connect first, UDP just sends.
   const tcpFirst: number[] = [];
@@ -125,7 +148,10 @@ async function streamVsMessages(ctx: LabContext, { echo, discard, udp }: Servers
   await u.close();
   ctx.measure('TCP connect + first echo (median of 20, loopback)', median(tcpFirst), 'ms');
   ctx.measure('UDP first echo (median of 20, loopback)', median(udpFirst), 'ms');
-  return [`10 writes → ${reads.length} read(s); 1 MiB → ${bigReads.length} reads`, `10 sends → ${atServer.slice(0, 10).length} datagrams; 60,000 B → 1`];
+  return {
+    rows: [`10 writes → ${reads.length} read(s); 1 MiB → ${bigReads.length} reads`, `10 sends → ${atServer.slice(0, 10).length} datagrams; 60,000 B → 1`],
+    udpReads: { clientPort: udpClientPort, sizes: atServer },
+  };
 }
 
 /** Broadcast: UDP can address every socket on the broadcast address at once; TCP cannot connect to it. */
@@ -165,7 +191,7 @@ async function broadcast(ctx: LabContext): Promise<string[]> {
 }
 
 /** What only a packet capture shows: the handshake, header sizes, acknowledgements. */
-function fromCapture(ctx: LabContext, packets: Packet[], tcpPorts: number[], udpPort: number, udpClosed: number): string[][] {
+function fromCapture(ctx: LabContext, packets: Packet[], tcpPorts: number[], udpPort: number, udpClosed: number, udpReads: UdpReads): string[][] {
   const tcp = packets.filter((p) => p.proto === 'tcp' && (tcpPorts.includes(p.dport) || tcpPorts.includes(p.sport)));
   const udp = packets.filter((p) => p.proto === 'udp' && (p.dport === udpPort || p.sport === udpPort));
   // The first connection to the echo server: its first three packets.
@@ -177,18 +203,40 @@ function fromCapture(ctx: LabContext, packets: Packet[], tcpPorts: number[], udp
   ctx.claim('TCP: three packets (SYN, SYN-ACK, ACK) carrying no data came before any data', shape === 'SYN → SYN-ACK → ACK' && three.every((p) => p.payload === 0), shape);
   const firstUdp = udp.find((p) => p.dport === udpPort);
   ctx.claim('UDP: the first packet to the server was the data itself (no handshake)', firstUdp !== undefined && firstUdp.payload > 0, firstUdp ? describePacket(firstUdp) : 'none');
+  // TCP: the header length is the data offset field × 4, 20 B plus options. Show the values seen, and check they vary
+  // with the options: every SYN (mss, sackOK, wscale, timestamps) carries a longer header than any other segment.
   const tcpHeaders = tcp.map((p) => p.l4Header);
   const minH = Math.min(...tcpHeaders);
   const maxH = Math.max(...tcpHeaders);
-  ctx.claim(`TCP headers were 20–60 bytes: here ${minH}–${maxH} B (options: timestamps on every segment, more on SYN)`, tcpHeaders.length > 0 && minH >= 20 && maxH <= 60, `${tcpHeaders.length} segments`);
-  ctx.claim('UDP headers were 8 bytes on every datagram', udp.length > 0 && udp.every((p) => p.l4Header === 8), `${udp.length} datagrams`);
+  const bySize = new Map<number, number>();
+  for (const h of tcpHeaders) bySize.set(h, (bySize.get(h) ?? 0) + 1);
+  const sizes = [...bySize].sort((a, b) => a[0] - b[0]).map(([h, n]) => `${h} B ×${n}`).join(', ');
+  const syns = tcp.filter((p) => p.flags.includes('SYN'));
+  const others = tcp.filter((p) => !p.flags.includes('SYN'));
+  const synOptions = syns[0]?.options.filter((o) => o !== 'nop' && o !== 'eol').join(', ') ?? 'none';
+  ctx.claim(
+    `TCP headers vary with their options (data offset × 4, 20–60 B): here ${sizes}; the SYNs' are the longest (${synOptions})`,
+    tcpHeaders.length > 0 && minH >= 20 && maxH <= 60 && bySize.size >= 2 && syns.length > 0 && others.length > 0 && Math.min(...syns.map((p) => p.l4Header)) > Math.max(...others.map((p) => p.l4Header)),
+    `${tcpHeaders.length} segments, ${syns.length} SYN or SYN-ACK`,
+  );
+  // UDP: no header length field exists, so measure it: the IP payload (IP total length − IP header) of each datagram
+  // the lab's client sent, minus the bytes the server read from that datagram; and the UDP length field must agree
+  // with the IP payload.
+  const sent = udp.filter((p) => p.sport === udpReads.clientPort && p.dport === udpPort).slice(0, udpReads.sizes.length);
+  const measured = sent.map((p, i) => p.ipPayload - udpReads.sizes[i]!);
+  const lengthAgrees = udp.every((p) => p.udpLength === p.ipPayload);
+  ctx.claim(
+    'UDP headers were 8 bytes: IP payload minus the bytes the server read, on every datagram matched; the UDP length field agreed with IP\'s on all',
+    sent.length === udpReads.sizes.length && sent.length > 0 && measured.every((h) => h === 8) && lengthAgrees,
+    `${sent.length} datagrams matched (IP payload − bytes read: ${[...new Set(measured)].join(', ')} B); UDP length = IP payload on ${udp.filter((p) => p.udpLength === p.ipPayload).length}/${udp.length}`,
+  );
   const pureAcks = tcp.filter((p) => p.payload === 0 && p.flags.length === 1 && p.flags[0] === 'ACK').length;
   ctx.claim('TCP: the receiver sent acknowledgements (pure ACK segments); UDP: every packet carried data', pureAcks > 0 && udp.every((p) => p.payload > 0), `${pureAcks} pure ACKs`);
   const icmp = packets.find((p) => p.proto === 'icmp' && p.dport === udpClosed);
   ctx.claim('UDP to a closed port: the kernel answered with ICMP port unreachable', icmp?.icmp?.type === 3 && icmp.icmp.code === 3, icmp ? describePacket(icmp) : 'no ICMP seen');
   return [
     ['Handshake', shape, 'none: first packet is data'],
-    ['Header size', `${minH}–${maxH} B`, '8 B'],
+    ['Header size', sizes, `${[...new Set(measured)].join(', ')} B`],
     ['Acknowledgment', `${pureAcks} pure ACKs`, 'none'],
   ];
 }
@@ -220,13 +268,13 @@ export default defineLab({
     const rows: string[][] = [];
     const [tcpConn, udpConn] = await closedPorts(ctx, tcpClosed, udpClosed);
     rows.push(['Type of service', tcpConn!, udpConn!]);
-    const [tcpStream, udpStream] = await streamVsMessages(ctx, servers, tracer, events);
+    const { rows: [tcpStream, udpStream], udpReads } = await streamVsMessages(ctx, servers, tracer, events);
     rows.push(['Data stream type', tcpStream!, udpStream!]);
     const [tcpB, udpB] = await broadcast(ctx);
     rows.push(['Broadcast support', tcpB!, udpB!]);
     if (capture) {
       const packets = await capture.stop();
-      rows.push(...fromCapture(ctx, packets, [servers.echo.port, servers.discard.port], servers.udp.port, udpClosed));
+      rows.push(...fromCapture(ctx, packets, [servers.echo.port, servers.discard.port], servers.udp.port, udpClosed, udpReads));
     }
     ctx.table('observed on this machine', ['row of the seed table', 'TCP', 'UDP'], rows);
     ctx.note('not observed here: reliability, ordering and retransmission. Loopback loses and reorders nothing; the reliability lab adds loss with the impairment layer.');

@@ -9,8 +9,12 @@ export interface Packet {
   dport: number;
   /** IP header bytes (20 without options). */
   ipHeader: number;
-  /** TCP header (20 to 60 bytes: data offset × 4) or UDP header (always 8). */
+  /** IP total length minus the IP header: the transport header and its data, as the IP header says. */
+  ipPayload: number;
+  /** TCP header (20 to 60 bytes: data offset × 4). UDP and ICMP: 8, fixed by RFC 768 / 792 (UDP has no length of its own for the header). */
   l4Header: number;
+  /** UDP only: the UDP length field (header + data), to check against ipPayload. */
+  udpLength?: number;
   /** Application bytes carried. */
   payload: number;
   /** TCP flags by name: SYN, ACK, FIN, RST, PSH. Empty for UDP. */
@@ -99,6 +103,7 @@ export function parsePcap(file: Buffer): Packet[] {
         dst,
         dport: l4.readUInt16BE(2),
         ipHeader,
+        ipPayload: total - ipHeader,
         l4Header,
         payload: total - ipHeader - l4Header,
         flags: FLAG_NAMES.filter(([bit]) => flagsByte & bit).map(([, name]) => name),
@@ -117,6 +122,7 @@ export function parsePcap(file: Buffer): Packet[] {
         dst,
         dport: quoted ? inner.readUInt16BE(innerIhl + 2) : 0,
         ipHeader,
+        ipPayload: total - ipHeader,
         l4Header: 8,
         payload: total - ipHeader - 8,
         flags: [],
@@ -132,7 +138,9 @@ export function parsePcap(file: Buffer): Packet[] {
         dst,
         dport: l4.readUInt16BE(2),
         ipHeader,
+        ipPayload: total - ipHeader,
         l4Header: 8,
+        udpLength: l4.readUInt16BE(4),
         payload: l4.readUInt16BE(4) - 8,
         flags: [],
         options: [],

@@ -1,5 +1,6 @@
 import { FtpClient } from '../../clients/ftp.ts';
 import type { TraceEvent } from '../../core/trace/index.ts';
+import { startFlightTap } from '../_flights.ts';
 import { startLabFtp } from '../_ftp.ts';
 import type { HandshakeRow, HandshakeRows } from './types.ts';
 
@@ -54,22 +55,26 @@ const ftpRows: HandshakeRows = async (ctx) => {
     steps: `${cmds[0]} → ${seen[0]}, TCP connect to that port, ${cmds.slice(1).join(', ')} → ${seen.slice(1).join(' ')}`,
   });
 
-  // Explicit FTPS: 220, AUTH TLS → 234, the TLS handshake, USER 331, PASS 230, PBSZ 200, PROT 200.
+  // Explicit FTPS: 220, AUTH TLS → 234, the TLS handshake, USER 331, PASS 230, PBSZ 200, PROT 200. Through a relay
+  // that sees every chunk, so the TLS handshake's round trips are counted on the wire.
+  const tap = await startFlightTap(ctx, server.port);
+  const tapMark = tap.mark();
   mark = sink.events.length;
   t0 = performance.now();
-  const secure = await FtpClient.connect({ port: server.port, tracer, secure: true });
+  const secure = await FtpClient.connect({ port: tap.port, tracer, secure: true });
   ctx.defer(() => secure.close());
   const tlsMs = performance.now() - t0;
   const tlsCodes = codes(mark);
   const tlsCommands = since(mark, 'command').map((e) => e.summary.split(' ')[0]!);
   const hs = sink.events.slice(mark).find((e) => e.proto === 'tls' && e.kind === 'handshake');
-  const tlsFlights = hs?.meta?.version === 'TLSv1.3' ? 1 : hs ? 2 : 0;
+  const tlsFlights = tap.tlsServerFlightsSince(tapMark);
   const loginEnd = tlsCommands.indexOf('PASS') + 1;
   const repliesTo230 = tlsCodes.indexOf('230') + 1;
   ctx.claim(
     'FTPS: AUTH TLS → 234, then a TLS handshake on the same connection, then USER and PASS inside it',
-    tlsCodes[0] === '220' && tlsCodes.includes('234') && hs !== undefined && tlsCommands.indexOf('AUTH') < tlsCommands.indexOf('USER'),
-    `${tlsCodes.join(' ')}; ${hs?.summary ?? 'no TLS handshake traced'}`,
+    tlsCodes[0] === '220' && tlsCodes.includes('234') && hs !== undefined && tlsCommands.indexOf('AUTH') < tlsCommands.indexOf('USER') &&
+      tlsFlights === (hs.meta?.version === 'TLSv1.3' ? 1 : 2),
+    `${tlsCodes.join(' ')}; ${hs?.summary ?? 'no TLS handshake traced'}; ${tlsFlights} TLS server flight(s) counted on the wire`,
   );
   rows.push({
     handshake: 'FTPS login (AUTH TLS, explicit)',

@@ -1,4 +1,5 @@
 import type { LabContext } from '../../core/lab/index.ts';
+import { startFlightTap, type FlightTap } from '../_flights.ts';
 import { CountingTalk } from '../mail/talk.ts';
 import { startMailLab } from '../mail/setup.ts';
 import type { HandshakeRow, HandshakeRows } from './types.ts';
@@ -9,17 +10,22 @@ const POP3_MULTI_DONE = /\r\n\.\r\n$/;
 const imapDone = (tag: string): RegExp => new RegExp(`^${tag} (OK|NO|BAD).*\\r\\n`, 'm');
 const PLAIN = Buffer.from('\0demo\0demo').toString('base64');
 
+/** TLS 1.3 answers the ClientHello with one flight; a full TLS 1.2 handshake needs two. */
+const expectedFlights = (version: string): number => (version === 'TLSv1.3' ? 1 : 2);
+
 async function row(
   ctx: LabContext,
   port: number,
   handshake: string,
   script: (t: CountingTalk) => Promise<boolean>,
   claim: string,
+  tap?: FlightTap,
 ): Promise<HandshakeRow> {
   const t0 = performance.now();
-  const talk = await CountingTalk.open(port);
+  const talk = await CountingTalk.open(port, tap);
   try {
-    const ok = await script(talk);
+    // A TLS row holds only if the handshake's server flights were counted on the wire and match the version.
+    const ok = (await script(talk)) && (talk.tls === undefined || talk.tls.flights === expectedFlights(talk.tls.version));
     const ms = Math.round((performance.now() - t0) * 100) / 100;
     ctx.claim(`${claim} (${talk.roundTrips} round trips counted)`, ok, talk.steps.join(', '));
     return { handshake, roundTrips: talk.roundTrips, ms, steps: talk.steps.join(' · ') };
@@ -32,6 +38,8 @@ async function row(
 const mailRows: HandshakeRows = async (ctx) => {
   // The plain rows log in over plain TCP beside their TLS rows, so this lab's servers allow it (the default refuses).
   const { smtp, imap, pop3 } = await startMailLab(ctx, { allowInsecureAuth: true });
+  // The TLS rows go through a relay that sees every chunk, so the handshake's round trips are counted, not assumed.
+  const [smtpTap, imapTap, pop3Tap] = await Promise.all([startFlightTap(ctx, smtp.port), startFlightTap(ctx, imap.port), startFlightTap(ctx, pop3.port)]);
   return [
     await row(ctx, smtp.port, 'SMTP greeting to EHLO 250', async (t) => {
       const g = await t.greeting(SMTP_DONE, '220');
@@ -48,7 +56,7 @@ const mailRows: HandshakeRows = async (ctx) => {
       await t.startTls();
       const e2 = await t.command('EHLO client.wirelab.test', SMTP_DONE);
       return /STARTTLS/.test(e) && s.startsWith('220') && /^250 /m.test(e2) && !/STARTTLS/.test(e2);
-    }, 'SMTP: STARTTLS answered 220, TLS, and EHLO again (STARTTLS no longer offered)'),
+    }, 'SMTP: STARTTLS answered 220, TLS, and EHLO again (STARTTLS no longer offered)', smtpTap),
     await row(ctx, smtp.port, 'SMTP greeting to AUTH PLAIN 235', async (t) => {
       await t.greeting(SMTP_DONE, '220');
       await t.command('EHLO client.wirelab.test', SMTP_DONE);
@@ -68,7 +76,7 @@ const mailRows: HandshakeRows = async (ctx) => {
       const c = await t.command('a2 CAPABILITY', imapDone('a2'), 'CAPABILITY');
       const l = await t.command('a3 LOGIN demo demo', imapDone('a3'), 'LOGIN demo ****');
       return /^a1 OK/m.test(s) && !/STARTTLS/.test(c) && /^a3 OK/m.test(l);
-    }, 'IMAP: STARTTLS, TLS, CAPABILITY (asked again, as RFC 3501 requires) and LOGIN OK'),
+    }, 'IMAP: STARTTLS, TLS, CAPABILITY (asked again, as RFC 3501 requires) and LOGIN OK', imapTap),
     await row(ctx, pop3.port, 'POP3 greeting, USER, PASS', async (t) => {
       const g = await t.greeting(POP3_DONE, '+OK');
       const u = await t.command('USER demo', POP3_DONE);
@@ -89,7 +97,7 @@ const mailRows: HandshakeRows = async (ctx) => {
       t.roundTrips--;
       t.steps.pop();
       return /^STLS\r$/m.test(c) && s.startsWith('+OK') && p.startsWith('+OK');
-    }, 'POP3: CAPA lists STLS, STLS, TLS, then USER and PASS +OK'),
+    }, 'POP3: CAPA lists STLS, STLS, TLS, then USER and PASS +OK', pop3Tap),
   ];
 };
 

@@ -1,14 +1,18 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { tlsClientOptions } from '../../core/tls/index.ts';
+import type { FlightTap } from '../_flights.ts';
 
 /**
  * A raw line conversation that counts its round trips: waiting for the greeting is one (the server speaks once the
- * connection is up), each command awaited is one, a TLS handshake is one for TLS 1.3 and two for TLS 1.2 (as
- * negotiated on this connection). `steps` records what was seen, for the handshakes table.
+ * connection is up), each command awaited is one, and a TLS handshake counts the server flights a FlightTap saw
+ * cross the wire (one for TLS 1.3, two for a full TLS 1.2 handshake). `steps` records what was seen, for the
+ * handshakes table.
  */
 export class CountingTalk {
   roundTrips = 0;
+  /** Server flights of the TLS handshake, as counted on the wire, and the version negotiated (after startTls). */
+  tls: { flights: number; version: string } | undefined;
   readonly steps: string[] = [];
   /** How long the greeting took to arrive after the connection was up. */
   greetingMs = 0;
@@ -16,20 +20,23 @@ export class CountingTalk {
   #socket: net.Socket;
   #buf = '';
   #wake: (() => void) | null = null;
+  readonly #tap: FlightTap | undefined;
 
-  private constructor(socket: net.Socket) {
+  private constructor(socket: net.Socket, tap: FlightTap | undefined) {
     this.#socket = socket;
+    this.#tap = tap;
     this.#listen(socket);
   }
 
-  static async open(port: number): Promise<CountingTalk> {
-    const socket = net.connect(port, '127.0.0.1');
+  /** Connects to `port`, or through `tap` (a relay in front of that server) when TLS round trips are to be counted. */
+  static async open(port: number, tap?: FlightTap): Promise<CountingTalk> {
+    const socket = net.connect(tap?.port ?? port, '127.0.0.1');
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    return new CountingTalk(socket);
+    return new CountingTalk(socket, tap);
   }
 
   #listen(socket: net.Socket): void {
@@ -81,14 +88,18 @@ export class CountingTalk {
 
   /** Continues in TLS on the same connection (after STARTTLS / STLS was accepted). */
   async startTls(): Promise<string> {
+    if (!this.#tap) throw new Error('CountingTalk.startTls needs a FlightTap to count the handshake');
+    const mark = this.#tap.mark();
     const secure = tls.connect({ socket: this.#socket, ...(await tlsClientOptions()) });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', resolve);
       secure.once('error', reject);
     });
     const version = secure.getProtocol() ?? '?';
-    this.roundTrips += version === 'TLSv1.3' ? 1 : 2;
-    this.steps.push(`${version} handshake`);
+    const flights = this.#tap.tlsServerFlightsSince(mark);
+    this.roundTrips += flights;
+    this.tls = { flights, version };
+    this.steps.push(`${version} handshake (${flights} server flight${flights === 1 ? '' : 's'})`);
     this.#socket.removeAllListeners('data');
     this.#socket = secure;
     this.#listen(secure);

@@ -6,7 +6,7 @@ import { runCli } from '../helpers/cli.ts';
 // Every lab in labs/ is an integration test: run it as a user would, with --json, and require every claim to hold.
 for (const id of await labIds()) {
   test(`lab ${id} exits 0 and every claim holds`, async () => {
-    const r = await runCli(['lab', id, '--json'], { timeoutMs: 90_000 });
+    const r = await runCli(['lab', id, '--json'], { timeoutMs: 150_000 });
     let result;
     try {
       result = JSON.parse(r.stdout);

@@ -18,6 +18,15 @@ function portInUse(port: number, host: string, cause: unknown): WirelabError {
   return new WirelabError(ErrorCodes.PORT_IN_USE, `port ${port} on ${host} is already in use`, { cause, status: port });
 }
 
+/**
+ * After listening, an error on the listener itself (EMFILE when accepting, a failed send on a UDP socket) must not
+ * end the process: the listener stays up and the next connection or datagram is served. The server's own listener,
+ * when it has one, still sees the error (and traces it).
+ */
+function keepServing(emitter: NetServer | DgramSocket): void {
+  emitter.on('error', () => {});
+}
+
 /** Listens, turning EADDRINUSE into a WirelabError that names the port. Resolves to the bound port. */
 export function listenTcp(server: NetServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -27,6 +36,7 @@ export function listenTcp(server: NetServer, port: number, host: string): Promis
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
+      keepServing(server);
       const addr = server.address();
       resolve(typeof addr === 'object' && addr ? addr.port : port);
     });
@@ -41,6 +51,7 @@ export function bindUdp(socket: DgramSocket, port: number, host: string): Promis
     socket.once('error', onError);
     socket.bind(port, host, () => {
       socket.off('error', onError);
+      keepServing(socket);
       resolve(socket.address().port);
     });
   });
@@ -50,7 +61,13 @@ export function bindUdp(socket: DgramSocket, port: number, host: string): Promis
 export class SocketSet {
   readonly #sockets = new Set<Socket>();
 
+  /**
+   * Every accepted or dialled socket passes here, so this is where an 'error' no protocol code handled stops: the
+   * socket is destroyed (it is already unusable) and 'close' runs the usual clean-up. Protocol code adds its own
+   * listener for the trace and the answer.
+   */
   add(socket: Socket): void {
+    socket.on('error', () => socket.destroy());
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
   }

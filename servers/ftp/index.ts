@@ -69,6 +69,7 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
   const admit = (socket: net.Socket): boolean => {
     if (sockets.size >= o.maxConnections) {
       stats.refused++;
+      socket.on('error', () => socket.destroy());
       tracer.emit('ftp', `${proto}-server`, '*', 'refused', () => `maxConnections=${o.maxConnections} reached: 421`);
       socket.end('421 Too many connections, try again later.\r\n');
       setTimeout(() => socket.destroy(), 1000).unref();

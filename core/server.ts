@@ -8,6 +8,8 @@ export interface RunningServer {
   host: string;
   port: number;
   url?: string;
+  /** The request paths it serves, where it has several (a WebSocket server's endpoints), e.g. for the fuzz suite. */
+  paths?: string[];
   /** Ends every socket the server opened, then stops listening. */
   close(): Promise<void>;
 }

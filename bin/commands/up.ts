@@ -84,6 +84,7 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     host: server.host,
     port: server.port,
     ...(server.url ? { url: server.url } : {}),
+    ...(server.paths ? { paths: server.paths } : {}),
     try: entry.tryWith(server),
     ...(entry.extra?.(server) ?? {}),
     ...('impairment' in server ? { impairment: server.impairment } : {}),

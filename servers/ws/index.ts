@@ -85,6 +85,8 @@ export interface WsServerStats {
 
 export interface RunningWsServer extends RunningServer {
   url: string;
+  /** Every WebSocket endpoint: the server's own, then those of `paths`. */
+  paths: string[];
   readonly stats: WsServerStats;
   /** Open connections now. */
   readonly clients: number;
@@ -317,6 +319,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     host: o.host,
     port,
     url,
+    paths: ['/echo', '/', '/discard', '/room/lobby', ...(o.feed ? ['/feed'] : []), ...paths.keys()],
     stats,
     get clients() {
       return openCount();

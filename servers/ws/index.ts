@@ -40,7 +40,7 @@ export interface WsServerOptions {
 }
 
 /** Takes over one connection on a path of `paths`: its messages, its close. `cid` names it in the trace. */
-export type WsPathHandler = (ws: WebSocket, cid: string, req: http.IncomingMessage) => void;
+export type WsPathHandler = (ws: WebSocket, cid: string, req: http.IncomingMessage) => void | Promise<void>;
 
 /** A path with its own limit: a message over `maxPayload` bytes is refused by ws itself with close 1009. */
 export interface WsPath {
@@ -232,12 +232,16 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
         }));
       });
       if (extra) {
-        try {
-          extra.accept(ws, cid, req);
-        } catch (err) {
-          // A path handler that throws ends its own connection (1011), never the server.
+        // A path handler that throws (or, async, rejects) ends its own connection with 1011, never the server.
+        const failed = (err: unknown): void => {
           tracer.emit('ws', cid, '*', 'error', () => `path handler threw: ${err instanceof Error ? err.message : String(err)}`);
-          ws.close(1011, 'internal error');
+          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(1011, 'internal error');
+        };
+        try {
+          const result: unknown = extra.accept(ws, cid, req);
+          if (result instanceof Promise) result.catch(failed);
+        } catch (err) {
+          failed(err);
         }
       } else if (route.kind !== 'path') serve(ws, cid, route);
     });

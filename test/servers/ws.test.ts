@@ -143,7 +143,11 @@ test('a path added through the public API (function or { accept, maxPayload }) s
   const throwing = (): void => {
     throw new Error('handler bug');
   };
-  const u = await startWsServer({ tracer: createTracer([userSink]), paths: { '/mine': echo, '/small': { accept: echo, maxPayload: 100 }, '/bug': throwing } });
+  const rejecting = async (): Promise<void> => {
+    await new Promise((r) => setTimeout(r, 10));
+    throw new Error('async handler bug');
+  };
+  const u = await startWsServer({ tracer: createTracer([userSink]), paths: { '/mine': echo, '/small': { accept: echo, maxPayload: 100 }, '/bug': throwing, '/async-bug': rejecting } });
   try {
     assert.equal(await closeCodeAfter(Buffer.from([0x81, 0x02, 0x68, 0x69]), u.port, '/mine'), 1002);
     assert.equal(await closeCodeAfter(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]), u.port, '/mine'), 1007);
@@ -154,6 +158,8 @@ test('a path added through the public API (function or { accept, maxPayload }) s
     assert.equal((await small.closed).code, 1009);
     const bug = await connectWs({ url: `${u.url}/bug` });
     assert.equal((await bug.closed).code, 1011);
+    const asyncBug = await connectWs({ url: `${u.url}/async-bug` });
+    assert.equal((await asyncBug.closed).code, 1011);
     const c = await connectWs({ url: `${u.url}/mine` });
     await c.send(Buffer.alloc(5000, 1));
     assert.equal((await c.next()).data.length, 5000);

@@ -112,6 +112,8 @@ test(`fuzz every port of wirelab up (${BUDGET_MS} ms, seed ${SEED}): it stays up
         `RSS ${Math.round(rss0 / 1e6)} MB at start, ${Math.round(maxRss / 1e6)} MB at most (bound ${Math.round(limit / 1e6)} MB)`,
     );
     t.diagnostic(`cases by family: ${JSON.stringify(families)}`);
+    // Warnings (a listener leak, a deprecation) are worth seeing, though not a failure.
+    if (up.stderr().trim()) t.diagnostic(`wirelab up wrote to stderr: ${up.stderr().trim().slice(-1500)}`);
   } finally {
     await up.stop();
   }

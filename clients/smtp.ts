@@ -75,6 +75,8 @@ export async function createSmtpClient(options: SmtpClientOptions) {
     logger: logger as never,
     debug: tracer.enabled,
   });
+  // Send errors reach the caller through sendMail; a pooled transport also emits them (unhandled, they would end the process).
+  transport.on('error', (err: Error) => tracer.emit('smtp', cid, '*', 'error', () => err.message));
   return {
     cid,
     async send(mail: MailToSend): Promise<SentInfo> {

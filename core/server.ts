@@ -9,6 +9,8 @@ export interface RunningServer {
   host: string;
   port: number;
   url?: string;
+  /** The request paths it serves, where it has several (a WebSocket server's endpoints), e.g. for the fuzz suite. */
+  paths?: string[];
   /** Ends every socket the server opened, then stops listening. */
   close(): Promise<void>;
 }
@@ -17,6 +19,15 @@ export const DEFAULT_HOST = '127.0.0.1';
 
 function portInUse(port: number, host: string, cause: unknown): WirelabError {
   return new WirelabError(ErrorCodes.PORT_IN_USE, `port ${port} on ${host} is already in use`, { cause, status: port });
+}
+
+/**
+ * After listening, an error on the listener itself (EMFILE when accepting, a failed send on a UDP socket) must not
+ * end the process: the listener stays up and the next connection or datagram is served. The server's own listener,
+ * when it has one, still sees the error (and traces it).
+ */
+function keepServing(emitter: NetServer | DgramSocket): void {
+  emitter.on('error', () => {});
 }
 
 /** Listens, turning EADDRINUSE into a WirelabError that names the port. Resolves to the bound port. */
@@ -28,6 +39,7 @@ export function listenTcp(server: NetServer, port: number, host: string): Promis
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
+      keepServing(server);
       const addr = server.address();
       resolve(typeof addr === 'object' && addr ? addr.port : port);
     });
@@ -42,6 +54,7 @@ export function bindUdp(socket: DgramSocket, port: number, host: string): Promis
     socket.once('error', onError);
     socket.bind(port, host, () => {
       socket.off('error', onError);
+      keepServing(socket);
       resolve(socket.address().port);
     });
   });
@@ -72,9 +85,14 @@ export class SocketSet {
   /** Connections `admit` refused, by the same key, until they close: an implicit-TLS server answers after the handshake. */
   readonly #refused = new Map<string, ConnectionLimitName>();
 
-  /** Tracks a socket without giving it a slot. */
+  /**
+   * Tracks a socket without giving it a slot. Every accepted or dialled socket passes here, so this is where an
+   * 'error' no protocol code handled stops: the socket is destroyed (it is already unusable) and 'close' runs the
+   * usual clean-up. Protocol code adds its own listener for the trace and the answer.
+   */
   add(socket: Socket): void {
     if (this.#sockets.has(socket)) return;
+    socket.on('error', () => socket.destroy());
     this.#sockets.add(socket);
     const key = slotKey(socket);
     socket.once('close', () => {

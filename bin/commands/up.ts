@@ -5,6 +5,7 @@ import type { RunningServer } from '../../core/server.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import { SERVICES } from '../../servers/index.ts';
 import { COMPACT } from '../../core/lab/report.ts';
+import { untilStopped } from '../stop.ts';
 import { checkTargets, impairServer, parseImpairSpecs, plansFor, startUpControl, type ImpairPlan } from '../../core/impair/cli.ts';
 
 export interface UpFlags {
@@ -85,6 +86,7 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     host: server.host,
     port: server.port,
     ...(entry.url || server.url ? { url: entry.url?.(server) ?? server.url } : {}),
+    ...(server.paths ? { paths: server.paths } : {}),
     try: entry.tryWith(server),
     ...(entry.extra?.(server, byName) ?? {}),
     ...('impairment' in server ? { impairment: server.impairment } : {}),
@@ -110,15 +112,8 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     console.log(`wirelab is up: ${rows.length} servers on ${host}. Ctrl-C stops them. Trace with: npm start -- --trace`);
   }
 
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
+  // SIGINT, SIGTERM, or (under npm / npx) the parent gone: bin/stop.ts says why each.
+  await untilStopped();
   // Closing destroys every socket; the timer only guards against a server that will not close.
   const guard = setTimeout(() => process.exit(0), 1500);
   guard.unref();

@@ -54,6 +54,10 @@ export async function startCapture(filter: string, options: { iface?: string; ti
       clearTimeout(timer);
       reject(new Error(`tcpdump exited (${code}): ${stderr.trim()}`));
     });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new Error(`tcpdump did not start: ${err.message}`));
+    });
   });
   let stopped: Promise<Packet[]> | undefined;
   const stop = async (): Promise<Packet[]> => {

@@ -63,7 +63,7 @@ export function handleConnect(
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  upstream.once('error', (err) => {
+  upstream.on('error', (err) => {
     if (up + down === 0 && !client.destroyed && client.writable) {
       tracer.emit('http', cid, '<', 'response', () => `502 Bad Gateway ← CONNECT ${target.key}: ${err.message}`);
       answer(client, 502, 'Bad Gateway', `could not reach ${target.key}: ${err.message}\n`);

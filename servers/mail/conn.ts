@@ -16,6 +16,8 @@ export interface ServerTls {
  */
 export function upgradeServerSocket(socket: net.Socket, t: ServerTls, tracer: Tracer, cid: string): tls.TLSSocket {
   const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: t.context });
+  // A failed handshake (garbage after STARTTLS) is an 'error' on this new socket, before any session code listens.
+  secure.on('error', (err) => tracer.emit('tls', cid, '*', 'error', () => `handshake failed: ${err.message}`));
   attachKeylog(secure, t.settings.keylogFile);
   traceTlsHandshake(tracer, cid, secure, 'server');
   return secure;

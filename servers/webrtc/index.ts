@@ -18,6 +18,7 @@ export interface RunningSignalingServer extends RunningWsServer {
 /** A WebSocket server with the signaling endpoint at /signal (and the ws server's own paths: /echo, /room/<name>...). */
 export async function startSignalingServer(options: SignalingServerOptions = {}): Promise<RunningSignalingServer> {
   const signaling = createSignaling({ ...options.signaling, tracer: options.tracer });
-  const server = await startWsServer({ ...options, paths: { '/signal': signaling.accept } });
+  // The message limit is ws's maxPayload on /signal: a bigger message is refused frame by frame with close 1009.
+  const server = await startWsServer({ ...options, paths: { '/signal': { accept: signaling.accept, maxPayload: signaling.maxMessageBytes } } });
   return Object.assign(server, { signalUrl: `${server.url}/signal`, signaling });
 }

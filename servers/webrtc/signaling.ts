@@ -10,7 +10,11 @@ import type { WsPathHandler } from '../ws/index.ts';
  * the same room, adding `from`. It never reads an SDP: it only checks the shape of each message.
  */
 export interface SignalingOptions {
-  /** Largest signaling message, in bytes; a bigger one is answered { type: 'error', code: 'too-big' }. Default 64 KiB. */
+  /**
+   * Largest signaling message, in bytes. startSignalingServer makes it ws's maxPayload on /signal, so a bigger one
+   * closes the connection with 1009 before it is buffered; on a WebSocket server with a larger limit it is answered
+   * { type: 'error', code: 'too-big' }. Default 64 KiB.
+   */
   maxMessageBytes?: number;
   /** Rooms at once; a join that would create one more is answered 'too-many-rooms'. Default 256. */
   maxRooms?: number;
@@ -61,6 +65,8 @@ export interface Signaling {
   /** Hand it to the WebSocket server: startWsServer({ paths: { '/signal': signaling.accept } }). */
   accept: WsPathHandler;
   readonly stats: SignalingStats;
+  /** The resolved maxMessageBytes (for the WebSocket server's per-path maxPayload). */
+  readonly maxMessageBytes: number;
   /** Room name to the peer ids in it, now. */
   rooms(): Map<string, string[]>;
 }
@@ -204,6 +210,7 @@ export function createSignaling(options: SignalingOptions = {}): Signaling {
   return {
     accept,
     stats,
+    maxMessageBytes: o.maxMessageBytes,
     rooms: () => new Map([...rooms].map(([name, members]) => [name, [...members.keys()]])),
   };
 }

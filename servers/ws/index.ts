@@ -30,15 +30,35 @@ export interface WsServerOptions {
   /** The feed that /feed pushes (the realtime-push lab). Default none: /feed is refused with 404. */
   feed?: EventFeed;
   /**
-   * More endpoints, by exact path (e.g. { '/signal': signaling.accept } from servers/webrtc): each open connection on
-   * that path is handed to its function, after the handshake, the limits and the frame tracing. Default none.
+   * More endpoints, by exact path (e.g. { '/signal': { accept: signaling.accept, maxPayload: 65536 } } from
+   * servers/webrtc, or just the function): each open connection on that path is handed to its function, after the
+   * handshake, the limits, the frame tracing and an 'error' listener (so a peer breaking the protocol gets its close
+   * 1002 / 1007 / 1009 and a trace event, and never ends the process). Default none.
    */
-  paths?: Record<string, WsPathHandler>;
+  paths?: Record<string, WsPathHandler | WsPath>;
   tracer?: Tracer;
 }
 
 /** Takes over one connection on a path of `paths`: its messages, its close. `cid` names it in the trace. */
-export type WsPathHandler = (ws: WebSocket, cid: string, req: http.IncomingMessage) => void;
+export type WsPathHandler = (ws: WebSocket, cid: string, req: http.IncomingMessage) => void | Promise<void>;
+
+/** A path with its own limit: a message over `maxPayload` bytes is refused by ws itself with close 1009. */
+export interface WsPath {
+  accept: WsPathHandler;
+  /** Largest message on this path, in bytes. Default: the server's maxPayload. */
+  maxPayload?: number;
+}
+
+/** The close code ws has already sent for the error it emits (1009 too big, 1007 bad UTF-8, 1002 anything else). */
+export function closeCodeOf(err: Error & { code?: string }): number {
+  // ws keeps the code it sent under a symbol of its own (status-code); the mapping below is the fallback.
+  const sym = Object.getOwnPropertySymbols(err).find((k) => k.description === 'status-code');
+  const sent = sym ? (err as unknown as Record<symbol, unknown>)[sym] : undefined;
+  if (typeof sent === 'number') return sent;
+  if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || err.code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') return 1009;
+  if (err.code === 'WS_ERR_INVALID_UTF8') return 1007;
+  return 1002;
+}
 
 export const WS_SERVER_DEFAULTS = {
   host: DEFAULT_HOST,
@@ -65,6 +85,8 @@ export interface WsServerStats {
 
 export interface RunningWsServer extends RunningServer {
   url: string;
+  /** Every WebSocket endpoint: the server's own, then those of `paths`. */
+  paths: string[];
   readonly stats: WsServerStats;
   /** Open connections now. */
   readonly clients: number;
@@ -105,7 +127,30 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
   const sockets = new SocketSet();
   const rooms = new Map<string, Set<WebSocket>>();
   const alive = new WeakMap<WebSocket, boolean>();
-  const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxPayload, perMessageDeflate: o.perMessageDeflate, clientTracking: true });
+  // One ws server per maxPayload in use, so a path's own limit is checked by ws frame by frame (close 1009) before a
+  // message is buffered whole.
+  const servers = new Map<number, WebSocketServer>();
+  const wssFor = (maxPayload: number): WebSocketServer => {
+    let w = servers.get(maxPayload);
+    if (!w) {
+      w = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: o.perMessageDeflate, clientTracking: true });
+      w.on('headers', onHeaders);
+      // In noServer mode ws emits no 'error' of its own today; the listener keeps it so if that ever changes.
+      w.on('error', (err: Error) => tracer.emit('ws', 'ws-server', '*', 'error', () => `ws server: ${err.message}`));
+      servers.set(maxPayload, w);
+    }
+    return w;
+  };
+  const paths = new Map<string, { accept: WsPathHandler; maxPayload: number }>();
+  for (const [path, p] of Object.entries(o.paths ?? {})) {
+    const accept = typeof p === 'function' ? p : p?.accept;
+    if (typeof accept !== 'function') throw new InvalidOptionError(`paths['${path}']`, 'a function or { accept, maxPayload? }', p);
+    const maxPayload = typeof p === 'function' || p.maxPayload === undefined ? o.maxPayload : p.maxPayload;
+    checkInt(`paths['${path}'].maxPayload`, maxPayload, 1, 1024 * 1024 * 1024);
+    paths.set(path, { accept, maxPayload });
+  }
+  const allClients = (): WebSocket[] => [...servers.values()].flatMap((w) => [...w.clients]);
+  const openCount = (): number => [...servers.values()].reduce((n, w) => n + w.clients.size, 0);
 
   const onPlainRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const body = `This is wirelab's WebSocket server: connect with ${scheme}://HOST:PORT/echo, /room/<name> or /feed.\n`;
@@ -125,7 +170,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
   });
 
   // The response headers ws is about to send: trace them, with the accept value recomputed from the key.
-  wss.on('headers', (headers: string[], req: http.IncomingMessage) => {
+  const onHeaders = (headers: string[], req: http.IncomingMessage): void => {
     const cid = (req as http.IncomingMessage & { wlCid?: string }).wlCid ?? 'ws';
     tracer.emit('ws', cid, '<', 'handshake', () => {
       const key = String(req.headers['sec-websocket-key'] ?? '');
@@ -136,7 +181,8 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
         meta: { headers, acceptMatches: sent === expected, expected },
       };
     });
-  });
+  };
+  wssFor(o.maxPayload);
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const cid = nextCid(scheme);
@@ -148,7 +194,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
       return { summary: `${req.method} ${req.url} HTTP/${req.httpVersion} key=${req.headers['sec-websocket-key'] ?? 'none'}`, meta: { headers: lines } };
     });
     const pathname = new URL(req.url ?? '/', 'http://x').pathname;
-    const extra = o.paths && Object.hasOwn(o.paths, pathname) ? o.paths[pathname] : undefined;
+    const extra = paths.get(pathname);
     const route = extra ? ({ kind: 'path' } as const) : routeOf(pathname);
     if (!route || (route.kind === 'feed' && !o.feed)) {
       stats.refused++;
@@ -156,38 +202,53 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
       refuse(socket, 404, 'Not Found', `no WebSocket endpoint at ${req.url}\n`);
       return;
     }
-    if (wss.clients.size >= o.maxConnections) {
+    if (openCount() >= o.maxConnections) {
       stats.refused++;
       tracer.emit('ws', cid, '*', 'limit', () => `maxConnections=${o.maxConnections} reached: 503`);
       refuse(socket, 503, 'Service Unavailable', `maxConnections=${o.maxConnections} reached\n`, 'Retry-After: 1\r\n');
       return;
     }
     // ws answers a bad handshake (wrong version, missing key...) with 400 itself.
-    wss.handleUpgrade(req, socket, head, (ws) => {
+    wssFor(extra?.maxPayload ?? o.maxPayload).handleUpgrade(req, socket, head, (ws) => {
       traceFrames(tracer, cid, socket, 'server');
+      stats.connections++;
+      alive.set(ws, true);
+      ws.on('pong', () => alive.set(ws, true));
+      const openedAt = performance.now();
+      // Before any handler runs: ws emits 'error' on a peer that broke the protocol, and an unhandled one would end the
+      // process. ws has already sent close 1009 (message too big), 1007 (bad UTF-8) or 1002 (any other protocol
+      // error) and then drops the socket, so 'close' says 1006: the code this side sent is kept here.
+      let sentCode: number | undefined;
+      ws.on('error', (err: Error & { code?: string }) => {
+        sentCode = closeCodeOf(err);
+        tracer.emit('ws', cid, '*', 'error', () => ({ summary: `${err.code ?? 'error'}: ${err.message}`, meta: { code: err.code, sent: sentCode } }));
+      });
+      ws.on('close', (code: number, reason: Buffer) => {
+        const ended = sentCode ?? code;
+        stats.closeCodes[ended] = (stats.closeCodes[ended] ?? 0) + 1;
+        tracer.emit('ws', cid, '*', 'close', () => ({
+          summary: `closed ${ended} (${CLOSE_CODES[ended] ?? 'application'})${sentCode ? ' sent by the server' : ''}${reason.length ? ` "${reason.toString()}"` : ''} after ${Math.round(performance.now() - openedAt)} ms`,
+          meta: { code: ended, reason: reason.toString() },
+        }));
+      });
       if (extra) {
-        stats.connections++;
-        alive.set(ws, true);
-        ws.on('pong', () => alive.set(ws, true));
-        ws.on('close', (code: number) => (stats.closeCodes[code] = (stats.closeCodes[code] ?? 0) + 1));
-        extra(ws, cid, req);
+        // A path handler that throws (or, async, rejects) ends its own connection with 1011, never the server.
+        const failed = (err: unknown): void => {
+          tracer.emit('ws', cid, '*', 'error', () => `path handler threw: ${err instanceof Error ? err.message : String(err)}`);
+          if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(1011, 'internal error');
+        };
+        try {
+          const result: unknown = extra.accept(ws, cid, req);
+          if (result instanceof Promise) result.catch(failed);
+        } catch (err) {
+          failed(err);
+        }
       } else if (route.kind !== 'path') serve(ws, cid, route);
     });
   });
 
   const serve = (ws: WebSocket, cid: string, route: NonNullable<ReturnType<typeof routeOf>>): void => {
-    stats.connections++;
-    alive.set(ws, true);
-    const openedAt = performance.now();
     tracer.emit('ws', cid, '*', 'open', () => `${route.kind}${route.kind === 'room' ? ` ${route.room}` : ''} open (extensions: ${ws.extensions || 'none'})`);
-    ws.on('pong', () => alive.set(ws, true));
-    // The code this side sent: ws answers a bad frame itself and then drops the socket, so its 'close' says 1006.
-    let sentCode: number | undefined;
-    ws.on('error', (err: Error & { code?: string }) => {
-      // ws has already sent close 1009 (message too big), 1007 (bad UTF-8) or 1002 (any other protocol error).
-      sentCode = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : err.code === 'WS_ERR_INVALID_UTF8' ? 1007 : 1002;
-      tracer.emit('ws', cid, '*', 'error', () => ({ summary: `${err.code ?? 'error'}: ${err.message}`, meta: { code: err.code } }));
-    });
     let unsubscribe: (() => void) | undefined;
     if (route.kind === 'room') {
       let members = rooms.get(route.room);
@@ -226,26 +287,20 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
         }
       }
     });
-    ws.on('close', (code: number, reason: Buffer) => {
+    ws.on('close', () => {
       unsubscribe?.();
       if (route.kind === 'room') {
         const members = rooms.get(route.room);
         members?.delete(ws);
         if (members?.size === 0) rooms.delete(route.room);
       }
-      const ended = sentCode ?? code;
-      stats.closeCodes[ended] = (stats.closeCodes[ended] ?? 0) + 1;
-      tracer.emit('ws', cid, '*', 'close', () => ({
-        summary: `closed ${ended} (${CLOSE_CODES[ended] ?? 'application'})${sentCode ? ' sent by the server' : ''}${reason.length ? ` "${reason.toString()}"` : ''} after ${Math.round(performance.now() - openedAt)} ms`,
-        meta: { code: ended, reason: reason.toString() },
-      }));
     });
   };
 
   let heartbeat: NodeJS.Timeout | undefined;
   if (o.heartbeatMs > 0) {
     heartbeat = setInterval(() => {
-      for (const ws of wss.clients) {
+      for (const ws of allClients()) {
         if (!alive.get(ws)) {
           stats.deadPeers++;
           tracer.emit('ws', 'ws-server', '*', 'dead-peer', () => `no pong within heartbeatMs=${o.heartbeatMs}: terminated`);
@@ -268,14 +323,15 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     host: o.host,
     port,
     url,
+    paths: ['/echo', '/', '/discard', '/room/lobby', ...(o.feed ? ['/feed'] : []), ...paths.keys()],
     stats,
     get clients() {
-      return wss.clients.size;
+      return openCount();
     },
     close: async () => {
       clearInterval(heartbeat);
-      for (const ws of wss.clients) ws.terminate();
-      await new Promise<void>((r) => wss.close(() => r()));
+      for (const ws of allClients()) ws.terminate();
+      await Promise.all([...servers.values()].map((w) => new Promise<void>((r) => w.close(() => r()))));
       await closeTcpServer(server, sockets);
       tracer.emit('ws', 'ws-server', '*', 'closed', () => `stopped listening on ${url}`);
     },

@@ -47,6 +47,8 @@ export function startUp(args: string[] = ['--port-base', '0'], timeoutMs = 30_00
         stop: () =>
           new Promise((done) => {
             const t0 = performance.now();
+            // Already gone (a test that saw it crash): 'exit' will not come again.
+            if (child.exitCode !== null || child.signalCode !== null) return done({ code: child.exitCode, ms: 0 });
             child.removeAllListeners('exit');
             child.once('exit', (code) => done({ code, ms: performance.now() - t0 }));
             child.kill('SIGTERM');

@@ -5,6 +5,7 @@ import { connectWs, type WsClient } from '../../clients/ws.ts';
 import { ErrorCodes } from '../../core/errors.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
 import { createSignaling, startSignalingServer, type RunningSignalingServer } from '../../servers/webrtc/index.ts';
+import { startWsServer } from '../../servers/ws/index.ts';
 
 const sink = new MemorySink();
 let server: RunningSignalingServer;
@@ -79,12 +80,27 @@ test('malformed relays: bad room name, missing session, no SDP, unknown peer, al
   await d.ws.close();
 });
 
-test('oversized message: error too-big (maxMessageBytes), connection still serving', async () => {
+test('oversized message: close 1009 from ws (maxMessageBytes is the path maxPayload); the server keeps serving', async () => {
   const c = await raw();
-  const big = await c.ask(JSON.stringify({ type: 'join', room: 'x'.repeat(10), pad: 'y'.repeat(2000) }));
-  assert.equal(big.code, 'too-big');
-  assert.equal((await c.ask(JSON.stringify({ type: 'join', room: 'after-big' }))).type, 'joined');
-  await c.ws.close();
+  await c.ws.send(JSON.stringify({ type: 'join', room: 'x'.repeat(10), pad: 'y'.repeat(2000) }));
+  assert.equal((await c.ws.closed).code, 1009);
+  const d = await raw();
+  assert.equal((await d.ask(JSON.stringify({ type: 'join', room: 'after-big' }))).type, 'joined');
+  await d.ws.close();
+});
+
+test('mounted on a ws server with a larger limit, the handler answers too-big itself', async () => {
+  const signaling = createSignaling({ maxMessageBytes: 1024 });
+  const ws = await startWsServer({ paths: { '/signal': signaling.accept } });
+  try {
+    const c = await connectWs({ url: `${ws.url}/signal` });
+    await c.next();
+    await c.send(JSON.stringify({ type: 'join', room: 'r', pad: 'y'.repeat(2000) }));
+    assert.equal(JSON.parse((await c.next()).data.toString()).code, 'too-big');
+    await c.close();
+  } finally {
+    await ws.close();
+  }
 });
 
 test('limits: room-full (maxPeersPerRoom), too-many-rooms (maxRooms), close 1008 after maxErrors', async () => {

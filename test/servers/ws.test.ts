@@ -39,10 +39,10 @@ test('a message over maxPayload closes with 1009', async () => {
   assert.equal((await c.closed).code, 1009);
 });
 
-async function rawUpgrade(port: number): Promise<net.Socket> {
+async function rawUpgrade(port: number, path = '/echo'): Promise<net.Socket> {
   const s = net.connect(port, '127.0.0.1');
   await new Promise((r) => s.once('connect', r));
-  s.write('GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
   await new Promise<void>((resolve) => {
     let t = '';
     const on = (d: Buffer): void => {
@@ -57,8 +57,8 @@ async function rawUpgrade(port: number): Promise<net.Socket> {
   return s;
 }
 
-async function closeCodeAfter(bytes: Buffer): Promise<number | undefined> {
-  const s = await rawUpgrade(server.port);
+async function closeCodeAfter(bytes: Buffer, port = server.port, path = '/echo'): Promise<number | undefined> {
+  const s = await rawUpgrade(port, path);
   const frames: FrameHeader[] = [];
   const obs = new FrameObserver((f) => frames.push(f));
   s.on('data', (d: Buffer) => obs.push(d));
@@ -132,4 +132,45 @@ test('the frame observer reads headers split at every byte boundary', () => {
     assert.deepEqual(seen.map((f) => [f.opcode, f.length, f.closeCode]), [[2, 256, undefined], [8, 5, 1000]], `cut at ${cut}`);
     assert.equal(seen[1]!.closeReason, 'bye');
   }
+});
+
+test('a path added through the public API (function or { accept, maxPayload }) survives protocol violations; the per-path maxPayload is checked by ws (1009)', async () => {
+  const userSink = new MemorySink();
+  // The user's handler attaches no 'error' listener: a bad frame must not end the process.
+  const echo = (ws: import('ws').WebSocket): void => {
+    ws.on('message', (d, bin) => ws.send(d, { binary: bin }));
+  };
+  const throwing = (): void => {
+    throw new Error('handler bug');
+  };
+  const rejecting = async (): Promise<void> => {
+    await new Promise((r) => setTimeout(r, 10));
+    throw new Error('async handler bug');
+  };
+  const u = await startWsServer({ tracer: createTracer([userSink]), paths: { '/mine': echo, '/small': { accept: echo, maxPayload: 100 }, '/bug': throwing, '/async-bug': rejecting } });
+  try {
+    assert.equal(await closeCodeAfter(Buffer.from([0x81, 0x02, 0x68, 0x69]), u.port, '/mine'), 1002);
+    assert.equal(await closeCodeAfter(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe]), u.port, '/mine'), 1007);
+    // a 2^63 length on a path with a 100-byte limit
+    assert.equal(await closeCodeAfter(Buffer.from([0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]), u.port, '/small'), 1009);
+    const small = await connectWs({ url: `${u.url}/small` });
+    await small.send(Buffer.alloc(101));
+    assert.equal((await small.closed).code, 1009);
+    const bug = await connectWs({ url: `${u.url}/bug` });
+    assert.equal((await bug.closed).code, 1011);
+    const asyncBug = await connectWs({ url: `${u.url}/async-bug` });
+    assert.equal((await asyncBug.closed).code, 1011);
+    const c = await connectWs({ url: `${u.url}/mine` });
+    await c.send(Buffer.alloc(5000, 1));
+    assert.equal((await c.next()).data.length, 5000);
+    await c.close();
+    assert.ok(userSink.events.some((e) => e.kind === 'error' && e.meta?.code === 'WS_ERR_EXPECTED_MASK'));
+    assert.equal(u.stats.closeCodes[1009], 2);
+  } finally {
+    await u.close();
+  }
+});
+
+test('a bad paths option throws a TypeError naming it', async () => {
+  await assert.rejects(startWsServer({ paths: { '/x': { accept: 'no' } as never } }), (e: Error & { code?: string }) => e instanceof TypeError && /paths\['\/x'\]/.test(e.message));
 });

@@ -230,6 +230,9 @@ export class KernelLink {
     const child = spawn('ip', ['netns', 'exec', this.ns(side), command, ...args], { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     this.#children.add(child);
     child.once('exit', () => this.#children.delete(child));
+    // A program that cannot start, or a write to one that has ended (EPIPE), is seen by the caller as its exit.
+    child.on('error', () => this.#children.delete(child));
+    child.stdin?.on('error', () => {});
     return child;
   }
 

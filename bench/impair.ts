@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { startTcpProxy, startUdpRelay } from '../core/impair/index.ts';
 import { measureUdpEcho } from '../core/impair/udp/measure.ts';
-import { startUdpServer } from '../servers/udp.ts';
+import { startUdpServer } from '../servers/udp/index.ts';
 import { defineBench, type BenchRow } from './harness.ts';
 import { median } from '../core/stats.ts';
 

@@ -6,7 +6,7 @@ import { checkInt, checkOneOf, checkPort } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { attachKeylog, describeHandshake, handshakeInfo, tlsClientOptions, type HandshakeInfo, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
-import { describeEnd, type EndReason } from '../servers/tcp.ts';
+import { describeEnd, type EndReason } from '../servers/tcp/index.ts';
 
 export interface TcpClientOptions extends FramingLimits {
   /** Default 127.0.0.1. */

@@ -11,8 +11,8 @@ import { startTcpRelay } from '../core/relay.ts';
 import { startFtpServer } from '../servers/ftp/index.ts';
 import { startImapServer } from '../servers/imap/index.ts';
 import { openMailStore } from '../servers/mail/store/index.ts';
-import { startPop3Server } from '../servers/pop3.ts';
-import { startSmtpServer } from '../servers/smtp.ts';
+import { startPop3Server } from '../servers/pop3/index.ts';
+import { startSmtpServer } from '../servers/smtp/index.ts';
 import { CountingTalk } from './mail/talk.ts';
 
 const USER = 'ann';

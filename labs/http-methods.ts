@@ -1,7 +1,7 @@
 import { defineLab } from '../core/lab/index.ts';
 import { createHttpClient } from '../clients/http.ts';
 import { startHttpServer } from '../servers/http/index.ts';
-import { startTcpServer } from '../servers/tcp.ts';
+import { startTcpServer } from '../servers/tcp/index.ts';
 import { rawExchange, rawHeader } from './_raw-http.ts';
 
 export default defineLab({

@@ -7,8 +7,8 @@ import { startTcpProxy, startUdpRelay, type TcpImpairmentProxy } from '../core/i
 import { kernelSupport } from '../core/impair/kernel/index.ts';
 import { median } from '../core/stats.ts';
 import { startHttpServer } from '../servers/http/index.ts';
-import { startTcpServer } from '../servers/tcp.ts';
-import { startUdpServer } from '../servers/udp.ts';
+import { startTcpServer } from '../servers/tcp/index.ts';
+import { startUdpServer } from '../servers/udp/index.ts';
 import { startWsServer } from '../servers/ws/index.ts';
 
 const LATENCY = 20;

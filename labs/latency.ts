@@ -4,8 +4,8 @@ import { connectTcp } from '../clients/tcp.ts';
 import { UdpClient } from '../clients/udp.ts';
 import { connectWs } from '../clients/ws.ts';
 import { startHttpServer } from '../servers/http/index.ts';
-import { startTcpServer } from '../servers/tcp.ts';
-import { startUdpServer } from '../servers/udp.ts';
+import { startTcpServer } from '../servers/tcp/index.ts';
+import { startUdpServer } from '../servers/udp/index.ts';
 import { startWsServer } from '../servers/ws/index.ts';
 import { logEdges, r2, sparkline, summarize } from './_stats.ts';
 

@@ -2,8 +2,8 @@ import { connectTcp } from '../clients/tcp.ts';
 import { defineLab } from '../core/lab/index.ts';
 import { measureUdpEcho, startTcpProxy, startUdpRelay, type UdpImpairments } from '../core/impair/index.ts';
 import { kernelSupport, openKernelTcpPair, measureTcpMessages, tcpGuaranteeHeld, type TcpRunResult } from '../core/impair/kernel/index.ts';
-import { startTcpServer } from '../servers/tcp.ts';
-import { startUdpServer } from '../servers/udp.ts';
+import { startTcpServer } from '../servers/tcp/index.ts';
+import { startUdpServer } from '../servers/udp/index.ts';
 
 const UDP_MESSAGES = 10_000;
 // TCP messages are paced (one every 0.5 ms) so each is its own segment; 1,500 keep the lab under 15 s.

@@ -1,7 +1,7 @@
 import { defineLab } from '../core/lab/index.ts';
 import { createSmtpClient, sendWithRetry } from '../clients/smtp.ts';
 import { openMailStore } from '../servers/mail/store/index.ts';
-import { startSmtpServer } from '../servers/smtp.ts';
+import { startSmtpServer } from '../servers/smtp/index.ts';
 
 /** A small seeded generator (mulberry32), so the random part of the lab is the same every run. */
 function seeded(seed: number): () => number {

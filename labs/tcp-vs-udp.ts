@@ -8,8 +8,8 @@ import type { RunningServer } from '../core/server.ts';
 import type { MemorySink, Tracer } from '../core/trace/index.ts';
 import { connectTcp } from '../clients/tcp.ts';
 import { openUdp } from '../clients/udp.ts';
-import { startTcpServer } from '../servers/tcp.ts';
-import { startUdpServer } from '../servers/udp.ts';
+import { startTcpServer } from '../servers/tcp/index.ts';
+import { startUdpServer } from '../servers/udp/index.ts';
 
 const BROADCAST = '127.255.255.255';
 

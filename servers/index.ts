@@ -4,13 +4,13 @@ import type { RunningServer } from '../core/server.ts';
 import { dataDir } from '../core/paths.ts';
 import { startFtpServer, type RunningFtpServer } from './ftp/index.ts';
 import { startHttpServer } from './http/index.ts';
-import { startTcpServer } from './tcp.ts';
-import { startUdpServer } from './udp.ts';
+import { startTcpServer } from './tcp/index.ts';
+import { startUdpServer } from './udp/index.ts';
 import { startSignalingServer, type RunningSignalingServer } from './webrtc/index.ts';
 import { startWsServer } from './ws/index.ts';
 import { startImapServer } from './imap/index.ts';
-import { startPop3Server } from './pop3.ts';
-import { startSmtpServer } from './smtp.ts';
+import { startPop3Server } from './pop3/index.ts';
+import { startSmtpServer } from './smtp/index.ts';
 
 const py = (code: string): string => `python3 -c "${code}"`;
 

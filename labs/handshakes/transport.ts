@@ -2,7 +2,7 @@ import { captureAvailable, startCapture } from '../../core/capture/index.ts';
 import type { LabContext } from '../../core/lab/index.ts';
 import { startTcpRelay } from '../../core/relay.ts';
 import { connectTcp, type TcpClient } from '../../clients/tcp.ts';
-import { startTcpServer } from '../../servers/tcp.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
 import type { HandshakeRow } from './types.ts';
 
 /** One-way delay the relay adds, so round trips show up as time: each one costs 2 × this. */

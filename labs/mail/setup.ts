@@ -2,8 +2,8 @@ import type { LabContext } from '../../core/lab/index.ts';
 import type { MailServerStats } from '../../servers/mail/conn.ts';
 import { startImapServer, type RunningImapServer } from '../../servers/imap/index.ts';
 import { openMailStore, type MailStore } from '../../servers/mail/store/index.ts';
-import { startPop3Server, type RunningPop3Server } from '../../servers/pop3.ts';
-import { startSmtpServer, type RunningSmtpServer } from '../../servers/smtp.ts';
+import { startPop3Server, type RunningPop3Server } from '../../servers/pop3/index.ts';
+import { startSmtpServer, type RunningSmtpServer } from '../../servers/smtp/index.ts';
 
 export interface MailLab {
   store: MailStore;

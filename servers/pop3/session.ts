@@ -1,4 +1,4 @@
-import type { Pop3Connection } from '../pop3.ts';
+import type { Pop3Connection } from './index.ts';
 import { REDACTED, redactLine } from '../../core/trace/index.ts';
 
 type State = 'AUTHORIZATION' | 'TRANSACTION' | 'UPDATE';

@@ -8,7 +8,19 @@ import { CHECKOUT, node, readmeBlock, tempProject } from '../helpers/project.ts'
 
 const pkg = JSON.parse(readFileSync(join(CHECKOUT, 'package.json'), 'utf8')) as { exports: Record<string, string>; bin: Record<string, string> };
 
-test('every "exports" target exists, and every folder module has its own entry (a pattern would point at <folder>.ts)', () => {
+/** What Node's exports resolution gives for a subpath: an exact key first, else the longest matching `*` pattern. */
+function resolveExport(subpath: string): string | undefined {
+  const map = pkg.exports as Record<string, string>;
+  if (map[subpath]) return map[subpath];
+  const patterns = Object.keys(map).filter((k) => k.includes('*')).sort((a, b) => b.length - a.length);
+  for (const key of patterns) {
+    const [pre, post] = key.split('*') as [string, string];
+    if (subpath.startsWith(pre) && subpath.endsWith(post)) return map[key]!.replace('*', subpath.slice(pre.length, subpath.length - post.length));
+  }
+  return undefined;
+}
+
+test('every "exports" target exists, and every folder module resolves to its index.ts', () => {
   for (const [key, target] of Object.entries(pkg.exports)) {
     if (key.includes('*')) continue;
     assert.ok(existsSync(join(CHECKOUT, target)), `${key} -> ${target} exists`);
@@ -16,7 +28,7 @@ test('every "exports" target exists, and every folder module has its own entry (
   for (const area of ['servers', 'clients', 'core']) {
     for (const name of readdirSync(join(CHECKOUT, area))) {
       if (!existsSync(join(CHECKOUT, area, name, 'index.ts')) || existsSync(join(CHECKOUT, area, `${name}.ts`))) continue;
-      assert.equal(pkg.exports[`./${area}/${name}`], `./${area}/${name}/index.ts`, `./${area}/${name} is mapped to its index.ts`);
+      assert.equal(resolveExport(`./${area}/${name}`), `./${area}/${name}/index.ts`, `./${area}/${name} is mapped to its index.ts`);
     }
   }
   for (const bin of Object.values(pkg.bin)) assert.ok(existsSync(join(CHECKOUT, bin)), `bin ${bin} exists`);

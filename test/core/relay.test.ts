@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { startTcpRelay } from '../../core/relay.ts';
-import { startTcpServer } from '../../servers/tcp.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
 
 const DELAY = 15;
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { connectTcp } from '../../clients/tcp.ts';
 import { getTlsMaterial } from '../../core/tls/index.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
-import { startTcpServer } from '../../servers/tcp.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
 
 const dir = await mkdtemp(join(tmpdir(), 'wl-tls-'));
 const certDir = join(dir, 'tls');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connectTcp } from '../../clients/tcp.ts';
-import { startTcpServer } from '../../servers/tcp.ts';
-import { startUdpServer } from '../../servers/udp.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
+import { startUdpServer } from '../../servers/udp/index.ts';
 import { startControlApi, startUdpRelay } from '../../core/impair/index.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
 

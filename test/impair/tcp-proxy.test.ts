@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { connectTcp } from '../../clients/tcp.ts';
-import { startTcpServer } from '../../servers/tcp.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
 import { startTcpProxy, type ToxicInput } from '../../core/impair/index.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { Toxiproxy } from 'toxiproxy-node-client';
 import { connectTcp } from '../../clients/tcp.ts';
 import { startControlApi } from '../../core/impair/index.ts';
-import { startTcpServer } from '../../servers/tcp.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
 
 // Interop: the control API driven by a Toxiproxy client nobody here wrote (npm toxiproxy-node-client).
 test('a Toxiproxy client creates, changes, disables and deletes proxies and toxics through the control API', async () => {

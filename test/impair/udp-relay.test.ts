@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
 import { openUdp } from '../../clients/udp.ts';
-import { startUdpServer } from '../../servers/udp.ts';
+import { startUdpServer } from '../../servers/udp/index.ts';
 import { startUdpRelay, type UdpImpairments } from '../../core/impair/index.ts';
 
 /** Sends `n` numbered datagrams through a relay to the echo server; returns the relay and what came back. */

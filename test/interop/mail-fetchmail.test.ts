@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { getTlsMaterial } from '../../core/tls/index.ts';
 import { startImapServer } from '../../servers/imap/index.ts';
-import { startPop3Server } from '../../servers/pop3.ts';
+import { startPop3Server } from '../../servers/pop3/index.ts';
 import { memoryStore, message, tempDir } from '../helpers/mail.ts';
 import { requirePeer } from '../helpers/peers.ts';
 import { run } from '../helpers/run.ts';

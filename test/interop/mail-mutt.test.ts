@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { getTlsMaterial } from '../../core/tls/index.ts';
 import { MemorySink, createTracer } from '../../core/trace/index.ts';
 import { startImapServer } from '../../servers/imap/index.ts';
-import { startSmtpServer } from '../../servers/smtp.ts';
+import { startSmtpServer } from '../../servers/smtp/index.ts';
 import { memoryStore, tempDir } from '../helpers/mail.ts';
 import { requirePeer } from '../helpers/peers.ts';
 import { run } from '../helpers/run.ts';

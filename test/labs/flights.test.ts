@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connectTcp } from '../../clients/tcp.ts';
 import { defineLab, runLab } from '../../core/lab/index.ts';
-import { startTcpServer } from '../../servers/tcp.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
 import { startFlightTap } from '../../labs/_flights.ts';
 
 // The flight tap counts TLS round trips from the records that cross it: two for a full TLS 1.2 handshake, one for TLS

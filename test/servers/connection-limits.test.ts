@@ -9,9 +9,9 @@ import { test, type TestContext } from 'node:test';
 import { createTracer, MemorySink, type Tracer } from '../../core/trace/index.ts';
 import { startFtpServer } from '../../servers/ftp/index.ts';
 import { startImapServer } from '../../servers/imap/index.ts';
-import { startPop3Server } from '../../servers/pop3.ts';
-import { startSmtpServer } from '../../servers/smtp.ts';
-import { startTcpServer } from '../../servers/tcp.ts';
+import { startPop3Server } from '../../servers/pop3/index.ts';
+import { startSmtpServer } from '../../servers/smtp/index.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
 import { memoryStore } from '../helpers/mail.ts';
 
 /**

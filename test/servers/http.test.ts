@@ -10,7 +10,7 @@ import { parseRanges } from '../../servers/http/range.ts';
 import { negotiateEncoding } from '../../servers/http/routes/encoding.ts';
 import { pickStatus } from '../../servers/http/routes/echo.ts';
 import { TokenBuckets } from '../../servers/http/limits.ts';
-import { startTcpServer, type RunningTcpServer } from '../../servers/tcp.ts';
+import { startTcpServer, type RunningTcpServer } from '../../servers/tcp/index.ts';
 import { rawExchange } from '../../labs/_raw-http.ts';
 
 const sink = new MemorySink();

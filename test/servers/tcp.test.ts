@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { connectTcp } from '../../clients/tcp.ts';
 import { encodeFrame } from '../../core/framing.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
-import { chargenLine, startTcpServer } from '../../servers/tcp.ts';
+import { chargenLine, startTcpServer } from '../../servers/tcp/index.ts';
 
 /** A raw client: connect, run `fn`, collect what the server sent until it closes or `ms` pass. */
 function rawExchange(port: number, fn: (s: net.Socket) => void, ms = 2000): Promise<{ data: Buffer; closedByServer: boolean }> {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { openUdp } from '../../clients/udp.ts';
 import { decodeHeader, encodeDatagram, HEADER_BYTES, MAX_UDP_PAYLOAD } from '../../core/datagram.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
-import { startUdpServer } from '../../servers/udp.ts';
+import { startUdpServer } from '../../servers/udp/index.ts';
 
 test('echo carries sequence numbers and send timestamps; each datagram is traced', async (t) => {
   const mem = new MemorySink();

@@ -7,7 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import { connectTcp } from '../../../clients/tcp.ts';
-import { startTcpServer } from '../../../servers/tcp.ts';
+import { startTcpServer } from '../../../servers/tcp/index.ts';
 import { measureTcpMessages } from './messages.ts';
 
 const [command, host, port] = process.argv.slice(2);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connectPop3 } from '../../../clients/pop3.ts';
 import { MemorySink, createTracer } from '../../../core/trace/index.ts';
-import { startPop3Server } from '../../../servers/pop3.ts';
+import { startPop3Server } from '../../../servers/pop3/index.ts';
 import { lineTalk } from '../../helpers/linetalk.ts';
 import { memoryStore, message, waitFor } from '../../helpers/mail.ts';
 

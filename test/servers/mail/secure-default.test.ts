@@ -9,8 +9,8 @@ import { tlsClientOptions } from '../../../core/tls/index.ts';
 import { createTracer, MemorySink } from '../../../core/trace/index.ts';
 import { startImapServer } from '../../../servers/imap/index.ts';
 import { openMailStore } from '../../../servers/mail/store/index.ts';
-import { startPop3Server } from '../../../servers/pop3.ts';
-import { startSmtpServer } from '../../../servers/smtp.ts';
+import { startPop3Server } from '../../../servers/pop3/index.ts';
+import { startSmtpServer } from '../../../servers/smtp/index.ts';
 import { memoryStore, tempDir, waitFor } from '../../helpers/mail.ts';
 
 /** A raw SMTP conversation: each line sent after the previous reply; returns every reply (the greeting first). */

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { createSmtpClient } from '../../../clients/smtp.ts';
 import { MemorySink, createTracer } from '../../../core/trace/index.ts';
-import { startSmtpServer } from '../../../servers/smtp.ts';
+import { startSmtpServer } from '../../../servers/smtp/index.ts';
 import { memoryStore, waitFor } from '../../helpers/mail.ts';
 
 /** A raw SMTP conversation: sends each line after the previous reply, returns every reply. */

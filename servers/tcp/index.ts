@@ -1,11 +1,11 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { WirelabError } from '../core/errors.ts';
-import { createDecoder, encodeFrame, FRAMINGS, FRAMING_DEFAULTS, type Framing } from '../core/framing.ts';
-import { checkInt, checkOneOf, checkPort } from '../core/options.ts';
-import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../core/server.ts';
-import { attachKeylog, tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
+import { WirelabError } from '../../core/errors.ts';
+import { createDecoder, encodeFrame, FRAMINGS, FRAMING_DEFAULTS, type Framing } from '../../core/framing.ts';
+import { checkInt, checkOneOf, checkPort } from '../../core/options.ts';
+import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
+import { attachKeylog, tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, preview, type Tracer } from '../../core/trace/index.ts';
 
 export type TcpMode = 'echo' | 'discard' | 'chargen';
 export const TCP_MODES: readonly TcpMode[] = ['echo', 'discard', 'chargen'];

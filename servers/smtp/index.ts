@@ -1,15 +1,15 @@
 import { format } from 'node:util';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
-import { checkBoolean, checkInt, checkPort } from '../core/options.ts';
-import { DEFAULT_HOST, listenTcp, type RunningServer } from '../core/server.ts';
-import { tlsServerOptions, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
-import { authFailureDelay, defaultMailStore, oneLine, pause } from './mail/shared.ts';
-import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from './mail/chaos.ts';
-import type { MailStore } from './mail/store/index.ts';
-import { MessageSpool, type SpooledMessage } from './mail/spool.ts';
+import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
+import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
+import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { authFailureDelay, defaultMailStore, oneLine, pause } from '../mail/shared.ts';
+import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from '../mail/chaos.ts';
+import type { MailStore } from '../mail/store/index.ts';
+import { MessageSpool, type SpooledMessage } from '../mail/spool.ts';
 
-export type { SmtpChaos, SmtpChaosRule, SmtpChaosTrigger } from './mail/chaos.ts';
+export type { SmtpChaos, SmtpChaosRule, SmtpChaosTrigger } from '../mail/chaos.ts';
 
 export interface SmtpServerOptions {
   /** Default 127.0.0.1. */

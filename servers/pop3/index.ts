@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import { createDecoder, type Decoder } from '../core/framing.ts';
-import { checkBoolean, checkInt, checkPort } from '../core/options.ts';
-import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../core/server.ts';
-import { tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
-import { newStats, upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from './mail/conn.ts';
-import { authFailureDelay, defaultMailStore, pause } from './mail/shared.ts';
-import type { MailStore } from './mail/store/index.ts';
-import { Pop3Session } from './pop3/session.ts';
+import { createDecoder, type Decoder } from '../../core/framing.ts';
+import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
+import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
+import { tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { newStats, upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from '../mail/conn.ts';
+import { authFailureDelay, defaultMailStore, pause } from '../mail/shared.ts';
+import type { MailStore } from '../mail/store/index.ts';
+import { Pop3Session } from './session.ts';
 
 export interface Pop3ServerOptions {
   /** Default 127.0.0.1. */

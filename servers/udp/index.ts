@@ -1,8 +1,8 @@
 import dgram from 'node:dgram';
-import { decodeHeader } from '../core/datagram.ts';
-import { checkInt, checkPort } from '../core/options.ts';
-import { bindUdp, DEFAULT_HOST, type RunningServer } from '../core/server.ts';
-import { NOOP_TRACER, preview, type Tracer } from '../core/trace/index.ts';
+import { decodeHeader } from '../../core/datagram.ts';
+import { checkInt, checkPort } from '../../core/options.ts';
+import { bindUdp, DEFAULT_HOST, type RunningServer } from '../../core/server.ts';
+import { NOOP_TRACER, preview, type Tracer } from '../../core/trace/index.ts';
 
 export interface UdpServerOptions {
   /** Default 127.0.0.1. */

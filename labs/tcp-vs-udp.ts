@@ -204,20 +204,32 @@ function fromCapture(ctx: LabContext, packets: Packet[], tcpPorts: number[], udp
   const firstUdp = udp.find((p) => p.dport === udpPort);
   ctx.claim('UDP: the first packet to the server was the data itself (no handshake)', firstUdp !== undefined && firstUdp.payload > 0, firstUdp ? describePacket(firstUdp) : 'none');
   // TCP: the header length is the data offset field × 4, 20 B plus options. Show the values seen, and check they vary
-  // with the options: every SYN (mss, sackOK, wscale, timestamps) carries a longer header than any other segment.
+  // with the options: segments with the same options have the same header length, and every SYN (mss, sackOK, wscale,
+  // timestamps) has a longer header than any other segment whose options are among the SYN's. A segment carrying SACK
+  // blocks (after a loss or a duplicate, which a loaded machine can cause on loopback) may be longer still.
   const tcpHeaders = tcp.map((p) => p.l4Header);
   const minH = Math.min(...tcpHeaders);
   const maxH = Math.max(...tcpHeaders);
   const bySize = new Map<number, number>();
   for (const h of tcpHeaders) bySize.set(h, (bySize.get(h) ?? 0) + 1);
   const sizes = [...bySize].sort((a, b) => a[0] - b[0]).map(([h, n]) => `${h} B ×${n}`).join(', ');
+  const kinds = (p: Packet): string[] => p.options.filter((o) => o !== 'nop' && o !== 'eol');
+  const sizeByOptions = new Map<string, Set<number>>();
+  for (const p of tcp) {
+    const key = kinds(p).join(',') || 'none';
+    sizeByOptions.set(key, (sizeByOptions.get(key) ?? new Set()).add(p.l4Header));
+  }
+  const consistent = [...sizeByOptions.values()].every((s) => s.size === 1);
   const syns = tcp.filter((p) => p.flags.includes('SYN'));
-  const others = tcp.filter((p) => !p.flags.includes('SYN'));
-  const synOptions = syns[0]?.options.filter((o) => o !== 'nop' && o !== 'eol').join(', ') ?? 'none';
+  const synKinds = new Set(syns.flatMap(kinds));
+  const comparable = tcp.filter((p) => !p.flags.includes('SYN') && kinds(p).every((k) => synKinds.has(k)));
+  const synOptions = syns[0] ? kinds(syns[0]).join(', ') : 'none';
+  const byOptions = [...sizeByOptions].map(([k, s]) => `${k}: ${[...s].join('/')} B`).join('; ');
   ctx.claim(
-    `TCP headers vary with their options (data offset × 4, 20–60 B): here ${sizes}; the SYNs' are the longest (${synOptions})`,
-    tcpHeaders.length > 0 && minH >= 20 && maxH <= 60 && bySize.size >= 2 && syns.length > 0 && others.length > 0 && Math.min(...syns.map((p) => p.l4Header)) > Math.max(...others.map((p) => p.l4Header)),
-    `${tcpHeaders.length} segments, ${syns.length} SYN or SYN-ACK`,
+    `TCP headers vary with their options (data offset × 4, 20–60 B): here ${sizes}; the same options always gave the same length, and the SYNs' (${synOptions}) were longer than any other segment with no options beyond theirs`,
+    tcpHeaders.length > 0 && minH >= 20 && maxH <= 60 && bySize.size >= 2 && consistent && syns.length > 0 && comparable.length > 0 &&
+      Math.min(...syns.map((p) => p.l4Header)) > Math.max(...comparable.map((p) => p.l4Header)),
+    `${tcpHeaders.length} segments, ${syns.length} SYN or SYN-ACK; by options: ${byOptions}`,
   );
   // UDP: no header length field exists, so measure it: the IP payload (IP total length − IP header) of each datagram
   // the lab's client sent, minus the bytes the server read from that datagram; and the UDP length field must agree

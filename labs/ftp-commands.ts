@@ -23,7 +23,7 @@ export default defineLab({
   concept:
     'Each ftp client command (cd, pwd, dir / ls, type, struct, remotehelp, close, quit) becomes wire commands with numbered replies; TYPE A and I give different bytes for the same file; REST resumes a transfer.',
   protocols: ['ftp'],
-  timeoutMs: 15_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     // Plain FTP on purpose: the TYPE A / I table counts bytes on the wire, which PROT P would turn into TLS records.
     const { server, sink, tracer } = await startLabFtp(ctx, { allowInsecureAuth: true });

@@ -24,7 +24,7 @@ export default defineLab({
   concept:
     'In active mode the server connects to a port the client names (PORT / EPRT); in passive mode the client connects to a port the server names (PASV / EPSV), which is why passive works from behind NAT and active does not.',
   protocols: ['ftp', 'tcp'],
-  timeoutMs: 15_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     const { server, sink, tracer } = await startLabFtp(ctx);
     const original = await readFile(join(server.root, 'readme.txt'));

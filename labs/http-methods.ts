@@ -9,7 +9,7 @@ export default defineLab({
   title: 'The nine HTTP methods against a real server',
   concept: 'Each method means something different: safe or not, idempotent or not, a body or none, a tunnel.',
   protocols: ['http', 'tcp'],
-  timeoutMs: 20_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     const echo = await ctx.start(startTcpServer({ mode: 'echo', framing: 'line', tracer: ctx.tracer }));
     // The HTTP servers record what they parsed (and still honour --trace): the last claim reads the methods from there.

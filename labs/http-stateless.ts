@@ -10,7 +10,7 @@ export default defineLab({
   title: 'HTTP remembers nothing between requests',
   concept: 'Each request stands alone: state comes back only because the client sends a cookie; a kept-alive connection saves the handshake, not state.',
   protocols: ['http'],
-  timeoutMs: 20_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     const server = await ctx.start(startHttpServer({ tracer: ctx.tracer }));
     const keep = await createHttpClient({ tracer: ctx.tracer });

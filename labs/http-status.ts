@@ -10,7 +10,7 @@ export default defineLab({
   title: 'Every status code of the table, each from its real cause',
   concept: 'A status code is the server telling the client what happened and what to do next; none here comes from /status.',
   protocols: ['http'],
-  timeoutMs: 20_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     const tracer = ctx.tracer;
     const main = await ctx.start(startHttpServer({ tracer, requestTimeoutMs: 600, gatewayTimeoutMs: 300 }));

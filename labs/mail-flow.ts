@@ -16,7 +16,7 @@ export default defineLab({
   concept:
     'SMTP only moves mail to the server; POP3 downloads the inbox from one session at a time, IMAP keeps every folder on the server and syncs several sessions.',
   protocols: ['smtp', 'imap', 'pop3'],
-  timeoutMs: 40_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     // Reading is compared over plain TCP (byte counts of the protocols, not of TLS records): logins in clear allowed.
     const { store, smtp, imap, pop3 } = await startMailLab(ctx, { allowInsecureAuth: true });

@@ -22,7 +22,7 @@ export default defineLab({
   title: 'Polling, long polling, SSE and WebSocket deliver the same events',
   concept: 'Plain request/response HTTP cannot push: the client must ask. SSE (still HTTP) and WebSocket let the server send the moment something happens.',
   protocols: ['http', 'ws'],
-  timeoutMs: 20_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     const feed = new EventFeed({ maxEvents: EVENTS * 2 });
     const tracer = ctx.tracer;

@@ -20,7 +20,7 @@ export default defineLab({
   title: 'SMTP under injected failures: retry after 4xx, bounce on 5xx',
   concept: 'SMTP reply codes carry the retry policy: 4xx means "try again later" (the message stays queued), 5xx means "never" (it bounces).',
   protocols: ['smtp'],
-  timeoutMs: 30_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     const store = await openMailStore({ memory: true });
     const smtp = await ctx.start(startSmtpServer({ store, tracer: ctx.tracer, random: seeded(42) }));

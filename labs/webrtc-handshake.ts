@@ -45,7 +45,7 @@ export default defineLab({
   title: 'WebRTC handshake: signaling, ICE, DTLS, SCTP, then a data channel (and a synthetic media track)',
   concept: "WebRTC's three parts — MediaStream, RTCPeerConnection, RTCDataChannel — need a signaling server only to swap offer, answer and candidates; after that the bytes flow peer to peer.",
   protocols: ['webrtc', 'ws'],
-  timeoutMs: 15_000,
+  timeoutMs: 60_000,
   async run(ctx) {
     const server = await ctx.start(startSignalingServer({ tracer: ctx.tracer }));
     const track = new MediaStreamTrack({ kind: 'audio' });

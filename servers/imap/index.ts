@@ -1,6 +1,6 @@
 import tls from 'node:tls';
 import { checkInt } from '../../core/options.ts';
-import { closeTcpServer, DEFAULT_HOST, type RunningServer } from '../../core/server.ts';
+import { closeTcpServer, DEFAULT_HOST, SocketSet, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
 import { newStats, type MailServerStats } from '../mail/conn.ts';
@@ -94,7 +94,9 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
     tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
   };
   const stats = newStats();
-  const { server, sockets, port } = await listenLineServer({
+  const sockets = new SocketSet();
+  const { server, port } = await listenLineServer({
+    sockets,
     host: m.host,
     port: m.port,
     implicitTls: m.secure ? { options: tlsOptions } : undefined,

@@ -193,7 +193,7 @@ export class LineConnection<T> {
    * once when they were dropped.
    */
   write(data: Buffer | string, done?: () => void): void {
-    if (this.ended || this.#socket.destroyed) {
+    if (this.ended || this.#socket.destroyed || !this.#socket.writable) {
       done?.();
       return;
     }
@@ -229,7 +229,7 @@ export class LineConnection<T> {
    * read) is discarded and counted in a `discarded` event, so no plaintext can be injected into the TLS session
    * (RFC 3207 section 4.2, CVE-2011-0411). Call it from the unit of the command itself.
    */
-  startTls(t: ServerTls, trace: { proto?: string; onSecure?: () => void } = {}): tls.TLSSocket {
+  startTls(t: { context: tls.SecureContext; settings: { keylogFile?: string } }, trace: { proto?: string; onSecure?: () => void } = {}): tls.TLSSocket {
     const plain = this.#socket;
     while (plain.writableCorked > 0) plain.uncork();
     plain.off('data', this.#onData);

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
-import { checkConnectionLimits, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type ConnectionLimits } from '../../core/server.ts';
+import { checkConnectionLimits, listenTcp, refuseConnection, type SocketSet, type ConnectionLimitName, type ConnectionLimits } from '../../core/server.ts';
 import { attachKeylog } from '../../core/tls/index.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 
@@ -39,6 +39,8 @@ export interface LineListenerOptions {
   /** Implicit TLS from the first byte (these options), or plain text (undefined). */
   implicitTls?: { options: tls.TlsOptions; keylog?: boolean; keylogFile?: string };
   limits: ConnectionLimits;
+  /** Where the connections are kept and their slots counted (the caller's, so sessions can release their slot). */
+  sockets: SocketSet;
   tracer: Tracer;
   /** Trace proto and connection id of the listener's own events (listen, TLS handshake failures). */
   proto: string;
@@ -51,7 +53,6 @@ export interface LineListenerOptions {
 
 export interface LineListener {
   server: net.Server;
-  sockets: SocketSet;
   port: number;
 }
 
@@ -61,7 +62,7 @@ export interface LineListener {
  * clear would be noise to a client in the middle of its handshake).
  */
 export async function listenLineServer(o: LineListenerOptions): Promise<LineListener> {
-  const sockets = new SocketSet();
+  const { sockets } = o;
   let server: net.Server;
   if (o.implicitTls) {
     const ts = tls.createServer(o.implicitTls.options);
@@ -82,7 +83,7 @@ export async function listenLineServer(o: LineListenerOptions): Promise<LineList
     });
   }
   const port = await listenTcp(server, o.port, o.host);
-  return { server, sockets, port };
+  return { server, port };
 }
 
 /** Traces a refused connection ('refused', with the limit and the peer in meta) and answers it. */

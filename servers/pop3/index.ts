@@ -1,5 +1,5 @@
 import tls from 'node:tls';
-import { closeTcpServer, DEFAULT_HOST, type RunningServer } from '../../core/server.ts';
+import { closeTcpServer, DEFAULT_HOST, SocketSet, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
 import { LineConnection, lineFramer } from '../line/connection.ts';
@@ -80,7 +80,9 @@ export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<
   };
   const stats = newStats();
   const sessions = new Set<Pop3Session>();
-  const { server, sockets, port } = await listenLineServer({
+  const sockets = new SocketSet();
+  const { server, port } = await listenLineServer({
+    sockets,
     host: o.host,
     port: o.port,
     implicitTls: o.secure ? { options: tlsOptions } : undefined,

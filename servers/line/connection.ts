@@ -13,20 +13,46 @@ import type { Tracer } from '../../core/trace/index.ts';
  * no protocol: what a unit means, and every answer, come from the session's `LineHandlers`.
  */
 
-/** Cuts the byte stream into units (lines, or IMAP's commands with literals). Throws a WirelabError past a limit. */
+/**
+ * Cuts the byte stream into units (lines, or IMAP's commands with literals). Past a limit it sets `error` (and returns
+ * the units completed before the bad one), or throws: either way input stops there.
+ */
 export interface Framer<T> {
   push(chunk: Buffer): T[];
   /** Bytes held back waiting for the rest of a unit. */
   readonly pending: number;
+  readonly error?: WirelabError;
 }
 
-/** A framer of lines (CRLF or LF, terminator dropped) as binary strings; past maxLineLength it throws WL_ERR_LINE_TOO_LONG. */
+/**
+ * A framer of lines (CRLF or LF, terminator dropped) as strings; past maxLineLength it sets a WL_ERR_LINE_TOO_LONG
+ * error, after handing over the whole lines that came before the long one in the same read.
+ */
 export function lineFramer(maxLineLength: number, encoding: BufferEncoding = 'latin1'): Framer<string> {
   const decoder = createDecoder('line', { maxLineLength });
+  let error: WirelabError | undefined;
   return {
-    push: (chunk) => decoder.push(chunk).map((l) => l.toString(encoding)),
+    push(chunk) {
+      const out: string[] = [];
+      let start = 0;
+      try {
+        // One line at a time, so the lines before an overlong one are not lost with it.
+        while (start < chunk.length) {
+          const nl = chunk.indexOf(0x0a, start);
+          const end = nl === -1 ? chunk.length : nl + 1;
+          for (const l of decoder.push(chunk.subarray(start, end))) out.push(l.toString(encoding));
+          start = end;
+        }
+      } catch (err) {
+        error = err as WirelabError;
+      }
+      return out;
+    },
     get pending() {
       return decoder.pending;
+    },
+    get error() {
+      return error;
     },
   };
 }
@@ -74,7 +100,10 @@ export interface LineHandlers<T> {
    * synchronizing literal, FTP's ABOR during a transfer). Default: everything is queued.
    */
   urgent?(u: T): boolean;
-  /** The framer threw (a line past its limit): input has stopped and the 'limit' event is traced; answer and end. */
+  /**
+   * The framer failed (a line past its limit): input stopped there and the 'limit' event is traced. Called in order,
+   * after the units read before the bad one have run: answer and end.
+   */
   overlong(err: WirelabError): void;
   /** No byte moved for idleTimeoutMs. */
   idle(): void;
@@ -84,11 +113,15 @@ export interface LineHandlers<T> {
   close(info: { pending: number; lingerExpired: boolean }): void;
 }
 
+/** Where the framer failed, in the queue: the units before it run first. */
+const OVERLONG: unique symbol = Symbol('overlong');
+
 export class LineConnection<T> {
   #socket: net.Socket;
   #framer: Framer<T>;
   #handlers!: LineHandlers<T>;
-  readonly #queue: T[] = [];
+  readonly #queue: Array<T | typeof OVERLONG> = [];
+  #overlong: WirelabError | null = null;
   #busy = false;
   /** Input stopped (the framer threw): what arrives is dropped. */
   #deaf = false;
@@ -148,17 +181,22 @@ export class LineConnection<T> {
   #read(chunk: Buffer): void {
     if (this.#o.counters) this.#o.counters.bytesIn += chunk.length;
     if (this.#deaf || this.ended) return;
-    let units: T[];
+    let units: T[] = [];
+    let failure: unknown = null;
     try {
       units = this.#framer.push(chunk);
+      failure = this.#framer.error ?? null;
     } catch (err) {
-      this.#deaf = true;
-      const e = err instanceof WirelabError ? err : new WirelabError(ErrorCodes.LINE_TOO_LONG, String(err));
-      this.#o.tracer.emit(this.#o.proto, this.#o.cid, '*', 'limit', () => ({ summary: e.message, meta: { code: e.code } }));
-      this.#handlers.overlong(e);
-      return;
+      failure = err;
     }
     for (const u of units) if (!this.#handlers.urgent?.(u)) this.#queue.push(u);
+    if (failure !== null) {
+      this.#deaf = true;
+      const e = failure instanceof WirelabError ? failure : new WirelabError(ErrorCodes.LINE_TOO_LONG, String(failure));
+      this.#o.tracer.emit(this.#o.proto, this.#o.cid, '*', 'limit', () => ({ summary: e.message, meta: { code: e.code } }));
+      this.#overlong = e;
+      this.#queue.push(OVERLONG);
+    }
     // Units waiting beyond the limit: stop reading until they are done (TCP flow control reaches the client).
     if (this.#queue.length >= this.#o.maxPipelined) this.#socket.pause();
     void this.#run();
@@ -177,7 +215,9 @@ export class LineConnection<T> {
         const cork = this.#o.cork !== false;
         if (cork) socket.cork();
         try {
-          await this.#handlers.unit(this.#queue.shift()!);
+          const u = this.#queue.shift()!;
+          if (u === OVERLONG) this.#handlers.overlong(this.#overlong!);
+          else await this.#handlers.unit(u);
         } finally {
           if (cork) socket.uncork();
         }
@@ -235,10 +275,12 @@ export class LineConnection<T> {
     plain.off('data', this.#onData);
     plain.off('timeout', this.#onTimeout);
     plain.setTimeout(0);
-    const units = this.#queue.length;
+    const units = this.#queue.filter((u) => u !== OVERLONG).length;
     const bytes = this.#framer.pending;
     this.#queue.length = 0;
     this.#framer = this.#o.framer();
+    this.#deaf = false;
+    this.#overlong = null;
     const secure = new tls.TLSSocket(plain, { isServer: true, secureContext: t.context });
     // A failed handshake (garbage after STARTTLS) is an 'error' on this new socket, before any session code listens.
     secure.on('error', (err) => this.#o.tracer.emit('tls', this.#o.cid, '*', 'error', () => `handshake failed: ${err.message}`));

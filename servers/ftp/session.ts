@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { redactLine, type Tracer } from '../../core/trace/index.ts';
-import { LineConnection, lineFramer, type Framer } from '../line/connection.ts';
+import { LineConnection, lineFramer } from '../line/connection.ts';
 import { DataChannel, plainAddress } from './data.ts';
 import type { FtpUser, ResolvedFtpOptions } from './options.ts';
 import type { Jail, Resolved } from './paths.ts';
@@ -79,18 +79,10 @@ const URGENT = new Set(['ABOR', 'STAT', 'NOOP', 'QUIT']);
 const MAX_QUEUED = 64;
 
 /**
- * Control lines as UTF-8 text. Telnet IAC sequences (IP, DM before an urgent ABOR), other control bytes and blanks
- * before the verb are dropped, so the verb is found and ` PASS x` is redacted like `PASS x`.
+ * Telnet IAC sequences (IP, DM before an urgent ABOR), other control bytes and blanks before the verb are dropped, so
+ * the verb is found and ` PASS x` is redacted like `PASS x`.
  */
-function controlLines(maxLineLength: number): Framer<string> {
-  const lines = lineFramer(maxLineLength, 'utf8');
-  return {
-    push: (chunk) => lines.push(chunk).map((l) => l.replace(/^[^\x21-\x7e]+/, '')),
-    get pending() {
-      return lines.pending;
-    },
-  };
-}
+const stripLeadingControls = (line: string): string => line.replace(/^[^\x21-\x7e]+/, '');
 
 export class FtpSession {
   state: State = 'user';
@@ -147,7 +139,7 @@ export class FtpSession {
       proto: 'ftp',
       cid,
       tracer: ctx.tracer,
-      framer: () => controlLines(ctx.o.maxLineLength),
+      framer: () => lineFramer(ctx.o.maxLineLength, 'utf8', stripLeadingControls),
       maxPipelined: MAX_QUEUED,
       idleTimeoutMs: ctx.o.idleTimeoutMs,
       release: ctx.release,

@@ -25,10 +25,10 @@ export interface Framer<T> {
 }
 
 /**
- * A framer of lines (CRLF or LF, terminator dropped) as strings; past maxLineLength it sets a WL_ERR_LINE_TOO_LONG
- * error, after handing over the whole lines that came before the long one in the same read.
+ * A framer of lines (CRLF or LF, terminator dropped) as strings, each passed through `map`; past maxLineLength it sets a
+ * WL_ERR_LINE_TOO_LONG error, after handing over the whole lines that came before the long one in the same read.
  */
-export function lineFramer(maxLineLength: number, encoding: BufferEncoding = 'latin1'): Framer<string> {
+export function lineFramer(maxLineLength: number, encoding: BufferEncoding = 'latin1', map: (line: string) => string = (l) => l): Framer<string> {
   const decoder = createDecoder('line', { maxLineLength });
   let error: WirelabError | undefined;
   return {
@@ -40,7 +40,7 @@ export function lineFramer(maxLineLength: number, encoding: BufferEncoding = 'la
         while (start < chunk.length) {
           const nl = chunk.indexOf(0x0a, start);
           const end = nl === -1 ? chunk.length : nl + 1;
-          for (const l of decoder.push(chunk.subarray(start, end))) out.push(l.toString(encoding));
+          for (const l of decoder.push(chunk.subarray(start, end))) out.push(map(l.toString(encoding)));
           start = end;
         }
       } catch (err) {

@@ -2,14 +2,15 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
-import { closeTcpServer, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
-import { attachKeylog, tlsServerOptions } from '../../core/tls/index.ts';
+import { closeTcpServer, SocketSet, type RunningServer } from '../../core/server.ts';
+import { tlsServerOptions } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid } from '../../core/trace/index.ts';
 import { authCommands } from './commands/auth.ts';
 import { connectionCommands } from './commands/connection.ts';
 import { fileCommands } from './commands/files.ts';
 import { infoCommands } from './commands/info.ts';
 import { transferCommands } from './commands/transfer.ts';
+import { listenLineServer, refuseTraced } from '../line/server.ts';
 import { InFlightByRoot } from './quota.ts';
 import { resolveFtpOptions, type FtpServerOptions, type ResolvedFtpOptions } from './options.ts';
 import { AddressFailures, FtpSession, type CommandTable, type ServerContext } from './session.ts';
@@ -61,20 +62,10 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
   const tlsOptions = o.tls ? await tlsServerOptions(o.tls) : undefined;
   const secureContext = tlsOptions ? tls.createSecureContext(tlsOptions) : undefined;
   const proto = o.implicitTls ? 'ftps' : 'ftp';
-  const sockets = new SocketSet();
   const stats = { connections: 0, refused: 0 };
+  const sockets = new SocketSet();
   let port = 0;
   const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, release: (socket) => sockets.release(socket), failures: new AddressFailures(), inFlight: new InFlightByRoot() };
-
-  /** A connection past a limit gets 421 (RFC 959: service not available) and a trace event; it holds no slot. */
-  const refuse = (socket: net.Socket, limit: ConnectionLimitName): void => {
-    stats.refused++;
-    tracer.emit('ftp', `${proto}-server`, '*', 'refused', () => ({
-      summary: `${limit}=${o[limit]} reached for ${socket.remoteAddress}: 421`,
-      meta: { limit, peer: socket.remoteAddress },
-    }));
-    refuseConnection(socket, limit === 'maxConnections' ? '421 Too many connections, try again later.\r\n' : '421 Too many connections from your address, try again later.\r\n');
-  };
 
   const serve = (socket: net.Socket): void => {
     const cid = nextCid('ftp');
@@ -84,37 +75,27 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
       meta: { peer: `${socket.remoteAddress}:${socket.remotePort}` },
     }));
     const session = new FtpSession(ctx, socket, cid);
-    socket.on('close', () =>
-      tracer.emit('ftp', cid, '*', 'close', () => ({
-        summary: session.lingerExpired ? 'control connection closed: the client did not close within 1 s, destroyed' : 'control connection closed',
-        meta: { lingerExpired: session.lingerExpired },
-      })),
-    );
     void session.reply(220, 'wirelab FTP server ready.');
   };
 
-  let server: net.Server;
-  if (o.implicitTls) {
-    const tlsServer = tls.createServer(tlsOptions!);
-    attachKeylog(tlsServer, o.tls ? o.tls.keylogFile : undefined);
-    // The slot is taken when TCP connects; a refusal is answered once TLS is up, in TLS (a 421 in clear would be noise
-    // to a client in the middle of its handshake).
-    tlsServer.on('connection', (raw: net.Socket) => void sockets.admit(raw, o));
-    tlsServer.on('secureConnection', (s: tls.TLSSocket) => {
-      const over = sockets.refusal(s);
-      if (over) refuse(s, over);
-      else serve(s);
-    });
-    tlsServer.on('tlsClientError', (err) => tracer.emit('ftp', `${proto}-server`, '*', 'error', () => `TLS handshake failed: ${err.message}`));
-    server = tlsServer;
-  } else {
-    server = net.createServer((socket) => {
-      const over = sockets.admit(socket, o);
-      if (over) refuse(socket, over);
-      else serve(socket);
-    });
-  }
-  port = await listenTcp(server, o.port, o.host);
+  const listener = await listenLineServer({
+    sockets,
+    host: o.host,
+    port: o.port,
+    implicitTls: o.implicitTls ? { options: tlsOptions!, keylog: true, keylogFile: o.tls ? o.tls.keylogFile : undefined } : undefined,
+    limits: o,
+    tracer,
+    proto: 'ftp',
+    serverCid: `${proto}-server`,
+    // A connection past a limit gets 421 (RFC 959: service not available) and a trace event; it holds no slot.
+    refuse: (socket, limit) => {
+      stats.refused++;
+      refuseTraced(tracer, 'ftp', `${proto}-server`, socket, limit, o[limit], limit === 'maxConnections' ? '421 Too many connections, try again later.\r\n' : '421 Too many connections from your address, try again later.\r\n', '421');
+    },
+    accept: serve,
+  });
+  const server = listener.server;
+  port = listener.port;
   tracer.emit('ftp', `${proto}-server`, '*', 'listen', () => `${proto} listening on ${o.host}:${port}`);
   return {
     proto,

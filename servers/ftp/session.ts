@@ -1,8 +1,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
-import { createDecoder, type Decoder } from '../../core/framing.ts';
-import { attachKeylog, traceTlsHandshake } from '../../core/tls/index.ts';
 import { redactLine, type Tracer } from '../../core/trace/index.ts';
+import { LineConnection, lineFramer } from '../line/connection.ts';
 import { DataChannel, plainAddress } from './data.ts';
 import type { FtpUser, ResolvedFtpOptions } from './options.ts';
 import type { Jail, Resolved } from './paths.ts';
@@ -76,8 +75,14 @@ export class AddressFailures {
 }
 
 const URGENT = new Set(['ABOR', 'STAT', 'NOOP', 'QUIT']);
+/** Commands read ahead of the one running; past it the socket is paused (a flood cannot grow the queue). */
 const MAX_QUEUED = 64;
-const RESUME_AT = 8;
+
+/**
+ * Telnet IAC sequences (IP, DM before an urgent ABOR), other control bytes and blanks before the verb are dropped, so
+ * the verb is found and ` PASS x` is redacted like `PASS x`.
+ */
+const stripLeadingControls = (line: string): string => line.replace(/^[^\x21-\x7e]+/, '');
 
 export class FtpSession {
   state: State = 'user';
@@ -110,21 +115,16 @@ export class FtpSession {
   readonly peer: string;
   readonly local: string;
 
-  socket: net.Socket;
+  /** The transport: reading, the command queue, writing, AUTH TLS, idle timeout, the end. */
+  readonly conn: LineConnection<string>;
   readonly #ctx: ServerContext;
-  #decoder: Decoder;
-  #chain: Promise<void> = Promise.resolve();
   #closing = false;
-  /** Commands read but not yet answered; past MAX_QUEUED the socket is paused (a flood cannot grow the queue). */
-  #queued = 0;
 
   constructor(ctx: ServerContext, socket: net.Socket, readonly cid: string) {
     this.#ctx = ctx;
-    this.socket = socket;
     this.secure = socket instanceof tls.TLSSocket;
     this.peer = plainAddress(socket.remoteAddress);
     this.local = plainAddress(socket.localAddress);
-    this.#decoder = createDecoder('line', { maxLineLength: ctx.o.maxLineLength });
     this.data = new DataChannel(
       {
         tracer: ctx.tracer,
@@ -135,20 +135,43 @@ export class FtpSession {
       },
       cid,
     );
-    this.#attach(socket);
-    // Replies are small and often come in pairs (150 then 226): with Nagle on, the second waits for the client's
-    // delayed ACK of the first (up to 40 ms on Linux).
-    socket.setNoDelay(true);
-    socket.setTimeout(ctx.o.idleTimeoutMs);
-    socket.on('timeout', () => {
-      if (this.transfer) return;
-      this.trace('*', 'timeout', `idle for idleTimeoutMs=${ctx.o.idleTimeoutMs}`);
-      this.close(421, 'Idle timeout, closing control connection.');
+    this.conn = new LineConnection(socket, {
+      proto: 'ftp',
+      cid,
+      tracer: ctx.tracer,
+      framer: () => lineFramer(ctx.o.maxLineLength, 'utf8', stripLeadingControls),
+      maxPipelined: MAX_QUEUED,
+      idleTimeoutMs: ctx.o.idleTimeoutMs,
+      release: ctx.release,
+      // Not corked: a handler awaits its reply's write (150 before the transfer, 234 before the handshake).
+      cork: false,
     });
-    socket.on('close', () => {
-      this.state = 'closed';
-      this.data.destroy();
+    this.conn.start({
+      // ABOR, STAT, NOOP and QUIT during a transfer are taken at once; everything else waits its turn.
+      urgent: (line) => {
+        if (!this.transfer || !URGENT.has((line.split(' ', 1)[0] ?? '').toUpperCase())) return false;
+        void this.#handle(line);
+        return true;
+      },
+      unit: (line) => this.#handle(line),
+      overlong: () => this.close(500, `Command line too long (maxLineLength=${this.o.maxLineLength}).`),
+      idle: () => {
+        if (this.transfer) return;
+        this.trace('*', 'timeout', `idle for idleTimeoutMs=${ctx.o.idleTimeoutMs}`);
+        this.close(421, 'Idle timeout, closing control connection.');
+      },
+      error: (err) => this.trace('*', 'error', `${err.code ?? ''} ${err.message}`),
+      close: ({ lingerExpired }) => {
+        this.state = 'closed';
+        this.lingerExpired = lingerExpired;
+        this.data.destroy();
+        this.trace('*', 'close', lingerExpired ? 'control connection closed: the client did not close within 1 s, destroyed' : 'control connection closed', { lingerExpired });
+      },
     });
+  }
+
+  get socket(): net.Socket {
+    return this.conn.socket;
   }
 
   get o(): ResolvedFtpOptions {
@@ -163,39 +186,6 @@ export class FtpSession {
 
   trace(dir: '>' | '<' | '*', kind: string, summary: string, meta?: Record<string, unknown>): void {
     this.#ctx.tracer.emit('ftp', this.cid, dir, kind, () => (meta ? { summary, meta } : summary));
-  }
-
-  #attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.trace('*', 'error', `${err.code ?? ''} ${err.message}`));
-  }
-
-  #onData(chunk: Buffer): void {
-    if (this.#closing) return;
-    let lines: Buffer[];
-    try {
-      lines = this.#decoder.push(chunk);
-    } catch (err) {
-      this.socket.pause();
-      this.trace('*', 'limit', (err as Error).message, { code: 'WL_ERR_LINE_TOO_LONG' });
-      this.close(500, `Command line too long (maxLineLength=${this.o.maxLineLength}).`);
-      return;
-    }
-    for (const raw of lines) {
-      // Telnet IAC sequences (IP, DM before an urgent ABOR), other control bytes and blanks before the verb are
-      // dropped, so the verb is found and ` PASS x` is redacted like `PASS x`.
-      const line = raw.toString('utf8').replace(/^[^\x21-\x7e]+/, '');
-      const verb = (line.split(' ', 1)[0] ?? '').toUpperCase();
-      if (URGENT.has(verb) && this.transfer) void this.#handle(line);
-      else {
-        this.#queued++;
-        if (this.#queued >= MAX_QUEUED) this.socket.pause();
-        this.#chain = this.#chain.then(() => this.#handle(line)).finally(() => {
-          this.#queued--;
-          if (this.#queued === RESUME_AT && this.socket.isPaused()) this.socket.resume();
-        });
-      }
-    }
   }
 
   async #handle(line: string): Promise<void> {
@@ -237,7 +227,12 @@ export class FtpSession {
 
   /** Sends a reply; several lines make a multi-line reply (`code-first`, ` middle`, `code last`). */
   reply(code: number, text: string | string[]): Promise<void> {
-    if (this.socket.destroyed || !this.socket.writable) return Promise.resolve();
+    if (this.conn.ended) return Promise.resolve();
+    const wire = this.#traced(code, text);
+    return new Promise((resolve) => this.conn.write(Buffer.from(wire, 'utf8'), resolve));
+  }
+
+  #traced(code: number, text: string | string[]): string {
     const lines = Array.isArray(text) ? text : [text];
     let wire: string;
     if (lines.length === 1) wire = `${code} ${lines[0]}\r\n`;
@@ -250,51 +245,30 @@ export class FtpSession {
       bytes: Buffer.byteLength(wire),
       meta: { code, lines: lines.length },
     }));
-    return new Promise((resolve) => this.socket.write(wire, () => resolve()));
+    return wire;
   }
 
   /**
-   * Replies, then closes the control connection (421 and friends). The slot is given back at once, and what the client
-   * sends meanwhile is read and dropped: a paused socket would never see the client's FIN and stay open (and counted)
-   * until the fallback destroy a second later.
+   * Replies, then closes the control connection (421 and friends). The connection gives the slot back at once, and
+   * reads and drops what the client sends meanwhile: a paused socket would never see the client's FIN and stay open
+   * (and counted) until the fallback destroy a second later.
    */
   close(code?: number, text?: string): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.#ctx.release(this.socket);
-    const end = (): void => {
-      this.state = 'closed';
-      this.data.destroy();
-      const socket = this.socket;
-      socket.end();
-      socket.resume();
-      setTimeout(() => {
-        if (socket.destroyed) return;
-        this.lingerExpired = true;
-        socket.destroy();
-      }, 1000).unref();
-    };
-    if (code !== undefined) void this.reply(code, text ?? '').then(end);
-    else end();
+    const last = code !== undefined && !this.conn.ended ? this.#traced(code, text ?? '') : undefined;
+    this.conn.end(last === undefined ? undefined : Buffer.from(last, 'utf8'));
+    this.state = 'closed';
+    this.data.destroy();
   }
 
   /** AUTH TLS: after the 234 reply, the same TCP connection carries TLS (RFC 4217 section 4). */
-  async upgradeToTls(): Promise<void> {
-    const raw = this.socket;
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('timeout');
-    const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: this.#ctx.secureContext! });
-    this.socket = secure;
+  upgradeToTls(): void {
+    this.conn.startTls(
+      { context: this.#ctx.secureContext!, settings: this.o.tls || {} },
+      { onSecure: () => this.trace('*', 'tls', 'control connection is now TLS (AUTH TLS)') },
+    );
     this.secure = true;
-    this.#decoder = createDecoder('line', { maxLineLength: this.o.maxLineLength });
-    this.#attach(secure);
-    traceTlsHandshake(this.tracer, this.cid, secure, 'server');
-    attachKeylog(secure, this.o.tls ? this.o.tls.keylogFile : undefined);
-    secure.once('secure', () => this.trace('*', 'tls', 'control connection is now TLS (AUTH TLS)'));
-    raw.setTimeout(this.o.idleTimeoutMs);
-    raw.on('timeout', () => {
-      if (!this.transfer) this.close(421, 'Idle timeout, closing control connection.');
-    });
   }
 
   /** Runs `job` as the session's one transfer: ABOR and STAT may come in meanwhile. */

@@ -1,12 +1,15 @@
-import net from 'node:net';
 import tls from 'node:tls';
-import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
-import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
+import { checkInt } from '../../core/options.ts';
+import { closeTcpServer, DEFAULT_HOST, SocketSet, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
 import { newStats, type MailServerStats } from '../mail/conn.ts';
 import { defaultMailStore } from '../mail/shared.ts';
 import type { MailStore } from '../mail/store/index.ts';
+import { LineConnection } from '../line/connection.ts';
+import { checkLineServerOptions, listenLineServer, refuseTraced } from '../line/server.ts';
+import { COMMANDS } from './commands/index.ts';
+import { ImapReader } from './reader.ts';
 import { ImapSession, type ImapResolved } from './session.ts';
 
 export interface ImapServerOptions {
@@ -76,18 +79,10 @@ const DEFAULTS = {
 /** An IMAP4rev1 server (RFC 3501, with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ID, UNSELECT) over the store. */
 export async function startImapServer(options: ImapServerOptions = {}): Promise<RunningImapServer> {
   const m = { ...DEFAULTS, ...options };
-  checkPort('port', m.port);
-  checkInt('maxLineLength', m.maxLineLength, 256, 64 * 1024 * 1024);
+  checkLineServerOptions(m, { min: 256, max: 64 * 1024 * 1024 });
   checkInt('maxLiteralSize', m.maxLiteralSize, 0, 1024 * 1024 * 1024);
   checkInt('maxCommandSize', m.maxCommandSize, 256, 1024 * 1024 * 1024);
   checkInt('maxNesting', m.maxNesting, 1, 1000);
-  checkInt('maxUnknownCommands', m.maxUnknownCommands, 1, 10_000);
-  checkInt('maxPipelinedCommands', m.maxPipelinedCommands, 1, 100_000);
-  checkInt('idleTimeoutMs', m.idleTimeoutMs, 1, 24 * 3600_000);
-  checkInt('authFailureDelayMs', m.authFailureDelayMs, 0, 60_000);
-  checkInt('maxAuthFailures', m.maxAuthFailures, 1, 1000);
-  checkConnectionLimits(m, 100_000);
-  checkBoolean('allowInsecureAuth', m.allowInsecureAuth);
   const settings = options.tls ?? {};
   const tlsOptions = await tlsServerOptions(settings);
   const proto = m.secure ? 'imaps' : 'imap';
@@ -97,33 +92,36 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
     store: options.store ?? (await defaultMailStore()),
     tracer: options.tracer ?? NOOP_TRACER,
     tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
-    release: () => undefined,
   };
   const stats = newStats();
   const sockets = new SocketSet();
-  o.release = (socket) => sockets.release(socket);
-  const refuse = (socket: net.Socket, limit: ConnectionLimitName): void => {
-    const cid = nextCid(proto);
-    o.tracer.emit(proto, cid, '*', 'refused', () => ({ summary: `${limit}=${m[limit]} reached for ${socket.remoteAddress}: BYE`, meta: { limit, peer: socket.remoteAddress } }));
-    refuseConnection(socket, limit === 'maxConnections' ? '* BYE Too many connections\r\n' : '* BYE Too many connections from your address\r\n');
-  };
-  const accept = (socket: net.Socket, over: ConnectionLimitName | null): void => {
-    if (over) return refuse(socket, over);
-    stats.connections++;
-    new ImapSession(socket, nextCid(proto), o, stats);
-  };
-  let server: net.Server;
-  if (m.secure) {
-    const ts = tls.createServer(tlsOptions);
-    // The slot is taken when TCP connects; a refusal is answered in TLS once the handshake is done.
-    ts.on('connection', (raw: net.Socket) => void sockets.admit(raw, m));
-    ts.on('secureConnection', (s: tls.TLSSocket) => accept(s, sockets.refusal(s)));
-    ts.on('tlsClientError', (err) => o.tracer.emit(proto, `${proto}-server`, '*', 'error', () => `TLS handshake failed: ${err.message}`));
-    server = ts;
-  } else {
-    server = net.createServer((s) => accept(s, sockets.admit(s, m)));
-  }
-  const port = await listenTcp(server, m.port, m.host);
+  const { server, port } = await listenLineServer({
+    sockets,
+    host: m.host,
+    port: m.port,
+    implicitTls: m.secure ? { options: tlsOptions } : undefined,
+    limits: m,
+    tracer: o.tracer,
+    proto,
+    serverCid: `${proto}-server`,
+    refuse: (socket, limit) =>
+      refuseTraced(o.tracer, proto, nextCid(proto), socket, limit, m[limit], limit === 'maxConnections' ? '* BYE Too many connections\r\n' : '* BYE Too many connections from your address\r\n', 'BYE'),
+    accept: (socket) => {
+      stats.connections++;
+      const cid = nextCid(proto);
+      const conn = new LineConnection(socket, {
+        proto,
+        cid,
+        tracer: o.tracer,
+        framer: () => new ImapReader({ maxLineLength: m.maxLineLength, maxLiteralSize: m.maxLiteralSize, maxCommandSize: m.maxCommandSize }),
+        maxPipelined: m.maxPipelinedCommands,
+        idleTimeoutMs: m.idleTimeoutMs,
+        release: (s) => sockets.release(s),
+        counters: stats,
+      });
+      new ImapSession(conn, cid, o, stats, COMMANDS);
+    },
+  });
   o.tracer.emit(proto, `${proto}-server`, '*', 'listen', () => `listening on ${m.host}:${port}`);
   return { proto, host: m.host, port, url: `${proto}://${m.host}:${port}`, store: o.store, stats, close: () => closeTcpServer(server, sockets) };
 }

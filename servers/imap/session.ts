@@ -1,14 +1,13 @@
-import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCodes } from '../../core/errors.ts';
 import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
 import { authFailureDelay, oneLine, pause } from '../mail/shared.ts';
-import { upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from '../mail/conn.ts';
-import { ImapReader, type ReaderEvent } from './reader.ts';
+import type { MailServerStats } from '../mail/conn.ts';
+import type { LineConnection, ServerTls } from '../line/connection.ts';
+import type { ReaderEvent } from './reader.ts';
 import { ImapParseError, parseCommand, type ImapCommand } from './parser.ts';
-import { COMMANDS, type CommandContext } from './commands/index.ts';
 import { parseSequenceSet } from './sequence.ts';
 
 export type ImapState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
@@ -28,9 +27,21 @@ export interface ImapResolved {
   authFailureDelayMs: number;
   maxAuthFailures: number;
   allowInsecureAuth: boolean;
-  /** Gives the connection's slot back (maxConnections, maxConnectionsPerAddress) once the session says BYE. */
-  release(socket: net.Socket): void;
 }
+
+export interface CommandContext {
+  session: ImapSession;
+  cmd: ImapCommand;
+}
+
+export interface CommandHandler {
+  /** The states the command is valid in (RFC 3501 6); elsewhere it gets BAD. */
+  states: ImapState[];
+  run(ctx: CommandContext): Promise<void> | void;
+}
+
+/** The command table by verb (commands/index.ts), passed in by the server so this file imports no command. */
+export type CommandTable = Record<string, CommandHandler>;
 
 export interface Selected {
   name: string;
@@ -51,32 +62,40 @@ export class ImapSession {
   unknown = 0;
   /** Set by AUTHENTICATE and IDLE: the next line goes here instead of to the command table. */
   continuation: ((line: string) => Promise<void> | void) | null = null;
-  #socket: net.Socket;
-  #reader: ImapReader;
-  #queue: ReaderEvent[] = [];
-  #busy = false;
-  #closed = false;
   /** When IDLE is on: push updates as they happen. */
   idling = false;
   readonly #onChange = (c: MailChange): void => this.#storeChanged(c);
 
   constructor(
-    socket: net.Socket,
+    readonly conn: LineConnection<ReaderEvent>,
     readonly cid: string,
     readonly o: ImapResolved,
     readonly stats: MailServerStats,
+    readonly commands: CommandTable,
   ) {
-    this.#socket = socket;
-    this.#reader = this.#newReader();
+    const socket = conn.socket;
     o.store.on('change', this.#onChange);
     o.tracer.emit(o.proto, cid, '*', 'accept', () => `accepted ${socket.remoteAddress}:${socket.remotePort}`);
     if (socket instanceof tls.TLSSocket) traceTlsHandshake(o.tracer, cid, socket, 'server');
-    this.#attach(socket);
+    conn.start({
+      // A synchronizing literal: the client waits for this before sending it.
+      urgent: (ev) => ev.type === 'continue' && (this.send('+ Ready for literal data'), true),
+      unit: (ev) => this.#handle(ev),
+      overlong: () => this.bye('Closing: cannot resynchronize after an overlong line'),
+      idle: () => {
+        this.o.tracer.emit(this.o.proto, this.cid, '*', 'timeout', () => `idle for idleTimeoutMs=${this.o.idleTimeoutMs}: autologout`);
+        this.bye('Autologout; idle for too long');
+      },
+      close: ({ pending }) => {
+        this.o.store.off('change', this.#onChange);
+        this.o.tracer.emit(this.o.proto, this.cid, '*', 'close', () => (pending > 0 ? `connection closed with ${pending} B of a command unread (discarded)` : 'connection closed'));
+      },
+    });
     this.send(`* OK [CAPABILITY ${this.capabilities().join(' ')}] wirelab IMAP4rev1 ready`);
   }
 
   get secure(): boolean {
-    return this.#socket instanceof tls.TLSSocket;
+    return this.conn.secure;
   }
 
   /** True while a password would cross the wire in clear and the server does not allow that (RFC 3501 6.2.3). */
@@ -105,66 +124,6 @@ export class ImapSession {
     this.o.tracer.emit(this.o.proto, this.cid, '*', 'auth-refused', () => `${command} before STARTTLS refused (allowInsecureAuth=false)`);
     this.tagged(tag, 'NO', '[PRIVACYREQUIRED] Plaintext authentication is disabled; use STARTTLS first');
     return true;
-  }
-
-  #newReader(): ImapReader {
-    return new ImapReader({ maxLineLength: this.o.maxLineLength, maxLiteralSize: this.o.maxLiteralSize, maxCommandSize: this.o.maxCommandSize });
-  }
-
-  #attach(socket: net.Socket): void {
-    // Replies go out at once: with Nagle on, the tagged line waits for the ACK of the untagged ones (~40 ms each).
-    socket.setNoDelay(true);
-    socket.setTimeout(this.o.idleTimeoutMs);
-    socket.on('timeout', () => {
-      this.o.tracer.emit(this.o.proto, this.cid, '*', 'timeout', () => `idle for idleTimeoutMs=${this.o.idleTimeoutMs}: autologout`);
-      this.bye('Autologout; idle for too long');
-    });
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      if (socket !== this.#socket) return;
-      this.#closed = true;
-      this.o.store.off('change', this.#onChange);
-      const half = this.#reader.pending;
-      this.o.tracer.emit(this.o.proto, this.cid, '*', 'close', () => (half > 0 ? `connection closed with ${half} B of a command unread (discarded)` : 'connection closed'));
-    });
-  }
-
-  #onData(chunk: Buffer): void {
-    this.stats.bytesIn += chunk.length;
-    if (this.#closed) return;
-    for (const ev of this.#reader.push(chunk)) {
-      if (ev.type === 'continue') {
-        // A synchronizing literal: the client waits for this before sending it.
-        this.send('+ Ready for literal data');
-        continue;
-      }
-      this.#queue.push(ev);
-    }
-    // Commands waiting beyond the limit: stop reading until they are done (TCP flow control reaches the client).
-    if (this.#queue.length >= this.o.maxPipelinedCommands) this.#socket.pause();
-    void this.#drain();
-  }
-
-  async #drain(): Promise<void> {
-    if (this.#busy) return;
-    this.#busy = true;
-    try {
-      while (this.#queue.length > 0 && !this.#closed) {
-        await waitWritable(this.#socket);
-        // One command's responses leave in as few segments as possible.
-        const socket = this.#socket;
-        socket.cork();
-        try {
-          await this.#handle(this.#queue.shift()!);
-        } finally {
-          socket.uncork();
-        }
-      }
-    } finally {
-      this.#busy = false;
-      if (!this.#closed) this.#socket.resume();
-    }
   }
 
   async #handle(ev: ReaderEvent): Promise<void> {
@@ -200,7 +159,7 @@ export class ImapSession {
       this.#unknownCommand(tag, `Syntax error: ${(err as Error).message}`);
       return;
     }
-    const handler = COMMANDS[cmd.name];
+    const handler = Object.hasOwn(this.commands, cmd.name) ? this.commands[cmd.name] : undefined;
     if (!handler) {
       this.#unknownCommand(cmd.tag, `Unknown command ${cmd.name.slice(0, 30)}`);
       return;
@@ -230,14 +189,13 @@ export class ImapSession {
 
   /** A response line (CRLF added); `line` is a binary string and may hold literals. */
   send(line: string): void {
-    if (this.#closed || this.#socket.destroyed) return;
+    if (this.conn.ended) return;
     const buf = Buffer.from(`${line}\r\n`, 'latin1');
-    this.stats.bytesOut += buf.length;
     this.o.tracer.emit(this.o.proto, this.cid, '<', 'response', () => ({
       summary: oneLine(line),
       bytes: buf.length,
     }));
-    this.#socket.write(buf);
+    this.conn.write(buf);
   }
 
   /** The tagged completion, after any pending updates (EXPUNGE only where `allowExpunge`). */
@@ -247,31 +205,20 @@ export class ImapSession {
   }
 
   /**
-   * BYE (unless already sent, as LOGOUT does before its tagged OK), then close. The slot is given back at once; the socket keeps reading (and dropping) so the client's FIN closes
-   * it even when reading was paused for pipelining, and a client that never closes is cut off a second later.
+   * BYE (unless already sent, as LOGOUT does before its tagged OK), then close: the connection gives the slot back at
+   * once and keeps reading (and dropping) until the client's FIN.
    */
   bye(text?: string): void {
-    if (this.#closed) return;
+    if (this.conn.ended) return;
     if (text !== undefined) this.send(`* BYE ${text}`);
     this.state = 'logout';
-    this.#closed = true;
-    const socket = this.#socket;
-    this.o.release(socket);
-    socket.end();
-    socket.resume();
-    setTimeout(() => socket.destroy(), 1000).unref();
+    this.conn.end();
   }
 
-  async startTls(tag: string): Promise<void> {
+  /** RFC 3501 6.2.1: OK in clear, then TLS; whatever the client pipelined after the command is discarded. */
+  startTls(tag: string): void {
     this.tagged(tag, 'OK', 'Begin TLS negotiation now');
-    const plain = this.#socket;
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('timeout');
-    this.#queue = [];
-    this.#reader = this.#newReader();
-    const secure = upgradeServerSocket(plain, this.o.tls, this.o.tracer, this.cid);
-    this.#socket = secure;
-    this.#attach(secure);
+    this.conn.startTls(this.o.tls);
   }
 
   async loginFailed(tag: string, user: string): Promise<void> {

@@ -91,7 +91,7 @@ export const authCommands: CommandTable = {
       if (!s.ctx.secureContext) return void s.reply(502, 'TLS is not configured on this server.');
       if (s.secure) return void s.reply(503, 'Already using TLS.');
       await s.reply(234, 'AUTH TLS successful, start the TLS handshake.');
-      await s.upgradeToTls();
+      s.upgradeToTls();
     },
   },
   PBSZ: {

@@ -1,17 +1,8 @@
 import { decodeMailboxName } from '../mutf7.ts';
-import type { ImapCommand, ImapToken } from '../parser.ts';
-import type { ImapSession, ImapState } from '../session.ts';
+import type { ImapToken } from '../parser.ts';
+import type { CommandContext, ImapState } from '../session.ts';
 
-export interface CommandContext {
-  session: ImapSession;
-  cmd: ImapCommand;
-}
-
-export interface CommandHandler {
-  /** The states the command is valid in (RFC 3501 6); elsewhere it gets BAD. */
-  states: ImapState[];
-  run(ctx: CommandContext): Promise<void> | void;
-}
+export type { CommandContext, CommandHandler } from '../session.ts';
 
 export const ANY: ImapState[] = ['not-authenticated', 'authenticated', 'selected'];
 export const AUTHED: ImapState[] = ['authenticated', 'selected'];

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { WirelabError } from '../errors.ts';
+import { ErrorCodes, HttpError, WirelabError } from '../errors.ts';
 import { checkInt, checkPort } from '../options.ts';
 import { DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../server.ts';
 import { NOOP_TRACER, type Tracer } from '../trace/index.ts';
@@ -21,12 +21,6 @@ export interface ControlApiOptions {
 export interface RunningControlApi extends RunningServer {
   readonly proxies: Map<string, TcpImpairmentProxy>;
   readonly relays: Map<string, UdpImpairmentRelay>;
-}
-
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
 }
 
 function hostPort(v: unknown, what: string): { host: string; port: number } {
@@ -164,7 +158,7 @@ export async function startControlApi(options: ControlApiOptions = {}): Promise<
       const [status, out] = await route[2](params, body);
       send(status, out);
     } catch (err) {
-      const status = err instanceof HttpError ? err.status : err instanceof WirelabError && typeof err.status === 'number' ? err.status : 500;
+      const status = err instanceof WirelabError && typeof err.status === 'number' ? err.status : 500;
       const code = err instanceof WirelabError ? err.code : undefined;
       tracer.emit('impair', 'control', '*', 'error', () => `${req.method} ${req.url}: ${status} ${(err as Error).message}`);
       if (status === 413) res.setHeader('connection', 'close');
@@ -199,7 +193,7 @@ function readJson(req: http.IncomingMessage, max: number): Promise<unknown> {
       size += c.length;
       if (size > max) {
         req.pause();
-        reject(new HttpError(413, `request body over maxBodyBytes=${max}`));
+        reject(new HttpError(413, `request body over maxBodyBytes=${max}`, { code: ErrorCodes.HTTP_BODY_TOO_LARGE }));
         return;
       }
       parts.push(c);

@@ -1,5 +1,6 @@
 import { format } from 'node:util';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
@@ -73,8 +74,23 @@ const DEFAULTS = {
   allowInsecureAuth: false,
 };
 
-function replyError(message: string, code: number): Error {
-  return Object.assign(new Error(message), { responseCode: code });
+/**
+ * A refusal handed to an smtp-server callback: smtp-server answers with the error's `responseCode` (and closes the
+ * connection after a 421).
+ */
+export class SmtpReplyError extends WirelabError {
+  constructor(
+    message: string,
+    readonly responseCode: number,
+    code: string = ErrorCodes.SMTP_REFUSED,
+  ) {
+    super(code, message);
+    this.name = 'SmtpReplyError';
+  }
+}
+
+function replyError(message: string, responseCode: number, code?: string): SmtpReplyError {
+  return new SmtpReplyError(message, responseCode, code);
 }
 
 /** An SMTP server (smtp-server) that delivers into the mail store. */
@@ -203,7 +219,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       if (session.envelope.rcptTo.length >= o.maxRecipients) return callback(replyError('Too many recipients', 452));
       if (!store.userForAddress(address.address)) {
         tracer.emit(proto, cidOf(session.id), '*', 'reject', () => `unknown recipient ${address.address}: 550`);
-        return callback(replyError(`No such user here: ${address.address}`, 550));
+        return callback(replyError(`No such user here: ${address.address}`, 550, ErrorCodes.MAIL_NO_SUCH_USER));
       }
       callback();
     },

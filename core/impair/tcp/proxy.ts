@@ -231,7 +231,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     this.#sockets.add(upstream);
     this.tracer.emit('impair', cid, '>', 'accept', () => `${peer} → proxy ${this.name} → ${this.upstreamHost}:${this.upstreamPort}`);
     let connected = false;
-    const timer = setTimeout(() => upstream.destroy(new Error(`connect timed out after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
+    const timer = setTimeout(() => upstream.destroy(new WirelabError(ErrorCodes.TIMEOUT, `connect timed out after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
     upstream.once('connect', () => {
       connected = true;
       clearTimeout(timer);

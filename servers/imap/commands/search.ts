@@ -1,3 +1,4 @@
+import { ErrorCodes, WirelabError } from '../../../core/errors.ts';
 import type { StoredMessage } from '../../mail/store/index.ts';
 import { parseSearchDate } from '../dates.ts';
 import { fold, searchable, type SearchableMessage } from '../decode.ts';
@@ -8,7 +9,12 @@ import { SELECTED, type CommandContext, type CommandHandler } from './base.ts';
 
 type Test = (m: StoredMessage, seq: number) => boolean;
 
-class SearchSyntax extends Error {}
+/** Search keys this server cannot compile: answered BAD. */
+class SearchSyntax extends WirelabError {
+  constructor(message: string) {
+    super(ErrorCodes.MAIL_PROTOCOL, message);
+  }
+}
 
 const MAX_KEY_DEPTH = 64;
 

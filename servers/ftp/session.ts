@@ -51,7 +51,7 @@ export interface ServerContext {
 }
 
 /**
- * Recent login failures by client address. A connection closes after maxLoginFailures, but a client that reconnects
+ * Recent login failures by client address. A connection closes after maxAuthFailures, but a client that reconnects
  * keeps its count, so each new guess still waits longer. A successful login from the address clears it; an entry
  * untouched for `forgetMs` is forgotten, and at most `maxAddresses` are kept (the oldest is dropped).
  */
@@ -76,7 +76,6 @@ export class AddressFailures {
 }
 
 const URGENT = new Set(['ABOR', 'STAT', 'NOOP', 'QUIT']);
-const MAX_QUEUED = 64;
 const RESUME_AT = 8;
 
 export class FtpSession {
@@ -115,7 +114,7 @@ export class FtpSession {
   #decoder: Decoder;
   #chain: Promise<void> = Promise.resolve();
   #closing = false;
-  /** Commands read but not yet answered; past MAX_QUEUED the socket is paused (a flood cannot grow the queue). */
+  /** Commands read but not yet answered; past maxPipelinedCommands the socket is paused (a flood cannot grow the queue). */
   #queued = 0;
 
   constructor(ctx: ServerContext, socket: net.Socket, readonly cid: string) {
@@ -189,10 +188,10 @@ export class FtpSession {
       if (URGENT.has(verb) && this.transfer) void this.#handle(line);
       else {
         this.#queued++;
-        if (this.#queued >= MAX_QUEUED) this.socket.pause();
+        if (this.#queued >= this.o.maxPipelinedCommands) this.socket.pause();
         this.#chain = this.#chain.then(() => this.#handle(line)).finally(() => {
           this.#queued--;
-          if (this.#queued === RESUME_AT && this.socket.isPaused()) this.socket.resume();
+          if (this.#queued === Math.min(RESUME_AT, this.o.maxPipelinedCommands - 1) && this.socket.isPaused()) this.socket.resume();
         });
       }
     }
@@ -224,11 +223,11 @@ export class FtpSession {
     }
   }
 
-  /** An unknown or malformed command: answered, counted, and past maxBadCommands the connection is closed. */
+  /** An unknown or malformed command: answered, counted, and past maxUnknownCommands the connection is closed. */
   bad(code: number, text: string): void {
     this.badCommands++;
-    if (this.badCommands > this.o.maxBadCommands) {
-      this.trace('*', 'limit', `maxBadCommands=${this.o.maxBadCommands} exceeded`);
+    if (this.badCommands > this.o.maxUnknownCommands) {
+      this.trace('*', 'limit', `maxUnknownCommands=${this.o.maxUnknownCommands} exceeded`);
       this.close(421, 'Too many bad commands, closing control connection.');
       return;
     }

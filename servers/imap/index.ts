@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
+import { checkBoolean, checkInt, checkPort, rejectRenamed } from '../../core/options.ts';
 import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
@@ -75,6 +75,7 @@ const DEFAULTS = {
 
 /** An IMAP4rev1 server (RFC 3501, with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ID, UNSELECT) over the store. */
 export async function startImapServer(options: ImapServerOptions = {}): Promise<RunningImapServer> {
+  rejectRenamed(options);
   const m = { ...DEFAULTS, ...options };
   checkPort('port', m.port);
   checkInt('maxLineLength', m.maxLineLength, 256, 64 * 1024 * 1024);

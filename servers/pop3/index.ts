@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createDecoder, type Decoder } from '../../core/framing.ts';
-import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
+import { checkBoolean, checkInt, checkPort, rejectRenamed } from '../../core/options.ts';
 import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, refuseConnection, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../../core/trace/index.ts';
@@ -76,6 +76,7 @@ export type Pop3Resolved = typeof DEFAULTS & {
 
 /** A POP3 server (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH PLAIN RFC 5034) over the mail store. */
 export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<RunningPop3Server> {
+  rejectRenamed(options);
   const merged = { ...DEFAULTS, ...options };
   checkPort('port', merged.port);
   checkInt('maxLineLength', merged.maxLineLength, 64, 1024 * 1024);

@@ -54,3 +54,16 @@ export function rejectRenamed(options: object, renamed: Readonly<Record<string, 
     if (v !== undefined) throw new InvalidOptionError(old, now, v, { renamedTo: now });
   }
 }
+
+/**
+ * `{ ...defaults, ...options }`, except that an option given as `undefined` keeps its default (as undici and ws read
+ * options), so a caller can pass `{ maxConnections: flags.max }` through without checking first.
+ */
+export function withDefaults<D extends object, O extends object>(defaults: D, options: O): WithDefaults<D, O> {
+  const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) out[k] = v;
+  return out as WithDefaults<D, O>;
+}
+
+/** The options with every defaulted field present: the option's own (declared) type where it has one. */
+export type WithDefaults<D, O> = Omit<O, keyof D> & { -readonly [K in keyof D]-?: K extends keyof O ? Exclude<O[K], undefined> : D[K] };

@@ -27,6 +27,8 @@ export interface ImapServerOptions {
   maxCommandSize?: number;
   /** Deepest nesting of parentheses and brackets. Default 16. */
   maxNesting?: number;
+  /** Deepest nesting of SEARCH keys (NOT, OR and parentheses); deeper gets BAD. Default 64. */
+  maxSearchDepth?: number;
   /** Bad or unknown commands per connection; past it BYE. Default 20. */
   maxUnknownCommands?: number;
   /** Commands read ahead of the one running (pipelining); past it the server stops reading until they are done. Default 100. */
@@ -63,6 +65,7 @@ const DEFAULTS = {
   maxLiteralSize: 25 * 1024 * 1024,
   maxCommandSize: 26 * 1024 * 1024,
   maxNesting: 16,
+  maxSearchDepth: 64,
   maxUnknownCommands: 20,
   maxPipelinedCommands: 100,
   idleTimeoutMs: 1_800_000,
@@ -82,6 +85,7 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
   checkInt('maxLiteralSize', m.maxLiteralSize, 0, 1024 * 1024 * 1024);
   checkInt('maxCommandSize', m.maxCommandSize, 256, 1024 * 1024 * 1024);
   checkInt('maxNesting', m.maxNesting, 1, 1000);
+  checkInt('maxSearchDepth', m.maxSearchDepth, 1, 10_000);
   checkInt('maxUnknownCommands', m.maxUnknownCommands, 1, 10_000);
   checkInt('maxPipelinedCommands', m.maxPipelinedCommands, 1, 100_000);
   checkInt('idleTimeoutMs', m.idleTimeoutMs, 1, 24 * 3600_000);

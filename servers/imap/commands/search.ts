@@ -16,7 +16,6 @@ class SearchSyntax extends WirelabError {
   }
 }
 
-const MAX_KEY_DEPTH = 64;
 
 const FLAG_KEYS: Record<string, [string, boolean]> = {
   ANSWERED: ['\\Answered', true],
@@ -71,7 +70,7 @@ function compile(tokens: ImapToken[], session: ImapSession, maxSeq: number, deco
   let depth = 0;
   const one = (): Test => {
     // NOT and OR nest without parentheses: bound them as the parser bounds lists.
-    if (++depth > MAX_KEY_DEPTH) throw new SearchSyntax(`search keys nested deeper than ${MAX_KEY_DEPTH}`);
+    if (++depth > session.o.maxSearchDepth) throw new SearchSyntax(`search keys nested deeper than ${session.o.maxSearchDepth}`);
     try {
       return key();
     } finally {

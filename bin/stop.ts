@@ -1,3 +1,5 @@
+import { checkInt } from '../core/options.ts';
+
 /**
  * When `wirelab up` should stop: SIGINT (Ctrl-C), SIGTERM, or, when npm or npx started it, its parent gone.
  *
@@ -26,7 +28,7 @@ export function defaultWatchParent(env: NodeJS.ProcessEnv = process.env): boolea
 export function untilStopped(options: StopOptions = {}): Promise<StopReason> {
   const watchParent = options.watchParent ?? defaultWatchParent();
   const pollMs = options.pollMs ?? 250;
-  if (!Number.isInteger(pollMs) || pollMs < 10) throw new TypeError(`invalid option pollMs: expected an integer >= 10, got ${String(pollMs)}`);
+  checkInt('pollMs', pollMs, 10, 3600_000);
   return new Promise((resolve) => {
     const parent = process.ppid;
     let poll: NodeJS.Timeout | undefined;

@@ -4,7 +4,7 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
-import { checkInt, InvalidOptionError } from '../core/options.ts';
+import { checkBoolean, checkInt, InvalidOptionError, withDefaults } from '../core/options.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
 
@@ -179,6 +179,18 @@ export function retryAfterMs(value: string | string[] | undefined, now = Date.no
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** Every default of HttpClientOptions, and of `retry` when it leaves a field out. */
+export const HTTP_CLIENT_DEFAULTS = Object.freeze({
+  keepAlive: true,
+  pipelining: 1,
+  connections: 10,
+  maxRedirections: 0,
+  headersTimeoutMs: 30_000,
+  bodyTimeoutMs: 30_000,
+  http2: false,
+  retry: Object.freeze({ maxRetries: 2, maxWaitMs: 10_000 }),
+});
+
 /**
  * An HTTP client over undici: a pool per origin with keep-alive on or off, pipelining, HTTP/2; redirects followed hop
  * by hop; Retry-After honoured. Traced through undici's diagnostics_channel.
@@ -194,17 +206,25 @@ export class HttpClient {
   private constructor(agent: Agent, o: HttpClientOptions) {
     this.#agent = agent;
     this.tracer = o.tracer ?? NOOP_TRACER;
-    this.#keepAlive = o.keepAlive ?? true;
-    this.#maxRedirections = o.maxRedirections ?? 0;
-    this.#retry = o.retry ? { maxRetries: 2, maxWaitMs: 10_000, ...o.retry } : undefined;
+    this.#keepAlive = o.keepAlive ?? HTTP_CLIENT_DEFAULTS.keepAlive;
+    this.#maxRedirections = o.maxRedirections ?? HTTP_CLIENT_DEFAULTS.maxRedirections;
+    this.#retry = o.retry ? withDefaults(HTTP_CLIENT_DEFAULTS.retry, o.retry) : undefined;
   }
 
   static async create(options: HttpClientOptions = {}): Promise<HttpClient> {
-    const pipelining = checkInt('pipelining', options.pipelining ?? 1, 0, 128);
-    const connections = checkInt('connections', options.connections ?? 10, 1, 10_000);
-    checkInt('maxRedirections', options.maxRedirections ?? 0, 0, 100);
-    const headersTimeout = checkInt('headersTimeoutMs', options.headersTimeoutMs ?? 30_000, 1, 3600_000);
-    const bodyTimeout = checkInt('bodyTimeoutMs', options.bodyTimeoutMs ?? 30_000, 1, 3600_000);
+    const o = withDefaults(HTTP_CLIENT_DEFAULTS, options);
+    const pipelining = checkInt('pipelining', o.pipelining, 0, 128);
+    const connections = checkInt('connections', o.connections, 1, 10_000);
+    checkInt('maxRedirections', o.maxRedirections, 0, 100);
+    const headersTimeout = checkInt('headersTimeoutMs', o.headersTimeoutMs, 1, 3600_000);
+    const bodyTimeout = checkInt('bodyTimeoutMs', o.bodyTimeoutMs, 1, 3600_000);
+    checkBoolean('keepAlive', o.keepAlive);
+    checkBoolean('http2', o.http2);
+    if (options.retry) {
+      const r = withDefaults(HTTP_CLIENT_DEFAULTS.retry, options.retry);
+      checkInt('retry.maxRetries', r.maxRetries, 0, 100);
+      checkInt('retry.maxWaitMs', r.maxWaitMs, 0, 3600_000);
+    }
     if (options.retry && !Array.isArray(options.retry.statuses)) throw new InvalidOptionError('retry.statuses', 'an array of status codes', options.retry.statuses);
     const tlsOpts = await tlsClientOptions(options.tls ?? {});
     const base = buildConnector({ ca: tlsOpts.ca, minVersion: tlsOpts.minVersion, maxVersion: tlsOpts.maxVersion, allowH2: options.http2 ?? false } as buildConnector.BuildOptions);

@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { createDecoder, type Decoder } from '../core/framing.ts';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
-import { checkInt, checkPort } from '../core/options.ts';
+import { checkBoolean, checkInt, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { attachKeylog, tlsClientOptions, traceTlsHandshake, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
@@ -34,6 +34,9 @@ export interface Pop3Reply {
 type ResolvedPop3Options = Pop3ClientOptions & { tracer: Tracer; timeoutMs: number; maxLineLength: number };
 
 /** A small POP3 client (RFC 1939): one command at a time, counting commands and bytes. */
+/** Every default of Pop3ClientOptions (`startTls` defaults to `!secure`). */
+export const POP3_CLIENT_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, secure: false, maxLineLength: 65536, timeoutMs: 10_000 });
+
 export class Pop3Client {
   readonly cid: string;
   /** Commands sent: each waits for its reply, so this is the number of round trips after the greeting. */
@@ -58,9 +61,11 @@ export class Pop3Client {
 
   static async connect(options: Pop3ClientOptions): Promise<Pop3Client> {
     checkPort('port', options.port);
-    const o = { ...options, tracer: options.tracer ?? NOOP_TRACER, timeoutMs: options.timeoutMs ?? 10_000, maxLineLength: options.maxLineLength ?? 65536 };
+    const o = { ...withDefaults(POP3_CLIENT_DEFAULTS, options), tracer: options.tracer ?? NOOP_TRACER };
     checkInt('timeoutMs', o.timeoutMs, 1, 3600_000);
-    const host = o.host ?? DEFAULT_HOST;
+    checkInt('maxLineLength', o.maxLineLength, 64, 64 * 1024 * 1024);
+    checkBoolean('secure', o.secure);
+    const host = checkString('host', o.host);
     const cid = nextCid('pop3c');
     const socket = o.secure ? tls.connect({ host, port: o.port, ...(await Pop3Client.#tlsOptions(o)) }) : net.connect({ host, port: o.port });
     if (socket instanceof tls.TLSSocket) traceTlsHandshake(o.tracer, cid, socket, 'client');

@@ -1,6 +1,6 @@
 import nodemailer from 'nodemailer';
 import { format } from 'node:util';
-import { checkPort } from '../core/options.ts';
+import { checkBoolean, checkInt, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
@@ -43,9 +43,18 @@ export interface SentInfo {
   response: string;
 }
 
+/** Every default of SmtpClientOptions (`requireTls` defaults to `!ignoreTls`: STARTTLS or fail). */
+export const SMTP_CLIENT_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, secure: false, ignoreTls: false, timeoutMs: 10_000 });
+
 /** A nodemailer transport for one of our SMTP servers (or any other), trusting the local CA, traced as `smtpc`. */
 export async function createSmtpClient(options: SmtpClientOptions) {
   checkPort('port', options.port);
+  const o = withDefaults(SMTP_CLIENT_DEFAULTS, options);
+  checkString('host', o.host);
+  checkBoolean('secure', o.secure);
+  checkBoolean('ignoreTls', o.ignoreTls);
+  if (o.requireTls !== undefined) checkBoolean('requireTls', o.requireTls);
+  checkInt('timeoutMs', o.timeoutMs, 1, 3600_000);
   const tracer = options.tracer ?? NOOP_TRACER;
   const cid = nextCid('smtpc');
   const log =
@@ -59,13 +68,13 @@ export async function createSmtpClient(options: SmtpClientOptions) {
       else tracer.emit('smtp', cid, '*', level, () => oneLine(redactLine(text)));
     };
   const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
-  const timeout = options.timeoutMs ?? 10_000;
+  const timeout = o.timeoutMs;
   const transport = nodemailer.createTransport({
-    host: options.host ?? DEFAULT_HOST,
+    host: o.host,
     port: options.port,
-    secure: options.secure ?? false,
-    requireTLS: options.requireTls ?? !options.ignoreTls,
-    ignoreTLS: options.ignoreTls ?? false,
+    secure: o.secure,
+    requireTLS: o.requireTls ?? !o.ignoreTls,
+    ignoreTLS: o.ignoreTls,
     ...(options.auth ? { auth: options.auth } : {}),
     tls: await tlsClientOptions(options.tls ?? {}),
     connectionTimeout: timeout,

@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { createDecoder, encodeFrame, FRAMINGS, type Framing, type FramingLimits } from '../core/framing.ts';
-import { checkInt, checkOneOf, checkPort } from '../core/options.ts';
+import { checkBoolean, checkInt, checkOneOf, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { attachKeylog, describeHandshake, handshakeInfo, tlsClientOptions, type HandshakeInfo, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
@@ -31,6 +31,14 @@ export interface TcpCloseInfo {
 }
 
 /** A TCP (or TLS) connection that sends and receives framed messages, and remembers how each read arrived. */
+/** Every default of TcpClientOptions (the framing limits' are core/framing.ts's). */
+export const TCP_CLIENT_DEFAULTS = Object.freeze({
+  host: DEFAULT_HOST,
+  framing: 'raw' as Framing,
+  connectTimeoutMs: 5000,
+  noDelay: false,
+});
+
 export class TcpClient {
   readonly cid: string;
   /** Milliseconds from connect() to the connection being usable (TCP handshake, plus TLS when on). */
@@ -112,10 +120,12 @@ export class TcpClient {
 
   /** Connects and resolves once the connection (and TLS handshake, if any) is up. */
   static async connect(options: TcpClientOptions): Promise<TcpClient> {
-    const host = options.host ?? DEFAULT_HOST;
+    const o = withDefaults(TCP_CLIENT_DEFAULTS, options);
+    const host = checkString('host', o.host);
     checkPort('port', options.port);
-    checkOneOf('framing', options.framing ?? 'raw', FRAMINGS);
-    const timeout = checkInt('connectTimeoutMs', options.connectTimeoutMs ?? 5000, 1, 600_000);
+    checkOneOf('framing', o.framing, FRAMINGS);
+    const timeout = checkInt('connectTimeoutMs', o.connectTimeoutMs, 1, 600_000);
+    checkBoolean('noDelay', o.noDelay);
     const tracer = options.tracer ?? NOOP_TRACER;
     const useTls = options.tls !== undefined && options.tls !== false;
     const proto = useTls ? 'tls' : 'tcp';
@@ -130,7 +140,7 @@ export class TcpClient {
       // TLS 1.2 hands over its session before 'secureConnect': keep it for the client object made afterwards.
       socket.on('session', (s: Buffer) => (early.session = s));
     } else {
-      socket = net.connect({ host, port: options.port, noDelay: options.noDelay ?? false });
+      socket = net.connect({ host, port: options.port, noDelay: o.noDelay });
     }
     tracer.emit(proto, cid, '>', 'connect', () => `connecting to ${host}:${options.port}`);
     await new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { checkDatagramSize, decodeHeader, encodeDatagram, nowMs } from '../core/datagram.ts';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
-import { checkPort } from '../core/options.ts';
+import { checkBoolean, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
 
@@ -24,6 +24,9 @@ export interface EchoReply {
 }
 
 /** Sends numbered, time-stamped datagrams and matches the echoes by sequence number. */
+/** Every default of UdpClientOptions. */
+export const UDP_CLIENT_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, connect: true });
+
 export class UdpClient {
   readonly cid: string;
   readonly host: string;
@@ -59,10 +62,11 @@ export class UdpClient {
   }
 
   static async open(options: UdpClientOptions): Promise<UdpClient> {
-    checkPort('port', options.port);
-    const host = options.host ?? DEFAULT_HOST;
+    const o = withDefaults(UDP_CLIENT_DEFAULTS, options);
+    checkPort('port', o.port);
+    const host = checkString('host', o.host);
+    const connect = checkBoolean('connect', o.connect);
     const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-    const connect = options.connect ?? true;
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       const done = (): void => {

@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type RawData } from 'ws';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
-import { checkInt } from '../core/options.ts';
+import { checkBoolean, checkInt, checkString, withDefaults } from '../core/options.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, redactLine, type Tracer } from '../core/trace/index.ts';
 import { acceptFor, CLOSE_CODES, traceFrames, type FrameHeader } from '../servers/ws/frames.ts';
@@ -54,6 +54,14 @@ export interface WsHandshake {
   ms: number;
 }
 
+/** Every default of WsClientOptions, and of `reconnect` when it is `true` or leaves a field out. */
+export const WS_CLIENT_DEFAULTS = Object.freeze({
+  perMessageDeflate: false,
+  maxPayload: 100 * 1024 * 1024,
+  handshakeTimeoutMs: 5000,
+  reconnect: Object.freeze({ retries: 5, baseMs: 200, maxMs: 5000 }),
+});
+
 /** A WebSocket client on ws, with the handshake and every frame traced, and optional reconnect with backoff. */
 export class WsClient {
   cid: string;
@@ -82,8 +90,17 @@ export class WsClient {
   }
 
   static async connect(options: WsClientOptions): Promise<WsClient> {
-    checkInt('maxPayload', options.maxPayload ?? 100 * 1024 * 1024, 1, 1024 * 1024 * 1024);
-    checkInt('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 5000, 1, 600_000);
+    checkString('url', options.url);
+    const o = withDefaults({ ...WS_CLIENT_DEFAULTS, reconnect: false as WsReconnectOptions | boolean }, options);
+    checkBoolean('perMessageDeflate', o.perMessageDeflate);
+    checkInt('maxPayload', o.maxPayload, 1, 1024 * 1024 * 1024);
+    checkInt('handshakeTimeoutMs', o.handshakeTimeoutMs, 1, 600_000);
+    if (typeof o.reconnect === 'object') {
+      const r = withDefaults(WS_CLIENT_DEFAULTS.reconnect, o.reconnect);
+      checkInt('reconnect.retries', r.retries, 0, 1000);
+      checkInt('reconnect.baseMs', r.baseMs, 1, 3600_000);
+      checkInt('reconnect.maxMs', r.maxMs, 1, 3600_000);
+    } else checkBoolean('reconnect', o.reconnect);
     const tlsOpts = options.url.startsWith('wss:') ? await tlsClientOptions(options.tls ?? {}) : {};
     const c = new WsClient({ ...options, tracer: options.tracer ?? NOOP_TRACER }, tlsOpts);
     await c.#open();
@@ -106,9 +123,9 @@ export class WsClient {
         key = String(req.getHeader('sec-websocket-key') ?? '');
         req.end();
       },
-      perMessageDeflate: o.perMessageDeflate ?? false,
-      maxPayload: o.maxPayload ?? 100 * 1024 * 1024,
-      handshakeTimeout: o.handshakeTimeoutMs ?? 5000,
+      perMessageDeflate: o.perMessageDeflate ?? WS_CLIENT_DEFAULTS.perMessageDeflate,
+      maxPayload: o.maxPayload ?? WS_CLIENT_DEFAULTS.maxPayload,
+      handshakeTimeout: o.handshakeTimeoutMs ?? WS_CLIENT_DEFAULTS.handshakeTimeoutMs,
       ...this.#tlsOpts,
     });
     this.#ws = ws;
@@ -162,9 +179,9 @@ export class WsClient {
   async #afterClose(info: WsCloseInfo): Promise<void> {
     const r = this.#o.reconnect === true ? {} : this.#o.reconnect;
     if (!this.#closing && r && info.code !== 1000) {
-      const retries = r.retries ?? 5;
+      const retries = r.retries ?? WS_CLIENT_DEFAULTS.reconnect.retries;
       while (this.reconnects < retries && !this.#closing) {
-        const wait = Math.min(r.maxMs ?? 5000, (r.baseMs ?? 200) * 2 ** this.reconnects) * (0.8 + Math.random() * 0.4);
+        const wait = Math.min(r.maxMs ?? WS_CLIENT_DEFAULTS.reconnect.maxMs, (r.baseMs ?? WS_CLIENT_DEFAULTS.reconnect.baseMs) * 2 ** this.reconnects) * (0.8 + Math.random() * 0.4);
         this.reconnects++;
         this.#o.tracer.emit('ws', this.cid, '*', 'reconnect', () => `attempt ${this.reconnects}/${retries} in ${Math.round(wait)} ms`);
         await new Promise((res) => setTimeout(res, wait));

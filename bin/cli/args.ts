@@ -1,5 +1,6 @@
 // The command line: which command, which flags. Node's parseArgs is not used because its errors are several lines of
 // advice about "--" and it cannot say "this flag exists, but not for this command"; the grammar here is small.
+import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 
 export interface FlagSpec {
   /** 'boolean' takes no value; 'string' takes the next argument (or `--flag=value`). */
@@ -37,9 +38,10 @@ export interface ParsedArgs {
   values: FlagValues;
 }
 
-export class UsageError extends Error {
+/** A command line the CLI cannot run: one line naming the flag or command (WL_ERR_USAGE). */
+export class UsageError extends WirelabError {
   constructor(message: string, readonly command?: string) {
-    super(message);
+    super(ErrorCodes.USAGE, message);
     this.name = 'UsageError';
   }
 }

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ErrorCodes, WirelabError } from '../errors.ts';
 import { parsePcap, type Packet } from './pcap.ts';
 
 export { parsePcap, describePacket, type Packet } from './pcap.ts';
@@ -41,7 +42,7 @@ export async function startCapture(filter: string, options: { iface?: string; ti
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`tcpdump did not start listening within ${options.timeoutMs ?? 5000} ms: ${stderr.trim()}`));
+      reject(new WirelabError(ErrorCodes.CAPTURE_FAILED, `tcpdump did not start listening within ${options.timeoutMs ?? 5000} ms: ${stderr.trim()}`));
     }, options.timeoutMs ?? 5000);
     child.stderr!.on('data', (d) => {
       stderr += d;
@@ -52,11 +53,11 @@ export async function startCapture(filter: string, options: { iface?: string; ti
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`tcpdump exited (${code}): ${stderr.trim()}`));
+      reject(new WirelabError(ErrorCodes.CAPTURE_FAILED, `tcpdump exited (${code}): ${stderr.trim()}`));
     });
     child.on('error', (err) => {
       clearTimeout(timer);
-      reject(new Error(`tcpdump did not start: ${err.message}`));
+      reject(new WirelabError(ErrorCodes.CAPTURE_FAILED, `tcpdump did not start: ${err.message}`, { cause: err }));
     });
   });
   let stopped: Promise<Packet[]> | undefined;

@@ -1,6 +1,6 @@
 import http from 'node:http';
-import { WirelabError } from '../errors.ts';
-import { checkInt, checkPort } from '../options.ts';
+import { ErrorCodes, HttpError, WirelabError } from '../errors.ts';
+import { checkInt, checkPort, checkString, withDefaults } from '../options.ts';
 import { DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../server.ts';
 import { NOOP_TRACER, type Tracer } from '../trace/index.ts';
 import { startTcpProxy, type TcpImpairmentProxy } from './tcp/proxy.ts';
@@ -23,12 +23,6 @@ export interface RunningControlApi extends RunningServer {
   readonly relays: Map<string, UdpImpairmentRelay>;
 }
 
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message);
-  }
-}
-
 function hostPort(v: unknown, what: string): { host: string; port: number } {
   const m = typeof v === 'string' ? /^(.+):(\d+)$/.exec(v) : null;
   if (!m) throw new HttpError(400, `${what} must be "host:port", got ${JSON.stringify(v)}`);
@@ -37,16 +31,20 @@ function hostPort(v: unknown, what: string): { host: string; port: number } {
   return { host: m[1]!, port };
 }
 
+/** Every default of ControlApiOptions. */
+export const CONTROL_API_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, port: 0, maxBodyBytes: 64 * 1024, maxProxies: 64 });
+
 /**
  * The HTTP control API, after Toxiproxy's (same paths and JSON, so its clients work for TCP), plus /relays for the
  * UDP relays. Proxies and relays started elsewhere (a lab, `wirelab up --impair`) are added to its maps.
  */
 export async function startControlApi(options: ControlApiOptions = {}): Promise<RunningControlApi> {
-  const host = options.host ?? DEFAULT_HOST;
-  const port = checkPort('port', options.port ?? 0);
-  const maxBody = checkInt('maxBodyBytes', options.maxBodyBytes ?? 64 * 1024, 1, 16 * 1024 * 1024);
-  const maxProxies = checkInt('maxProxies', options.maxProxies ?? 64, 0, 10_000);
-  const tracer = options.tracer ?? NOOP_TRACER;
+  const o = withDefaults(CONTROL_API_DEFAULTS, options);
+  const host = checkString('host', o.host);
+  const port = checkPort('port', o.port);
+  const maxBody = checkInt('maxBodyBytes', o.maxBodyBytes, 1, 16 * 1024 * 1024);
+  const maxProxies = checkInt('maxProxies', o.maxProxies, 0, 10_000);
+  const tracer = o.tracer ?? NOOP_TRACER;
   const proxies = new Map<string, TcpImpairmentProxy>();
   const relays = new Map<string, UdpImpairmentRelay>();
   const created = new Set<TcpImpairmentProxy>();
@@ -164,7 +162,7 @@ export async function startControlApi(options: ControlApiOptions = {}): Promise<
       const [status, out] = await route[2](params, body);
       send(status, out);
     } catch (err) {
-      const status = err instanceof HttpError ? err.status : err instanceof WirelabError && typeof err.status === 'number' ? err.status : 500;
+      const status = err instanceof WirelabError && typeof err.status === 'number' ? err.status : 500;
       const code = err instanceof WirelabError ? err.code : undefined;
       tracer.emit('impair', 'control', '*', 'error', () => `${req.method} ${req.url}: ${status} ${(err as Error).message}`);
       if (status === 413) res.setHeader('connection', 'close');
@@ -199,7 +197,7 @@ function readJson(req: http.IncomingMessage, max: number): Promise<unknown> {
       size += c.length;
       if (size > max) {
         req.pause();
-        reject(new HttpError(413, `request body over maxBodyBytes=${max}`));
+        reject(new HttpError(413, `request body over maxBodyBytes=${max}`, { code: ErrorCodes.HTTP_BODY_TOO_LARGE }));
         return;
       }
       parts.push(c);

@@ -1,3 +1,4 @@
+import { ErrorCodes, WirelabError } from '../errors.ts';
 import { createTracer, forwardTo, MemorySink, NOOP_TRACER, type Tracer } from '../trace/index.ts';
 import type { RunningServer } from '../server.ts';
 import type { Finding, Lab, LabContext, LabResult } from './types.ts';
@@ -64,13 +65,13 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
   try {
     const timedOut = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new Error(`lab ${lab.id} did not finish within ${timeoutMs} ms`);
+        const err = new WirelabError(ErrorCodes.TIMEOUT, `lab ${lab.id} did not finish within ${timeoutMs} ms`);
         controller.abort(err);
         reject(err);
       }, timeoutMs);
     });
     const aborted = new Promise<never>((_, reject) => {
-      controller.signal.addEventListener('abort', () => reject(controller.signal.reason ?? new Error('aborted')), {
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason ?? new WirelabError(ErrorCodes.CLOSED, 'aborted')), {
         once: true,
       });
     });

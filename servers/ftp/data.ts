@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
 import { nextCid, type Tracer } from '../../core/trace/index.ts';
+import { dataConnectionError } from './errors.ts';
 
 /** Where the next data connection comes from: we listen (passive) or we connect to the client (active). */
 export type DataMode =
@@ -38,7 +39,7 @@ function timeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([
     p,
     new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no data connection within ${ms} ms`)), ms);
+      timer = setTimeout(() => reject(dataConnectionError(425, `${what}: no data connection within ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }
@@ -62,7 +63,7 @@ async function listenInRange(host: string, min: number, max: number): Promise<{ 
     const server = await tryPort(port);
     if (server) return { server, port };
   }
-  throw new Error(`no free port in the passive range ${min}-${max}`);
+  throw dataConnectionError(425, `no free port in the passive range ${min}-${max}`);
 }
 
 /** The data side of one control connection: at most one pending or open data connection at a time. */
@@ -123,7 +124,7 @@ export class DataChannel {
   /** Opens the data connection for one transfer (TLS when PROT P); the mode is used up. */
   async open(): Promise<DataConnection> {
     const mode = this.mode;
-    if (!mode) throw new Error('no PORT, EPRT, PASV or EPSV before the transfer');
+    if (!mode) throw dataConnectionError(425, 'no PORT, EPRT, PASV or EPSV before the transfer');
     this.mode = undefined;
     let socket: net.Socket;
     let route: string;
@@ -152,7 +153,7 @@ export class DataChannel {
     const conn: DataConnection = { socket, cid, mode: mode.kind, route };
     socket.setTimeout(this.#s.idleTimeoutMs, () => {
       this.#s.tracer.emit('ftp-data', cid, '*', 'timeout', () => `no traffic for dataIdleTimeoutMs=${this.#s.idleTimeoutMs}: closing`);
-      socket.destroy(new Error('data connection idle'));
+      socket.destroy(dataConnectionError(426, 'data connection idle'));
     });
     this.current = conn;
     this.#s.tracer.emit('ftp-data', cid, '*', 'open', () => ({
@@ -170,7 +171,7 @@ export class DataChannel {
       new Promise<void>((resolve, reject) => {
         s.once('secure', () => resolve());
         s.once('error', reject);
-        s.once('close', () => reject(new Error('data connection closed during the TLS handshake')));
+        s.once('close', () => reject(dataConnectionError(425, 'data connection closed during the TLS handshake')));
       }),
       this.#s.timeoutMs,
       'TLS',

@@ -18,6 +18,7 @@ import { AddressFailures, FtpSession, type CommandTable, type ServerContext } fr
 export { DEMO_USER, FTP_SERVER_DEFAULTS, type FtpServerOptions, type FtpUser } from './options.ts';
 export { FtpSession, type CommandTable, type Handler, type State } from './session.ts';
 export { Jail, PathRefused, virtualPath } from './paths.ts';
+export { FtpError } from './errors.ts';
 
 /** Every command the server knows, by verb (HELP lists these). */
 export const FTP_COMMANDS: CommandTable = {

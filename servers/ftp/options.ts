@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkBoolean, checkInt, checkPort, checkString, InvalidOptionError } from '../../core/options.ts';
+import { checkBoolean, checkInt, checkPort, checkString, InvalidOptionError, rejectRenamed } from '../../core/options.ts';
 import { dataDir } from '../../core/paths.ts';
 import { checkConnectionLimits, DEFAULT_HOST } from '../../core/server.ts';
 import type { TlsSettings } from '../../core/tls/index.ts';
@@ -66,14 +66,19 @@ export interface FtpServerOptions {
    */
   maxConnectionsPerAddress?: number;
   /** Unknown or malformed commands tolerated per connection before 421 and close. Default 20. */
-  maxBadCommands?: number;
+  maxUnknownCommands?: number;
+  /**
+   * Commands read ahead of the one running (a client that pipelines); past it the server stops reading until they are
+   * answered, so a flood cannot grow the queue. Default 64.
+   */
+  maxPipelinedCommands?: number;
   /** Wrong passwords per connection before 421 and close. Default 5. */
-  maxLoginFailures?: number;
+  maxAuthFailures?: number;
   /**
    * Each wrong password's reply is held back this long times the failures so far from that client address (across
    * connections, at most 30 s). Default 400 ms.
    */
-  loginFailDelayMs?: number;
+  authFailureDelayMs?: number;
   /** A control connection silent this long gets 421 and is closed. Default 300,000 ms. */
   idleTimeoutMs?: number;
   /** How long a data connection may take to be opened (passive: by the client; active: by us). Default 10,000 ms. */
@@ -103,9 +108,10 @@ export const FTP_SERVER_DEFAULTS = {
   maxLineLength: 2048,
   maxConnections: 64,
   maxConnectionsPerAddress: 32,
-  maxBadCommands: 20,
-  maxLoginFailures: 5,
-  loginFailDelayMs: 400,
+  maxUnknownCommands: 20,
+  maxPipelinedCommands: 64,
+  maxAuthFailures: 5,
+  authFailureDelayMs: 400,
   idleTimeoutMs: 300_000,
   dataTimeoutMs: 10_000,
   dataIdleTimeoutMs: 60_000,
@@ -114,6 +120,7 @@ export const FTP_SERVER_DEFAULTS = {
 
 /** Merges the defaults and checks every option, throwing a TypeError that names a bad one. */
 export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions {
+  rejectRenamed(options);
   const o = { ...FTP_SERVER_DEFAULTS, ...options };
   checkPort('port', o.port);
   checkPort('pasvPortMin', o.pasvPortMin);
@@ -124,9 +131,10 @@ export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions
   checkInt('quotaBytes', o.quotaBytes, 0, Number.MAX_SAFE_INTEGER);
   checkInt('maxLineLength', o.maxLineLength, 16, 1024 * 1024);
   checkConnectionLimits(o, 100_000);
-  checkInt('maxBadCommands', o.maxBadCommands, 1, 1_000_000);
-  checkInt('maxLoginFailures', o.maxLoginFailures, 1, 1000);
-  checkInt('loginFailDelayMs', o.loginFailDelayMs, 0, 60_000);
+  checkInt('maxUnknownCommands', o.maxUnknownCommands, 1, 1_000_000);
+  checkInt('maxPipelinedCommands', o.maxPipelinedCommands, 1, 100_000);
+  checkInt('maxAuthFailures', o.maxAuthFailures, 1, 1000);
+  checkInt('authFailureDelayMs', o.authFailureDelayMs, 0, 60_000);
   checkInt('idleTimeoutMs', o.idleTimeoutMs, 0, 24 * 3600_000);
   checkInt('dataTimeoutMs', o.dataTimeoutMs, 1, 3600_000);
   checkInt('dataIdleTimeoutMs', o.dataIdleTimeoutMs, 1, 24 * 3600_000);

@@ -1,5 +1,6 @@
 import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
+import { PathRefused } from './errors.ts';
 
 /**
  * Path confinement. A user sees only its root, as `/`. Every path argument goes through `Jail.resolve`: the FTP path is
@@ -7,12 +8,7 @@ import { basename, dirname, join, sep } from 'node:path';
  * still lie inside the root. Anything else is refused with 550 and a reply that names only the FTP path, never the
  * real one.
  */
-export class PathRefused extends Error {
-  readonly code = 550;
-  constructor(readonly reason: string) {
-    super(reason);
-  }
-}
+export { PathRefused } from './errors.ts';
 
 export interface Resolved {
   /** The path as the user sees it, always absolute (`/docs/a.txt`). Safe to put in a reply. */

@@ -50,7 +50,7 @@ export interface ServerContext {
 }
 
 /**
- * Recent login failures by client address. A connection closes after maxLoginFailures, but a client that reconnects
+ * Recent login failures by client address. A connection closes after maxAuthFailures, but a client that reconnects
  * keeps its count, so each new guess still waits longer. A successful login from the address clears it; an entry
  * untouched for `forgetMs` is forgotten, and at most `maxAddresses` are kept (the oldest is dropped).
  */
@@ -75,9 +75,6 @@ export class AddressFailures {
 }
 
 const URGENT = new Set(['ABOR', 'STAT', 'NOOP', 'QUIT']);
-/** Commands read ahead of the one running; past it the socket is paused (a flood cannot grow the queue). */
-const MAX_QUEUED = 64;
-
 /**
  * Telnet IAC sequences (IP, DM before an urgent ABOR), other control bytes and blanks before the verb are dropped, so
  * the verb is found and ` PASS x` is redacted like `PASS x`.
@@ -140,7 +137,7 @@ export class FtpSession {
       cid,
       tracer: ctx.tracer,
       framer: () => lineFramer(ctx.o.maxLineLength, 'utf8', stripLeadingControls),
-      maxPipelined: MAX_QUEUED,
+      maxPipelined: ctx.o.maxPipelinedCommands,
       idleTimeoutMs: ctx.o.idleTimeoutMs,
       release: ctx.release,
       // Not corked: a handler awaits its reply's write (150 before the transfer, 234 before the handshake).
@@ -214,11 +211,11 @@ export class FtpSession {
     }
   }
 
-  /** An unknown or malformed command: answered, counted, and past maxBadCommands the connection is closed. */
+  /** An unknown or malformed command: answered, counted, and past maxUnknownCommands the connection is closed. */
   bad(code: number, text: string): void {
     this.badCommands++;
-    if (this.badCommands > this.o.maxBadCommands) {
-      this.trace('*', 'limit', `maxBadCommands=${this.o.maxBadCommands} exceeded`);
+    if (this.badCommands > this.o.maxUnknownCommands) {
+      this.trace('*', 'limit', `maxUnknownCommands=${this.o.maxUnknownCommands} exceeded`);
       this.close(421, 'Too many bad commands, closing control connection.');
       return;
     }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { ErrorCodes } from '../../core/errors.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import type { EventFeed } from './feed.ts';
 import { HttpError } from './limits.ts';
@@ -127,9 +128,7 @@ export function readBody(ctx: Ctx): Promise<Buffer> {
 }
 
 function tooLarge(n: number, max: number, how: string): HttpError {
-  const err = new HttpError(413, `body of ${n} B (${how}) exceeds maxBodyBytes=${max}`);
-  (err as HttpError & { closeConnection?: boolean }).closeConnection = true;
-  return err;
+  return new HttpError(413, `body of ${n} B (${how}) exceeds maxBodyBytes=${max}`, { code: ErrorCodes.HTTP_BODY_TOO_LARGE, closeConnection: true });
 }
 
 /** The client's address as the server sees it (for /ip and the per-client rate limit). */

@@ -183,7 +183,7 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
       res.destroy();
       return;
     }
-    const close = err instanceof HttpError && (err as HttpError & { closeConnection?: boolean }).closeConnection;
+    const close = err instanceof HttpError && err.closeConnection;
     // After a refused body the rest of it is unread: HTTP/1 must close the connection; HTTP/2 resets just the stream.
     if (close && !ctx.h2) res.setHeader('connection', 'close');
     if (err instanceof HttpError) problem(ctx, err.status, err.message, err.headers);

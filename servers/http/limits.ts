@@ -39,14 +39,5 @@ export class TokenBuckets {
   }
 }
 
-/** An error a handler throws to answer with `status` (and headers such as Allow or Retry-After). */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
+/** An error a handler throws to answer with `status` (and headers such as Allow or Retry-After): core/errors.ts. */
+export { HttpError } from '../../core/errors.ts';

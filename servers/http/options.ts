@@ -26,6 +26,10 @@ export interface HttpLimits {
   maxDelaySeconds?: number;
   /** Largest /bytes and /stream-bytes answer, in bytes. Default 128 MiB. */
   maxGeneratedBytes?: number;
+  /** Longest hold of a long poll (GET /events?wait=ms); a longer wait is cut to it. Default 30,000 ms. */
+  maxLongPollMs?: number;
+  /** Most hops /redirect/:n (and its relative and absolute forms) may ask for; more get 400. Default 50. */
+  maxRedirectHops?: number;
   /**
    * Ranges one Range header may ask for (/bytes); a header with more is ignored and the whole body sent with 200
    * (RFC 9110 section 14.2 lets a server ignore such a request). Default 16.
@@ -81,6 +85,8 @@ export const HTTP_SERVER_DEFAULTS = {
   rateLimitPerSecond: 100,
   maxDelaySeconds: 10,
   maxGeneratedBytes: 128 * 1024 * 1024,
+  maxLongPollMs: 30_000,
+  maxRedirectHops: 50,
   maxRanges: 16,
   gatewayTimeoutMs: 2000,
   keepAliveTimeoutMs: 5000,
@@ -101,6 +107,8 @@ export function resolveHttpOptions(options: HttpServerOptions): ResolvedHttpOpti
   }
   checkInt('maxDelaySeconds', o.maxDelaySeconds, 0, 3600);
   checkInt('maxGeneratedBytes', o.maxGeneratedBytes, 0, 4 * 1024 * 1024 * 1024);
+  checkInt('maxLongPollMs', o.maxLongPollMs, 0, 3600_000);
+  checkInt('maxRedirectHops', o.maxRedirectHops, 1, 10_000);
   checkInt('maxRanges', o.maxRanges, 1, 10_000);
   checkInt('gatewayTimeoutMs', o.gatewayTimeoutMs, 1, 600_000);
   checkInt('keepAliveTimeoutMs', o.keepAliveTimeoutMs, 0, 3600_000);

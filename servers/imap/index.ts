@@ -1,5 +1,5 @@
 import tls from 'node:tls';
-import { checkInt } from '../../core/options.ts';
+import { checkInt, rejectRenamed } from '../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, SocketSet, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
@@ -30,6 +30,8 @@ export interface ImapServerOptions {
   maxCommandSize?: number;
   /** Deepest nesting of parentheses and brackets. Default 16. */
   maxNesting?: number;
+  /** Deepest nesting of SEARCH keys (NOT, OR and parentheses); deeper gets BAD. Default 64. */
+  maxSearchDepth?: number;
   /** Bad or unknown commands per connection; past it BYE. Default 20. */
   maxUnknownCommands?: number;
   /** Commands read ahead of the one running (pipelining); past it the server stops reading until they are done. Default 100. */
@@ -66,6 +68,7 @@ const DEFAULTS = {
   maxLiteralSize: 25 * 1024 * 1024,
   maxCommandSize: 26 * 1024 * 1024,
   maxNesting: 16,
+  maxSearchDepth: 64,
   maxUnknownCommands: 20,
   maxPipelinedCommands: 100,
   idleTimeoutMs: 1_800_000,
@@ -78,11 +81,13 @@ const DEFAULTS = {
 
 /** An IMAP4rev1 server (RFC 3501, with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ID, UNSELECT) over the store. */
 export async function startImapServer(options: ImapServerOptions = {}): Promise<RunningImapServer> {
+  rejectRenamed(options);
   const m = { ...DEFAULTS, ...options };
   checkLineServerOptions(m, { min: 256, max: 64 * 1024 * 1024 });
   checkInt('maxLiteralSize', m.maxLiteralSize, 0, 1024 * 1024 * 1024);
   checkInt('maxCommandSize', m.maxCommandSize, 256, 1024 * 1024 * 1024);
   checkInt('maxNesting', m.maxNesting, 1, 1000);
+  checkInt('maxSearchDepth', m.maxSearchDepth, 1, 10_000);
   const settings = options.tls ?? {};
   const tlsOptions = await tlsServerOptions(settings);
   const proto = m.secure ? 'imaps' : 'imap';

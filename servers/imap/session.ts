@@ -21,6 +21,7 @@ export interface ImapResolved {
   maxLiteralSize: number;
   maxCommandSize: number;
   maxNesting: number;
+  maxSearchDepth: number;
   maxUnknownCommands: number;
   maxPipelinedCommands: number;
   idleTimeoutMs: number;

@@ -1,4 +1,5 @@
 import tls from 'node:tls';
+import { rejectRenamed } from '../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, SocketSet, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
@@ -67,6 +68,7 @@ export type { Pop3Resolved };
 
 /** A POP3 server (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH PLAIN RFC 5034) over the mail store. */
 export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<RunningPop3Server> {
+  rejectRenamed(options);
   const merged = { ...DEFAULTS, ...options };
   checkLineServerOptions(merged, { min: 64, max: 1024 * 1024 });
   const settings = options.tls ?? {};

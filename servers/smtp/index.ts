@@ -1,6 +1,7 @@
 import { format } from 'node:util';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
-import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
+import { ErrorCodes, WirelabError } from '../../core/errors.ts';
+import { checkBoolean, checkInt, checkPort, rejectRenamed } from '../../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../../core/trace/index.ts';
@@ -30,16 +31,23 @@ export interface SmtpServerOptions {
    * arrives. Default 10 MiB.
    */
   maxMessageSize?: number;
-  /** Connections open at once; more get 421 (smtp-server's own check). Default 100. */
-  maxClients?: number;
+  /** Connections open at once; more get 421 (smtp-server's own check, its `maxClients`). Default 100. */
+  maxConnections?: number;
   /** Connections open at once from one client address; more from it get 421 and are closed. Default 32. */
   maxConnectionsPerAddress?: number;
   /** Recipients per message. Default 100. */
   maxRecipients?: number;
-  /** A silent connection is closed after this long. Default 60,000 ms. */
-  socketTimeoutMs?: number;
+  /** A silent connection gets 421 and is closed after this long (smtp-server's `socketTimeout`). Default 60,000 ms. */
+  idleTimeoutMs?: number;
+  /**
+   * Longest command line, CRLF excluded; past it: 421 and the connection is closed (smtp-server's `maxCommandLength`).
+   * Default 16,384 (RFC 4954 lets an AUTH line reach 12,288).
+   */
+  maxLineLength?: number;
   /** Pause after each wrong password, times the number of failures so far (capped at 8×). Default 250 ms. */
   authFailureDelayMs?: number;
+  /** Wrong passwords per connection; the last one is answered 421 and the connection closed. Default 5. */
+  maxAuthFailures?: number;
   /**
    * Accept AUTH on a connection that is not TLS (before STARTTLS), so the password crosses the wire in clear: only for
    * the lab that shows it. Default false: AUTH before STARTTLS gets 538, as Postfix's smtpd_tls_auth_only does.
@@ -65,28 +73,48 @@ const DEFAULTS = {
   secure: false,
   requireAuth: false,
   maxMessageSize: 10 * 1024 * 1024,
-  maxClients: 100,
+  maxConnections: 100,
   maxConnectionsPerAddress: 32,
   maxRecipients: 100,
-  socketTimeoutMs: 60_000,
+  idleTimeoutMs: 60_000,
+  maxLineLength: 16 * 1024,
   authFailureDelayMs: 250,
+  maxAuthFailures: 5,
   allowInsecureAuth: false,
 };
 
-function replyError(message: string, code: number): Error {
-  return Object.assign(new Error(message), { responseCode: code });
+/**
+ * A refusal handed to an smtp-server callback: smtp-server answers with the error's `responseCode` (and closes the
+ * connection after a 421).
+ */
+export class SmtpReplyError extends WirelabError {
+  constructor(
+    message: string,
+    readonly responseCode: number,
+    code: string = ErrorCodes.SMTP_REFUSED,
+  ) {
+    super(code, message);
+    this.name = 'SmtpReplyError';
+  }
+}
+
+function replyError(message: string, responseCode: number, code?: string): SmtpReplyError {
+  return new SmtpReplyError(message, responseCode, code);
 }
 
 /** An SMTP server (smtp-server) that delivers into the mail store. */
 export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<RunningSmtpServer> {
+  rejectRenamed(options);
   const o = { ...DEFAULTS, ...options };
   checkPort('port', o.port);
   checkInt('maxMessageSize', o.maxMessageSize, 1, 1024 * 1024 * 1024);
-  checkInt('maxClients', o.maxClients, 1, 100_000);
+  checkInt('maxConnections', o.maxConnections, 1, 100_000);
   checkInt('maxConnectionsPerAddress', o.maxConnectionsPerAddress, 1, 100_000);
   checkInt('maxRecipients', o.maxRecipients, 1, 100_000);
-  checkInt('socketTimeoutMs', o.socketTimeoutMs, 1, 24 * 3600_000);
+  checkInt('idleTimeoutMs', o.idleTimeoutMs, 1, 24 * 3600_000);
+  checkInt('maxLineLength', o.maxLineLength, 512, 1024 * 1024);
   checkInt('authFailureDelayMs', o.authFailureDelayMs, 0, 60_000);
+  checkInt('maxAuthFailures', o.maxAuthFailures, 1, 1000);
   checkBoolean('allowInsecureAuth', o.allowInsecureAuth);
   const tracer = o.tracer ?? NOOP_TRACER;
   const store = o.store ?? (await defaultMailStore());
@@ -152,8 +180,9 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
     allowInsecureAuth: o.allowInsecureAuth,
     authOptional: !o.requireAuth,
     disabledCommands: o.secure ? ['STARTTLS'] : [],
-    maxClients: o.maxClients,
-    socketTimeout: o.socketTimeoutMs,
+    maxClients: o.maxConnections,
+    socketTimeout: o.idleTimeoutMs,
+    maxCommandLength: o.maxLineLength,
     closeTimeout: 1000,
     logger: logger as never,
     onConnect(session, callback) {
@@ -192,7 +221,12 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       const n = (failures.get(String(session.id)) ?? 0) + 1;
       failures.set(String(session.id), n);
       tracer.emit(proto, cidOf(session.id), '*', 'auth-failed', () => `wrong password #${n} for ${auth.username}: slowed down`);
-      void pause(authFailureDelay(o.authFailureDelayMs, n)).then(() => callback(replyError('Invalid username or password', 535)));
+      // smtp-server closes the connection after it sends a 421.
+      const last = n >= o.maxAuthFailures;
+      if (last) tracer.emit(proto, cidOf(session.id), '*', 'limit', () => ({ summary: `maxAuthFailures=${o.maxAuthFailures} reached: 421`, meta: { limit: 'maxAuthFailures' } }));
+      void pause(authFailureDelay(o.authFailureDelayMs, n)).then(() =>
+        callback(last ? replyError('Too many failed authentication attempts, closing', 421) : replyError('Invalid username or password', 535)),
+      );
     },
     onMailFrom(_address, session, callback) {
       callback(injected('sender', session) ?? undefined);
@@ -203,7 +237,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       if (session.envelope.rcptTo.length >= o.maxRecipients) return callback(replyError('Too many recipients', 452));
       if (!store.userForAddress(address.address)) {
         tracer.emit(proto, cidOf(session.id), '*', 'reject', () => `unknown recipient ${address.address}: 550`);
-        return callback(replyError(`No such user here: ${address.address}`, 550));
+        return callback(replyError(`No such user here: ${address.address}`, 550, ErrorCodes.MAIL_NO_SUCH_USER));
       }
       callback();
     },

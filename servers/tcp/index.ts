@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { WirelabError } from '../../core/errors.ts';
 import { createDecoder, encodeFrame, FRAMINGS, FRAMING_DEFAULTS, type Framing } from '../../core/framing.ts';
-import { checkInt, checkOneOf, checkPort } from '../../core/options.ts';
+import { checkInt, checkOneOf, checkPort, rejectRenamed } from '../../core/options.ts';
 import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../../core/trace/index.ts';
@@ -75,6 +75,7 @@ export function chargenLine(n: number): Buffer {
 }
 
 export async function startTcpServer(options: TcpServerOptions = {}): Promise<RunningTcpServer> {
+  rejectRenamed(options);
   const o = { ...TCP_SERVER_DEFAULTS, ...options };
   checkPort('port', o.port);
   checkOneOf('mode', o.mode, TCP_MODES);

@@ -26,8 +26,8 @@ test('a line past maxLineLength gets 500 and the connection is closed', async (t
   await stillServes(f);
 });
 
-test('unknown commands get 500, and past maxBadCommands 421 and close', async (t) => {
-  const f = await startTestFtp(t, { maxBadCommands: 3 });
+test('unknown commands get 500, and past maxUnknownCommands 421 and close', async (t) => {
+  const f = await startTestFtp(t, { maxUnknownCommands: 3 });
   const c = await RawFtp.connect(f.server.port);
   t.after(() => c.close());
   await c.reply();

@@ -137,8 +137,8 @@ test('wrong passwords are answered ever more slowly, then 421; PASS never reache
   const sink = new MemorySink();
   const { server, sink: serverSink } = await startTestFtp(t, {
     users: [{ name: 'alice', password: 'right-password' }],
-    loginFailDelayMs: 30,
-    maxLoginFailures: 5,
+    authFailureDelayMs: 30,
+    maxAuthFailures: 5,
   });
   const c = await RawFtp.connect(server.port);
   t.after(() => c.close());
@@ -154,7 +154,7 @@ test('wrong passwords are answered ever more slowly, then 421; PASS never reache
     codes.push(r.code);
   }
   assert.deepEqual(codes, [530, 530, 530, 530, 421]);
-  // setTimeout never fires early: the k-th refusal waited at least k × loginFailDelayMs.
+  // setTimeout never fires early: the k-th refusal waited at least k × authFailureDelayMs.
   waits.slice(0, 4).forEach((w, k) => assert.ok(w >= 30 * (k + 1) - 1, `wait ${k + 1}: ${w} ms`));
   await new Promise((r) => setTimeout(r, 50));
   assert.ok(c.closed, 'the connection is closed after 421');

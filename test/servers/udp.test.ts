@@ -35,7 +35,7 @@ test('a payload over 65,507 bytes gets a clear error before anything is sent', a
   t.after(() => server.close());
   const c = await openUdp({ port: server.port });
   t.after(() => c.close());
-  await assert.rejects(c.sendRaw(Buffer.alloc(MAX_UDP_PAYLOAD + 1)), { code: 'WL_ERR_DATAGRAM_TOO_LARGE', message: /65507 bytes/ });
+  await assert.rejects(c.sendRaw(Buffer.alloc(MAX_UDP_PAYLOAD + 1)), { code: 'WL_ERR_DATAGRAM_TOO_LARGE' });
   await assert.rejects(c.send(Buffer.alloc(MAX_UDP_PAYLOAD - HEADER_BYTES + 1)), { code: 'WL_ERR_DATAGRAM_TOO_LARGE' });
   assert.equal(c.sent, 0);
   const max = await c.echo(Buffer.alloc(MAX_UDP_PAYLOAD - HEADER_BYTES));
@@ -76,5 +76,5 @@ test('past maxEchoPerSecond datagrams are dropped and counted, not echoed', asyn
 
 test('options are checked when the server is built', async () => {
   await assert.rejects(startUdpServer({ port: -1 }), { code: 'WL_ERR_INVALID_OPTION' });
-  await assert.rejects(startUdpServer({ maxEchoPerSecond: 0 }), /maxEchoPerSecond/);
+  await assert.rejects(startUdpServer({ maxEchoPerSecond: 0 }), { code: 'WL_ERR_INVALID_OPTION', option: 'maxEchoPerSecond' });
 });

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { ErrorCodes, WirelabError } from '../../errors.ts';
-import { checkInt, checkPort, checkString } from '../../options.ts';
+import { checkBoolean, checkInt, checkPort, checkString, withDefaults } from '../../options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../server.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../trace/index.ts';
 import { Prng, randomSeed } from '../prng.ts';
@@ -51,6 +51,18 @@ export interface TcpProxyStats {
   maxBufferedBytes: number;
 }
 
+/** Every default of TcpProxyOptions (`seed` defaults to one drawn from the clock, `toxics` to none). */
+export const TCP_PROXY_DEFAULTS = Object.freeze({
+  name: 'proxy',
+  host: DEFAULT_HOST,
+  port: 0,
+  upstreamHost: DEFAULT_HOST,
+  maxConnections: 1024,
+  maxBufferBytes: 1024 * 1024,
+  connectTimeoutMs: 5000,
+  noDelay: true,
+});
+
 /**
  * A TCP proxy with Toxiproxy's toxics, changeable while connections are open. `upstream` is client → server.
  * Toxics apply per direction, each to a connection with probability `toxicity`.
@@ -87,26 +99,28 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
   readonly #noDelay: boolean;
   #enabled = true;
 
-  private constructor(o: TcpProxyOptions) {
-    this.name = checkString('name', o.name ?? 'proxy');
-    this.host = o.host ?? DEFAULT_HOST;
-    this.upstreamHost = o.upstreamHost ?? DEFAULT_HOST;
+  private constructor(options: TcpProxyOptions) {
+    const o = withDefaults(TCP_PROXY_DEFAULTS, options);
+    this.name = checkString('name', o.name);
+    this.host = checkString('host', o.host);
+    this.upstreamHost = checkString('upstreamHost', o.upstreamHost);
     this.upstreamPort = checkPort('upstreamPort', o.upstreamPort);
-    this.maxBufferBytes = checkInt('maxBufferBytes', o.maxBufferBytes ?? 1024 * 1024, 1, 1024 * 1024 * 1024);
-    this.#maxConnections = checkInt('maxConnections', o.maxConnections ?? 1024, 1, 1_000_000);
-    this.#connectTimeoutMs = checkInt('connectTimeoutMs', o.connectTimeoutMs ?? 5000, 1, 600_000);
+    checkPort('port', o.port);
+    this.maxBufferBytes = checkInt('maxBufferBytes', o.maxBufferBytes, 1, 1024 * 1024 * 1024);
+    this.#maxConnections = checkInt('maxConnections', o.maxConnections, 1, 1_000_000);
+    this.#connectTimeoutMs = checkInt('connectTimeoutMs', o.connectTimeoutMs, 1, 600_000);
     this.seed = checkInt('seed', o.seed ?? randomSeed(), 0, 0xffffffff);
     this.#prng = new Prng(this.seed);
     this.tracer = o.tracer ?? NOOP_TRACER;
     for (const t of o.toxics ?? []) this.addToxic(t);
     // TCP_NODELAY on both sides by default: a proxy must not add Nagle delays the client did not ask for.
-    this.#noDelay = o.noDelay ?? true;
+    this.#noDelay = checkBoolean('noDelay', o.noDelay);
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: this.#noDelay }, (s) => this.#accept(s));
   }
 
   static async start(options: TcpProxyOptions): Promise<TcpImpairmentProxy> {
     const proxy = new TcpImpairmentProxy(options);
-    proxy.port = await listenTcp(proxy.#server, checkPort('port', options.port ?? 0), proxy.host);
+    proxy.port = await listenTcp(proxy.#server, options.port ?? TCP_PROXY_DEFAULTS.port, proxy.host);
     proxy.tracer.emit('impair', proxy.name, '*', 'listen', () => `proxy ${proxy.name} on ${proxy.host}:${proxy.port} → ${proxy.upstreamHost}:${proxy.upstreamPort}`);
     return proxy;
   }
@@ -231,7 +245,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     this.#sockets.add(upstream);
     this.tracer.emit('impair', cid, '>', 'accept', () => `${peer} → proxy ${this.name} → ${this.upstreamHost}:${this.upstreamPort}`);
     let connected = false;
-    const timer = setTimeout(() => upstream.destroy(new Error(`connect timed out after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
+    const timer = setTimeout(() => upstream.destroy(new WirelabError(ErrorCodes.TIMEOUT, `connect timed out after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
     upstream.once('connect', () => {
       connected = true;
       clearTimeout(timer);

@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import { decodeHeader } from '../../datagram.ts';
-import { checkInt, checkPort, checkString } from '../../options.ts';
+import { checkInt, checkPort, checkString, withDefaults } from '../../options.ts';
 import { bindUdp, DEFAULT_HOST, type RunningServer } from '../../server.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../trace/index.ts';
 import { Prng, randomSeed } from '../prng.ts';
@@ -91,6 +91,17 @@ interface Session {
   cid: string;
 }
 
+/** Every default of UdpRelayOptions (`seed` defaults to one drawn from the clock, `upstream` / `downstream` to none). */
+export const UDP_RELAY_DEFAULTS = Object.freeze({
+  name: 'relay',
+  host: DEFAULT_HOST,
+  port: 0,
+  upstreamHost: DEFAULT_HOST,
+  maxSessions: 1024,
+  sessionIdleMs: 60_000,
+  maxRecords: 100_000,
+});
+
 /**
  * A UDP relay that loses, duplicates, reorders, delays, corrupts and rate-limits datagrams, per direction, from a seed.
  * Each client address gets its own upstream socket, so the server's replies find their way back.
@@ -116,15 +127,17 @@ export class UdpImpairmentRelay implements RunningServer {
   readonly #start = performance.now();
   readonly #sweep: NodeJS.Timeout;
 
-  private constructor(o: UdpRelayOptions) {
-    this.name = checkString('name', o.name ?? 'relay');
-    this.host = o.host ?? DEFAULT_HOST;
-    this.upstreamHost = o.upstreamHost ?? DEFAULT_HOST;
+  private constructor(options: UdpRelayOptions) {
+    const o = withDefaults(UDP_RELAY_DEFAULTS, options);
+    this.name = checkString('name', o.name);
+    this.host = checkString('host', o.host);
+    this.upstreamHost = checkString('upstreamHost', o.upstreamHost);
     this.upstreamPort = checkPort('upstreamPort', o.upstreamPort);
+    checkPort('port', o.port);
     this.seed = checkInt('seed', o.seed ?? randomSeed(), 0, 0xffffffff);
-    this.#maxSessions = checkInt('maxSessions', o.maxSessions ?? 1024, 1, 1_000_000);
-    this.#idleMs = checkInt('sessionIdleMs', o.sessionIdleMs ?? 60_000, 1, 24 * 3600_000);
-    this.#maxRecords = checkInt('maxRecords', o.maxRecords ?? 100_000, 0, 100_000_000);
+    this.#maxSessions = checkInt('maxSessions', o.maxSessions, 1, 1_000_000);
+    this.#idleMs = checkInt('sessionIdleMs', o.sessionIdleMs, 1, 24 * 3600_000);
+    this.#maxRecords = checkInt('maxRecords', o.maxRecords, 0, 100_000_000);
     this.#tracer = o.tracer ?? NOOP_TRACER;
     const prng = new Prng(this.seed);
     this.#streams = {
@@ -141,7 +154,7 @@ export class UdpImpairmentRelay implements RunningServer {
 
   static async start(options: UdpRelayOptions): Promise<UdpImpairmentRelay> {
     const relay = new UdpImpairmentRelay(options);
-    relay.port = await bindUdp(relay.#socket, checkPort('port', options.port ?? 0), relay.host);
+    relay.port = await bindUdp(relay.#socket, options.port ?? UDP_RELAY_DEFAULTS.port, relay.host);
     relay.#tracer.emit('impair', relay.name, '*', 'listen', () => `relay ${relay.name} on ${relay.host}:${relay.port} → ${relay.upstreamHost}:${relay.upstreamPort} seed=${relay.seed}`);
     return relay;
   }

@@ -58,16 +58,16 @@ export const authCommands: CommandTable = {
         s.loginFailures++;
         s.state = 'user';
         const fromAddress = s.ctx.failures.add(s.peer);
-        s.trace('*', 'auth', `login failed for ${JSON.stringify(s.pendingUser)} (${s.loginFailures}/${s.o.maxLoginFailures} on this connection, ${fromAddress} from ${s.peer})`, {
+        s.trace('*', 'auth', `login failed for ${JSON.stringify(s.pendingUser)} (${s.loginFailures}/${s.o.maxAuthFailures} on this connection, ${fromAddress} from ${s.peer})`, {
           failures: s.loginFailures,
           fromAddress,
         });
-        if (s.loginFailures >= s.o.maxLoginFailures) {
-          s.trace('*', 'limit', `maxLoginFailures=${s.o.maxLoginFailures} reached: closing`);
+        if (s.loginFailures >= s.o.maxAuthFailures) {
+          s.trace('*', 'limit', `maxAuthFailures=${s.o.maxAuthFailures} reached: closing`);
           return s.close(421, 'Too many failed logins, closing control connection.');
         }
         // Each failure from this address waits longer before its answer (commands queue behind it), capped at 30 s.
-        await sleep(Math.min(30_000, s.o.loginFailDelayMs * fromAddress));
+        await sleep(Math.min(30_000, s.o.authFailureDelayMs * fromAddress));
         return void s.reply(530, 'Login incorrect.');
       }
       s.ctx.failures.clear(s.peer);

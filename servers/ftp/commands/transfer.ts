@@ -8,9 +8,9 @@ import { lsLine, mlsxFacts, readEntries } from '../listing.ts';
 import type { Resolved } from '../paths.ts';
 import { usedBytes, type InFlight } from '../quota.ts';
 import type { CommandTable, FtpSession } from '../session.ts';
+import { QuotaExceeded } from '../errors.ts';
 import { fsOr550, resolveOr550 } from './files.ts';
 
-class QuotaExceeded extends Error {}
 
 /**
  * Counts the bytes that pass. With a budget it is an upload: each byte also counts in the root's shared in-flight

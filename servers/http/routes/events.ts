@@ -4,7 +4,6 @@ import type { FeedEvent } from '../feed.ts';
 import { HttpError } from '../limits.ts';
 import type { Router } from '../router.ts';
 
-const MAX_LONG_POLL_MS = 30_000;
 
 /** One SSE message (the `id:` line lets EventSource resume with Last-Event-ID). */
 export function sseMessage(id: number | string, event: string, data: string): string {
@@ -33,7 +32,7 @@ const eventJson = (e: FeedEvent): string => JSON.stringify(e);
 export function registerEvents(router: Router): void {
   router.add('GET', '/events', async (ctx) => {
     const since = lastEventId(ctx, 0);
-    const wait = Math.min(MAX_LONG_POLL_MS, Math.max(0, Number(ctx.url.searchParams.get('wait') ?? 0) || 0));
+    const wait = Math.min(ctx.state.options.maxLongPollMs, Math.max(0, Number(ctx.url.searchParams.get('wait') ?? 0) || 0));
     const feed = ctx.state.feed;
     let events = feed.since(since);
     if (events.length === 0 && wait > 0) {

@@ -3,11 +3,11 @@ import { HttpError } from '../limits.ts';
 import type { Router } from '../router.ts';
 
 export const REDIRECT_CODES = [301, 302, 303, 307, 308];
-const MAX_HOPS = 50;
 
 function hops(ctx: Ctx): number {
   const n = Number(ctx.params[0]);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_HOPS) throw new HttpError(400, `hops must be 1..${MAX_HOPS}`);
+  const max = ctx.state.options.maxRedirectHops;
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new HttpError(400, `hops must be 1..${max}`);
   return n;
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { ErrorCodes } from '../../../core/errors.ts';
 import { headerValue, json, type Ctx } from '../context.ts';
 import { HttpError } from '../limits.ts';
 import type { Router } from '../router.ts';
@@ -23,8 +24,7 @@ export function registerUpload(router: Router): void {
         if (n > max) {
           req.removeAllListeners('data');
           req.pause();
-          const err = new HttpError(413, `body of more than ${max} B exceeds maxBodyBytes=${max}`);
-          (err as HttpError & { closeConnection?: boolean }).closeConnection = true;
+          const err = new HttpError(413, `body of more than ${max} B exceeds maxBodyBytes=${max}`, { code: ErrorCodes.HTTP_BODY_TOO_LARGE, closeConnection: true });
           reject(err);
           return;
         }

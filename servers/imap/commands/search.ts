@@ -1,3 +1,4 @@
+import { ErrorCodes, WirelabError } from '../../../core/errors.ts';
 import type { StoredMessage } from '../../mail/store/index.ts';
 import { parseSearchDate } from '../dates.ts';
 import { fold, searchable, type SearchableMessage } from '../decode.ts';
@@ -8,9 +9,13 @@ import { SELECTED, type CommandContext, type CommandHandler } from './base.ts';
 
 type Test = (m: StoredMessage, seq: number) => boolean;
 
-class SearchSyntax extends Error {}
+/** Search keys this server cannot compile: answered BAD. */
+class SearchSyntax extends WirelabError {
+  constructor(message: string) {
+    super(ErrorCodes.MAIL_PROTOCOL, message);
+  }
+}
 
-const MAX_KEY_DEPTH = 64;
 
 const FLAG_KEYS: Record<string, [string, boolean]> = {
   ANSWERED: ['\\Answered', true],
@@ -65,7 +70,7 @@ function compile(tokens: ImapToken[], session: ImapSession, maxSeq: number, deco
   let depth = 0;
   const one = (): Test => {
     // NOT and OR nest without parentheses: bound them as the parser bounds lists.
-    if (++depth > MAX_KEY_DEPTH) throw new SearchSyntax(`search keys nested deeper than ${MAX_KEY_DEPTH}`);
+    if (++depth > session.o.maxSearchDepth) throw new SearchSyntax(`search keys nested deeper than ${session.o.maxSearchDepth}`);
     try {
       return key();
     } finally {

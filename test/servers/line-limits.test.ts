@@ -241,10 +241,12 @@ for (const s of SERVERS) {
       await stillServes(s, port);
     });
 
-    test(`${s.name}: maxUnknownCommands is checked when the server is built`, async (t) => {
-      if (unknown.fixedLimit !== undefined) return t.skip('the limit is the library\'s own, not an option');
-      await assert.rejects(started(t, s, { maxUnknownCommands: 0 }), { code: 'WL_ERR_INVALID_OPTION', option: 'maxUnknownCommands' });
-    });
+    // A server whose limit is its library's own (smtp-server: 10) has no option to check.
+    if (unknown.fixedLimit === undefined) {
+      test(`${s.name}: maxUnknownCommands is checked when the server is built`, async (t) => {
+        await assert.rejects(started(t, s, { maxUnknownCommands: 0 }), { code: 'WL_ERR_INVALID_OPTION', option: 'maxUnknownCommands' });
+      });
+    }
   }
 
   const auth = s.auth;

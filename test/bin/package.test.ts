@@ -52,7 +52,8 @@ test('npm pack + npm install into a new project: plain Node imports every docume
   const installed = await readdir(join(project, 'node_modules', 'wirelab'));
   assert.deepEqual(installed.sort(), ['README.md', 'bin', 'dist', 'package.json']);
 
-  await t.test('(a) plain node (no tsx, no conditions) imports every documented path and finds the names the README lists', async () => {
+  // (a), (b) and (c) are independent: their processes run at the same time, each subtest then checks its own.
+  const plainNode = (async () => {
     await writeFile(
       join(project, 'check.mjs'),
       `const rows = ${JSON.stringify(rows)};
@@ -69,13 +70,9 @@ console.log(JSON.stringify(out));
 process.exit(0);
 `,
     );
-    const r = await node(['check.mjs'], project, 60_000);
-    assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, string[] | string>;
-    for (const row of rows) assert.deepEqual(out[row.path], [], `${row.path}: loads and exports ${row.names.join(', ')}`);
-  });
-
-  await t.test('(b) tsc --noEmit with module/moduleResolution nodenext (skipLibCheck off) on a file importing every documented name: no error', async () => {
+    return node(['check.mjs'], project, 60_000);
+  })();
+  const userTsc = (async () => {
     const imports = rows.map((r, i) => `import * as m${i} from '${r.path}';`).join('\n');
     // Naming a binding that the .d.ts does not declare is TS2339: each documented name is checked by the compiler.
     const uses = rows.map((r, i) => r.names.map((n) => `m${i}.${n}`).join(', ')).join(',\n  ');
@@ -96,7 +93,27 @@ export const server: Promise<RunningServer> = startTcpServer({ port: 0 });
       join(project, 'tsconfig.json'),
       JSON.stringify({ compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] }, files: ['check.mts'] }),
     );
-    const r = await node([TSC, '-p', '.'], project, 120_000);
+    return node([TSC, '-p', '.'], project, 120_000);
+  })();
+  const npx = (async () => {
+    const version = await npm(['exec', '--offline', '--', 'wirelab', '--version'], project, 30_000);
+    const list = await npm(['exec', '--offline', '--', 'wirelab', 'list', '--json'], project, 30_000);
+    await copyFile(join(CHECKOUT, 'examples', 'my-lab.ts'), join(project, 'my-lab.ts'));
+    const lab = await npm(['exec', '--offline', '--', 'wirelab', 'lab', './my-lab.ts', '--json'], project, 90_000);
+    return { version, list, lab };
+  })();
+  // Each is awaited by its subtest; a failure before that must not surface as an unhandled rejection.
+  for (const p of [plainNode, userTsc, npx]) p.catch(() => {});
+
+  await t.test('(a) plain node (no tsx, no conditions) imports every documented path and finds the names the README lists', async () => {
+    const r = await plainNode;
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, string[] | string>;
+    for (const row of rows) assert.deepEqual(out[row.path], [], `${row.path}: loads and exports ${row.names.join(', ')}`);
+  });
+
+  await t.test('(b) tsc --noEmit with module/moduleResolution nodenext (skipLibCheck off) on a file importing every documented name: no error', async () => {
+    const r = await userTsc;
     // Every file is checked, but only ours must be clean: werift 0.25's own .d.ts imports 'multicast-dns', which has
     // no types (TS7016 under strict). An error in check.mts or in wirelab's .d.ts, or any TS5097, fails.
     const errors = r.stdout.split('\n').filter((l) => /error TS\d+/.test(l));
@@ -104,21 +121,17 @@ export const server: Promise<RunningServer> = startTcpServer({ port: 0 });
     assert.deepEqual(ours, [], `tsc reported:\n${r.stdout}${r.stderr}`);
     assert.ok(r.code === 0 || errors.length > 0, `tsc ran (exit ${r.code}): ${r.stderr}`);
     for (const e of errors) t.diagnostic(`in a dependency, not wirelab: ${e}`);
-    lap('tsc on the user file');
   });
 
   await t.test('(c) npx wirelab --version, list (the compiled labs) and lab ./my-lab.ts (TypeScript of the user, importing wirelab by name)', async () => {
-    const version = await npm(['exec', '--offline', '--', 'wirelab', '--version'], project, 30_000);
+    const { version, list, lab } = await npx;
     const pkg = JSON.parse(await readFile(join(CHECKOUT, 'package.json'), 'utf8')) as { version: string };
     assert.equal(version.stdout.trim(), `wirelab ${pkg.version}`);
-    const list = await npm(['exec', '--offline', '--', 'wirelab', 'list', '--json'], project, 30_000);
     const ids = (JSON.parse(list.stdout) as Array<{ id: string }>).map((l) => l.id).sort();
     const own = (await readdir(join(CHECKOUT, 'labs'))).filter((f) => f.endsWith('.ts') && !f.startsWith('_')).map((f) => f.slice(0, -3)).sort();
     assert.deepEqual(ids, own, 'the installed CLI lists the same labs as the checkout');
-    await copyFile(join(CHECKOUT, 'examples', 'my-lab.ts'), join(project, 'my-lab.ts'));
-    const lab = await npm(['exec', '--offline', '--', 'wirelab', 'lab', './my-lab.ts', '--json'], project, 90_000);
     const result = JSON.parse(lab.stdout) as { ok: boolean; claims: { held: number; total: number } };
     assert.equal(result.ok, true, lab.stdout);
-    lap('npx wirelab');
   });
+  lap('all checks');
 });

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../core/paths.ts';
 import { parseCommandLine, UsageError, type FlagValues } from './cli/args.ts';
 import { COMMANDS, FLAGS, commandHelp, usage } from './cli/spec.ts';
 import { labCommand, labsCommand, listCommand } from './commands/lab.ts';
@@ -7,7 +9,7 @@ import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
   return pkg.version;
 }
 

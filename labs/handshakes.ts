@@ -2,13 +2,14 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { defineLab, LABS_DIR } from '../core/lab/index.ts';
+import { isModuleFile, MODULE_EXT } from '../core/paths.ts';
 import type { HandshakeRow, HandshakeRows } from './handshakes/types.ts';
 
 /** Row providers: labs/handshakes/<area>.ts, transport first, then the others by name. */
 async function providers(): Promise<Array<[string, HandshakeRows]>> {
   const dir = join(LABS_DIR, 'handshakes');
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.ts') && f !== 'types.ts');
-  files.sort((a, b) => (a === 'transport.ts' ? -1 : b === 'transport.ts' ? 1 : a.localeCompare(b)));
+  const files = (await readdir(dir)).filter((f) => isModuleFile(f) && f !== `types${MODULE_EXT}`);
+  files.sort((a, b) => (a === `transport${MODULE_EXT}` ? -1 : b === `transport${MODULE_EXT}` ? 1 : a.localeCompare(b)));
   const out: Array<[string, HandshakeRows]> = [];
   for (const f of files) {
     const mod = (await import(pathToFileURL(join(dir, f)).href)) as { default: HandshakeRows };

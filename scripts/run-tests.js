@@ -18,7 +18,7 @@ const roots = process.argv.slice(2);
 const files = (roots.length ? roots : ['test']).flatMap((r) => (statSync(r).isDirectory() ? collect(r, []) : [r]));
 const res = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', ...files],
+  ['--conditions=wirelab-source', '--import', 'tsx', '--test', '--test-concurrency=2', ...files],
   { stdio: 'inherit' },
 );
 process.exit(res.status ?? 1);

@@ -35,7 +35,7 @@ test("the README's own-peer script (connectSignaling + createWebRtcPeer) calls a
   t.after(() => project.remove());
   await writeFile(join(project.dir, 'my-peer.mts'), code);
   const tsx = pathToFileURL(join(CHECKOUT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-  const script = node(['--import', tsx, 'my-peer.mts', server.signalUrl], project.dir, 90_000);
+  const script = node(['--conditions=wirelab-source', '--import', tsx, 'my-peer.mts', server.signalUrl], project.dir, 90_000);
   await cli.wait('out', /^\S+ chat: hello from werift$/m);
   cli.child.stdin.write('hi back\n');
   const r = await script;

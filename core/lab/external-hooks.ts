@@ -8,12 +8,16 @@
 // 2. A `.ts` file under the lab's folder with no package.json saying "type": "module" would be loaded as CommonJS
 //    (Node's rule for .ts without a type, followed by tsx), and a lab is ES module syntax: such files are loaded as
 //    ES modules. Files under node_modules and `.cts` files keep Node's rule.
+// 3. From the sources (the checkout), every resolution gets the "wirelab-source" export condition, so 'wirelab/...'
+//    is this checkout's .ts files even when the CLI was started some other way than bin/wirelab.js.
 
 interface HookData {
   /** file: URLs of the folders whose .ts files load as ES modules (each ends with '/'). */
   roots: string[];
   /** A file: URL inside this package: the parent from which 'wirelab' resolves to itself. */
   selfParent: string;
+  /** Export conditions added to every resolution: ['wirelab-source'] when wirelab runs from its sources. */
+  conditions: string[];
 }
 
 interface ResolveContext {
@@ -28,7 +32,7 @@ interface ResolveResult {
 }
 type NextResolve = (specifier: string, context?: ResolveContext) => Promise<ResolveResult>;
 
-let data: HookData = { roots: [], selfParent: '' };
+let data: HookData = { roots: [], selfParent: '', conditions: [] };
 
 export function initialize(d: HookData): void {
   data = d;
@@ -41,6 +45,8 @@ function underRoots(url: string): boolean {
 }
 
 export async function resolve(specifier: string, context: ResolveContext, next: NextResolve): Promise<ResolveResult> {
+  const missing = data.conditions.filter((c) => !context.conditions.includes(c));
+  if (missing.length) context = { ...context, conditions: [...context.conditions, ...missing] };
   let r: ResolveResult;
   try {
     r = await next(specifier, context);

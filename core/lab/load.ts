@@ -4,6 +4,7 @@ import { register } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ErrorCodes, WirelabError } from '../errors.ts';
+import { isModuleFile, MODULE_EXT, SOURCE_CONDITION } from '../paths.ts';
 import { defineLab } from './define.ts';
 import type { Lab } from './types.ts';
 
@@ -11,17 +12,30 @@ import type { Lab } from './types.ts';
 export const LABS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'labs');
 
 const registeredRoots = new Set<string>();
+/** From the sources a TypeScript loader already runs this file; the built package registers tsx on first need. */
+let tsxRegistered = MODULE_EXT === '.ts';
 
 /**
  * Lets a lab file outside this package load as it would inside: `.ts` as an ES module and `import ... from 'wirelab'`
- * resolved to this package when its folder has no node_modules/wirelab (core/lab/external-hooks.ts).
+ * resolved to this package when its folder has no node_modules/wirelab (core/lab/external-hooks.ts). From the built
+ * package (plain Node) tsx's hooks are registered first, so a user's lab and its helpers may be TypeScript.
  */
-function allowExternal(file: string): void {
+async function allowExternal(file: string): Promise<void> {
   const root = pathToFileURL(dirname(file) + sep).href;
   if (registeredRoots.has(root)) return;
   registeredRoots.add(root);
-  register('./external-hooks.ts', import.meta.url, {
-    data: { roots: [root], selfParent: pathToFileURL(join(LABS_DIR, '..', 'core', 'index.ts')).href },
+  if (!tsxRegistered) {
+    tsxRegistered = true;
+    const tsx = await import('tsx/esm/api');
+    tsx.register();
+  }
+  register(`./external-hooks${MODULE_EXT}`, import.meta.url, {
+    data: {
+      roots: [root],
+      selfParent: pathToFileURL(join(LABS_DIR, '..', 'core', `index${MODULE_EXT}`)).href,
+      // From the sources, 'wirelab/...' must resolve to the .ts files, not to a dist/ that may not exist.
+      conditions: MODULE_EXT === '.ts' ? [SOURCE_CONDITION] : [],
+    },
   });
 }
 
@@ -48,8 +62,8 @@ async function importLab(file: string): Promise<Lab> {
 export async function labIds(): Promise<string[]> {
   const files = await readdir(LABS_DIR);
   return files
-    .filter((f) => f.endsWith('.ts') && !f.startsWith('_'))
-    .map((f) => f.slice(0, -3))
+    .filter((f) => isModuleFile(f) && !f.startsWith('_'))
+    .map((f) => f.slice(0, -MODULE_EXT.length))
     .sort();
 }
 
@@ -58,14 +72,14 @@ export async function loadLab(idOrPath: string): Promise<Lab> {
   if (looksLikePath(idOrPath)) {
     const file = resolve(idOrPath);
     if (!existsSync(file)) throw new WirelabError(ErrorCodes.LAB_NOT_FOUND, `no lab file at ${file}`);
-    allowExternal(file);
+    await allowExternal(file);
     return importLab(file);
   }
   const ids = await labIds();
   if (!ids.includes(idOrPath)) {
     throw new WirelabError(ErrorCodes.LAB_NOT_FOUND, `no lab "${idOrPath}"; labs: ${ids.join(', ')}`);
   }
-  const lab = await importLab(join(LABS_DIR, `${idOrPath}.ts`));
+  const lab = await importLab(join(LABS_DIR, `${idOrPath}${MODULE_EXT}`));
   if (lab.id !== idOrPath) {
     throw new WirelabError(ErrorCodes.LAB_INVALID, `labs/${idOrPath}.ts defines id "${lab.id}": the file name must be the id`);
   }

@@ -6,24 +6,42 @@ import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { CHECKOUT, node, readmeBlock, tempProject } from '../helpers/project.ts';
 
-const pkg = JSON.parse(readFileSync(join(CHECKOUT, 'package.json'), 'utf8')) as { exports: Record<string, string>; bin: Record<string, string> };
+type Target = string | { 'wirelab-source': string; types: string; import: string };
+const pkg = JSON.parse(readFileSync(join(CHECKOUT, 'package.json'), 'utf8')) as { exports: Record<string, Target>; bin: Record<string, string> };
 
-/** What Node's exports resolution gives for a subpath: an exact key first, else the longest matching `*` pattern. */
+/** The .ts file an entry names under the "wirelab-source" condition (the checkout's view). */
+const source = (t: Target): string => (typeof t === 'string' ? t : t['wirelab-source']);
+
+/**
+ * What Node's exports resolution gives for a subpath under the "wirelab-source" condition: an exact key first, else
+ * the longest matching `*` pattern.
+ */
 function resolveExport(subpath: string): string | undefined {
-  const map = pkg.exports as Record<string, string>;
-  if (map[subpath]) return map[subpath];
+  const map = pkg.exports;
+  if (map[subpath]) return source(map[subpath]);
   const patterns = Object.keys(map).filter((k) => k.includes('*')).sort((a, b) => b.length - a.length);
   for (const key of patterns) {
     const [pre, post] = key.split('*') as [string, string];
-    if (subpath.startsWith(pre) && subpath.endsWith(post)) return map[key]!.replace('*', subpath.slice(pre.length, subpath.length - post.length));
+    if (subpath.startsWith(pre) && subpath.endsWith(post)) return source(map[key]!).replace('*', subpath.slice(pre.length, subpath.length - post.length));
   }
   return undefined;
 }
 
-test('every "exports" target exists, and every folder module resolves to its index.ts', () => {
+test('every "exports" entry maps the .ts source to the same module in dist/ (.js for import, .d.ts for types)', () => {
+  for (const [key, target] of Object.entries(pkg.exports)) {
+    if (key === './package.json') continue;
+    assert.equal(typeof target, 'object', `${key} has conditions`);
+    const t = target as Exclude<Target, string>;
+    assert.deepEqual(Object.keys(t), ['wirelab-source', 'types', 'import'], `${key}: the source condition first (Node and tsc take the first match)`);
+    assert.equal(t.import, t['wirelab-source'].replace(/^\.\//, './dist/').replace(/\.ts$/, '.js'), `${key} import`);
+    assert.equal(t.types, t['wirelab-source'].replace(/^\.\//, './dist/').replace(/\.ts$/, '.d.ts'), `${key} types`);
+  }
+});
+
+test('every "exports" source target exists, and every folder module resolves to its index.ts', () => {
   for (const [key, target] of Object.entries(pkg.exports)) {
     if (key.includes('*')) continue;
-    assert.ok(existsSync(join(CHECKOUT, target)), `${key} -> ${target} exists`);
+    assert.ok(existsSync(join(CHECKOUT, source(target))), `${key} -> ${source(target)} exists`);
   }
   for (const area of ['servers', 'clients', 'core']) {
     for (const name of readdirSync(join(CHECKOUT, area))) {
@@ -60,7 +78,7 @@ process.exit(0);
 `,
   );
   const tsx = pathToFileURL(join(CHECKOUT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-  const r = await node(['--import', tsx, 'check.mts'], project.dir, 90_000);
+  const r = await node(['--conditions=wirelab-source', '--import', tsx, 'check.mts'], project.dir, 90_000);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, string[] | string>;
   for (const row of rows) assert.deepEqual(out[row.path], [], `${row.path}: loads and exports ${row.names.join(', ')}`);

@@ -6,12 +6,15 @@ import { ErrorCodes, WirelabError } from '../../errors.ts';
 import type { Tracer } from '../../trace/index.ts';
 import type { TcpRunResult } from './messages.ts';
 import { KernelLink } from './netns.ts';
+import { MODULE_EXT } from '../../paths.ts';
 
 export { KernelLink, kernelSupport, type KernelSupport, type Side } from './netns.ts';
 export { measureTcpMessages, tcpGuaranteeHeld, type TcpRunResult } from './messages.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..', '..');
+// From the sources the peer runs through tsx; from the built package (dist/) it is plain JavaScript.
+const PEER_ARGS = MODULE_EXT === '.ts' ? ['--import', 'tsx', join(HERE, 'peer.ts')] : [join(HERE, 'peer.js')];
 
 /**
  * A TCP echo server in namespace b and a message client in namespace a, over a kernel link: each `run` sends numbered
@@ -30,7 +33,7 @@ export class KernelTcpPair {
 
   static async start(link: KernelLink): Promise<KernelTcpPair> {
     const peer = (side: 'a' | 'b', args: string[]) => {
-      const child = link.spawn(side, process.execPath, ['--import', 'tsx', join(HERE, 'peer.ts'), ...args], ROOT);
+      const child = link.spawn(side, process.execPath, [...PEER_ARGS, ...args], ROOT);
       const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
       let stderr = '';
       child.stderr!.on('data', (d) => (stderr += d));

@@ -20,6 +20,8 @@ function runWithInput(cmd: string, args: string[], input: string): Promise<void>
     child.stderr.on('data', (d) => (err += d));
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: exit ${code} ${err}`))));
+    // pure-pw may exit before it has read everything (EPIPE): its exit code says whether it worked.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(input);
   });
 }

@@ -6,7 +6,8 @@ import { checkInt, checkOneOf, checkPort } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { attachKeylog, describeHandshake, handshakeInfo, tlsClientOptions, type HandshakeInfo, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
-import { describeEnd, type EndReason } from '../servers/tcp/index.ts';
+import { describeEnd, type EndReason } from '../protocols/tcp.ts';
+import { round } from '../core/stats.ts';
 
 export interface TcpClientOptions extends FramingLimits {
   /** Default 127.0.0.1. */
@@ -147,7 +148,7 @@ export class TcpClient {
         reject(err);
       });
     });
-    const connectMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const connectMs = round(performance.now() - started);
     const info = useTls ? handshakeInfo(socket as tls.TLSSocket, started) : undefined;
     tracer.emit(proto, cid, '*', 'connected', () => ({
       summary: info

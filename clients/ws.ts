@@ -5,7 +5,8 @@ import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkInt } from '../core/options.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, redactLine, type Tracer } from '../core/trace/index.ts';
-import { acceptFor, CLOSE_CODES, traceFrames, type FrameHeader } from '../servers/ws/frames.ts';
+import { acceptFor, CLOSE_CODES, traceFrames, type FrameHeader } from '../protocols/ws.ts';
+import { round } from '../core/stats.ts';
 
 export interface WsReconnectOptions {
   /** Attempts after an unexpected close before giving up. Default 5. */
@@ -121,7 +122,7 @@ export class WsClient {
         acceptMatches: accept === acceptFor(key),
         status: res.statusCode ?? 0,
         extensions: String(res.headers['sec-websocket-extensions'] ?? ''),
-        ms: Math.round((performance.now() - started) * 1000) / 1000,
+        ms: round(performance.now() - started),
       };
       tracer.emit('ws', this.cid, '<', 'handshake', () => {
         const lines: string[] = [];

@@ -1,10 +1,10 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCodes } from '../../core/errors.ts';
-import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { oneLine, REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
-import { authFailureDelay, oneLine, pause } from '../mail/shared.ts';
+import { authFailureDelay, pause } from '../mail/shared.ts';
 import { upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from '../mail/conn.ts';
 import { ImapReader, type ReaderEvent } from './reader.ts';
 import { ImapParseError, parseCommand, type ImapCommand } from './parser.ts';

@@ -20,9 +20,3 @@ export function pause(ms: number): Promise<void> {
 export function authFailureDelay(baseMs: number, failures: number): number {
   return baseMs * Math.min(failures, 8);
 }
-
-/** A trace summary on one line: line breaks shown as ⏎, long text cut at 200 characters with its length. */
-export function oneLine(text: string): string {
-  const flat = text.replace(/\r?\n/g, '⏎');
-  return flat.length > 200 ? `${flat.slice(0, 200)}… [${text.length} B]` : flat;
-}

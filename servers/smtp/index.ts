@@ -3,8 +3,8 @@ import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } fro
 import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../../core/trace/index.ts';
-import { authFailureDelay, defaultMailStore, oneLine, pause } from '../mail/shared.ts';
+import { NOOP_TRACER, nextCid, oneLine, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { authFailureDelay, defaultMailStore, pause } from '../mail/shared.ts';
 import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from '../mail/chaos.ts';
 import type { MailStore } from '../mail/store/index.ts';
 import { MessageSpool, type SpooledMessage } from '../mail/spool.ts';

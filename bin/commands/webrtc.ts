@@ -1,8 +1,8 @@
-import { connectSignaling, type SignalingClient, type SignalMessage } from '../../clients/signaling.ts';
+import { connectSignaling, type SignalingClient } from '../../clients/signaling.ts';
 import { createWebRtcPeer, WEBRTC_PEER_DEFAULTS, type PeerChannel, type WebRtcPeer } from '../../clients/webrtc.ts';
 import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
 import type { Tracer } from '../../core/trace/index.ts';
-import { ROOM_RE } from '../../servers/webrtc/signaling.ts';
+import { ROOM_RE } from '../../protocols/signaling.ts';
 import { LineSplitter } from '../cli/lines.ts';
 
 export interface WebRtcFlags {
@@ -122,7 +122,7 @@ export async function webrtcCommand(flags: WebRtcFlags, tracer: Tracer): Promise
   };
 
   for (const id of signal.peers) start(id, true);
-  signal.on('peer-joined', (m: SignalMessage) => start(String(m.peer), false));
+  signal.on('peer-joined', (m) => start(m.peer, false));
   const gone = (id: string, why: string): void => {
     const r = remotes.get(id);
     if (!r) return;
@@ -130,9 +130,9 @@ export async function webrtcCommand(flags: WebRtcFlags, tracer: Tracer): Promise
     note(`${id} ${why}`);
     void r.peer.close().catch(() => undefined);
   };
-  signal.on('peer-left', (m: SignalMessage) => gone(String(m.peer), 'left the room'));
-  signal.on('bye', (m: SignalMessage) => gone(String(m.from), 'hung up'));
-  signal.on('error', (m: SignalMessage) => note(`signaling error ${String(m.code)}: ${String(m.message)}`));
+  signal.on('peer-left', (m) => gone(m.peer, 'left the room'));
+  signal.on('bye', (m) => gone(String(m.from), 'hung up'));
+  signal.on('error', (m) => note(`signaling error ${m.code}: ${m.message}`));
 
   const lines = new LineSplitter(
     WEBRTC_PEER_DEFAULTS.maxMessageSize,

@@ -21,8 +21,15 @@ export interface TcpClientOptions extends FramingLimits {
   noDelay?: boolean;
   /** Speak TLS, trusting the local CA; pass a TLS session to resume it. Default off. */
   tls?: (TlsSettings & { session?: Buffer }) | boolean;
+  /**
+   * Received messages kept unread (no `next()` waiting). One more closes the connection: reads then give what was
+   * queued, then WL_ERR_QUEUE_FULL. Default 10,000.
+   */
+  maxQueued?: number;
   tracer?: Tracer;
 }
+
+export const TCP_CLIENT_DEFAULTS = { maxQueued: 10_000 };
 
 export interface TcpCloseInfo {
   how: EndReason;
@@ -73,6 +80,7 @@ export class TcpClient {
     this.#framing = o.framing ?? 'raw';
     this.#tracer = o.tracer ?? NOOP_TRACER;
     const decoder = createDecoder(this.#framing, o);
+    const maxQueued = o.maxQueued ?? TCP_CLIENT_DEFAULTS.maxQueued;
     if (early.session) this.session = early.session;
     socket.on('session', (s: Buffer) => (this.session = s));
     socket.on('data', (chunk: Buffer) => {
@@ -90,7 +98,13 @@ export class TcpClient {
       for (const m of messages) {
         const w = this.#waiters.shift();
         if (w) w.resolve(m);
-        else this.#queue.push(m);
+        else if (this.#queue.length < maxQueued) this.#queue.push(m);
+        else {
+          this.#tracer.emit(proto, cid, '*', 'limit', () => `maxQueued=${maxQueued} unread messages: closing`);
+          this.#fail(new WirelabError(ErrorCodes.QUEUE_FULL, `more than maxQueued=${maxQueued} messages received and not read`));
+          socket.destroy();
+          return;
+        }
       }
     });
     this.closed = new Promise((resolve) => {
@@ -117,6 +131,7 @@ export class TcpClient {
     checkPort('port', options.port);
     checkOneOf('framing', options.framing ?? 'raw', FRAMINGS);
     const timeout = checkInt('connectTimeoutMs', options.connectTimeoutMs ?? 5000, 1, 600_000);
+    checkInt('maxQueued', options.maxQueued ?? TCP_CLIENT_DEFAULTS.maxQueued, 1, 10_000_000);
     const tracer = options.tracer ?? NOOP_TRACER;
     const useTls = options.tls !== undefined && options.tls !== false;
     const proto = useTls ? 'tls' : 'tcp';

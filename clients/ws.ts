@@ -29,8 +29,15 @@ export interface WsClientOptions {
   tls?: TlsSettings;
   /** Reconnect with exponential backoff after an unexpected close. Default off. */
   reconnect?: WsReconnectOptions | boolean;
+  /**
+   * Received messages kept unread (no `next()` waiting). One more closes the connection (1008, no reconnect): reads
+   * then give what was queued, then WL_ERR_QUEUE_FULL. Default 10,000.
+   */
+  maxQueued?: number;
   tracer?: Tracer;
 }
+
+export const WS_CLIENT_DEFAULTS = { maxQueued: 10_000 };
 
 export interface WsMessage {
   data: Buffer;
@@ -71,6 +78,7 @@ export class WsClient {
   readonly #queue: WsMessage[] = [];
   readonly #waiters: Array<{ resolve: (m: WsMessage) => void; reject: (e: Error) => void }> = [];
   #closing = false;
+  #overflow?: WirelabError;
   #ended?: WsCloseInfo;
   #resolveClosed!: (c: WsCloseInfo) => void;
   readonly #tlsOpts: Record<string, unknown>;
@@ -85,6 +93,7 @@ export class WsClient {
   static async connect(options: WsClientOptions): Promise<WsClient> {
     checkInt('maxPayload', options.maxPayload ?? 100 * 1024 * 1024, 1, 1024 * 1024 * 1024);
     checkInt('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 5000, 1, 600_000);
+    checkInt('maxQueued', options.maxQueued ?? WS_CLIENT_DEFAULTS.maxQueued, 1, 10_000_000);
     const tlsOpts = options.url.startsWith('wss:') ? await tlsClientOptions(options.tls ?? {}) : {};
     const c = new WsClient({ ...options, tracer: options.tracer ?? NOOP_TRACER }, tlsOpts);
     await c.#open();
@@ -142,9 +151,17 @@ export class WsClient {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       const m = { data: buf, isBinary, at: performance.now() };
       tracer.emit('ws', this.cid, '<', 'message', () => ({ summary: `${isBinary ? 'binary' : 'text'} ${preview(buf)}`, bytes: buf.length }));
+      if (this.#overflow) return;
       const w = this.#waiters.shift();
       if (w) w.resolve(m);
-      else this.#queue.push(m);
+      else if (this.#queue.length < (o.maxQueued ?? WS_CLIENT_DEFAULTS.maxQueued)) this.#queue.push(m);
+      else {
+        const max = o.maxQueued ?? WS_CLIENT_DEFAULTS.maxQueued;
+        tracer.emit('ws', this.cid, '*', 'limit', () => `maxQueued=${max} unread messages: closing`);
+        this.#overflow = new WirelabError(ErrorCodes.QUEUE_FULL, `more than maxQueued=${max} messages received and not read`);
+        this.#closing = true;
+        ws.close(1008, 'client queue full');
+      }
     });
     ws.on('error', (err: Error & { code?: string }) => {
       tracer.emit('ws', this.cid, '*', 'error', () => `${err.code ?? 'error'}: ${err.message}`);
@@ -178,7 +195,7 @@ export class WsClient {
       }
     }
     this.#ended = info;
-    const err = new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${info.code}${info.reason ? ` ${info.reason}` : ''}`, { status: info.code });
+    const err = this.#overflow ?? new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${info.code}${info.reason ? ` ${info.reason}` : ''}`, { status: info.code });
     for (const w of this.#waiters.splice(0)) w.reject(err);
     this.#resolveClosed(info);
   }
@@ -196,6 +213,7 @@ export class WsClient {
   next(timeoutMs = 5000): Promise<WsMessage> {
     const queued = this.#queue.shift();
     if (queued) return Promise.resolve(queued);
+    if (this.#overflow) return Promise.reject(this.#overflow);
     if (this.#ended) return Promise.reject(new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${this.#ended.code}`, { status: this.#ended.code }));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

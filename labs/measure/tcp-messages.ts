@@ -1,5 +1,6 @@
 import type { TcpClient } from '../../clients/tcp.ts';
 import { percentile, round } from '../../core/stats.ts';
+import { sleep } from '../../core/time.ts';
 
 /** What a run of numbered messages over one TCP connection showed. */
 export interface TcpRunResult {
@@ -76,7 +77,7 @@ export async function measureTcpMessages(
   for (let i = 0; i < req.n; i++) {
     const due = started + i * gap;
     const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 1) await sleep(wait);
     sentAt[i] = performance.now();
     void client.send(`${String(i).padStart(8, '0')}${pad}`);
   }

@@ -1,6 +1,6 @@
 import { openUdp } from '../../clients/udp.ts';
 import type { Tracer } from '../../core/trace/index.ts';
-import { nowMs } from '../../core/time.ts';
+import { nowMs, sleep } from '../../core/time.ts';
 import { decodeHeader } from '../../protocols/datagram.ts';
 import { percentile, round } from '../../core/stats.ts';
 
@@ -61,7 +61,7 @@ export async function measureUdpEcho(o: { port: number; host?: string; n: number
   // Wait until nothing more arrives for `settle` ms (delayed and held-back datagrams included).
   while (seen.size + client.duplicates !== last) {
     last = seen.size + client.duplicates;
-    await new Promise((r) => setTimeout(r, settle));
+    await sleep(settle);
   }
   const durationMs = performance.now() - started - settle;
   await client.close();

@@ -7,7 +7,8 @@ import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, refuseC
 import { tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../../core/trace/index.ts';
 import { newStats, upgradeServerSocket, waitWritable, type MailServerStats, type ServerTls } from '../mail/conn.ts';
-import { authFailureDelay, defaultMailStore, pause } from '../mail/shared.ts';
+import { sleep } from '../../core/time.ts';
+import { authFailureDelay, defaultMailStore } from '../mail/shared.ts';
 import type { MailStore } from '../mail/store/index.ts';
 import { Pop3Session } from './session.ts';
 
@@ -281,7 +282,7 @@ class Pop3Connection {
   }
 
   failureDelay(failures: number): Promise<void> {
-    return pause(authFailureDelay(this.o.authFailureDelayMs, failures));
+    return sleep(authFailureDelay(this.o.authFailureDelayMs, failures));
   }
 
   release(): void {

@@ -4,7 +4,8 @@ import { checkBoolean, checkInt, checkPort } from '../../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, oneLine, redactLine, type Tracer } from '../../core/trace/index.ts';
-import { authFailureDelay, defaultMailStore, pause } from '../mail/shared.ts';
+import { sleep } from '../../core/time.ts';
+import { authFailureDelay, defaultMailStore } from '../mail/shared.ts';
 import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from '../mail/chaos.ts';
 import type { MailStore } from '../mail/store/index.ts';
 import { MessageSpool, type SpooledMessage } from '../mail/spool.ts';
@@ -192,7 +193,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       const n = (failures.get(String(session.id)) ?? 0) + 1;
       failures.set(String(session.id), n);
       tracer.emit(proto, cidOf(session.id), '*', 'auth-failed', () => `wrong password #${n} for ${auth.username}: slowed down`);
-      void pause(authFailureDelay(o.authFailureDelayMs, n)).then(() => callback(replyError('Invalid username or password', 535)));
+      void sleep(authFailureDelay(o.authFailureDelayMs, n)).then(() => callback(replyError('Invalid username or password', 535)));
     },
     onMailFrom(_address, session, callback) {
       callback(injected('sender', session) ?? undefined);

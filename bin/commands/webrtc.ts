@@ -1,5 +1,6 @@
 import { connectSignaling, type SignalingClient } from '../../clients/signaling.ts';
 import { createWebRtcPeer, WEBRTC_PEER_DEFAULTS, type PeerChannel, type WebRtcPeer } from '../../clients/webrtc.ts';
+import { ErrorCodes } from '../../core/errors.ts';
 import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import { ROOM_RE } from '../../protocols/signaling.ts';
@@ -76,7 +77,8 @@ export async function webrtcCommand(flags: WebRtcFlags, tracer: Tracer): Promise
   const print = (from: string, ch: PeerChannel): void => {
     const read = async (): Promise<void> => {
       while (!stopping && remotes.get(from)?.peer.pc.connectionState !== 'closed') {
-        const m = await ch.next(60_000).catch(() => undefined);
+        const m = await ch.next(60_000).catch((err: { code?: string }) => (err.code === ErrorCodes.CLOSED ? null : undefined));
+        if (m === null) return; // the channel closed: nothing more will arrive on it
         if (!m) continue;
         const text = typeof m.data === 'string' ? m.data : `[${m.data.length} bytes] ${m.data.toString('hex').slice(0, 64)}`;
         process.stdout.write(`${from} ${ch.label}: ${text}\n`);

@@ -1,7 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { startTcpProxy, startUdpRelay } from '../core/impair/index.ts';
-import { measureUdpEcho } from '../core/impair/udp/measure.ts';
+import { datagramSeq } from '../protocols/datagram.ts';
+import { measureUdpEcho } from '../labs/measure/index.ts';
 import { startUdpServer } from '../servers/udp/index.ts';
 import { defineBench, type BenchRow } from './harness.ts';
 import { median } from '../core/stats.ts';
@@ -102,7 +103,7 @@ export default defineBench({
 
     // UDP: numbered datagrams to wirelab's echo, 32 unanswered at most, directly and through the relay.
     const echo = await startUdpServer({ maxEchoPerSecond: 10_000_000 });
-    const relay = await startUdpRelay({ upstreamPort: echo.port });
+    const relay = await startUdpRelay({ upstreamPort: echo.port, sequenceOf: datagramSeq });
     const rate = async (port: number): Promise<number> => {
       const n = 20_000;
       const r = await measureUdpEcho({ port, n, settleMs: 50 });

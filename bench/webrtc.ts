@@ -4,7 +4,7 @@ import { connectWs, type WsClient } from '../clients/ws.ts';
 import { connectSignaling } from '../clients/signaling.ts';
 import { createWebRtcPeer } from '../clients/webrtc.ts';
 import { startHttpServer } from '../servers/http/index.ts';
-import { startSignalingServer } from '../servers/webrtc/index.ts';
+import { registerWebRtcPage, startSignalingServer } from '../servers/webrtc/index.ts';
 import { hasCommand } from '../test/helpers/peers.ts';
 import { launchChromiumForWebRtc } from '../test/helpers/chromium.ts';
 import { defineBench, type BenchRow } from './harness.ts';
@@ -45,7 +45,7 @@ async function channelThroughput(from: PeerChannel, to: PeerChannel): Promise<nu
 
 /** werift offering to the browser peer page in headless Chromium: an echo channel and a counting channel. */
 async function chromiumRows(signalUrl: string): Promise<{ rtt: number; mbps: number }> {
-  const http = await startHttpServer({ rateLimitBurst: 0 });
+  const http = await startHttpServer({ rateLimitBurst: 0, routes: [registerWebRtcPage] });
   const browser = await launchChromiumForWebRtc();
   const peer = createWebRtcPeer();
   try {

@@ -7,6 +7,7 @@ import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkBoolean, checkInt, InvalidOptionError, withDefaults } from '../core/options.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+import { round } from '../core/stats.ts';
 
 export interface HttpClientOptions {
   /** Reuse connections between requests (keep-alive). Off: every request says Connection: close, so each opens a new connection. Default true. */
@@ -168,7 +169,6 @@ function subscribeChannels(): void {
   });
 }
 
-const round = (n: number): number => Math.round(n * 1000) / 1000;
 
 /** Seconds (or an HTTP date) in Retry-After, as milliseconds. */
 export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {

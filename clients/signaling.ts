@@ -1,13 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import type { Tracer } from '../core/trace/index.ts';
+import { parseServerMessage, type PeerMessage, type ServerMessage, type SignalOf } from '../protocols/signaling.ts';
 import { connectWs, type WsClient } from './ws.ts';
 
-/** A message of the signaling format (README, "WebRTC"): always a JSON object with a string `type`. */
-export interface SignalMessage {
-  type: string;
-  [key: string]: unknown;
-}
+export type { PeerMessage, ServerMessage, SignalMessage, SignalOf } from '../protocols/signaling.ts';
+type ServerType = ServerMessage['type'];
 
 export interface SignalingClientOptions {
   /** ws://HOST:PORT/signal */
@@ -19,11 +17,24 @@ export interface SignalingClientOptions {
   tracer?: Tracer;
 }
 
+// Typed events: each received message under its type (protocols/signaling.ts), and 'closed'. The interface only adds
+// narrower overloads of the EventEmitter methods the class inherits, which is what the rule below guards against.
+/* eslint-disable @typescript-eslint/no-unsafe-declaration-merging */
+export interface SignalingClient {
+  on<T extends ServerType>(type: T, listener: (m: SignalOf<T>) => void): this;
+  on(type: 'closed', listener: () => void): this;
+  once<T extends ServerType>(type: T, listener: (m: SignalOf<T>) => void): this;
+  once(type: 'closed', listener: () => void): this;
+  off<T extends ServerType>(type: T, listener: (m: SignalOf<T>) => void): this;
+  off(type: 'closed', listener: () => void): this;
+}
+
 /**
  * A peer's side of the signaling server: connects (clients/ws.ts), joins a room, then sends and receives the JSON
  * messages. Every message received is emitted under its type ('offer', 'candidate', 'peer-joined', 'error'...).
  */
 export class SignalingClient extends EventEmitter {
+  /* eslint-enable @typescript-eslint/no-unsafe-declaration-merging */
   /** This peer's id, given by the server. */
   id = '';
   room = '';
@@ -45,11 +56,11 @@ export class SignalingClient extends EventEmitter {
     void c.#pump();
     try {
       const welcome = await c.waitFor('welcome', () => true, timeoutMs);
-      c.id = String(welcome.id);
+      c.id = welcome.id;
       c.send({ type: 'join', room: options.room });
-      const joined = await Promise.race([c.waitFor('joined', () => true, timeoutMs), c.waitFor('error', () => true, timeoutMs).then((e) => Promise.reject(new WirelabError(ErrorCodes.SIGNALING, `join refused: ${String(e.code)} ${String(e.message)}`, { status: String(e.code) })))]);
-      c.room = String(joined.room);
-      c.peers = (joined.peers as string[]) ?? [];
+      const joined = await Promise.race([c.waitFor('joined', () => true, timeoutMs), c.waitFor('error', () => true, timeoutMs).then((e) => Promise.reject(new WirelabError(ErrorCodes.SIGNALING, `join refused: ${e.code} ${e.message}`, { status: e.code })))]);
+      c.room = joined.room;
+      c.peers = joined.peers;
       return c;
     } catch (err) {
       await ws.terminate();
@@ -69,17 +80,18 @@ export class SignalingClient extends EventEmitter {
       }
       this.counts.received++;
       this.counts.bytesReceived += m.data.length;
-      let msg: SignalMessage;
+      let raw: unknown;
       try {
-        msg = JSON.parse(m.data.toString('utf8')) as SignalMessage;
+        raw = JSON.parse(m.data.toString('utf8'));
       } catch {
         continue;
       }
-      if (msg && typeof msg.type === 'string') this.emit(msg.type, msg);
+      const parsed = parseServerMessage(raw);
+      if (parsed.ok) this.emit(parsed.message.type, parsed.message);
     }
   }
 
-  send(msg: SignalMessage): void {
+  send(msg: PeerMessage): void {
     const text = JSON.stringify(msg);
     this.counts.sent++;
     this.counts.bytesSent += Buffer.byteLength(text);
@@ -87,9 +99,9 @@ export class SignalingClient extends EventEmitter {
   }
 
   /** The next message of `type` for which `match` holds. */
-  waitFor(type: string, match: (m: SignalMessage) => boolean = () => true, timeoutMs = 5000): Promise<SignalMessage> {
+  waitFor<T extends ServerType>(type: T, match: (m: SignalOf<T>) => boolean = () => true, timeoutMs = 5000): Promise<SignalOf<T>> {
     return new Promise((resolve, reject) => {
-      const on = (m: SignalMessage): void => {
+      const on = (m: SignalOf<T>): void => {
         if (!match(m)) return;
         cleanup();
         resolve(m);

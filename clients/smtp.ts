@@ -3,8 +3,7 @@ import { format } from 'node:util';
 import { checkBoolean, checkInt, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
-import { oneLine } from '../servers/mail/shared.ts';
+import { NOOP_TRACER, nextCid, oneLine, redactLine, type Tracer } from '../core/trace/index.ts';
 
 export interface SmtpClientOptions {
   /** Default 127.0.0.1. */

@@ -6,7 +6,8 @@ import { checkBoolean, checkInt, checkOneOf, checkPort, checkString, withDefault
 import { DEFAULT_HOST } from '../core/server.ts';
 import { attachKeylog, describeHandshake, handshakeInfo, tlsClientOptions, type HandshakeInfo, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
-import { describeEnd, type EndReason } from '../servers/tcp/index.ts';
+import { describeEnd, type EndReason } from '../protocols/tcp.ts';
+import { round } from '../core/stats.ts';
 
 export interface TcpClientOptions extends FramingLimits {
   /** Default 127.0.0.1. */
@@ -20,6 +21,11 @@ export interface TcpClientOptions extends FramingLimits {
   noDelay?: boolean;
   /** Speak TLS, trusting the local CA; pass a TLS session to resume it. Default off. */
   tls?: (TlsSettings & { session?: Buffer }) | boolean;
+  /**
+   * Received messages kept unread (no `next()` waiting). One more closes the connection: reads then give what was
+   * queued, then WL_ERR_QUEUE_FULL. Default 10,000.
+   */
+  maxQueued?: number;
   tracer?: Tracer;
 }
 
@@ -37,6 +43,7 @@ export const TCP_CLIENT_DEFAULTS = Object.freeze({
   framing: 'raw' as Framing,
   connectTimeoutMs: 5000,
   noDelay: false,
+  maxQueued: 10_000,
 });
 
 export class TcpClient {
@@ -80,6 +87,7 @@ export class TcpClient {
     this.#framing = o.framing ?? 'raw';
     this.#tracer = o.tracer ?? NOOP_TRACER;
     const decoder = createDecoder(this.#framing, o);
+    const maxQueued = o.maxQueued ?? TCP_CLIENT_DEFAULTS.maxQueued;
     if (early.session) this.session = early.session;
     socket.on('session', (s: Buffer) => (this.session = s));
     socket.on('data', (chunk: Buffer) => {
@@ -97,7 +105,13 @@ export class TcpClient {
       for (const m of messages) {
         const w = this.#waiters.shift();
         if (w) w.resolve(m);
-        else this.#queue.push(m);
+        else if (this.#queue.length < maxQueued) this.#queue.push(m);
+        else {
+          this.#tracer.emit(proto, cid, '*', 'limit', () => `maxQueued=${maxQueued} unread messages: closing`);
+          this.#fail(new WirelabError(ErrorCodes.QUEUE_FULL, `more than maxQueued=${maxQueued} messages received and not read`));
+          socket.destroy();
+          return;
+        }
       }
     });
     this.closed = new Promise((resolve) => {
@@ -126,6 +140,7 @@ export class TcpClient {
     checkOneOf('framing', o.framing, FRAMINGS);
     const timeout = checkInt('connectTimeoutMs', o.connectTimeoutMs, 1, 600_000);
     checkBoolean('noDelay', o.noDelay);
+    checkInt('maxQueued', o.maxQueued, 1, 10_000_000);
     const tracer = options.tracer ?? NOOP_TRACER;
     const useTls = options.tls !== undefined && options.tls !== false;
     const proto = useTls ? 'tls' : 'tcp';
@@ -157,7 +172,7 @@ export class TcpClient {
         reject(err);
       });
     });
-    const connectMs = Math.round((performance.now() - started) * 1000) / 1000;
+    const connectMs = round(performance.now() - started);
     const info = useTls ? handshakeInfo(socket as tls.TLSSocket, started) : undefined;
     tracer.emit(proto, cid, '*', 'connected', () => ({
       summary: info

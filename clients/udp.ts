@@ -1,5 +1,7 @@
 import dgram from 'node:dgram';
-import { checkDatagramSize, decodeHeader, encodeDatagram, nowMs } from '../core/datagram.ts';
+import { checkDatagramSize } from '../core/datagram.ts';
+import { nowMs } from '../core/time.ts';
+import { decodeHeader, encodeDatagram } from '../protocols/datagram.ts';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkBoolean, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';

@@ -35,7 +35,8 @@ export class PeerChannel {
   /** Messages dropped because more than maxQueuedMessages waited unread. */
   dropped = 0;
   readonly #queue: ChannelMessage[] = [];
-  readonly #waiters: Array<(m: ChannelMessage) => void> = [];
+  readonly #waiters: Array<{ resolve: (m: ChannelMessage) => void; reject: (e: Error) => void }> = [];
+  #closed?: WirelabError;
   readonly #peer: ChannelOwner;
   /** Called for every message instead of queueing it (benches, echo). */
   onMessage?: (m: ChannelMessage) => void;
@@ -48,13 +49,21 @@ export class PeerChannel {
       if (raw.readyState === 'open') resolve();
       else raw.stateChanged.subscribe((s) => s === 'open' && resolve());
     });
+    // A reader waiting on a channel that closes is told so at once, not at its timeout; later reads get what was
+    // queued, then the same error.
+    const onClosed = (): void => {
+      this.#closed ??= new WirelabError(ErrorCodes.CLOSED, `channel ${this.label} closed`);
+      for (const w of this.#waiters.splice(0)) w.reject(this.#closed);
+    };
+    if (raw.readyState === 'closed') onClosed();
+    else raw.stateChanged.subscribe((s) => s === 'closed' && onClosed());
     raw.onMessage.subscribe((data: Buffer | string) => {
       this.received++;
       const m = { data, binary: typeof data !== 'string', at: performance.now() };
       peer.tracer.emit('webrtc', peer.cid, '<', 'dc-message', () => ({ summary: `${this.label} ${m.binary ? 'binary' : 'text'} ${preview(Buffer.from(data))}`, bytes: Buffer.byteLength(data) }));
       if (this.onMessage) return this.onMessage(m);
       const w = this.#waiters.shift();
-      if (w) w(m);
+      if (w) w.resolve(m);
       else {
         this.#queue.push(m);
         if (this.#queue.length > peer.maxQueuedMessages) {
@@ -93,14 +102,21 @@ export class PeerChannel {
   next(timeoutMs = 5000): Promise<ChannelMessage> {
     const queued = this.#queue.shift();
     if (queued) return Promise.resolve(queued);
+    if (this.#closed) return Promise.reject(this.#closed);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
         reject(new WirelabError(ErrorCodes.TIMEOUT, `no message on ${this.label} within ${timeoutMs} ms`));
       }, timeoutMs);
-      const w = (m: ChannelMessage): void => {
-        clearTimeout(timer);
-        resolve(m);
+      const w = {
+        resolve: (m: ChannelMessage): void => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e: Error): void => {
+          clearTimeout(timer);
+          reject(e);
+        },
       };
       this.#waiters.push(w);
     });

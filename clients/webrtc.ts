@@ -3,7 +3,7 @@ import { RTCPeerConnection, type RTCDataChannel, type RTCIceCandidate } from 'we
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkInt, InvalidOptionError } from '../core/options.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../core/trace/index.ts';
-import type { SignalingClient, SignalMessage } from './signaling.ts';
+import type { SignalingClient, SignalOf } from './signaling.ts';
 import { PeerChannel, type ChannelOptions } from './webrtc-channel.ts';
 
 export { PeerChannel, type ChannelMessage, type ChannelOptions } from './webrtc-channel.ts';
@@ -91,7 +91,7 @@ export class WebRtcPeer {
   readonly #o: Required<Omit<WebRtcPeerOptions, 'tracer' | 'iceServers'>> & { iceServers: NonNullable<WebRtcPeerOptions['iceServers']> };
   #pendingLocal: Array<RTCIceCandidate | null> = [];
   #canSend = false;
-  #pendingRemote: Array<SignalMessage['candidate']> = [];
+  #pendingRemote: Array<SignalOf<'candidate'>['candidate']> = [];
   #signal?: SignalingClient;
   readonly #channelWaiters = new Map<string, (c: PeerChannel) => void>();
   /** Every ICE connection this peer had: BUNDLE drops the extra ones from pc without closing their UDP sockets. */
@@ -229,20 +229,20 @@ export class WebRtcPeer {
     for (const c of this.#pendingRemote.splice(0)) await this.#addRemote(c);
   }
 
-  async #addRemote(c: unknown): Promise<void> {
-    if (c) await this.pc.addIceCandidate(c as never);
+  async #addRemote(c: SignalOf<'candidate'>['candidate']): Promise<void> {
+    if (c) await this.pc.addIceCandidate(c);
   }
 
   /** Takes the remote's candidates for the current session (those of another session are dropped). */
   #listen(signal: SignalingClient): void {
     this.#signal = signal;
-    const onCandidate = (m: SignalMessage): void => {
+    const onCandidate = (m: SignalOf<'candidate'>): void => {
       if (m.from !== this.remote || m.session !== this.session) return;
       if (this.pc.remoteDescription) void this.#addRemote(m.candidate).catch(() => undefined);
       else if (this.#pendingRemote.length < this.#o.maxPendingCandidates) this.#pendingRemote.push(m.candidate);
     };
     signal.on('candidate', onCandidate);
-    const onBye = (m: SignalMessage): void => {
+    const onBye = (m: SignalOf<'bye'>): void => {
       if (m.from !== this.remote || m.session !== this.session) return;
       this.tracer.emit('webrtc', this.cid, '<', 'bye', () => `bye from ${this.remote}: closing`);
       this.hungUp = true;
@@ -274,7 +274,7 @@ export class WebRtcPeer {
     signal.send({ type: 'offer', to: remote, session: this.session, sdp: this.pc.localDescription!.sdp });
     this.#flushLocal();
     const a = await answer;
-    await this.pc.setRemoteDescription({ type: 'answer', sdp: String(a.sdp) });
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: a.sdp });
     this.mark('remote-description', 'answer applied');
     await this.#flushRemote();
   }
@@ -283,9 +283,9 @@ export class WebRtcPeer {
   async answer(signal: SignalingClient, from?: string): Promise<void> {
     const offer = await signal.waitFor('offer', (m) => from === undefined || m.from === from, this.#o.connectTimeoutMs);
     this.remote = String(offer.from);
-    this.session = String(offer.session);
+    this.session = offer.session;
     this.#listen(signal);
-    await this.pc.setRemoteDescription({ type: 'offer', sdp: String(offer.sdp) });
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offer.sdp });
     this.mark('remote-description', 'offer applied');
     this.#clearDefaultStun();
     const answer = await this.pc.createAnswer();

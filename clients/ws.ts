@@ -5,7 +5,8 @@ import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkBoolean, checkInt, checkString, withDefaults } from '../core/options.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, redactLine, type Tracer } from '../core/trace/index.ts';
-import { acceptFor, CLOSE_CODES, traceFrames, type FrameHeader } from '../servers/ws/frames.ts';
+import { acceptFor, CLOSE_CODES, traceFrames, type FrameHeader } from '../protocols/ws.ts';
+import { round } from '../core/stats.ts';
 
 export interface WsReconnectOptions {
   /** Attempts after an unexpected close before giving up. Default 5. */
@@ -28,6 +29,11 @@ export interface WsClientOptions {
   tls?: TlsSettings;
   /** Reconnect with exponential backoff after an unexpected close. Default off. */
   reconnect?: WsReconnectOptions | boolean;
+  /**
+   * Received messages kept unread (no `next()` waiting). One more closes the connection (1008, no reconnect): reads
+   * then give what was queued, then WL_ERR_QUEUE_FULL. Default 10,000.
+   */
+  maxQueued?: number;
   tracer?: Tracer;
 }
 
@@ -59,6 +65,7 @@ export const WS_CLIENT_DEFAULTS = Object.freeze({
   perMessageDeflate: false,
   maxPayload: 100 * 1024 * 1024,
   handshakeTimeoutMs: 5000,
+  maxQueued: 10_000,
   reconnect: Object.freeze({ retries: 5, baseMs: 200, maxMs: 5000 }),
 });
 
@@ -78,6 +85,7 @@ export class WsClient {
   readonly #queue: WsMessage[] = [];
   readonly #waiters: Array<{ resolve: (m: WsMessage) => void; reject: (e: Error) => void }> = [];
   #closing = false;
+  #overflow?: WirelabError;
   #ended?: WsCloseInfo;
   #resolveClosed!: (c: WsCloseInfo) => void;
   readonly #tlsOpts: Record<string, unknown>;
@@ -101,6 +109,7 @@ export class WsClient {
       checkInt('reconnect.baseMs', r.baseMs, 1, 3600_000);
       checkInt('reconnect.maxMs', r.maxMs, 1, 3600_000);
     } else checkBoolean('reconnect', o.reconnect);
+    checkInt('maxQueued', o.maxQueued, 1, 10_000_000);
     const tlsOpts = options.url.startsWith('wss:') ? await tlsClientOptions(options.tls ?? {}) : {};
     const c = new WsClient({ ...options, tracer: options.tracer ?? NOOP_TRACER }, tlsOpts);
     await c.#open();
@@ -138,7 +147,7 @@ export class WsClient {
         acceptMatches: accept === acceptFor(key),
         status: res.statusCode ?? 0,
         extensions: String(res.headers['sec-websocket-extensions'] ?? ''),
-        ms: Math.round((performance.now() - started) * 1000) / 1000,
+        ms: round(performance.now() - started),
       };
       tracer.emit('ws', this.cid, '<', 'handshake', () => {
         const lines: string[] = [];
@@ -158,9 +167,17 @@ export class WsClient {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       const m = { data: buf, isBinary, at: performance.now() };
       tracer.emit('ws', this.cid, '<', 'message', () => ({ summary: `${isBinary ? 'binary' : 'text'} ${preview(buf)}`, bytes: buf.length }));
+      if (this.#overflow) return;
       const w = this.#waiters.shift();
       if (w) w.resolve(m);
-      else this.#queue.push(m);
+      else if (this.#queue.length < (o.maxQueued ?? WS_CLIENT_DEFAULTS.maxQueued)) this.#queue.push(m);
+      else {
+        const max = o.maxQueued ?? WS_CLIENT_DEFAULTS.maxQueued;
+        tracer.emit('ws', this.cid, '*', 'limit', () => `maxQueued=${max} unread messages: closing`);
+        this.#overflow = new WirelabError(ErrorCodes.QUEUE_FULL, `more than maxQueued=${max} messages received and not read`);
+        this.#closing = true;
+        ws.close(1008, 'client queue full');
+      }
     });
     ws.on('error', (err: Error & { code?: string }) => {
       tracer.emit('ws', this.cid, '*', 'error', () => `${err.code ?? 'error'}: ${err.message}`);
@@ -194,7 +211,7 @@ export class WsClient {
       }
     }
     this.#ended = info;
-    const err = new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${info.code}${info.reason ? ` ${info.reason}` : ''}`, { status: info.code });
+    const err = this.#overflow ?? new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${info.code}${info.reason ? ` ${info.reason}` : ''}`, { status: info.code });
     for (const w of this.#waiters.splice(0)) w.reject(err);
     this.#resolveClosed(info);
   }
@@ -212,6 +229,7 @@ export class WsClient {
   next(timeoutMs = 5000): Promise<WsMessage> {
     const queued = this.#queue.shift();
     if (queued) return Promise.resolve(queued);
+    if (this.#overflow) return Promise.reject(this.#overflow);
     if (this.#ended) return Promise.reject(new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${this.#ended.code}`, { status: this.#ended.code }));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

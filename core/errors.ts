@@ -74,6 +74,8 @@ export const ErrorCodes = {
   SIGNALING: 'WL_ERR_SIGNALING',
   WEBRTC_MESSAGE_TOO_BIG: 'WL_ERR_WEBRTC_MESSAGE_TOO_BIG',
   WEBRTC_FAILED: 'WL_ERR_WEBRTC_FAILED',
+  /** A client's queue of received, unread messages passed its `maxQueued` limit: the connection is closed. */
+  QUEUE_FULL: 'WL_ERR_QUEUE_FULL',
 } as const;
 
 /**

@@ -13,3 +13,9 @@ export function median(values: number[]): number {
   if (s.length === 0) return NaN;
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
+
+/** `n` rounded to `places` decimals (default 3: microseconds of a millisecond figure); NaN stays NaN. */
+export function round(n: number, places = 3): number {
+  const f = 10 ** places;
+  return Math.round(n * f) / f;
+}

@@ -1,5 +1,5 @@
 /** Small statistics for labs: a summary of a sample, and a terminal histogram. Files starting with _ are not labs. */
-import { percentile } from '../core/stats.ts';
+import { percentile, round } from '../core/stats.ts';
 
 export { percentile };
 export function summarize(values: number[]): { p50: number; p90: number; p99: number; mean: number; n: number } {
@@ -8,7 +8,7 @@ export function summarize(values: number[]): { p50: number; p90: number; p99: nu
   return { p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), mean, n: s.length };
 }
 
-export const r2 = (n: number): number => Math.round(n * 100) / 100;
+export const r2 = (n: number): number => round(n, 2);
 
 /** A one-line histogram on log-spaced buckets shared by every row, so rows can be compared by eye. */
 export function sparkline(values: number[], edges: number[]): string {

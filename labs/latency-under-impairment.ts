@@ -4,6 +4,7 @@ import { connectTcp } from '../clients/tcp.ts';
 import { openUdp } from '../clients/udp.ts';
 import { defineLab } from '../core/lab/index.ts';
 import { startTcpProxy, startUdpRelay, type TcpImpairmentProxy } from '../core/impair/index.ts';
+import { datagramSeq } from '../protocols/datagram.ts';
 import { kernelSupport } from '../core/impair/kernel/index.ts';
 import { median } from '../core/stats.ts';
 import { startHttpServer } from '../servers/http/index.ts';
@@ -66,7 +67,7 @@ export default defineLab({
     const webP = await proxied('web', web.port, 2);
     const wsP = await proxied('ws', wsServer.port, 4);
     const [tcpProxy, webProxy, wsProxy] = [tcp.proxy, webP.proxy, wsP.proxy];
-    const relay = await ctx.start(startUdpRelay({ upstreamPort: udpServer.port, seed: 3, tracer: ctx.tracer }));
+    const relay = await ctx.start(startUdpRelay({ upstreamPort: udpServer.port, seed: 3, sequenceOf: datagramSeq, tracer: ctx.tracer }));
 
     const impair = (on: boolean): void => {
       for (const p of [tcpProxy, webProxy, wsProxy]) {

@@ -1,7 +1,9 @@
 import { connectTcp } from '../clients/tcp.ts';
 import { defineLab } from '../core/lab/index.ts';
-import { measureUdpEcho, startTcpProxy, startUdpRelay, type UdpImpairments } from '../core/impair/index.ts';
-import { kernelSupport, openKernelTcpPair, measureTcpMessages, tcpGuaranteeHeld, type TcpRunResult } from '../core/impair/kernel/index.ts';
+import { startTcpProxy, startUdpRelay, type UdpImpairments } from '../core/impair/index.ts';
+import { datagramSeq } from '../protocols/datagram.ts';
+import { kernelSupport } from '../core/impair/kernel/index.ts';
+import { measureTcpMessages, measureUdpEcho, openKernelTcpPair, tcpGuaranteeHeld, type TcpRunResult } from './measure/index.ts';
 import { startTcpServer } from '../servers/tcp/index.ts';
 import { startUdpServer } from '../servers/udp/index.ts';
 
@@ -42,7 +44,7 @@ export default defineLab({
 
     // UDP: wirelab's echo behind the impairment relay; impairments on the client → server direction only.
     const udpServer = await ctx.start(startUdpServer({ tracer: ctx.tracer }));
-    const relay = await ctx.start(startUdpRelay({ upstreamPort: udpServer.port, seed: 4, tracer: ctx.tracer }));
+    const relay = await ctx.start(startUdpRelay({ upstreamPort: udpServer.port, seed: 4, sequenceOf: datagramSeq, tracer: ctx.tracer }));
     const udpRun = async (label: string, imp: UdpImpairments) => {
       relay.set('upstream', imp);
       const before = { ...relay.stats('upstream') };

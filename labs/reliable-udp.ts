@@ -11,7 +11,9 @@
 import dgram from 'node:dgram';
 import { defineLab, type LabContext } from '../core/lab/index.ts';
 import { startUdpRelay } from '../core/impair/index.ts';
-import { kernelSupport, openKernelTcpPair, tcpGuaranteeHeld, type TcpRunResult } from '../core/impair/kernel/index.ts';
+import { kernelSupport } from '../core/impair/kernel/index.ts';
+import { openKernelTcpPair, tcpGuaranteeHeld, type TcpRunResult } from './measure/index.ts';
+import { percentile, round as roundTo } from '../core/stats.ts';
 
 type Mode = 'stop-and-wait' | 'go-back-N' | 'selective repeat';
 const MODES: Mode[] = ['stop-and-wait', 'go-back-N', 'selective repeat'];
@@ -211,7 +213,7 @@ async function runOne(ctx: LabContext, mode: Mode, loss: number, seed: number): 
   const s = await send(mode, tx, tap.port);
   const ms = performance.now() - started;
   const latency = rx.deliveredAt.map((t, i) => t - s.firstSent[i]!).sort((a, b) => a - b);
-  const q = (p: number): number => Math.round(latency[Math.min(latency.length - 1, Math.floor(p * latency.length))]! * 10) / 10;
+  const q = (p: number): number => roundTo(percentile(latency, p * 100), 1);
   return {
     delivered: rx.order.length,
     inOrderOnce: rx.order.length === MESSAGES && rx.order.every((seq, i) => seq === i),

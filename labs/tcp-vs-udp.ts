@@ -4,6 +4,7 @@ import { captureAvailable, describePacket, startCapture, type Capture, type Pack
 import { defineLab, type LabContext } from '../core/lab/index.ts';
 import { closedPort } from '../core/ports.ts';
 import { median } from '../core/stats.ts';
+import { sleep } from '../core/time.ts';
 import type { RunningServer } from '../core/server.ts';
 import type { MemorySink, Tracer } from '../core/trace/index.ts';
 import { connectTcp } from '../clients/tcp.ts';
@@ -15,10 +16,6 @@ const BROADCAST = '127.255.255.255';
 
 function errnoOf(err: unknown): string {
   return (err as NodeJS.ErrnoException)?.code ?? String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Connection-oriented vs connectionless: what a closed port does to each. */

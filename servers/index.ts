@@ -6,7 +6,7 @@ import { startFtpServer, type RunningFtpServer } from './ftp/index.ts';
 import { startHttpServer } from './http/index.ts';
 import { startTcpServer } from './tcp/index.ts';
 import { startUdpServer } from './udp/index.ts';
-import { startSignalingServer, type RunningSignalingServer } from './webrtc/index.ts';
+import { registerWebRtcPage, startSignalingServer, type RunningSignalingServer } from './webrtc/index.ts';
 import { startWsServer } from './ws/index.ts';
 import { startImapServer } from './imap/index.ts';
 import { startPop3Server } from './pop3/index.ts';
@@ -79,7 +79,7 @@ export const SERVICES: ServiceEntry[] = [
     proto: 'http',
     wellKnownPort: 80,
     describe: 'HTTP/1.1 playground: /anything /status /redirect /delay /bytes (Range) /cache (304) /sse /upload ...',
-    start: (o) => startHttpServer({ ...o, connectTargets: ownTargets(o, 80) }),
+    start: (o) => startHttpServer({ ...o, connectTargets: ownTargets(o, 80), routes: [registerWebRtcPage] }),
     tryWith: (s) => `curl -i http://${s.host}:${s.port}/anything`,
   },
   {
@@ -87,7 +87,7 @@ export const SERVICES: ServiceEntry[] = [
     proto: 'http',
     wellKnownPort: 443,
     describe: 'the same playground over TLS, HTTP/2 or HTTP/1.1 by ALPN',
-    start: (o) => startHttpServer({ ...o, tls: true, connectTargets: ownTargets(o, 443) }),
+    start: (o) => startHttpServer({ ...o, tls: true, connectTargets: ownTargets(o, 443), routes: [registerWebRtcPage] }),
     tryWith: (s) => `curl -i --http2 --cacert ${caPath()} https://localhost:${s.port}/anything`,
   },
   {

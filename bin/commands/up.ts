@@ -6,6 +6,7 @@ import type { Tracer } from '../../core/trace/index.ts';
 import { SERVICES } from '../../servers/index.ts';
 import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
+import { datagramSeq } from '../../protocols/datagram.ts';
 import { checkTargets, impairServer, parseImpairSpecs, plansFor, startUpControl, type ImpairPlan } from '../../core/impair/cli.ts';
 
 export interface UpFlags {
@@ -65,7 +66,7 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     try {
       const mine = plansFor(plans, entry);
       const server = await entry.start({ host, port: mine.length > 0 ? 0 : port, tracer });
-      started.push({ entry, server: mine.length > 0 ? await impairServer(entry, server, mine, { host, port, tracer, control }) : server });
+      started.push({ entry, server: mine.length > 0 ? await impairServer(entry, server, mine, { host, port, tracer, control, sequenceOf: datagramSeq }) : server });
     } catch (err) {
       await closeAll();
       if (err instanceof WirelabError && err.code === ErrorCodes.PORT_IN_USE) {

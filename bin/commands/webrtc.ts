@@ -1,8 +1,9 @@
-import { connectSignaling, type SignalingClient, type SignalMessage } from '../../clients/signaling.ts';
+import { connectSignaling, type SignalingClient } from '../../clients/signaling.ts';
 import { createWebRtcPeer, WEBRTC_PEER_DEFAULTS, type PeerChannel, type WebRtcPeer } from '../../clients/webrtc.ts';
+import { ErrorCodes } from '../../core/errors.ts';
 import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
 import type { Tracer } from '../../core/trace/index.ts';
-import { ROOM_RE } from '../../servers/webrtc/signaling.ts';
+import { ROOM_RE } from '../../protocols/signaling.ts';
 import { LineSplitter } from '../cli/lines.ts';
 
 export interface WebRtcFlags {
@@ -76,7 +77,8 @@ export async function webrtcCommand(flags: WebRtcFlags, tracer: Tracer): Promise
   const print = (from: string, ch: PeerChannel): void => {
     const read = async (): Promise<void> => {
       while (!stopping && remotes.get(from)?.peer.pc.connectionState !== 'closed') {
-        const m = await ch.next(60_000).catch(() => undefined);
+        const m = await ch.next(60_000).catch((err: { code?: string }) => (err.code === ErrorCodes.CLOSED ? null : undefined));
+        if (m === null) return; // the channel closed: nothing more will arrive on it
         if (!m) continue;
         const text = typeof m.data === 'string' ? m.data : `[${m.data.length} bytes] ${m.data.toString('hex').slice(0, 64)}`;
         process.stdout.write(`${from} ${ch.label}: ${text}\n`);
@@ -122,7 +124,7 @@ export async function webrtcCommand(flags: WebRtcFlags, tracer: Tracer): Promise
   };
 
   for (const id of signal.peers) start(id, true);
-  signal.on('peer-joined', (m: SignalMessage) => start(String(m.peer), false));
+  signal.on('peer-joined', (m) => start(m.peer, false));
   const gone = (id: string, why: string): void => {
     const r = remotes.get(id);
     if (!r) return;
@@ -130,9 +132,9 @@ export async function webrtcCommand(flags: WebRtcFlags, tracer: Tracer): Promise
     note(`${id} ${why}`);
     void r.peer.close().catch(() => undefined);
   };
-  signal.on('peer-left', (m: SignalMessage) => gone(String(m.peer), 'left the room'));
-  signal.on('bye', (m: SignalMessage) => gone(String(m.from), 'hung up'));
-  signal.on('error', (m: SignalMessage) => note(`signaling error ${String(m.code)}: ${String(m.message)}`));
+  signal.on('peer-left', (m) => gone(m.peer, 'left the room'));
+  signal.on('bye', (m) => gone(String(m.from), 'hung up'));
+  signal.on('error', (m) => note(`signaling error ${m.code}: ${m.message}`));
 
   const lines = new LineSplitter(
     WEBRTC_PEER_DEFAULTS.maxMessageSize,

@@ -1,3 +1,5 @@
+import { round } from '../stats.ts';
+
 /** A packet from a capture, decoded down to the transport header. IPv4 only (wirelab binds 127.0.0.1). */
 export interface Packet {
   /** Milliseconds since the first packet of the capture. */
@@ -91,7 +93,7 @@ export function parsePcap(file: Buffer): Packet[] {
     const dst = frame.subarray(ip + 16, ip + 20).join('.');
     const l4 = frame.subarray(ip + ipHeader);
     first ??= ts;
-    const t = Math.round((ts - first) * 1000) / 1000;
+    const t = round(ts - first);
     if (protoNum === 6 && l4.length >= 20) {
       const l4Header = (l4[12]! >> 4) * 4;
       const flagsByte = l4[13]!;

@@ -186,13 +186,13 @@ export async function impairServer(
   entry: Pick<ServiceEntry, 'name' | 'proto'>,
   server: RunningServer,
   plans: ImpairPlan[],
-  o: { host: string; port: number; tracer: Tracer; control?: RunningControlApi },
+  o: { host: string; port: number; tracer: Tracer; control?: RunningControlApi; sequenceOf?: (datagram: Buffer) => number | undefined },
 ): Promise<RunningServer & { impairment: string }> {
   const seed = plans.find((p) => p.seed !== undefined)?.seed;
   const common = { name: entry.name, host: o.host, port: o.port, upstreamHost: server.host, upstreamPort: server.port, tracer: o.tracer, ...(seed === undefined ? {} : { seed }) };
   if (entry.proto === 'udp') {
     const merge = (s: Stream): UdpImpairments => Object.assign({}, ...plans.map((p) => p.udp[s]));
-    const relay = await startUdpRelay({ ...common, upstream: merge('upstream'), downstream: merge('downstream') });
+    const relay = await startUdpRelay({ ...common, upstream: merge('upstream'), downstream: merge('downstream'), ...(o.sequenceOf ? { sequenceOf: o.sequenceOf } : {}) });
     o.control?.relays.set(entry.name, relay);
     const impairment = `up: ${describeImpairments(relay.get('upstream'))}; down: ${describeImpairments(relay.get('downstream'))}; seed ${relay.seed}`;
     return { proto: server.proto, host: relay.host, port: relay.port, impairment, close: async () => { await relay.close(); await server.close(); } };

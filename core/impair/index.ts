@@ -4,4 +4,3 @@ export { TcpImpairmentProxy, startTcpProxy, describeToxic, type TcpProxyOptions,
 export { UdpImpairmentRelay, startUdpRelay, type DatagramRecord, type UdpRelayOptions, type UdpRelayStreamStats } from './udp/relay.ts';
 export { parseImpairments, describeImpairments, type UdpImpairments, type GilbertElliott } from './udp/impairments.ts';
 export { startControlApi, type ControlApiOptions, type RunningControlApi } from './control.ts';
-export { measureUdpEcho, type UdpRunResult } from './udp/measure.ts';

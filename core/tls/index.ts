@@ -4,6 +4,7 @@ import type { EventEmitter } from 'node:events';
 import { checkOneOf } from '../options.ts';
 import type { Tracer } from '../trace/index.ts';
 import { getTlsMaterial, type TlsMaterial } from './certs.ts';
+import { round } from '../stats.ts';
 
 export { getTlsMaterial, type TlsMaterial } from './certs.ts';
 
@@ -83,7 +84,7 @@ export function handshakeInfo(socket: TLSSocket, startedAt: number | null): Hand
     alpn: socket.alpnProtocol ?? null,
     subject: subjectOf(cert && Object.keys(cert).length > 0 ? cert : own),
     resumed: socket.isSessionReused(),
-    ms: startedAt === null ? null : Math.round((performance.now() - startedAt) * 1000) / 1000,
+    ms: startedAt === null ? null : round(performance.now() - startedAt),
   };
 }
 

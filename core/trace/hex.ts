@@ -26,3 +26,9 @@ export function preview(data: Uint8Array, max = 48): string {
   }
   return '"' + s + (i < data.byteLength ? '…' : '') + '"';
 }
+
+/** A trace summary on one line: line breaks shown as ⏎, long text cut at 200 characters with its length. */
+export function oneLine(text: string): string {
+  const flat = text.replace(/\r?\n/g, '⏎');
+  return flat.length > 200 ? `${flat.slice(0, 200)}… [${text.length} B]` : flat;
+}

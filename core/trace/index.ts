@@ -3,5 +3,5 @@ export { NOOP_TRACER, createTracer, forwardTo, nextCid } from './tracer.ts';
 export { MemorySink } from './memory.ts';
 export { JsonlSink } from './jsonl.ts';
 export { PrettySink } from './pretty.ts';
-export { hexDump, preview } from './hex.ts';
+export { hexDump, oneLine, preview } from './hex.ts';
 export { REDACTED, redactLine } from './redact.ts';

@@ -1,4 +1,5 @@
 import type { Dir, EventBody, TraceEvent, TraceSink, Tracer } from './types.ts';
+import { round } from '../stats.ts';
 
 class NoopTracer implements Tracer {
   readonly enabled = false;
@@ -22,18 +23,14 @@ class FanoutTracer implements Tracer {
     const body = build();
     const event: TraceEvent =
       typeof body === 'string'
-        ? { t: round3(performance.now() - this.#start), proto, cid, dir, kind, summary: body }
-        : { t: round3(performance.now() - this.#start), proto, cid, dir, kind, ...body };
+        ? { t: round(performance.now() - this.#start), proto, cid, dir, kind, summary: body }
+        : { t: round(performance.now() - this.#start), proto, cid, dir, kind, ...body };
     for (const sink of this.#sinks) sink.write(event);
   }
 
   async close(): Promise<void> {
     for (const sink of this.#sinks) await sink.close?.();
   }
-}
-
-function round3(n: number): number {
-  return Math.round(n * 1000) / 1000;
 }
 
 /** A tracer that hands each event to every sink; with no sinks it is the no-op tracer. */

@@ -3,6 +3,7 @@ import type { TraceEvent } from '../../core/trace/index.ts';
 import { startFlightTap } from '../_flights.ts';
 import { startLabFtp } from '../_ftp.ts';
 import type { HandshakeRow, HandshakeRows } from './types.ts';
+import { round } from '../../core/stats.ts';
 
 /**
  * FTP rows: what happens before the first byte of a file can flow. Round trips are counted from what the server
@@ -29,7 +30,7 @@ const ftpRows: HandshakeRows = async (ctx) => {
   rows.push({
     handshake: 'FTP login (USER / PASS)',
     roundTrips: login.length, // each reply is one wait: the greeting, then one per command
-    ms: round(loginMs),
+    ms: round(loginMs, 2),
     steps: `220 ← ${since(mark, 'command').map((e) => e.summary.split(' ')[0]).join(' → ')} → 230`,
   });
 
@@ -51,7 +52,7 @@ const ftpRows: HandshakeRows = async (ctx) => {
   rows.push({
     handshake: 'FTP passive listing (EPSV + data connection)',
     roundTrips: cmds.length + opened,
-    ms: round(listMs),
+    ms: round(listMs, 2),
     steps: `${cmds[0]} → ${seen[0]}, TCP connect to that port, ${cmds.slice(1).join(', ')} → ${seen.slice(1).join(' ')}`,
   });
 
@@ -79,12 +80,11 @@ const ftpRows: HandshakeRows = async (ctx) => {
   rows.push({
     handshake: 'FTPS login (AUTH TLS, explicit)',
     roundTrips: repliesTo230 + tlsFlights,
-    ms: round(tlsMs),
+    ms: round(tlsMs, 2),
     steps: `220 ← AUTH TLS → 234, TLS (${hs?.meta?.version ?? '?'}, ${tlsFlights} RTT), ${tlsCommands.slice(1, loginEnd).join(' → ')} → 230`,
   });
   return rows;
 };
 
-const round = (ms: number): number => Math.round(ms * 100) / 100;
 
 export default ftpRows;

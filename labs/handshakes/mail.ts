@@ -3,6 +3,7 @@ import { startFlightTap, type FlightTap } from '../_flights.ts';
 import { CountingTalk } from '../mail/talk.ts';
 import { startMailLab } from '../mail/setup.ts';
 import type { HandshakeRow, HandshakeRows } from './types.ts';
+import { round } from '../../core/stats.ts';
 
 const SMTP_DONE = /^\d{3} .*\r\n/m;
 const POP3_DONE = /^(\+OK|-ERR).*\r\n/m;
@@ -26,7 +27,7 @@ async function row(
   try {
     // A TLS row holds only if the handshake's server flights were counted on the wire and match the version.
     const ok = (await script(talk)) && (talk.tls === undefined || talk.tls.flights === expectedFlights(talk.tls.version));
-    const ms = Math.round((performance.now() - t0) * 100) / 100;
+    const ms = round(performance.now() - t0, 2);
     ctx.claim(`${claim} (${talk.roundTrips} round trips counted)`, ok, talk.steps.join(', '));
     return { handshake, roundTrips: talk.roundTrips, ms, steps: talk.steps.join(' · ') };
   } finally {

@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import { connectPeerPair } from '../../clients/webrtc-pair.ts';
 import { startSignalingServer } from '../../servers/webrtc/index.ts';
 import type { HandshakeRow, HandshakeRows } from './types.ts';
+import { round } from '../../core/stats.ts';
 
 interface Datagram {
   from: number;
@@ -69,7 +70,7 @@ const rows: HandshakeRows = async (ctx) => {
   const row: HandshakeRow = {
     handshake: 'WebRTC data channel (werift ↔ werift, signaling over ws)',
     roundTrips: 1 + rt(stun) + rt(dtls) + rt(sctp),
-    ms: Math.round(ms * 10) / 10,
+    ms: round(ms, 1),
     steps: `offer → answer via the server (1) → ICE: ${log.filter((d) => d.kind === 'stun').length} STUN datagrams in ${stun} flights → DTLS: ${dtls} flights (after werift's 100 ms wait) → SCTP + DCEP: ${sctp} flights`,
   };
   ctx.claim(

@@ -4,6 +4,7 @@ import { startImapServer, type RunningImapServer } from '../../servers/imap/inde
 import { openMailStore, type MailStore } from '../../servers/mail/store/index.ts';
 import { startPop3Server, type RunningPop3Server } from '../../servers/pop3/index.ts';
 import { startSmtpServer, type RunningSmtpServer } from '../../servers/smtp/index.ts';
+import { round } from '../../core/stats.ts';
 
 export interface MailLab {
   store: MailStore;
@@ -46,7 +47,7 @@ export async function measure<T>(stats: MailServerStats, fn: () => Promise<T>): 
     commands: stats.commands - before.commands,
     bytesIn: stats.bytesIn - before.bytesIn,
     bytesOut: stats.bytesOut - before.bytesOut,
-    ms: Math.round((performance.now() - t0) * 10) / 10,
+    ms: round(performance.now() - t0, 1),
   };
 }
 

@@ -181,13 +181,17 @@ export class FtpSession {
     return this.#ctx;
   }
 
-  trace(dir: '>' | '<' | '*', kind: string, summary: string, meta?: Record<string, unknown>): void {
-    this.#ctx.tracer.emit('ftp', this.cid, dir, kind, () => (meta ? { summary, meta } : summary));
+  /** `summary` may be a builder: it runs only when tracing is on (a command line's redaction, say). */
+  trace(dir: '>' | '<' | '*', kind: string, summary: string | (() => string), meta?: Record<string, unknown>): void {
+    this.#ctx.tracer.emit('ftp', this.cid, dir, kind, () => {
+      const text = typeof summary === 'function' ? summary() : summary;
+      return meta ? { summary: text, meta } : text;
+    });
   }
 
   async #handle(line: string): Promise<void> {
     if (this.state === 'closed') return;
-    this.trace('>', 'command', redactLine(line), { bytes: Buffer.byteLength(line) + 2 });
+    this.trace('>', 'command', () => redactLine(line), { bytes: Buffer.byteLength(line) + 2 });
     const space = line.indexOf(' ');
     const verb = (space === -1 ? line : line.slice(0, space)).toUpperCase();
     const arg = space === -1 ? '' : line.slice(space + 1);

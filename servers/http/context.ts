@@ -38,6 +38,8 @@ export interface Ctx {
   readonly state: ServerState;
   readonly h2: boolean;
   readonly cid: string;
+  /** Aborts when the response closes (sent, or the client went away); made on first use. */
+  readonly signal: AbortSignal;
 }
 
 /** A request's context. The URL is parsed only when a handler asks for it: routing needs the path alone. */
@@ -46,6 +48,7 @@ export class RequestContext implements Ctx {
   readonly h2: boolean;
   #url?: URL;
   #path?: string;
+  #signal?: AbortSignal;
 
   constructor(
     readonly req: Req,
@@ -55,6 +58,16 @@ export class RequestContext implements Ctx {
     readonly cid: string,
   ) {
     this.h2 = req.httpVersionMajor === 2;
+  }
+
+  get signal(): AbortSignal {
+    if (!this.#signal) {
+      const ac = new AbortController();
+      this.#signal = ac.signal;
+      if (this.res.closed) ac.abort();
+      else this.res.once('close', () => ac.abort());
+    }
+    return this.#signal;
   }
 
   get url(): URL {

@@ -21,12 +21,13 @@ import { registerRedirects } from './routes/redirects.ts';
 import { registerState } from './routes/state.ts';
 import { registerTiming } from './routes/timing.ts';
 import { registerUpload } from './routes/upload.ts';
-import { registerWebRtcPage } from '../webrtc/page.ts';
 import { redactedHeaders, traceRequest, traceResponse } from './trace.ts';
 
 export { HTTP_SERVER_DEFAULTS, type HttpLimits, type HttpServerOptions } from './options.ts';
 export { EventFeed, type FeedEvent } from './feed.ts';
 export { Router } from './router.ts';
+// What a route of `routes` (or a user's own router) needs: the context, and send().
+export { send, type Ctx } from './context.ts';
 
 /** What the server counted: each status it answered, and each limit that fired. */
 export interface HttpServerStats {
@@ -66,7 +67,6 @@ export function playgroundRouter(): Router {
   registerUpload(router);
   registerEvents(router);
   registerGateway(router);
-  registerWebRtcPage(router);
   return router;
 }
 
@@ -95,6 +95,7 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
   const tracer: Tracer = options.tracer ?? NOOP_TRACER;
   const feed = options.feed ?? new EventFeed();
   const router = playgroundRouter();
+  for (const register of o.routes) register(router);
   const buckets = new TokenBuckets(o.rateLimitBurst, o.rateLimitPerSecond);
   const allowedTargets = new Set(o.connectTargets.map((t) => normalizeTarget(t)?.key ?? t));
   const stats: HttpServerStats = { connections: 0, requests: 0, statuses: {}, limits: {}, versions: {}, parseErrors: 0, handlerErrors: 0, bytesIn: 0, bytesOut: 0 };

@@ -3,6 +3,7 @@ import { DEFAULT_HOST } from '../../core/server.ts';
 import type { TlsSettings } from '../../core/tls/index.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import type { EventFeed } from './feed.ts';
+import type { Router } from './router.ts';
 
 /**
  * Every unbounded input has a named limit (DESIGN.md convention 2). Each maps to the status a client gets past it.
@@ -62,6 +63,11 @@ export interface HttpServerOptions extends HttpLimits {
   bearerTokens?: string[];
   /** The event feed behind /events (polling, long polling, SSE). Default: a new one, fed by POST /events. */
   feed?: EventFeed;
+  /**
+   * More routes, each a function that registers its own on the router after the playground's (servers/index.ts adds
+   * the WebRTC page this way: the HTTP server knows no other protocol). Default none.
+   */
+  routes?: Array<(router: Router) => void>;
   tracer?: Tracer;
 }
 
@@ -77,6 +83,7 @@ export const HTTP_SERVER_DEFAULTS = {
   connectTargets: [] as string[],
   users: { admin: 'admin', guest: 'guest' } as Record<string, string>,
   bearerTokens: ['wirelab-token'],
+  routes: [] as Array<(router: Router) => void>,
   maxHeaderBytes: 16 * 1024,
   maxBodyBytes: 10 * 1024 * 1024,
   requestTimeoutMs: 30_000,
@@ -114,6 +121,9 @@ export function resolveHttpOptions(options: HttpServerOptions): ResolvedHttpOpti
   checkInt('keepAliveTimeoutMs', o.keepAliveTimeoutMs, 0, 3600_000);
   if (!Array.isArray(o.connectTargets) || o.connectTargets.some((t) => typeof t !== 'string' || !/^.+:\d+$/.test(t))) {
     throw new InvalidOptionError('connectTargets', 'an array of "host:port" strings', o.connectTargets);
+  }
+  if (!Array.isArray(o.routes) || o.routes.some((r) => typeof r !== 'function')) {
+    throw new InvalidOptionError('routes', 'an array of functions (router) => void', o.routes);
   }
   if (typeof o.http2 !== 'boolean') throw new InvalidOptionError('http2', 'a boolean', o.http2);
   if (typeof o.allowTrace !== 'boolean') throw new InvalidOptionError('allowTrace', 'a boolean', o.allowTrace);

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { redactLine, type Tracer } from '../../core/trace/index.ts';
 import type { Req, Res } from './context.ts';
+import { round } from '../../core/stats.ts';
 
 /** Header lines as they may appear in a trace (Authorization, Cookie, Set-Cookie redacted). */
 export function redactedHeaders(raw: string[]): string[] {
@@ -52,8 +53,4 @@ export function traceResponse(tracer: Tracer, cid: string, req: Req, res: Res, s
       meta: { status: r.statusCode, firstByteMs: round((headAt || done) - startedAt), doneMs: round(done - startedAt), finished: r.writableFinished },
     }));
   });
-}
-
-function round(n: number): number {
-  return Math.round(n * 1000) / 1000;
 }

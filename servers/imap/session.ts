@@ -1,9 +1,10 @@
 import tls from 'node:tls';
 import { ErrorCodes } from '../../core/errors.ts';
-import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { oneLine, REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
-import { authFailureDelay, oneLine, pause } from '../mail/shared.ts';
+import { sleep } from '../../core/time.ts';
+import { authFailureDelay } from '../mail/shared.ts';
 import type { MailServerStats } from '../mail/conn.ts';
 import type { LineConnection, ServerTls } from '../line/connection.ts';
 import type { ReaderEvent } from './reader.ts';
@@ -225,7 +226,7 @@ export class ImapSession {
   async loginFailed(tag: string, user: string): Promise<void> {
     this.failures++;
     this.o.tracer.emit(this.o.proto, this.cid, '*', 'auth-failed', () => `wrong password #${this.failures} for ${user}: slowed down`);
-    await pause(authFailureDelay(this.o.authFailureDelayMs, this.failures));
+    await sleep(authFailureDelay(this.o.authFailureDelayMs, this.failures));
     this.tagged(tag, 'NO', '[AUTHENTICATIONFAILED] Invalid credentials');
     if (this.failures >= this.o.maxAuthFailures) {
       this.o.tracer.emit(this.o.proto, this.cid, '*', 'limit', () => `maxAuthFailures=${this.o.maxAuthFailures} reached`);

@@ -11,18 +11,7 @@ export function defaultMailStore(): Promise<MailStore> {
   return shared;
 }
 
-/** Waits `ms` (the pause after a wrong password; zero skips the timer). */
-export function pause(ms: number): Promise<void> {
-  return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
-}
-
 /** The slow-down after the n-th wrong password of a connection: base × n, capped at 8 × base. */
 export function authFailureDelay(baseMs: number, failures: number): number {
   return baseMs * Math.min(failures, 8);
-}
-
-/** A trace summary on one line: line breaks shown as ⏎, long text cut at 200 characters with its length. */
-export function oneLine(text: string): string {
-  const flat = text.replace(/\r?\n/g, '⏎');
-  return flat.length > 200 ? `${flat.slice(0, 200)}… [${text.length} B]` : flat;
 }

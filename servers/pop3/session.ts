@@ -4,7 +4,8 @@ import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { LineConnection, ServerTls } from '../line/connection.ts';
 import type { MailServerStats } from '../mail/conn.ts';
-import { authFailureDelay, pause } from '../mail/shared.ts';
+import { sleep } from '../../core/time.ts';
+import { authFailureDelay } from '../mail/shared.ts';
 import type { MailStore } from '../mail/store/index.ts';
 
 /** The options a POP3 session reads (the server's, resolved). */
@@ -115,7 +116,7 @@ export class Pop3Session {
   }
 
   failureDelay(failures: number): Promise<void> {
-    return pause(authFailureDelay(this.o.authFailureDelayMs, failures));
+    return sleep(authFailureDelay(this.o.authFailureDelayMs, failures));
   }
 
   redact(line: string): string {

@@ -4,8 +4,9 @@ import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import { checkBoolean, checkInt, checkPort, rejectRenamed } from '../../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../../core/trace/index.ts';
-import { authFailureDelay, defaultMailStore, oneLine, pause } from '../mail/shared.ts';
+import { NOOP_TRACER, nextCid, oneLine, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { sleep } from '../../core/time.ts';
+import { authFailureDelay, defaultMailStore } from '../mail/shared.ts';
 import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from '../mail/chaos.ts';
 import type { MailStore } from '../mail/store/index.ts';
 import { MessageSpool, type SpooledMessage } from '../mail/spool.ts';
@@ -224,7 +225,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       // smtp-server closes the connection after it sends a 421.
       const last = n >= o.maxAuthFailures;
       if (last) tracer.emit(proto, cidOf(session.id), '*', 'limit', () => ({ summary: `maxAuthFailures=${o.maxAuthFailures} reached: 421`, meta: { limit: 'maxAuthFailures' } }));
-      void pause(authFailureDelay(o.authFailureDelayMs, n)).then(() =>
+      void sleep(authFailureDelay(o.authFailureDelayMs, n)).then(() =>
         callback(last ? replyError('Too many failed authentication attempts, closing', 421) : replyError('Invalid username or password', 535)),
       );
     },

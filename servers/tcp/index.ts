@@ -6,6 +6,7 @@ import { checkInt, checkOneOf, checkPort, rejectRenamed } from '../../core/optio
 import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, type Tracer } from '../../core/trace/index.ts';
+import { describeEnd, type EndReason } from '../../protocols/tcp.ts';
 
 export type TcpMode = 'echo' | 'discard' | 'chargen';
 export const TCP_MODES: readonly TcpMode[] = ['echo', 'discard', 'chargen'];
@@ -62,8 +63,6 @@ export interface RunningTcpServer extends RunningServer {
   readonly stats: TcpServerStats;
 }
 
-/** How a connection ended, as the side that saw it: FIN from the peer, RST, our idle timeout, or closed locally. */
-export type EndReason = 'fin' | 'rst' | 'timeout' | 'local' | 'error';
 
 /** RFC 864's rotating 72-character lines of the 95 printable ASCII characters. */
 export function chargenLine(n: number): Buffer {
@@ -259,19 +258,4 @@ function arrivalNote(framing: Framing, messages: number, pendingBefore: number, 
   if (messages > 0 && pendingBefore > 0) notes.push('first message completed a split one');
   if (messages === 0) notes.push(`partial message, ${pendingAfter} B pending (split)`);
   return notes.length > 0 ? ` [${notes.join('; ')}]` : '';
-}
-
-export function describeEnd(how: EndReason, peer: 'client' | 'server'): string {
-  switch (how) {
-    case 'fin':
-      return `closed by ${peer} (FIN)`;
-    case 'rst':
-      return `reset by ${peer} (RST)`;
-    case 'timeout':
-      return 'closed on idle timeout';
-    case 'local':
-      return 'closed by this side';
-    case 'error':
-      return 'closed on error';
-  }
 }

@@ -1,5 +1,5 @@
 import dgram from 'node:dgram';
-import { decodeHeader } from '../../core/datagram.ts';
+import { decodeHeader } from '../../protocols/datagram.ts';
 import { checkInt, checkPort } from '../../core/options.ts';
 import { bindUdp, DEFAULT_HOST, type RunningServer } from '../../core/server.ts';
 import { NOOP_TRACER, preview, type Tracer } from '../../core/trace/index.ts';

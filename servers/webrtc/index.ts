@@ -1,7 +1,9 @@
 import { startWsServer, type RunningWsServer, type WsServerOptions } from '../ws/index.ts';
 import { createSignaling, type Signaling, type SignalingOptions } from './signaling.ts';
 
-export { createSignaling, ROOM_RE, RELAYED, SIGNALING_DEFAULTS, type Signaling, type SignalingErrorCode, type SignalingOptions, type SignalingStats } from './signaling.ts';
+export { createSignaling, SIGNALING_DEFAULTS, type Signaling, type SignalingOptions, type SignalingStats } from './signaling.ts';
+// The message format, for users of this path (inside the repo, import protocols/signaling.ts).
+export { ROOM_RE, RELAYED, type SignalingErrorCode } from '../../protocols/signaling.ts';
 export { registerWebRtcPage } from './page.ts';
 
 export interface SignalingServerOptions extends Omit<WsServerOptions, 'paths'> {

@@ -1,6 +1,4 @@
-import type { Ctx } from '../http/context.ts';
-import { send } from '../http/context.ts';
-import type { Router } from '../http/router.ts';
+import { send, type Ctx, type Router } from '../http/index.ts';
 
 /**
  * The browser peer: a plain RTCPeerConnection page that speaks the signaling format of servers/webrtc/signaling.ts.

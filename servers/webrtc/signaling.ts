@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
 import { checkInt, InvalidOptionError } from '../../core/options.ts';
 import { NOOP_TRACER, type Tracer } from '../../core/trace/index.ts';
+import { isRelayedType, parsePeerMessage, ROOM_RE, type JoinMessage, type RelayedMessage, type ServerMessage, type SignalingErrorCode } from '../../protocols/signaling.ts';
 import type { WsPathHandler } from '../ws/index.ts';
 
 /**
@@ -29,23 +30,6 @@ export interface SignalingOptions {
 
 export const SIGNALING_DEFAULTS = { maxMessageBytes: 64 * 1024, maxRooms: 256, maxPeersPerRoom: 16, maxErrors: 20 };
 
-/** The message types a peer sends; RELAYED are passed on to `to` with `from` added. */
-export const RELAYED = ['offer', 'answer', 'candidate', 'bye'] as const;
-export type RelayedType = (typeof RELAYED)[number];
-
-export type SignalingErrorCode =
-  | 'bad-json'
-  | 'bad-message'
-  | 'unknown-type'
-  | 'too-big'
-  | 'not-joined'
-  | 'already-joined'
-  | 'unknown-room'
-  | 'room-full'
-  | 'too-many-rooms'
-  | 'unknown-peer'
-  | 'too-many-errors';
-
 export interface SignalingStats {
   /** Connections accepted on the signaling path. */
   connections: number;
@@ -71,30 +55,11 @@ export interface Signaling {
   rooms(): Map<string, string[]>;
 }
 
-export const ROOM_RE = /^[A-Za-z0-9_-]{1,64}$/;
-const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
-
 interface Member {
   id: string;
   ws: WebSocket;
   room?: string;
   errors: number;
-}
-
-type Msg = Record<string, unknown>;
-
-/** What is wrong with a relayed message, or undefined when its shape is right. */
-function badRelay(m: Msg): string | undefined {
-  if (typeof m.to !== 'string' || !ID_RE.test(m.to)) return '"to" must be a peer id';
-  if (typeof m.session !== 'string' || !ID_RE.test(m.session)) return '"session" must be 1-64 characters of [A-Za-z0-9_-]';
-  if (m.type === 'offer' || m.type === 'answer') {
-    if (typeof m.sdp !== 'string' || !m.sdp.startsWith('v=0')) return `"sdp" must be an SDP string starting with v=0`;
-  }
-  if (m.type === 'candidate' && m.candidate !== null) {
-    const c = m.candidate as Msg | undefined;
-    if (!c || typeof c !== 'object' || typeof c.candidate !== 'string') return '"candidate" must be { candidate, sdpMid, sdpMLineIndex } or null (end of candidates)';
-  }
-  return undefined;
 }
 
 export function createSignaling(options: SignalingOptions = {}): Signaling {
@@ -111,7 +76,7 @@ export function createSignaling(options: SignalingOptions = {}): Signaling {
   const stats: SignalingStats = { connections: 0, joins: 0, relayed: {}, errors: {}, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 };
   const rooms = new Map<string, Map<string, Member>>();
 
-  const send = (to: Member, msg: Msg): void => {
+  const send = (to: Member, msg: ServerMessage): void => {
     if (to.ws.readyState !== to.ws.OPEN) return;
     const text = JSON.stringify(msg);
     stats.messagesOut++;
@@ -141,9 +106,8 @@ export function createSignaling(options: SignalingOptions = {}): Signaling {
     m.room = undefined;
   };
 
-  const join = (m: Member, cid: string, msg: Msg): void => {
+  const join = (m: Member, cid: string, msg: JoinMessage): void => {
     const room = msg.room;
-    if (typeof room !== 'string' || !ROOM_RE.test(room)) return fail(m, cid, 'bad-message', '"room" must be 1-64 characters of [A-Za-z0-9_-]', 'join');
     if (m.room) return fail(m, cid, 'already-joined', `already in room ${m.room}: send leave first`, 'join');
     if (allowed && !allowed.has(room)) return fail(m, cid, 'unknown-room', `no room "${room}" here`, 'join');
     let members = rooms.get(room);
@@ -161,21 +125,20 @@ export function createSignaling(options: SignalingOptions = {}): Signaling {
     for (const id of peers) send(members.get(id)!, { type: 'peer-joined', room, peer: m.id });
   };
 
-  const relay = (m: Member, cid: string, msg: Msg & { type: RelayedType }): void => {
+  const relay = (m: Member, cid: string, msg: RelayedMessage): void => {
     if (!m.room) return fail(m, cid, 'not-joined', 'join a room before signaling', msg.type);
-    const problem = badRelay(msg);
-    if (problem) return fail(m, cid, 'bad-message', problem, msg.type);
-    const target = rooms.get(m.room)?.get(msg.to as string);
+    const target = rooms.get(m.room)?.get(msg.to);
     if (!target || target === m) return fail(m, cid, 'unknown-peer', `no peer "${String(msg.to)}" in room ${m.room}`, msg.type);
     stats.relayed[msg.type] = (stats.relayed[msg.type] ?? 0) + 1;
     tracer.emit('webrtc', cid, '>', 'signal', () => ({
-      summary: `${msg.type} ${m.id} → ${target.id} session=${String(msg.session)}${msg.type === 'candidate' ? ` ${(msg.candidate as Msg | null)?.candidate ?? 'end-of-candidates'}` : ''}`,
+      summary: `${msg.type} ${m.id} → ${target.id} session=${msg.session}${msg.type === 'candidate' ? ` ${msg.candidate?.candidate ?? 'end-of-candidates'}` : ''}`,
       meta: { type: msg.type, from: m.id, to: target.id, session: msg.session },
     }));
-    const out: Msg = { type: msg.type, from: m.id, to: target.id, session: msg.session };
-    if (msg.type === 'offer' || msg.type === 'answer') out.sdp = msg.sdp;
-    if (msg.type === 'candidate') out.candidate = msg.candidate;
-    send(target, out);
+    // Only the fields of the format go on, with the server's `from` (a peer cannot pose as another).
+    const head = { from: m.id, to: target.id, session: msg.session };
+    if (msg.type === 'offer' || msg.type === 'answer') send(target, { type: msg.type, ...head, sdp: msg.sdp });
+    else if (msg.type === 'candidate') send(target, { type: msg.type, ...head, candidate: msg.candidate });
+    else send(target, { type: msg.type, ...head });
   };
 
   const accept: WsPathHandler = (ws, cid) => {
@@ -195,14 +158,16 @@ export function createSignaling(options: SignalingOptions = {}): Signaling {
       } catch {
         return fail(m, cid, 'bad-json', 'not JSON');
       }
-      if (!msg || typeof msg !== 'object' || Array.isArray(msg) || typeof (msg as Msg).type !== 'string') {
-        return fail(m, cid, 'bad-message', 'a message is a JSON object with a string "type"');
+      const parsed = parsePeerMessage(msg);
+      if (!parsed.ok) {
+        // A relayed type from a peer in no room is answered not-joined before its fields are looked at.
+        if (parsed.ref !== undefined && isRelayedType(parsed.ref) && !m.room) return fail(m, cid, 'not-joined', 'join a room before signaling', parsed.ref);
+        return fail(m, cid, parsed.code, parsed.problem, parsed.ref);
       }
-      const t = (msg as Msg).type as string;
-      if (t === 'join') return join(m, cid, msg as Msg);
-      if (t === 'leave') return leave(m, cid);
-      if ((RELAYED as readonly string[]).includes(t)) return relay(m, cid, msg as Msg & { type: RelayedType });
-      return fail(m, cid, 'unknown-type', `unknown type "${t.slice(0, 32)}"; types: join, leave, ${RELAYED.join(', ')}`);
+      const p = parsed.message;
+      if (p.type === 'join') return join(m, cid, p);
+      if (p.type === 'leave') return leave(m, cid);
+      return relay(m, cid, p);
     });
     ws.on('close', () => leave(m, cid));
   };

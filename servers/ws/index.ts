@@ -8,9 +8,9 @@ import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer 
 import { attachKeylog, tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, redactLine, type Tracer } from '../../core/trace/index.ts';
 import type { EventFeed } from '../http/feed.ts';
-import { acceptFor, CLOSE_CODES, traceFrames } from './frames.ts';
+import { acceptFor, CLOSE_CODES, traceFrames } from '../../protocols/ws.ts';
 
-export { acceptFor, FrameObserver, describeFrame, type FrameHeader } from './frames.ts';
+export { acceptFor, FrameObserver, describeFrame, type FrameHeader } from '../../protocols/ws.ts';
 
 export interface WsServerOptions {
   /** Default 127.0.0.1. */

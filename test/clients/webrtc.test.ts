@@ -139,6 +139,24 @@ test('maxQueuedMessages: unread messages past the limit drop the oldest and are 
   }
 });
 
+test('a reader waiting on a channel is rejected with WL_ERR_CLOSED when the channel closes, not at its timeout', async () => {
+  const p = await pair('reader-closed', (a) => a.createChannel('chat'));
+  try {
+    const [from, to] = await Promise.all([p.a.channel('chat'), p.b.channel('chat')]);
+    from.send('one');
+    assert.equal((await to.next()).data, 'one');
+    const started = performance.now();
+    const waiting = to.next(30_000);
+    from.raw.close();
+    await assert.rejects(waiting, (e: { code: string }) => e.code === ErrorCodes.CLOSED);
+    // Counted against the 30 s the read would otherwise have waited: closing is told well before.
+    assert.ok(performance.now() - started < 15_000, `rejected after ${Math.round(performance.now() - started)} ms`);
+    await assert.rejects(to.next(30_000), (e: { code: string }) => e.code === ErrorCodes.CLOSED);
+  } finally {
+    await p.close();
+  }
+});
+
 test('hang up: bye relayed with the session id closes the other peer', async () => {
   const p = await pair('bye', (a) => a.createChannel('chat'));
   try {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { KernelLink, KernelTcpPair, kernelSupport } from '../../core/impair/kernel/index.ts';
+import { KernelLink, kernelSupport } from '../../core/impair/kernel/index.ts';
+import { KernelTcpPair } from '../../labs/measure/index.ts';
 import { requirePeer } from '../helpers/peers.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

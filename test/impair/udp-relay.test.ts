@@ -4,11 +4,12 @@ import { test } from 'node:test';
 import { openUdp } from '../../clients/udp.ts';
 import { startUdpServer } from '../../servers/udp/index.ts';
 import { startUdpRelay, type UdpImpairments } from '../../core/impair/index.ts';
+import { datagramSeq } from '../../protocols/datagram.ts';
 
 /** Sends `n` numbered datagrams through a relay to the echo server; returns the relay and what came back. */
 async function run(n: number, upstream: UdpImpairments, seed = 1, downstream: UdpImpairments = {}) {
   const server = await startUdpServer();
-  const relay = await startUdpRelay({ upstreamPort: server.port, upstream, downstream, seed });
+  const relay = await startUdpRelay({ upstreamPort: server.port, upstream, downstream, seed, sequenceOf: datagramSeq });
   const client = await openUdp({ port: relay.port });
   const got: number[] = [];
   const payloads: Buffer[] = [];

@@ -4,7 +4,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { connectSignaling } from '../../clients/signaling.ts';
 import { createWebRtcPeer } from '../../clients/webrtc.ts';
 import { startHttpServer, type RunningHttpServer } from '../../servers/http/index.ts';
-import { startSignalingServer, type RunningSignalingServer } from '../../servers/webrtc/index.ts';
+import { registerWebRtcPage, startSignalingServer, type RunningSignalingServer } from '../../servers/webrtc/index.ts';
 import { launchChromiumForWebRtc } from '../helpers/chromium.ts';
 import { hasCommand, requirePeer } from '../helpers/peers.ts';
 
@@ -19,7 +19,7 @@ let chromium: Awaited<ReturnType<typeof launchChromiumForWebRtc>> | undefined;
 let browser: BrowserContext | undefined;
 
 before(async () => {
-  http = await startHttpServer({ rateLimitBurst: 0 });
+  http = await startHttpServer({ rateLimitBurst: 0, routes: [registerWebRtcPage] });
   signal = await startSignalingServer();
   if (!hasCommand('chromium')) return;
   chromium = await launchChromiumForWebRtc();

@@ -183,3 +183,17 @@ test('a port in use is a WirelabError naming the port', async (t) => {
   t.after(() => server.close());
   await assert.rejects(startTcpServer({ port: server.port }), { code: 'WL_ERR_PORT_IN_USE', status: server.port });
 });
+
+test('client maxQueued: one unread message past the limit closes the connection with WL_ERR_QUEUE_FULL after the queued ones', async (t) => {
+  const server = await startTcpServer({ port: 0, mode: 'echo', framing: 'line' });
+  t.after(() => server.close());
+  await assert.rejects(connectTcp({ port: server.port, maxQueued: 0 }), { code: 'WL_ERR_INVALID_OPTION' });
+  const c = await connectTcp({ port: server.port, framing: 'line', maxQueued: 3 });
+  for (let i = 0; i < 5; i++) await c.send(`m${i}`);
+  await c.closed;
+  const got: string[] = [];
+  for (let i = 0; i < 3; i++) got.push(String(await c.next()));
+  assert.deepEqual(got, ['m0', 'm1', 'm2']);
+  await assert.rejects(c.next(), { code: 'WL_ERR_QUEUE_FULL' });
+  await assertStillServes(server.port);
+});

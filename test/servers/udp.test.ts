@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { test } from 'node:test';
 import { openUdp } from '../../clients/udp.ts';
-import { decodeHeader, encodeDatagram, HEADER_BYTES, MAX_UDP_PAYLOAD } from '../../core/datagram.ts';
+import { MAX_UDP_PAYLOAD } from '../../core/datagram.ts';
+import { decodeHeader, encodeDatagram, HEADER_BYTES } from '../../protocols/datagram.ts';
 import { createTracer, MemorySink } from '../../core/trace/index.ts';
 import { startUdpServer } from '../../servers/udp/index.ts';
 

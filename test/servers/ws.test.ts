@@ -174,3 +174,16 @@ test('a path added through the public API (function or { accept, maxPayload }) s
 test('a bad paths option throws a TypeError naming it', async () => {
   await assert.rejects(startWsServer({ paths: { '/x': { accept: 'no' } as never } }), (e: Error & { code?: string; option?: string }) => e instanceof TypeError && e.code === 'WL_ERR_INVALID_OPTION' && e.option === "paths['/x']");
 });
+
+test('client maxQueued: one unread message past the limit closes with 1008 and reads end in WL_ERR_QUEUE_FULL', async () => {
+  await assert.rejects(connectWs({ url: `${server.url}/echo`, maxQueued: 0 }), { code: 'WL_ERR_INVALID_OPTION' });
+  const c = await connectWs({ url: `${server.url}/echo`, maxQueued: 3, reconnect: true });
+  for (let i = 0; i < 5; i++) await c.send(`m${i}`);
+  const info = await c.closed;
+  assert.equal(info.code, 1008);
+  assert.equal(c.reconnects, 0);
+  const got: string[] = [];
+  for (let i = 0; i < 3; i++) got.push((await c.next()).data.toString());
+  assert.deepEqual(got, ['m0', 'm1', 'm2']);
+  await assert.rejects(c.next(), { code: 'WL_ERR_QUEUE_FULL' });
+});

@@ -70,7 +70,7 @@ class Direction {
       switch (t.type) {
         case 'timeout':
           host.countToxic(t.name);
-          this.link.trace('*', 'toxic', `${t.name}: ${chunk.length} B dropped (timeout ${a.timeout} ms)`);
+          this.link.trace('*', 'toxic', () => `${t.name}: ${chunk.length} B dropped (timeout ${a.timeout} ms)`);
           this.link.armTimeout(a.timeout!);
           return;
         case 'limit_data': {
@@ -193,7 +193,7 @@ class Direction {
   #maybeEnd(): void {
     if (this.#queue.length > 0 || this.#timer !== undefined) return;
     if (this.#closing) {
-      this.link.trace('*', 'toxic', `limit_data reached on ${this.stream}: closing both ends`);
+      this.link.trace('*', 'toxic', () => `limit_data reached on ${this.stream}: closing both ends`);
       this.link.end();
       return;
     }
@@ -202,7 +202,7 @@ class Direction {
     const slow = this.link.active(this.stream).find((t) => t.type === 'slow_close');
     if (slow) {
       this.link.host.countToxic(slow.name);
-      this.link.trace('*', 'toxic', `${slow.name}: close held ${slow.attributes.delay} ms`);
+      this.link.trace('*', 'toxic', () => `${slow.name}: close held ${slow.attributes.delay} ms`);
       this.link.later(slow.attributes.delay!, () => this.dst.end());
     } else {
       this.dst.end();
@@ -260,7 +260,7 @@ export class Link {
         this.#armed.add(t.name);
         this.later(t.attributes.timeout!, () => {
           this.host.countToxic(t.name);
-          this.trace('*', 'toxic', `${t.name}: resetting both ends (RST) after ${t.attributes.timeout} ms`);
+          this.trace('*', 'toxic', () => `${t.name}: resetting both ends (RST) after ${t.attributes.timeout} ms`);
           this.reset();
         });
       }
@@ -272,7 +272,7 @@ export class Link {
     if (ms === 0 || this.#armed.has('timeout')) return;
     this.#armed.add('timeout');
     this.later(ms, () => {
-      this.trace('*', 'toxic', `timeout: closing both ends after ${ms} ms`);
+      this.trace('*', 'toxic', () => `timeout: closing both ends after ${ms} ms`);
       this.client.destroy();
       this.upstream.destroy();
     });
@@ -286,8 +286,9 @@ export class Link {
     this.#timers.add(timer);
   }
 
-  trace(dir: '>' | '<' | '*', kind: string, summary: string): void {
-    this.host.tracer.emit('impair', this.cid, dir, kind, () => summary);
+  /** Takes a builder, as Tracer.emit does: with tracing off no summary string is ever made. */
+  trace(dir: '>' | '<' | '*', kind: string, summary: () => string): void {
+    this.host.tracer.emit('impair', this.cid, dir, kind, summary);
   }
 
   end(): void {

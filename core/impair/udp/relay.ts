@@ -1,11 +1,11 @@
 import dgram from 'node:dgram';
-import { decodeHeader } from '../../datagram.ts';
-import { checkInt, checkPort, checkString, withDefaults } from '../../options.ts';
+import { checkInt, checkPort, checkString, InvalidOptionError, withDefaults } from '../../options.ts';
 import { bindUdp, DEFAULT_HOST, type RunningServer } from '../../server.ts';
 import { NOOP_TRACER, nextCid, type Tracer } from '../../trace/index.ts';
 import { Prng, randomSeed } from '../prng.ts';
 import type { Stream } from '../toxics.ts';
 import { describeImpairments, FateDrawer, parseImpairments, type UdpImpairments } from './impairments.ts';
+import { round } from '../../stats.ts';
 
 export interface UdpRelayOptions {
   /** Shown in traces and the control API. Default `relay`. */
@@ -28,6 +28,11 @@ export interface UdpRelayOptions {
   sessionIdleMs?: number;
   /** Datagram records kept; the oldest are dropped past it. Default 100,000. */
   maxRecords?: number;
+  /**
+   * Reads a sequence number from a datagram for its record and trace (the relay itself knows no protocol): wirelab's
+   * UDP clients pass `datagramSeq` from protocols/datagram.ts. Default: none, records carry no `seq`.
+   */
+  sequenceOf?: (datagram: Buffer) => number | undefined;
   tracer?: Tracer;
 }
 
@@ -39,7 +44,7 @@ export interface DatagramRecord {
   /** ms since the relay started. */
   at: number;
   bytes: number;
-  /** wirelab's sequence number (core/datagram.ts), when the datagram carries the header. */
+  /** The datagram's sequence number, when `sequenceOf` is set and found one. */
   seq?: number;
   fate: 'delivered' | 'lost' | 'queue-full' | 'no-session';
   duplicated: boolean;
@@ -124,6 +129,7 @@ export class UdpImpairmentRelay implements RunningServer {
   readonly #maxSessions: number;
   readonly #idleMs: number;
   readonly #maxRecords: number;
+  readonly #sequenceOf: ((datagram: Buffer) => number | undefined) | undefined;
   readonly #start = performance.now();
   readonly #sweep: NodeJS.Timeout;
 
@@ -139,6 +145,8 @@ export class UdpImpairmentRelay implements RunningServer {
     this.#idleMs = checkInt('sessionIdleMs', o.sessionIdleMs, 1, 24 * 3600_000);
     this.#maxRecords = checkInt('maxRecords', o.maxRecords, 0, 100_000_000);
     this.#tracer = o.tracer ?? NOOP_TRACER;
+    if (o.sequenceOf !== undefined && typeof o.sequenceOf !== 'function') throw new InvalidOptionError('sequenceOf', 'a function (datagram) => number | undefined', o.sequenceOf);
+    this.#sequenceOf = o.sequenceOf;
     const prng = new Prng(this.seed);
     this.#streams = {
       upstream: new StreamState(parseImpairments(o.upstream ?? {}), prng.fork('upstream')),
@@ -316,13 +324,13 @@ export class UdpImpairmentRelay implements RunningServer {
 
   #record(stream: Stream, msg: Buffer, fate: DatagramRecord['fate'], f: { corruptBit: number; duplicated: boolean; reordered: boolean; delayMs: number } | undefined): void {
     const st = this.#streams[stream];
-    const h = decodeHeader(msg);
+    const seq = this.#sequenceOf?.(msg);
     const rec: DatagramRecord = {
       n: st.stats.received - 1,
       stream,
-      at: Math.round((performance.now() - this.#start) * 1000) / 1000,
+      at: round(performance.now() - this.#start),
       bytes: msg.length,
-      ...(h ? { seq: h.seq } : {}),
+      ...(seq === undefined ? {} : { seq }),
       fate,
       duplicated: f?.duplicated ?? false,
       reordered: f?.reordered ?? false,
@@ -338,7 +346,7 @@ export class UdpImpairmentRelay implements RunningServer {
       this.records.push(rec);
     }
     this.#tracer.emit('impair', this.name, stream === 'upstream' ? '>' : '<', 'datagram', () => ({
-      summary: `#${rec.n}${h ? ` seq=${h.seq}` : ''} ${msg.length} B ${fate}${rec.duplicated ? ' +dup' : ''}${rec.reordered ? ' reordered' : ''}${rec.corruptBit >= 0 ? ` bit ${rec.corruptBit} flipped` : ''}${rec.delayMs ? ` +${rec.delayMs.toFixed(1)} ms` : ''}`,
+      summary: `#${rec.n}${seq === undefined ? '' : ` seq=${seq}`} ${msg.length} B ${fate}${rec.duplicated ? ' +dup' : ''}${rec.reordered ? ' reordered' : ''}${rec.corruptBit >= 0 ? ` bit ${rec.corruptBit} flipped` : ''}${rec.delayMs ? ` +${rec.delayMs.toFixed(1)} ms` : ''}`,
       bytes: msg.length,
       meta: { ...rec },
     }));

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import { sleep } from '../../../core/time.ts';
 import { Jail } from '../paths.ts';
 import type { CommandTable, FtpSession, ResolvedUser } from '../session.ts';
 
@@ -22,8 +23,6 @@ function findUser(s: FtpSession, name: string, password: string): { user: Resolv
   }
   return found ? { user: found, readOnly: Boolean(found.readOnly) } : undefined;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export const authCommands: CommandTable = {
   USER: {

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { sleep } from '../../../core/time.ts';
 import { headerValue, json, send, type Ctx } from '../context.ts';
 import { HttpError } from '../limits.ts';
 import { byteRangesBody, parseRanges, type ByteRange } from '../range.ts';
@@ -19,19 +20,6 @@ function sizeParam(ctx: Ctx, raw: string | undefined | null): number {
     throw new HttpError(400, `size must be 0..maxGeneratedBytes=${ctx.state.options.maxGeneratedBytes}`);
   }
   return n;
-}
-
-/** Resolves after `ms`, or at once when the client went away. */
-function sleep(ctx: Ctx, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      ctx.res.off('close', done);
-      resolve();
-    }
-    ctx.res.once('close', done);
-  });
 }
 
 /** Deterministic bytes (a pattern seeded by `seed`), so a client can check a Range against the whole. */
@@ -99,7 +87,7 @@ async function sendPattern(ctx: Ctx, status: number, headers: Record<string, str
 export function registerTiming(router: Router): void {
   router.add(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], '/delay/:s', async (ctx) => {
     const s = seconds(ctx, ctx.params[0], 0);
-    await sleep(ctx, s * 1000);
+    await sleep(s * 1000, ctx.signal);
     json(ctx, 200, { delayed: s, url: ctx.url.href });
   });
 
@@ -111,13 +99,13 @@ export function registerTiming(router: Router): void {
     const delay = seconds(ctx, q.get('delay'), 0);
     const status = Number(q.get('code') ?? 200);
     if (n > 10_000) throw new HttpError(400, 'drip sends at most 10000 bytes');
-    await sleep(ctx, delay * 1000);
+    await sleep(delay * 1000, ctx.signal);
     const res = ctx.res as ServerResponse;
     res.writeHead(status, { 'content-type': 'application/octet-stream', 'content-length': n });
     const gap = n > 0 ? (duration * 1000) / n : 0;
     for (let i = 0; i < n && !res.destroyed; i++) {
       res.write('*');
-      if (i < n - 1) await sleep(ctx, gap);
+      if (i < n - 1) await sleep(gap, ctx.signal);
     }
     res.end();
   });

@@ -1,14 +1,14 @@
 /**
- * The program kernel mode runs inside a namespace (`node --import tsx peer.ts <command>`): wirelab's own TCP echo
+ * The program kernel mode runs inside a namespace (`node --import tsx kernel-peer.ts <command>`): wirelab's own TCP echo
  * server, or a client that sends numbered, time-stamped messages and reports what came back. One JSON line per answer.
  *
  *   echo-server <host>         prints {"port": N}; serves until stdin closes
  *   tcp-messages <host> <port> reads {"n", "ratePerSec", "size"} lines; answers each with a TcpRunResult line
  */
 import { createInterface } from 'node:readline';
-import { connectTcp } from '../../../clients/tcp.ts';
-import { startTcpServer } from '../../../servers/tcp/index.ts';
-import { measureTcpMessages } from './messages.ts';
+import { connectTcp } from '../../clients/tcp.ts';
+import { startTcpServer } from '../../servers/tcp/index.ts';
+import { measureTcpMessages } from './tcp-messages.ts';
 
 const [command, host, port] = process.argv.slice(2);
 const out = (v: unknown): boolean => process.stdout.write(JSON.stringify(v) + '\n');
@@ -30,6 +30,6 @@ if (command === 'echo-server') {
   }
   process.exit(0);
 } else {
-  process.stderr.write(`peer.ts: unknown command ${command}\n`);
+  process.stderr.write(`kernel-peer.ts: unknown command ${command}\n`);
   process.exit(2);
 }

@@ -1,5 +1,8 @@
-import { openUdp } from '../../../clients/udp.ts';
-import type { Tracer } from '../../trace/index.ts';
+import { openUdp } from '../../clients/udp.ts';
+import type { Tracer } from '../../core/trace/index.ts';
+import { nowMs, sleep } from '../../core/time.ts';
+import { decodeHeader } from '../../protocols/datagram.ts';
+import { percentile, round } from '../../core/stats.ts';
 
 /** What a run of numbered datagrams through an echo showed, from the sender's side. */
 export interface UdpRunResult {
@@ -15,7 +18,7 @@ export interface UdpRunResult {
 }
 
 /**
- * Sends `n` numbered datagrams (core/datagram.ts) to a UDP echo with at most `window` unanswered at once, so the
+ * Sends `n` numbered datagrams (protocols/datagram.ts) to a UDP echo with at most `window` unanswered at once, so the
  * sockets' own buffers never overflow and every loss is the impairment's; `gone()` tells how many the impairment
  * dropped on purpose so far (they free their place in the window). Then waits until nothing arrives for `settleMs`.
  */
@@ -26,11 +29,11 @@ export async function measureUdpEcho(o: { port: number; host?: string; n: number
   let wake: (() => void) | undefined;
   client.onMessage((m) => {
     wake?.();
-    if (m.length < 16 || m.readUInt16BE(0) !== 0x574c) return;
-    const seq = m.readUInt32BE(4);
-    if (!seen.has(seq)) {
-      seen.add(seq);
-      rtts.push(performance.timeOrigin + performance.now() - m.readDoubleBE(8));
+    const h = decodeHeader(m);
+    if (!h) return;
+    if (!seen.has(h.seq)) {
+      seen.add(h.seq);
+      rtts.push(nowMs() - h.sentAt);
     }
   });
   const payload = Buffer.alloc(Math.max(0, (o.size ?? 32) - 16), 0x2e);
@@ -58,20 +61,19 @@ export async function measureUdpEcho(o: { port: number; host?: string; n: number
   // Wait until nothing more arrives for `settle` ms (delayed and held-back datagrams included).
   while (seen.size + client.duplicates !== last) {
     last = seen.size + client.duplicates;
-    await new Promise((r) => setTimeout(r, settle));
+    await sleep(settle);
   }
   const durationMs = performance.now() - started - settle;
   await client.close();
   rtts.sort((a, b) => a - b);
-  const q = (p: number): number => Math.round((rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))] ?? NaN) * 1000) / 1000;
   return {
     sent: o.n,
     delivered: seen.size,
     lost: o.n - seen.size,
     duplicates: client.duplicates,
     outOfOrder: client.outOfOrder,
-    p50: q(0.5),
-    p99: q(0.99),
+    p50: round(percentile(rtts, 50)),
+    p99: round(percentile(rtts, 99)),
     durationMs: Math.round(durationMs),
   };
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { Dir, Tracer } from '../../core/trace/index.ts';
+import type { Dir, Tracer } from '../core/trace/index.ts';
 
 /** RFC 6455's GUID: Sec-WebSocket-Accept = base64(SHA-1(Sec-WebSocket-Key + GUID)). */
 export const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';

@@ -1,5 +1,6 @@
-import type { TcpClient } from '../../../clients/tcp.ts';
-import { percentile } from '../../stats.ts';
+import type { TcpClient } from '../../clients/tcp.ts';
+import { percentile, round } from '../../core/stats.ts';
+import { sleep } from '../../core/time.ts';
 
 /** What a run of numbered messages over one TCP connection showed. */
 export interface TcpRunResult {
@@ -76,7 +77,7 @@ export async function measureTcpMessages(
   for (let i = 0; i < req.n; i++) {
     const due = started + i * gap;
     const wait = due - performance.now();
-    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 1) await sleep(wait);
     sentAt[i] = performance.now();
     void client.send(`${String(i).padStart(8, '0')}${pad}`);
   }
@@ -84,15 +85,14 @@ export async function measureTcpMessages(
   const durationMs = performance.now() - started;
   await client.destroy();
   latency.sort((a, b) => a - b);
-  const r3 = (v: number): number => Math.round(v * 1000) / 1000;
   return {
     sent: req.n,
     delivered: seen.size,
     duplicates,
     outOfOrder,
-    p50: r3(percentile(latency, 50)),
-    p99: r3(percentile(latency, 99)),
-    max: r3(latency[latency.length - 1] ?? NaN),
+    p50: round(percentile(latency, 50)),
+    p99: round(percentile(latency, 99)),
+    max: round(latency[latency.length - 1] ?? NaN),
     stalled: latency.filter((l) => l > 100).length,
     durationMs: Math.round(durationMs),
     endedBy,

@@ -14,6 +14,7 @@ import { startUdpRelay } from '../core/impair/index.ts';
 import { kernelSupport } from '../core/impair/kernel/index.ts';
 import { openKernelTcpPair, tcpGuaranteeHeld, type TcpRunResult } from './measure/index.ts';
 import { percentile, round as roundTo } from '../core/stats.ts';
+import { bindUdp } from '../core/server.ts';
 
 type Mode = 'stop-and-wait' | 'go-back-N' | 'selective repeat';
 const MODES: Mode[] = ['stop-and-wait', 'go-back-N', 'selective repeat'];
@@ -47,7 +48,8 @@ interface Result {
   p99: number;
 }
 
-const bind = (s: dgram.Socket): Promise<number> => new Promise((r) => s.bind(0, '127.0.0.1', () => r(s.address().port)));
+/** Binds to a free loopback port through core's bindUdp, which keeps an 'error' listener on the socket. */
+const bind = (s: dgram.Socket): Promise<number> => bindUdp(s, 0, '127.0.0.1');
 const packet = (type: number, n: number, round: number, payload?: Buffer): Buffer => {
   const b = Buffer.alloc(HEADER + (payload?.length ?? 0));
   b[0] = type;

@@ -30,6 +30,7 @@ export class KernelTcpPair {
 
   static async start(link: KernelLink): Promise<KernelTcpPair> {
     const peer = (side: 'a' | 'b', args: string[]) => {
+      // link.spawn handles the child's 'error' (and its stdin's) where it makes the process.
       const child = link.spawn(side, process.execPath, [...PEER_ARGS, ...args], ROOT);
       const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
       let stderr = '';

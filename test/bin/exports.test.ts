@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { CHECKOUT, node, readmeBlock, tempProject } from '../helpers/project.ts';
+import { CHECKOUT, node, importCheckScript, readmeImportRows, tempProject } from '../helpers/project.ts';
 
 type Target = string | { 'wirelab-source': string; types: string; import: string };
 const pkg = JSON.parse(readFileSync(join(CHECKOUT, 'package.json'), 'utf8')) as { exports: Record<string, Target>; bin: Record<string, string> };
@@ -53,29 +53,14 @@ test('every "exports" source target exists, and every folder module resolves to 
 });
 
 test("each import path the README documents loads from a project outside the checkout and has the names it lists", async (t) => {
-  const rows = [...(await readmeBlock('import-paths')).matchAll(/^\| `([^`]+)` \| (.+) \|$/gm)].map((m) => ({
-    path: m[1]!,
-    names: [...m[2]!.matchAll(/`([A-Za-z_$][\w$]*)`/g)].map((n) => n[1]!),
-  }));
+  const rows = await readmeImportRows();
   assert.ok(rows.length >= 20, `the README lists the import paths (${rows.length} found)`);
   const project = await tempProject(true);
   t.after(() => project.remove());
   // Imported through tsx from the user's folder, by package name: what a lab file or a script of theirs does.
   await writeFile(
     join(project.dir, 'check.mts'),
-    `const rows = ${JSON.stringify(rows)};
-const out = {};
-for (const r of rows) {
-  try {
-    const m = await import(r.path);
-    out[r.path] = r.names.filter((n) => m[n] === undefined);
-  } catch (err) {
-    out[r.path] = String(err).split('\\n')[0];
-  }
-}
-console.log(JSON.stringify(out));
-process.exit(0);
-`,
+    importCheckScript(rows),
   );
   const tsx = pathToFileURL(join(CHECKOUT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
   const r = await node(['--conditions=wirelab-source', '--import', tsx, 'check.mts'], project.dir, 90_000);

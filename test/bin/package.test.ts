@@ -3,7 +3,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { CHECKOUT, node, readmeBlock } from '../helpers/project.ts';
+import { CHECKOUT, node, importCheckScript, readmeImportRows } from '../helpers/project.ts';
 import { run, type RunResult } from '../helpers/run.ts';
 
 // What a new user gets: `npm pack` (prepack builds dist/ with tsc), the tarball installed into a project of their
@@ -20,10 +20,7 @@ async function npm(args: string[], cwd: string, timeoutMs: number): Promise<RunR
 }
 
 test('npm pack + npm install into a new project: plain Node imports every documented path, tsc type-checks them, npx wirelab runs a lab', { timeout: 300_000 }, async (t) => {
-  const rows = [...(await readmeBlock('import-paths')).matchAll(/^\| `([^`]+)` \| (.+) \|$/gm)].map((m) => ({
-    path: m[1]!,
-    names: [...m[2]!.matchAll(/`([A-Za-z_$][\w$]*)`/g)].map((n) => n[1]!),
-  }));
+  const rows = await readmeImportRows();
   assert.ok(rows.length >= 20, `the README lists the import paths (${rows.length} found)`);
   const dir = await mkdtemp(join(tmpdir(), 'wirelab-pack-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
@@ -56,19 +53,7 @@ test('npm pack + npm install into a new project: plain Node imports every docume
   const plainNode = (async () => {
     await writeFile(
       join(project, 'check.mjs'),
-      `const rows = ${JSON.stringify(rows)};
-const out = {};
-for (const r of rows) {
-  try {
-    const m = await import(r.path);
-    out[r.path] = r.names.filter((n) => m[n] === undefined);
-  } catch (err) {
-    out[r.path] = String(err).split('\\n')[0];
-  }
-}
-console.log(JSON.stringify(out));
-process.exit(0);
-`,
+      importCheckScript(rows),
     );
     return node(['check.mjs'], project, 60_000);
   })();

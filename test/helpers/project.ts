@@ -50,3 +50,28 @@ export async function readmeBlock(name: string): Promise<string> {
   assert.ok(m, `README.md has the markers <!-- ${name}:begin --> and <!-- ${name}:end -->`);
   return m[1]!;
 }
+
+/** The README's import-path table: each documented path and the names it gives. */
+export async function readmeImportRows(): Promise<Array<{ path: string; names: string[] }>> {
+  return [...(await readmeBlock('import-paths')).matchAll(/^\| `([^`]+)` \| (.+) \|$/gm)].map((m) => ({
+    path: m[1]!,
+    names: [...m[2]!.matchAll(/`([A-Za-z_$][\w$]*)`/g)].map((n) => n[1]!),
+  }));
+}
+
+/** A script that imports every row's path and prints, as JSON, the names each lacks (or the import's error). */
+export function importCheckScript(rows: Array<{ path: string; names: string[] }>): string {
+  return `const rows = ${JSON.stringify(rows)};
+const out = {};
+for (const r of rows) {
+  try {
+    const m = await import(r.path);
+    out[r.path] = r.names.filter((n) => m[n] === undefined);
+  } catch (err) {
+    out[r.path] = String(err).split('\\n')[0];
+  }
+}
+console.log(JSON.stringify(out));
+process.exit(0);
+`;
+}

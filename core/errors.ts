@@ -76,7 +76,36 @@ export const ErrorCodes = {
   WEBRTC_FAILED: 'WL_ERR_WEBRTC_FAILED',
   /** A client's queue of received, unread messages passed its `maxQueued` limit: the connection is closed. */
   QUEUE_FULL: 'WL_ERR_QUEUE_FULL',
+  // ---- pub/sub (issue 12): the broker's refusals; every door maps them onto its protocol's answer ----
+  /** Bad or missing credentials, or a password offered over cleartext when the broker does not allow it. */
+  PUBSUB_AUTH: 'WL_ERR_PUBSUB_AUTH',
+  /** The user's publish / subscribe permissions do not cover the topic. */
+  PUBSUB_ACL: 'WL_ERR_PUBSUB_ACL',
+  /** A broker limit reached (`limit` names it: maxConnections, maxTopics, maxSubscriptionsPerConnection, maxPayloadBytes, maxAckPending...). */
+  PUBSUB_LIMIT: 'WL_ERR_PUBSUB_LIMIT',
+  /** The publisher's token bucket is empty. */
+  PUBSUB_RATE: 'WL_ERR_PUBSUB_RATE',
+  /** A signed message whose signature does not verify, or an unsigned one where signing is required. */
+  PUBSUB_SIGNATURE: 'WL_ERR_PUBSUB_SIGNATURE',
+  /** A malformed topic, pattern, header or request. */
+  PUBSUB_INVALID: 'WL_ERR_PUBSUB_INVALID',
+  /** acks=all asked of a log whose fsync policy is 'never'. */
+  PUBSUB_DURABILITY: 'WL_ERR_PUBSUB_DURABILITY',
+  /** An unknown topic, group, subscription or delivery id. */
+  PUBSUB_NOT_FOUND: 'WL_ERR_PUBSUB_NOT_FOUND',
+  /** A record whose CRC does not match, found when reading (a torn tail is truncated at open instead). */
+  PUBSUB_CORRUPT: 'WL_ERR_PUBSUB_CORRUPT',
 } as const;
+
+/** A pub/sub refusal: `code` is one of the PUBSUB_* codes; `limit` names the limit for WL_ERR_PUBSUB_LIMIT. */
+export class PubsubError extends WirelabError {
+  readonly limit?: string;
+  constructor(code: string, message: string, options: { cause?: unknown; limit?: string } = {}) {
+    super(code, message, options.cause === undefined ? {} : { cause: options.cause });
+    this.name = 'PubsubError';
+    if (options.limit !== undefined) this.limit = options.limit;
+  }
+}
 
 /**
  * A bad option: thrown when an object is built, naming the option (`option`) and, for a renamed one, the new name.

@@ -1,0 +1,102 @@
+/**
+ * The durable log's contract (issue 12): one `PartitionLog` per topic partition, append-only, offsets from 0 with no
+ * gaps. Implemented by the segment-file log (`openPartitionLog(dir, ...)`) and the in-memory log (`dir: null`).
+ * The embedded engine is the only user; front doors never see it.
+ */
+
+/** Message headers: string to string (MQTT 5 user properties, HTTP headers, NATS headers all fit). */
+export type Headers = Record<string, string>;
+
+/** When an append resolves, and the guarantee the publisher's ack then carries. */
+export type Durability =
+  /** Queued in the process: lost with it (a producer with acks=0 gets no reply at all). */
+  | 'none'
+  /** write() completed: in the OS page cache, survives kill -9 of the process, not a power loss. */
+  | 'written'
+  /** fsync'd: survives a power loss. */
+  | 'synced';
+
+/**
+ * When the log calls fsync on its own. `never`: the OS decides (an append asking for 'synced' is refused with
+ * WL_ERR_PUBSUB_DURABILITY: the trade-off stays visible instead of silently upgraded). `batch`: group commit, one
+ * fsync for every record that arrived while the previous fsync ran; 'synced' appends resolve after it. `always`: an
+ * fsync after every record, before any later append is written.
+ */
+export type FsyncPolicy = 'never' | 'batch' | 'always';
+export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['never', 'batch', 'always'];
+
+export interface AppendInput {
+  payload: Buffer;
+  /** Default: Date.now() when appended. */
+  timestamp?: number;
+  key?: string;
+  headers?: Headers;
+  /** The producer's message id (dedup: Nats-Msg-Id). Stored so a restarted broker rebuilds its dedup window. */
+  msgId?: string;
+  /** Absolute expiry (ms since the epoch): a per-message TTL. Expired records are skipped by consumers, counted. */
+  expiresAt?: number;
+}
+
+export interface LogRecord extends Required<Pick<AppendInput, 'payload' | 'timestamp'>> {
+  offset: number;
+  key?: string;
+  headers: Headers;
+  msgId?: string;
+  expiresAt?: number;
+}
+
+export interface RetentionPolicy {
+  /** Whole segments whose newest record is older than this are deleted. Default: unlimited. */
+  maxAgeMs?: number;
+  /** Oldest segments are deleted while the partition is bigger than this. Default: unlimited. */
+  maxBytes?: number;
+  /** Oldest records are dropped (segment by segment) while more than this are kept. Default: unlimited. */
+  maxRecords?: number;
+}
+
+export interface PartitionLogOptions {
+  fsync?: FsyncPolicy;
+  /** A new segment file starts past this size. */
+  segmentBytes?: number;
+  /** One sparse index entry per this many bytes of records. */
+  indexIntervalBytes?: number;
+  retention?: RetentionPolicy;
+  /** Largest record accepted (payload + key + headers). */
+  maxRecordBytes?: number;
+}
+
+export interface PartitionLogStats {
+  records: number;
+  bytes: number;
+  segments: number;
+  firstOffset: number;
+  nextOffset: number;
+  fsyncs: number;
+  /** Records whose bytes are fsync'd (== nextOffset - firstOffset when nothing is pending). */
+  syncedOffset: number;
+  /** Bytes cut from a torn or corrupt tail when the log was opened. */
+  truncatedBytesOnOpen: number;
+  expiredSkipped: number;
+}
+
+export interface PartitionLog {
+  /** Offset of the oldest record still kept (after retention). */
+  readonly firstOffset: number;
+  /** Offset the next append gets. */
+  readonly nextOffset: number;
+  append(input: AppendInput, durability: Durability): Promise<LogRecord>;
+  /** Records from `from` (clamped to firstOffset), at most `maxRecords` / about `maxBytes`. */
+  read(from: number, maxRecords: number, maxBytes?: number): Promise<LogRecord[]>;
+  /** The first offset whose timestamp is >= ts (nextOffset when none). */
+  offsetForTime(ts: number): Promise<number>;
+  /** Runs retention now (it also runs on a timer and on segment roll). */
+  applyRetention(now?: number): Promise<void>;
+  stats(): PartitionLogStats;
+  /** Waits for pending writes (and the fsync the policy owes), then closes the files. */
+  close(): Promise<void>;
+  /**
+   * SIMULATED power loss (the LazyFS model: kill -9 keeps the page cache, a power cut does not): closes the files
+   * and truncates each to its last fsync'd length. The next open sees what a machine that lost power would.
+   */
+  simulatePowerLoss(): Promise<{ lostRecords: number; lostBytes: number }>;
+}

@@ -34,7 +34,7 @@ test('npm pack + npm install into a new project: plain Node imports every docume
   lap('npm pack (with the tsc build)');
   await t.test('(d) the tarball holds dist/, the CLI shim, README and package.json, and no test/, bench/ or .ts source', () => {
     const files = info!.files.map((f) => f.path);
-    const outside = files.filter((f) => !f.startsWith('dist/') && !['bin/wirelab.js', 'README.md', 'package.json'].includes(f));
+    const outside = files.filter((f) => !f.startsWith('dist/') && !['bin/wirelab.js', 'README.md', 'LICENSE', 'package.json'].includes(f));
     assert.deepEqual(outside, [], 'nothing outside dist/ but the shim, README and package.json');
     assert.deepEqual(files.filter((f) => /^(dist\/)?(test|bench)\//.test(f)), [], 'no test/ or bench/');
     assert.deepEqual(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), [], 'no .ts sources');

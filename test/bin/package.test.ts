@@ -47,7 +47,7 @@ test('npm pack + npm install into a new project: plain Node imports every docume
   await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, info!.filename), `@types/node@${TYPES_NODE}`], project, 150_000);
   lap('npm install of the tarball');
   const installed = await readdir(join(project, 'node_modules', 'wirelab'));
-  assert.deepEqual(installed.sort(), ['README.md', 'bin', 'dist', 'package.json']);
+  assert.deepEqual(installed.sort(), ['LICENSE', 'README.md', 'bin', 'dist', 'package.json']);
 
   // (a), (b) and (c) are independent: their processes run at the same time, each subtest then checks its own.
   const plainNode = (async () => {

@@ -58,6 +58,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
   private syncQueued: Promise<void> | null = null;
   private failed: Error | null = null;
   private powerLost = false;
+  private retaining: Promise<void> = Promise.resolve();
   private fsyncs = 0;
   private truncatedBytesOnOpen = 0;
 
@@ -137,7 +138,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
         this.queue.push({ seg, rec, frame, durability, resolve, reject });
       });
       this.kick();
-      if (rolled) void this.applyRetention().catch(() => {});
+      if (rolled) this.retentionOnRoll();
       if (durability === 'none') {
         p.catch(() => {});
         return Promise.resolve(rec);
@@ -146,6 +147,11 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     } catch (err) {
       return Promise.reject(err as Error);
     }
+  }
+
+  /** Retention after a roll, one run at a time; close() waits for it. */
+  private retentionOnRoll(): void {
+    this.retaining = this.retaining.then(() => this.applyRetention()).catch(() => {});
   }
 
   private failedError(): WirelabError {
@@ -376,6 +382,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.drainWrites(true);
+    await this.retaining;
     if (this.opts.fsync !== 'never' && !this.failed) await this.requestSync();
     await Promise.all(this.segments.map((s) => closeHandles(s)));
   }

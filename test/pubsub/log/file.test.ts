@@ -229,3 +229,25 @@ test("kill -9 mid-stream: every offset acknowledged with 'synced' is in the reop
   for (const off of acked) assert.equal(got[off]?.payload.toString(), `msg-${off}`, `offset ${off}`);
   assert.ok(existsSync(join(dir, `${'0'.repeat(20)}.log`)));
 });
+
+test('retention runs on segment roll, deletes whole segment files, and a reopened log starts at the kept first offset', async (t) => {
+  const dir = await tempDir(t, 'wl-log-');
+  const opts = { segmentBytes: 1024, retention: { maxRecords: 40 }, retentionIntervalMs: 0 };
+  let log = await openPartitionLog(dir, opts);
+  await fill(log, 200);
+  await log.close(); // waits for the retention the last roll started
+  assert.ok(files(dir, '.log').length < 6, `${files(dir, '.log').length} segment files left`);
+  log = await openPartitionLog(dir, opts);
+  const first = log.firstOffset;
+  assert.ok(first > 0 && log.stats().records <= 40, `first ${first}, ${log.stats().records} records`);
+  assert.equal(files(dir, '.log')[0], `${String(first).padStart(20, '0')}.log`);
+  assert.equal(files(dir, '.log').length, files(dir, '.index').length);
+  await log.close();
+  log = await openPartitionLog(dir, opts);
+  t.after(() => log.close());
+  assert.equal(log.firstOffset, first);
+  assert.equal(log.nextOffset, 200);
+  const got = await log.read(0, 1000);
+  assert.equal(got[0]!.offset, first);
+  assert.equal(got[0]!.payload.toString(), `msg-${first}`);
+});

@@ -53,6 +53,15 @@ for (const mode of modes) {
       assert.equal((await log.read(0, 1000, 1)).length, 1, 'one record even past maxBytes');
       assert.deepEqual(await log.read(100, 10), []);
       assert.equal(log.stats().records, 100);
+      const odd = JSON.parse('{"__proto__":"x","":"empty","é":"ü"}') as Record<string, string>;
+      const rec = await log.append({ payload: Buffer.alloc(0), headers: odd, key: '', msgId: 'id-1', timestamp: 0 }, 'written');
+      const [back] = await log.read(rec.offset, 1);
+      assert.deepEqual(Object.entries(back!.headers), Object.entries(odd));
+      assert.equal(Object.getPrototypeOf(back!.headers), Object.prototype);
+      assert.equal(back!.key, '');
+      assert.equal(back!.msgId, 'id-1');
+      assert.equal(back!.timestamp, 0);
+      assert.equal(back!.payload.length, 0);
     } finally {
       await done();
     }

@@ -251,3 +251,21 @@ test('retention runs on segment roll, deletes whole segment files, and a reopene
   assert.equal(got[0]!.offset, first);
   assert.equal(got[0]!.payload.toString(), `msg-${first}`);
 });
+
+test('a segment file of random bytes, a stray file and an empty log: open cuts what is no frame and keeps serving', async (t) => {
+  const dir = await tempDir(t, 'wl-log-');
+  const junk = Buffer.alloc(5000);
+  for (let i = 0; i < junk.length; i++) junk[i] = (i * 7919 + 13) & 0xff;
+  writeFileSync(join(dir, `${'0'.repeat(20)}.log`), junk);
+  writeFileSync(join(dir, `${'0'.repeat(20)}.index`), junk.subarray(0, 100));
+  writeFileSync(join(dir, 'notes.txt'), 'not a segment');
+  const log = await openPartitionLog(dir);
+  t.after(() => log.close());
+  assert.equal(log.stats().truncatedBytesOnOpen, 5000);
+  assert.equal(log.nextOffset, 0);
+  assert.deepEqual(await log.read(0, 10), []);
+  assert.equal(await log.offsetForTime(0), 0);
+  await fill(log, 3);
+  await assertIntact(log, 3);
+  assert.ok(existsSync(join(dir, 'notes.txt')));
+});

@@ -121,6 +121,11 @@ for (const mode of modes) {
       assert.equal(await log.offsetForTime(1_000_000 + 1234), 124);
       assert.equal(await log.offsetForTime(1_000_000 + 1990), 199);
       assert.equal(await log.offsetForTime(1_000_000 + 1991), 200);
+      // Timestamps out of order (producer clocks): the first offset whose timestamp reaches the target.
+      for (const ts of [5_000_000, 4_000_000, 7_000_000, 6_000_000]) await log.append({ payload: p('late'), timestamp: ts }, 'written');
+      assert.equal(await log.offsetForTime(4_500_000), 200);
+      assert.equal(await log.offsetForTime(5_500_000), 202);
+      assert.equal(await log.offsetForTime(7_000_001), 204);
     } finally {
       await done();
     }

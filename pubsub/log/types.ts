@@ -63,6 +63,14 @@ export interface PartitionLogOptions {
   retention?: RetentionPolicy;
   /** Largest record accepted (payload + key + headers). */
   maxRecordBytes?: number;
+  /** Most headers on one record. */
+  maxHeaders?: number;
+  /** Most bytes of header names and values on one record. */
+  maxHeaderBytes?: number;
+  /** Longest key and longest msgId, in UTF-8 bytes. */
+  maxKeyBytes?: number;
+  /** How often retention runs on its own (an unref'd timer; 0 = only on segment roll and applyRetention()). */
+  retentionIntervalMs?: number;
 }
 
 export interface PartitionLogStats {
@@ -72,7 +80,7 @@ export interface PartitionLogStats {
   firstOffset: number;
   nextOffset: number;
   fsyncs: number;
-  /** Records whose bytes are fsync'd (== nextOffset - firstOffset when nothing is pending). */
+  /** Every record below this offset is fsync'd (== nextOffset when nothing is pending; the in-memory log: nextOffset). */
   syncedOffset: number;
   /** Bytes cut from a torn or corrupt tail when the log was opened. */
   truncatedBytesOnOpen: number;

@@ -33,7 +33,7 @@ async function collect(engine: Engine, spec: Parameters<Engine['consume']>[0], a
 }
 
 /** Polls an async condition every 10 ms (no fixed sleeps), failing after 5 s. */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+export async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

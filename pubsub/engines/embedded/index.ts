@@ -35,7 +35,12 @@ interface GroupFile {
 /** Opens (or creates) the engine's folder, reopening its topics and consumer groups. */
 export async function createEmbeddedEngine(options: EmbeddedEngineOptions = {}): Promise<Engine> {
   const engine = new EmbeddedEngine(resolveEmbeddedOptions(options));
-  await engine.open();
+  try {
+    await engine.open();
+  } catch (err) {
+    await engine.close(); // the logs opened so far
+    throw err;
+  }
   return engine;
 }
 

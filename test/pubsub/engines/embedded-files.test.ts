@@ -1,7 +1,7 @@
 /** What only the embedded engine promises (beyond the conformance suite): its files, options and limits. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEngine } from '../../../pubsub/engines/index.ts';
@@ -65,7 +65,7 @@ test('a saved position past the log end (records lost to a power cut) is clamped
     await engine.close();
     const groups = join(dir, 'groups');
     await rm(groups, { recursive: true, force: true });
-    await import('node:fs/promises').then((fs) => fs.mkdir(groups));
+    await mkdir(groups);
     const settings = { pattern: 'p', ack: 'manual', start: { kind: 'earliest' }, ackWaitMs: 30000, backoffMs: [], maxDeliver: 5 };
     await writeFile(join(groups, 'g.json'), JSON.stringify({ version: 1, name: 'g', mode: 'queue', settings, positions: [{ topic: 'p', partition: 0, committed: 100, acked: [105] }] }));
     engine = await createEngine({ kind: 'embedded', dir });
@@ -140,3 +140,12 @@ test('options: bad values throw InvalidOptionError naming the option; maxPartiti
   }
   await assert.rejects(engine.append({ topic: 't', payload: b('x'), acks: 1 }), { code: 'WL_ERR_CLOSED' });
 });
+
+test('a damaged group file: createEngine rejects with WL_ERR_PUBSUB_CORRUPT naming it, rather than starting over', () =>
+  withDir(async (dir) => {
+    const engine = await createEngine({ kind: 'embedded', dir });
+    await engine.close();
+    await mkdir(join(dir, 'groups'));
+    await writeFile(join(dir, 'groups', 'g.json'), '{"version": 1, "name": ');
+    await assert.rejects(createEngine({ kind: 'embedded', dir }), { code: 'WL_ERR_PUBSUB_CORRUPT' });
+  }));

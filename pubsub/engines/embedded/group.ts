@@ -72,6 +72,7 @@ export class DeliveryGroup {
   /** Adds a topic's partitions. `fresh`: the topic was just created, so all its records are news (start at 0). */
   async addTopic(topic: Topic, fresh: boolean): Promise<void> {
     if (!matches(this.settings.pattern, topic.name)) return;
+    let added = false;
     for (let p = 0; p < topic.meta.partitions; p++) {
       const key = partKey(topic.name, p);
       if (this.parts.has(key)) continue;
@@ -79,7 +80,10 @@ export class DeliveryGroup {
       const start = saved ? saved.committed : fresh ? topic.logs[p]!.firstOffset : await startOffset(topic, p, this.settings.start);
       if (this.parts.has(key) || this.closed) continue;
       this.parts.set(key, new PartState(topic, p, start, saved?.acked));
+      added ||= saved === undefined;
     }
+    // A new partition's start is a position too: saved now, so a restart before the first ack does not move it to 'new'.
+    if (added && this.durable) this.host.positionsChanged(this);
     this.rebalance();
     this.pump();
   }
@@ -243,6 +247,7 @@ export class DeliveryGroup {
       () => {
         // The dead-letter topic refused it: keep the message (redelivered later) rather than lose it.
         part.deadLettering--;
+        if (this.closed || part.removed) return;
         this.queueRetry(part, { offset: record.offset, record, attempt, ready: false }, this.settings.ackWaitMs);
       },
     );

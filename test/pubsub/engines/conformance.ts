@@ -399,6 +399,18 @@ export function engineConformance(name: string, makeEngine: () => Promise<Engine
     assert.equal(g!.partitions[0]!.lag, 0);
   });
 
+  withEngine('restart: a topic created while a durable group had no members is kept for it across a restart', async (e) => {
+    const spec = { pattern: 'away.>', ack: 'manual' as const, group: { name: 'away', mode: 'queue' as const } };
+    const first = await collect(e.engine, spec);
+    await first.c.close();
+    await e.engine.append({ topic: 'away.new', payload: b('while away'), acks: 'all' });
+    const engine = await e.restart!();
+    const again = await collect(engine, spec, true);
+    await waitFor(() => again.got.length === 1, 'the message published while away');
+    assert.equal(again.got[0]!.record.payload.toString(), 'while away');
+    await again.c.close();
+  });
+
   withEngine('restart: a partitioned group resumes each partition at its committed offset', async (e) => {
     await e.engine.ensureTopic('pp', { partitions: 3 });
     const spec = { pattern: 'pp', ack: 'manual' as const, group: { name: 'pp', mode: 'partitioned' as const }, start: { kind: 'earliest' as const } };

@@ -7,6 +7,24 @@ import { startUdpRelay, type UdpImpairments } from '../../core/impair/index.ts';
 import { datagramSeq } from '../../protocols/datagram.ts';
 
 /** Sends `n` numbered datagrams through a relay to the echo server; returns the relay and what came back. */
+/**
+ * Waits until nothing moves: `progress()` (datagrams received, relayed) unchanged for 300 ms, at most 15 s. A fixed
+ * sleep lost echoes still in flight when the machine was loaded (CI runs on a busy 2-core machine).
+ */
+async function settle(progress: () => number): Promise<void> {
+  const end = Date.now() + 15_000;
+  let last = -1;
+  let stillSince = Date.now();
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = progress();
+    if (now !== last) {
+      last = now;
+      stillSince = Date.now();
+    } else if (Date.now() - stillSince >= 300) return;
+  }
+}
+
 async function run(n: number, upstream: UdpImpairments, seed = 1, downstream: UdpImpairments = {}) {
   const server = await startUdpServer();
   const relay = await startUdpRelay({ upstreamPort: server.port, upstream, downstream, seed, sequenceOf: datagramSeq });
@@ -21,7 +39,7 @@ async function run(n: number, upstream: UdpImpairments, seed = 1, downstream: Ud
     await client.send(`datagram ${i}`);
     if (i % 20 === 19) await new Promise((r) => setImmediate(r));
   }
-  await new Promise((r) => setTimeout(r, 250));
+  await settle(() => payloads.length + relay.stats('upstream').sent + relay.stats('downstream').sent);
   await client.close();
   await relay.close();
   await server.close();
@@ -88,19 +106,24 @@ test('corruption (seeded): exactly the recorded bit is flipped in exactly the re
   const relay = await startUdpRelay({ upstreamPort: server.port, upstream: { corrupt: 0.2 }, seed: 4 });
   const client = await openUdp({ port: relay.port });
   const flipped: number[] = [];
+  let received = 0;
   client.onMessage((m) => {
+    received++;
     // Every datagram sent is 32 zero bytes: a corrupted echo has exactly one bit set.
     for (let i = 0; i < m.length * 8; i++) if (m[i >> 3]! & (1 << (i & 7))) flipped.push(i);
   });
+  try {
   for (let i = 0; i < 100; i++) await client.sendRaw(Buffer.alloc(32));
-  await new Promise((r) => setTimeout(r, 200));
+  await settle(() => received);
   const recorded = relay.records.filter((x) => x.stream === 'upstream' && x.corruptBit >= 0).map((x) => x.corruptBit);
   assert.ok(recorded.length > 5, `corrupted ${recorded.length}`);
   assert.equal(client.received, 100);
   assert.deepEqual([...flipped].sort((a, b) => a - b), [...recorded].sort((a, b) => a - b));
-  await client.close();
-  await relay.close();
-  await server.close();
+  } finally {
+    await client.close();
+    await relay.close();
+    await server.close();
+  }
 });
 
 test('maxSessions: clients past the limit are dropped and recorded, the others still relayed; maxRecords bounds the record', async () => {

@@ -159,8 +159,16 @@ export class BrokerCore implements Broker {
     return this.#topics.has(topic);
   }
 
-  get topicCount(): number {
-    return this.#topics.size;
+  /** Counts a topic a publish is about to create; false when that would pass maxTopics. */
+  reserveTopic(topic: string): boolean {
+    if (this.#topics.size >= this.options.maxTopics) return false;
+    this.#topics.add(topic);
+    return true;
+  }
+
+  /** A publish that reserved a topic failed: uncount it unless the engine made it anyway. */
+  async releaseTopic(topic: string): Promise<void> {
+    if ((await this.engine.topic(topic).catch(() => undefined)) === undefined) this.#topics.delete(topic);
   }
 
   /** Waits while a full 'block' fan-out subscription matches `topic` (each for at most maxBlockMs). */
@@ -190,6 +198,10 @@ export class BrokerCore implements Broker {
 
   ownConsumer(consumerId: string, session: BrokerSession): void {
     this.#consumerOwners.set(consumerId, session);
+  }
+
+  disownConsumer(consumerId: string): void {
+    this.#consumerOwners.delete(consumerId);
   }
 
   published(session: BrokerSession, result: AppendResult, t: number, signer: string | undefined, msgId: string | undefined): void {
@@ -287,7 +299,6 @@ export class BrokerCore implements Broker {
 
   sessionClosed(session: BrokerSession, reason: string): void {
     this.#sessions.delete(session);
-    for (const [id, s] of this.#consumerOwners) if (s === session) this.#consumerOwners.delete(id);
     this.tracer.emit('pubsub', session.id, '*', 'close', () => ({ summary: `session ${session.id} closed: ${reason}`, meta: { reason } }));
   }
 }

@@ -26,10 +26,10 @@ export class LineageStore {
       if (this.#messages.size > this.maxMessages) this.#messages.delete(this.#messages.keys().next().value!);
     }
     if (list.length >= this.maxStepsPerMessage) return;
-    // 'published' is recorded when the append resolves, after the engine's 'persisted': keep the list in time order.
-    let i = list.length;
-    while (i > 0 && list[i - 1]!.t > entry.t) i--;
-    list.splice(i, 0, entry);
+    // 'published' is recorded when the append resolves, after the engine's 'persisted' (and maybe 'delivered'): it
+    // goes first, since it is what started the message.
+    if (entry.step === 'published') list.unshift(entry);
+    else list.push(entry);
   }
 
   get(topic: string, partition: number, offset: number): LineageEntry[] | undefined {

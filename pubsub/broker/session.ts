@@ -98,14 +98,23 @@ export class BrokerSession implements Session {
         throw err;
       }
     }
-    if (!this.broker.hasTopic(topic) && this.broker.topicCount >= o.maxTopics) {
+    // Reserved before the first await, so concurrent publishes to new topics cannot overshoot maxTopics.
+    const reserved = !this.broker.hasTopic(topic);
+    if (reserved && !this.broker.reserveTopic(topic)) {
       throw this.#refuse('limit', ErrorCodes.PUBSUB_LIMIT, `maxTopics ${o.maxTopics} reached`, 'maxTopics');
     }
     const t = Date.now();
-    await this.broker.waitForBlocked(topic);
-    this.#checkOpen();
-    const request = { topic, payload, acks, ...pick(input, ['key', 'partition', 'headers', 'msgId', 'ttlMs'] as const) };
-    const result = await this.broker.engine.append(request);
+    let result: AppendResult;
+    try {
+      await this.broker.waitForBlocked(topic);
+      this.#checkOpen();
+      const request = { topic, payload, acks, ...pick(input, ['key', 'partition', 'headers', 'msgId', 'ttlMs'] as const) };
+      result = await this.broker.engine.append(request);
+    } catch (err) {
+      if (reserved) await this.broker.releaseTopic(topic);
+      if (err instanceof PubsubError && err.code === ErrorCodes.PUBSUB_INVALID) this.broker.refused(this, 'invalid', err);
+      throw err;
+    }
     this.broker.published(this, result, t, signer, input.msgId);
     return result;
   }
@@ -154,6 +163,7 @@ export class BrokerSession implements Session {
       } else sub.attach(consumer);
     } catch (err) {
       this.#subs.delete(sub.id);
+      if (err instanceof PubsubError && err.code === ErrorCodes.PUBSUB_INVALID) this.broker.refused(this, 'invalid', err);
       throw err;
     }
     this.broker.traceSubscribe(this, sub);

@@ -227,8 +227,9 @@ export class BrokerCore implements Broker {
   }
 
   #onLineage(step: LineageStep): void {
+    const tracing = this.tracer.enabled;
     if (step.step === 'duplicate') {
-      this.tracer.emit('pubsub', this.cid, '*', 'duplicate', () => ({ summary: `duplicate msgId ${step.msgId} on ${step.topic} (first copy @${step.offset})`, meta: { ...step } }));
+      if (tracing) this.tracer.emit('pubsub', this.cid, '*', 'duplicate', () => ({ summary: `duplicate msgId ${step.msgId} on ${step.topic} (first copy @${step.offset})`, meta: { ...step } }));
       return;
     }
     if (step.step === 'acked') this.#stats.acked++;
@@ -236,16 +237,13 @@ export class BrokerCore implements Broker {
       this.#stats.deadLettered++;
       this.#topics.add(step.deadLetterTopic);
     }
-    const owner = 'consumer' in step ? this.#consumerOwners.get(step.consumer) : undefined;
-    const entry: LineageEntry = { ...step };
-    if (owner !== undefined) {
-      entry.session = owner.id;
-      if (owner.user !== undefined) entry.user = owner.user;
-    }
-    this.#lineage.add(entry);
+    const consumer = (step as { consumer?: string }).consumer;
+    const owner = consumer === undefined ? undefined : this.#consumerOwners.get(consumer);
+    this.#lineage.add(step, owner?.lineageOwner);
+    if (!tracing) return;
     this.tracer.emit('pubsub', owner?.id ?? this.cid, '*', step.step, () => ({
-      summary: `${step.step} ${step.topic}[${step.partition}]@${step.offset}${'consumer' in step ? ` consumer ${step.consumer}` : ''}${step.step === 'delivered' ? ` attempt ${step.attempt}` : ''}${step.step === 'dead-lettered' ? ` -> ${step.deadLetterTopic} (${step.reason})` : ''}`,
-      meta: { ...entry },
+      summary: `${step.step} ${step.topic}[${step.partition}]@${step.offset}${consumer === undefined ? '' : ` consumer ${consumer}`}${step.step === 'delivered' ? ` attempt ${step.attempt}` : ''}${step.step === 'dead-lettered' ? ` -> ${step.deadLetterTopic} (${step.reason})` : ''}`,
+      meta: { ...step, session: owner?.id, user: owner?.user },
     }));
   }
 

@@ -4,6 +4,7 @@ import { nextCid } from '../../core/trace/index.ts';
 import type { AppendResult, ConsumerSpec } from '../engines/types.ts';
 import { checkPattern, checkTopic } from '../subjects.ts';
 import { mayPublish, maySubscribe, type Permissions } from './acl.ts';
+import type { LineageOwner } from './lineage.ts';
 import type { BrokerCore } from './broker.ts';
 import { checkAcks, checkBuffer } from './options.ts';
 import { TokenBucket } from './rate.ts';
@@ -16,6 +17,8 @@ export class BrokerSession implements Session {
   readonly #bucket: TokenBucket | undefined;
   readonly #closedListeners: ((reason: string) => void)[] = [];
   #closed: string | undefined;
+  /** Shared by every lineage step delivered to this session. */
+  readonly lineageOwner: LineageOwner;
 
   constructor(
     readonly broker: BrokerCore,
@@ -23,6 +26,7 @@ export class BrokerSession implements Session {
     readonly permissions: Permissions | undefined,
     readonly info: ConnectInfo,
   ) {
+    this.lineageOwner = user === undefined ? { session: this.id } : { session: this.id, user };
     const r = broker.options.rateLimit;
     if (r !== undefined) this.#bucket = new TokenBucket(r.perSecond, r.burst);
   }

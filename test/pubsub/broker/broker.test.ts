@@ -116,7 +116,7 @@ test('rate limit: a token bucket per publisher session, refusals counted', async
 });
 
 test('limits: each refusal is WL_ERR_PUBSUB_LIMIT naming its limit', async (t) => {
-  const { broker } = await makeBroker(t, { maxTopics: 2, maxSubscriptionsPerConnection: 1, maxPayloadBytes: 10, maxHeaderBytes: 8 });
+  const { broker, sink } = await makeBroker(t, { maxTopics: 2, maxSubscriptionsPerConnection: 1, maxPayloadBytes: 10, maxHeaderBytes: 8 });
   const s = await broker.connect(LOCAL);
   await s.publish({ topic: 't1', payload: Buffer.from('x') });
   await s.publish({ topic: 't2', payload: Buffer.from('x') });
@@ -132,6 +132,11 @@ test('limits: each refusal is WL_ERR_PUBSUB_LIMIT naming its limit', async (t) =
   await assert.rejects(s.publish({ topic: 'a.*', payload: Buffer.alloc(1) }), { code: 'WL_ERR_PUBSUB_INVALID' });
   await assert.rejects(s.subscribe({ pattern: 'a', buffer: { policy: 'explode' as never } }, () => true), { code: 'WL_ERR_PUBSUB_INVALID' });
   assert.equal(broker.stats().rejected.limit, 4);
+  assert.equal(broker.stats().rejected.invalid, 2);
+  const refused = sink.find({ proto: 'pubsub', kind: 'refused' });
+  assert.deepEqual(refused.map((e) => e.meta?.limit ?? e.meta?.code), ['maxTopics', 'maxPayloadBytes', 'maxHeaderBytes', 'maxSubscriptionsPerConnection', 'WL_ERR_PUBSUB_INVALID', 'WL_ERR_PUBSUB_INVALID']);
+  // The broker keeps serving the same session after every refusal.
+  await s.publish({ topic: 't2', payload: Buffer.from('still here') });
 });
 
 test('buffer block: a subscriber that never resumes stalls the publisher (counted), resume lets it go on', async (t) => {

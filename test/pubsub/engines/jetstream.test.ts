@@ -152,6 +152,61 @@ describe('jetstream engine', { skip: SKIP }, () => {
     assert.equal(dead!.record.headers['wl-dlq-reason'], 'poison');
   });
 
+  it('the stream leader SIGKILLed by PID mid-publish: a new leader, 0 acknowledged messages lost, consumers go on', async (t) => {
+    const e = await engine({ publishTimeoutMs: 1000 });
+    t.after(() => e.close());
+    await e.ensureTopic('ledger');
+    const c = collector();
+    const sub = await e.consume({ pattern: 'ledger', group: { name: 'audit', mode: 'queue' }, ack: 'manual', start: { kind: 'earliest' } }, (d) => {
+      c.deliver(d);
+      sub.ack(d.id);
+    });
+    t.after(() => sub.close());
+    const stream = `T${prefixN}-ledger-P0`;
+    const jsm = await (await import('nats')).connect({ servers: cluster.urls }).then(async (nc) => ({ nc, jsm: await nc.jetstreamManager() }));
+    t.after(() => jsm.nc.close());
+    const leaderOf = async (): Promise<string | undefined> => (await jsm.jsm.streams.info(stream)).cluster?.leader;
+    const before = await leaderOf();
+    assert.ok(before, 'the stream has a leader');
+    const acked = new Set<string>();
+    let failed = 0;
+    let i = 0;
+    const publishing = (async () => {
+      while (i < 600) {
+        const id = `m-${i++}`;
+        try {
+          await e.append({ topic: 'ledger', payload: Buffer.from(id), msgId: id, acks: 'all' });
+          acked.add(id);
+        } catch {
+          failed++;
+        }
+      }
+    })();
+    while (acked.size < 150) await new Promise((r) => setTimeout(r, 5));
+    const victim = cluster.nodes.findIndex((n) => n.name === before);
+    const pid = cluster.nodes[victim]!.pid;
+    const killedAt = Date.now();
+    await cluster.kill(victim, 'SIGKILL');
+    assert.equal(cluster.nodes[victim]!.running, false, `pid ${pid} is gone`);
+    await publishing;
+    let after: string | undefined;
+    for (let k = 0; k < 100 && (!after || after === before); k++) {
+      after = await leaderOf().catch(() => undefined);
+      if (!after || after === before) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(after && after !== before, `a new leader was elected (was ${before}, now ${after})`);
+    t.diagnostic(`leader ${before} (pid ${pid}) killed; ${after} leads ${Date.now() - killedAt} ms later (upper bound); ${acked.size} acked, ${e.counters.retries} publish retries`);
+    const stored = new Set((await e.read('ledger', 0, 0, 1000)).map((r) => r.payload.toString()));
+    const lost = [...acked].filter((id) => !stored.has(id));
+    assert.equal(lost.length, 0, `acknowledged but lost: ${lost.slice(0, 5).join(', ')}`);
+    assert.equal(stored.size, (await e.topic('ledger'))!.partitionInfo[0]!.records, 'no duplicates stored (msgId retries deduplicated)');
+    assert.equal(failed, 0, 'every publish succeeded within publishRetryForMs');
+    // The consumer goes on: it gets every stored message (at least once).
+    await c.wait(stored.size, 30_000);
+    assert.deepEqual(new Set(c.got.map((d) => d.record.payload.toString())), stored);
+    await cluster.restart(victim);
+  });
+
   it('the engine unreachable at start: WL_ERR_PUBSUB_UNAVAILABLE naming the URL', async () => {
     await assert.rejects(createJetStreamEngine({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 500 }), (err: Error & { code?: string }) => {
       assert.equal(err.code, ErrorCodes.PUBSUB_UNAVAILABLE);

@@ -223,7 +223,13 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     return undefined;
   };
 
+  // If this process exits without close() (a guard timer's process.exit), no nats-server is left behind.
+  const onExit = (): void => {
+    for (const n of nodes) if (n.running) n.child!.kill('SIGKILL');
+  };
+  process.once('exit', onExit);
   const close = async (): Promise<void> => {
+    process.removeListener('exit', onExit);
     await Promise.all(nodes.map(stop));
     if (ownDir) await rm(dir, { recursive: true, force: true });
   };

@@ -51,6 +51,8 @@ export const H = {
   EXPIRES: 'Wl-Expires',
   /** Set when the msg id was made by the engine (so retries dedup) rather than given by the producer. */
   GENERATED_ID: 'Wl-Gen-Id',
+  /** The producer's msg id on a topic whose duplicate window is 0 (no dedup: Nats-Msg-Id would dedup). */
+  PLAIN_MSG_ID: 'Wl-Msg-Id',
   /** The user's headers as JSON, used when one of them is no valid NATS header (name or value). */
   HEADERS_JSON: 'Wl-Headers',
 } as const;
@@ -63,6 +65,8 @@ export interface EncodeInput {
   key?: string;
   msgId?: string;
   generatedId?: boolean;
+  /** False on a topic with duplicateWindowMs 0: the msg id is kept but not used for dedup. */
+  dedup?: boolean;
   expiresAt?: number;
 }
 
@@ -73,7 +77,7 @@ export function encodeHeaders(input: EncodeInput): MsgHdrs {
   if (plain) for (const [k, v] of Object.entries(user)) h.set(k, v);
   else h.set(H.HEADERS_JSON, Buffer.from(JSON.stringify(user)).toString('base64'));
   if (input.key !== undefined) h.set(H.KEY, Buffer.from(input.key).toString('base64'));
-  if (input.msgId !== undefined) h.set(H.MSG_ID, input.msgId);
+  if (input.msgId !== undefined) h.set(input.dedup === false ? H.PLAIN_MSG_ID : H.MSG_ID, input.msgId);
   if (input.generatedId) h.set(H.GENERATED_ID, '1');
   if (input.expiresAt !== undefined) h.set(H.EXPIRES, String(input.expiresAt));
   return h;
@@ -90,7 +94,7 @@ export function decodeRecord(seq: number, timestamp: number, data: Uint8Array, h
   if (json) record.headers = JSON.parse(Buffer.from(json, 'base64').toString()) as Headers;
   const key = h.get(H.KEY);
   if (key) record.key = Buffer.from(key, 'base64').toString();
-  const id = h.get(H.MSG_ID);
+  const id = h.get(H.MSG_ID) || h.get(H.PLAIN_MSG_ID);
   if (id && !h.has(H.GENERATED_ID)) record.msgId = id;
   const exp = h.get(H.EXPIRES);
   if (exp) record.expiresAt = Number(exp);

@@ -8,6 +8,7 @@ import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
 import type { ConsumerSpec, Delivery, EngineConsumer, LineageStep } from '../types.ts';
 import { decodeRecord, encodeName, msToNanos, offsetToSeq, type StreamMeta } from './codec.ts';
 import type { JetStreamEngineImpl } from './engine.ts';
+import type { Puller, PullMember } from './puller.ts';
 
 export interface ConsumerDescription {
   wirelab: 1;
@@ -17,41 +18,47 @@ export interface ConsumerDescription {
   deadLetterTopic?: string;
 }
 
+export function parseConsumerDescription(s: string | undefined): ConsumerDescription | undefined {
+  if (!s?.startsWith('{')) return undefined;
+  try {
+    const d = JSON.parse(s) as ConsumerDescription;
+    return d.wirelab === 1 ? d : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 interface Held {
   m: JsMsg;
   topic: string;
   partition: number;
   stream: string;
-  consumer: string;
   offset: number;
   attempt: number;
 }
 
-interface Attachment {
-  stream: string;
-  meta: StreamMeta;
-  /** The JetStream consumer's name on that stream. */
-  consumer: string;
-  stop: boolean;
-  iter?: { stop(err?: Error): void };
-  loop?: Promise<void>;
-}
-
 let nextConsumer = 0;
+const SETTLED_KEEP = 10_000;
 
-export class JsEngineConsumer implements EngineConsumer {
+export class JsEngineConsumer implements EngineConsumer, PullMember {
   readonly id: string;
-  private readonly attachments = new Map<string, Attachment>();
+  /** Partition stream -> the puller feeding this member from it. */
+  private readonly pullers = new Map<string, Puller>();
   private readonly held = new Map<string, Held>();
-  private readonly queued: { m: JsMsg; att: Attachment }[] = [];
+  /** Ids settled lately (ack / nak / term): settling one again is a no-op, not an error. Bounded. */
+  private readonly settled = new Set<string>();
+  private readonly queued: { m: JsMsg; puller: Puller }[] = [];
   private paused = false;
   private closed = false;
-  private wakers: (() => void)[] = [];
+  /** Nothing is delivered before consume() has returned the consumer (its caller needs it to ack). */
+  private started = false;
   private readonly ackWaitMs: number;
   private readonly maxDeliver: number;
   private readonly maxAckPending: number;
   private readonly backoffMs: number[];
   readonly deadLetterTopic: (topic: string) => string;
+  /** Streams that existed when consume() was called: one that appears later is read from its start. */
+  initial = new Set<string>();
   /** Set by the engine: whether this member pulls from a stream (partitioned groups own some partitions only). */
   owns: (stream: string) => boolean = () => true;
 
@@ -81,7 +88,7 @@ export class JsEngineConsumer implements EngineConsumer {
   }
 
   /** The JetStream consumer config for one partition stream. `late`: the stream appeared after consume() started. */
-  private config(meta: StreamMeta, late: boolean): Partial<ConsumerConfig> {
+  config(meta: StreamMeta, late: boolean): Partial<ConsumerConfig> {
     const description: ConsumerDescription = { wirelab: 1, pattern: this.spec.pattern };
     if (this.spec.group) Object.assign(description, { group: this.spec.group.name, mode: this.spec.group.mode });
     if (this.spec.deadLetterTopic) description.deadLetterTopic = this.spec.deadLetterTopic;
@@ -90,7 +97,8 @@ export class JsEngineConsumer implements EngineConsumer {
       ack_policy: this.manual ? AckPolicy.Explicit : AckPolicy.None,
       ack_wait: msToNanos(this.ackWaitMs),
       max_deliver: this.maxDeliver === 0 ? -1 : this.maxDeliver,
-      max_ack_pending: this.manual ? this.maxAckPending * (this.spec.group?.mode === 'queue' ? 16 : 1) : undefined,
+      // Partitioned groups keep order across redelivery: one message in flight per partition (as the embedded engine).
+      max_ack_pending: this.spec.group?.mode === 'partitioned' ? 1 : this.maxAckPending * (this.spec.group?.mode === 'queue' ? 16 : 1),
     };
     if (!this.manual) delete cfg.max_ack_pending;
     // JetStream's backoff is the ack wait of delivery n (it replaces ack_wait); it needs max_deliver > its length.
@@ -121,109 +129,85 @@ export class JsEngineConsumer implements EngineConsumer {
     return cfg;
   }
 
-  /** Starts pulling from a partition stream (idempotent). */
-  async attach(stream: string, meta: StreamMeta, late: boolean): Promise<void> {
-    if (this.closed || this.attachments.has(stream) || !this.owns(stream)) return;
-    const att: Attachment = { stream, meta, consumer: '', stop: false };
-    this.attachments.set(stream, att);
-    try {
-      const jsm = this.engine.jsm;
-      const cfg = this.config(meta, late);
-      if (cfg.durable_name) {
-        // A group's durable keeps its position: created once, never reconfigured by a later member.
-        const existing = await jsm.consumers.info(stream, cfg.durable_name).catch(() => undefined);
-        att.consumer = existing ? existing.name : (await jsm.consumers.add(stream, cfg)).name;
-      } else {
-        att.consumer = (await jsm.consumers.add(stream, cfg)).name;
-      }
-    } catch (err) {
-      this.attachments.delete(stream);
+  /** Starts taking messages from a partition stream (idempotent). */
+  async attach(stream: string, meta: StreamMeta): Promise<void> {
+    if (this.closed || this.pullers.has(stream) || !this.owns(stream)) return;
+    const puller = await this.engine.puller(this, stream, meta, !this.initial.has(stream)).catch((err: unknown) => {
       this.engine.traceError(this.id, `attach ${stream}`, err);
-      return;
-    }
-    if (att.stop || this.closed) {
-      this.attachments.delete(stream);
-      return;
-    }
-    att.loop = this.pull(att);
+      return undefined;
+    });
+    if (!puller || this.closed || this.pullers.has(stream) || !this.owns(stream)) return;
+    this.pullers.set(stream, puller);
+    puller.add(this);
   }
 
-  /** Stops pulling from a stream; held deliveries from it go back (nak) so the new owner gets them at once. */
-  async detach(stream: string, deleteEphemeral: boolean): Promise<void> {
-    const att = this.attachments.get(stream);
-    if (!att) return;
-    att.stop = true;
-    att.iter?.stop();
-    this.kick();
-    await att.loop;
-    this.attachments.delete(stream);
+  /**
+   * Stops taking from a stream; held deliveries from it go back (nak) so another member gets them at once. When this
+   * was the puller's last member, they go back once its pull request has run out (else it would take them again).
+   */
+  async detach(stream: string): Promise<void> {
+    const puller = this.pullers.get(stream);
+    if (!puller) return;
+    this.pullers.delete(stream);
+    const back: JsMsg[] = [];
     for (const [id, h] of this.held) {
       if (h.stream !== stream) continue;
       this.held.delete(id);
-      if (!this.engine.isClosed) h.m.nak();
+      back.push(h.m);
     }
     for (let i = this.queued.length - 1; i >= 0; i--) {
-      if (this.queued[i]!.att !== att) continue;
+      if (this.queued[i]!.puller !== puller) continue;
       const [q] = this.queued.splice(i, 1);
-      if (this.manual && !this.engine.isClosed) q!.m.nak();
+      if (this.manual) back.unshift(q!.m);
     }
-    if (deleteEphemeral && !this.spec.group && att.consumer && !this.engine.isClosed) {
-      await this.engine.jsm.consumers.delete(stream, att.consumer).catch(() => undefined);
-    }
+    await this.engine.release(puller, this);
+    for (const m of back) if (!this.engine.isClosed) m.nak();
   }
 
   streams(): string[] {
-    return [...this.attachments.keys()];
+    return [...this.pullers.keys()];
+  }
+
+  room(): number {
+    if (this.paused || this.closed) return 0;
+    return this.manual ? Math.max(0, this.maxAckPending - this.held.size - this.queued.length) : this.engine.options.pullBatch;
   }
 
   private kick(): void {
-    const w = this.wakers;
-    this.wakers = [];
-    for (const f of w) f();
+    for (const p of this.pullers.values()) p.kick();
   }
 
-  private async gate(att: Attachment): Promise<void> {
-    while (!att.stop && !this.closed && (this.paused || (this.manual && this.held.size + this.queued.length >= this.maxAckPending))) {
-      await new Promise<void>((r) => this.wakers.push(r));
+  take(m: JsMsg, puller: Puller): void {
+    if (this.paused || !this.started) this.queued.push({ m, puller });
+    else this.handle(m, puller);
+  }
+
+  /** Called by the engine once consume() has returned. */
+  start(): void {
+    this.started = true;
+    this.flush();
+  }
+
+  private flush(): void {
+    while (!this.paused && this.started && this.queued.length > 0) {
+      const q = this.queued.shift()!;
+      this.handle(q.m, q.puller);
+    }
+    this.kick();
+  }
+
+  /** The engine dead-lettered (stream, seq) after maxDeliver: the last delivery, if held here, is acked quietly. */
+  async settleDeadLettered(stream: string, seq: number): Promise<void> {
+    for (const [id, h] of this.held) {
+      if (h.stream !== stream || h.m.seq !== seq) continue;
+      this.settle(id);
+      await h.m.ackAck().catch(() => undefined);
     }
   }
 
-  private async pull(att: Attachment): Promise<void> {
-    const opts = this.engine.options;
-    while (!att.stop && !this.closed && !this.engine.isClosed) {
-      await this.gate(att);
-      if (att.stop || this.closed) break;
-      const want = this.manual ? Math.min(opts.pullBatch, this.maxAckPending - this.held.size - this.queued.length) : opts.pullBatch;
-      try {
-        const c = await this.engine.js.consumers.get(att.stream, att.consumer);
-        const iter = await c.fetch({ max_messages: Math.max(1, want), expires: opts.pullExpiresMs });
-        att.iter = iter;
-        if (att.stop) iter.stop();
-        for await (const m of iter) this.onMessage(m, att);
-      } catch (err) {
-        if (att.stop || this.closed || this.engine.isClosed) break;
-        this.engine.traceError(this.id, `pull ${att.stream}`, err);
-        if (/not found/i.test(String((err as Error).message))) {
-          // The topic was deleted: nothing more comes from this stream.
-          att.stop = true;
-          break;
-        }
-        await new Promise((r) => setTimeout(r, opts.retryDelayMs));
-      }
-    }
-  }
-
-  private onMessage(m: JsMsg, att: Attachment): void {
-    if (this.paused) {
-      this.queued.push({ m, att });
-      return;
-    }
-    this.handle(m, att);
-  }
-
-  private handle(m: JsMsg, att: Attachment): void {
+  private handle(m: JsMsg, puller: Puller): void {
     const record = decodeRecord(m.seq, Math.floor(m.info.timestampNanos / 1e6), m.data, m.headers);
-    const { topic, partition } = att.meta;
+    const { topic, partition } = puller.meta;
     const t = Date.now();
     if (record.expiresAt !== undefined && record.expiresAt <= t) {
       // Per-message TTL does not exist in nats-server 2.9: checked here, at delivery, and counted.
@@ -233,8 +217,13 @@ export class JsEngineConsumer implements EngineConsumer {
       return;
     }
     const attempt = m.info.redeliveryCount;
-    const id = `${this.id}:${att.stream}:${m.seq}:${attempt}`;
-    if (this.manual) this.held.set(id, { m, topic, partition, stream: att.stream, consumer: att.consumer, offset: record.offset, attempt });
+    if (attempt > 1) {
+      if (this.group) this.engine.countRedelivery(this.group);
+      // An earlier delivery of the same message held here has expired (ackWait): its id is settled now.
+      for (const [id, h] of this.held) if (h.stream === puller.stream && h.m.seq === m.seq) this.settle(id);
+    }
+    const id = `${this.id}:${puller.stream}:${m.seq}:${attempt}`;
+    if (this.manual) this.held.set(id, { m, topic, partition, stream: puller.stream, offset: record.offset, attempt });
     this.lineage({ step: 'delivered', topic, partition, offset: record.offset, consumer: this.id, ...(this.group ? { group: this.group } : {}), attempt, t });
     try {
       this.deliver({ id, topic, partition, record, attempt });
@@ -243,10 +232,18 @@ export class JsEngineConsumer implements EngineConsumer {
     }
   }
 
-  private take(deliveryId: string): Held {
+  private heldFor(deliveryId: string): Held | undefined {
     const h = this.held.get(deliveryId);
-    if (!h) throw new PubsubError(ErrorCodes.PUBSUB_NOT_FOUND, `no unacked delivery ${deliveryId} on consumer ${this.id}`);
-    return h;
+    if (h) return h;
+    if (this.settled.has(deliveryId)) return undefined;
+    throw new PubsubError(ErrorCodes.PUBSUB_NOT_FOUND, `no unacked delivery ${JSON.stringify(String(deliveryId).slice(0, 80))} on consumer ${this.id}`);
+  }
+
+  private settle(deliveryId: string): void {
+    this.held.delete(deliveryId);
+    this.settled.add(deliveryId);
+    if (this.settled.size > SETTLED_KEEP) this.settled.delete(this.settled.values().next().value!);
+    this.kick();
   }
 
   private step(step: 'acked' | 'nak' | 'in-progress', h: Held): void {
@@ -254,43 +251,47 @@ export class JsEngineConsumer implements EngineConsumer {
   }
 
   ack(deliveryId: string): void {
-    const h = this.take(deliveryId);
-    this.held.delete(deliveryId);
+    const h = this.heldFor(deliveryId);
+    if (!h) return;
+    this.settle(deliveryId);
     h.m.ack();
     this.step('acked', h);
-    this.kick();
   }
 
   nak(deliveryId: string, delayMs = 0): void {
-    const h = this.take(deliveryId);
-    this.held.delete(deliveryId);
+    const h = this.heldFor(deliveryId);
+    if (!h) return;
+    this.settle(deliveryId);
     if (delayMs > 0) h.m.nak(delayMs);
     else h.m.nak();
     this.step('nak', h);
-    this.kick();
   }
 
   inProgress(deliveryId: string): void {
-    const h = this.take(deliveryId);
+    const h = this.heldFor(deliveryId);
+    if (!h) return;
     h.m.working();
     this.step('in-progress', h);
   }
 
   term(deliveryId: string, reason = 'terminated by the consumer'): void {
-    const h = this.take(deliveryId);
-    this.held.delete(deliveryId);
-    this.kick();
+    const h = this.heldFor(deliveryId);
+    if (!h) return;
+    this.settle(deliveryId);
     // The dead letter is written first (deduplicated by its msg id), then the message is terminated: a crash in between
-    // redelivers it rather than losing it.
+    // redelivers it rather than losing it. Until then it is kept "in progress" so it is not redelivered meanwhile.
+    const keep = setInterval(() => h.m.working(), Math.max(10, Math.floor(this.ackWaitMs / 3)));
+    const dl = { stream: h.stream, seq: h.m.seq, topic: h.topic, partition: h.partition, deliveries: h.attempt, reason, deadLetterTopic: this.deadLetterTopic(h.topic), group: this.group };
     void this.engine
-      .deadLetter({ stream: h.stream, seq: h.m.seq, topic: h.topic, partition: h.partition, deliveries: h.attempt, reason, deadLetterTopic: this.deadLetterTopic(h.topic), group: this.group })
-      .then(
-        () => h.m.term(reason),
-        (err: unknown) => {
-          this.engine.traceError(this.id, 'dead-letter', err);
-          h.m.nak();
-        },
-      );
+      .deadLetter(dl, () => {
+        clearInterval(keep);
+        h.m.term(reason);
+      })
+      .catch((err: unknown) => {
+        clearInterval(keep);
+        this.engine.traceError(this.id, 'dead-letter', err);
+        if (!this.engine.isClosed) h.m.nak();
+      });
   }
 
   pause(): void {
@@ -299,11 +300,7 @@ export class JsEngineConsumer implements EngineConsumer {
 
   resume(): void {
     this.paused = false;
-    while (!this.paused && this.queued.length > 0) {
-      const q = this.queued.shift()!;
-      if (!q.att.stop) this.handle(q.m, q.att);
-    }
-    this.kick();
+    this.flush();
   }
 
   get ackPending(): number {
@@ -314,7 +311,7 @@ export class JsEngineConsumer implements EngineConsumer {
     if (this.closed) return;
     this.closed = true;
     this.kick();
-    await Promise.all([...this.attachments.keys()].map((s) => this.detach(s, true)));
-    this.engine.removeConsumer(this);
+    await Promise.all([...this.pullers.keys()].map((s) => this.detach(s)));
+    await this.engine.removeConsumer(this);
   }
 }

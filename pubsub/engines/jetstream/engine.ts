@@ -20,8 +20,10 @@ import { NOOP_TRACER, type Tracer } from '../../../core/trace/index.ts';
 import { checkPattern, checkTopic, matches, partitionForKey } from '../../subjects.ts';
 import type { LogRecord, RetentionPolicy } from '../../log/types.ts';
 import type { AppendRequest, AppendResult, ConsumerSpec, Delivery, Engine, EngineConsumer, GroupInfo, LineageStep, TopicConfig, TopicInfo } from '../types.ts';
-import { decodeRecord, encodeHeaders, msToNanos, parseMeta, seqToOffset, streamName, subjectFor, type StreamMeta } from './codec.ts';
-import { JsEngineConsumer, type ConsumerDescription } from './consumer.ts';
+import { decodeRecord, encodeHeaders, encodeName, msToNanos, parseMeta, seqToOffset, streamName, subjectFor, type StreamMeta } from './codec.ts';
+import { JsEngineConsumer, parseConsumerDescription } from './consumer.ts';
+import { checkConsumerSpec } from './spec.ts';
+import { Puller } from './puller.ts';
 
 export interface JetStreamEngineOptions {
   /** NATS URLs (one or every node of the cluster). Required. */
@@ -47,7 +49,7 @@ export interface JetStreamEngineOptions {
   retryDelayMs?: number;
   /** Messages requested per pull. Default 256. */
   pullBatch?: number;
-  /** A pull request's lifetime on the server. Default 2,000 ms. */
+  /** A pull request's lifetime on the server (closing a group member may wait for it: 2.9 cannot cancel one). Default 1,000 ms. */
   pullExpiresMs?: number;
   /** A fan-out subscriber's ephemeral consumer is removed by the server this long after its process stops pulling. Default 30,000 ms. */
   ephemeralInactiveMs?: number;
@@ -65,7 +67,7 @@ const DEFAULTS = {
   publishRetryForMs: 15_000,
   retryDelayMs: 100,
   pullBatch: 256,
-  pullExpiresMs: 2000,
+  pullExpiresMs: 1000,
   ephemeralInactiveMs: 30_000,
   maxReadRecords: 1000,
   tracer: NOOP_TRACER,
@@ -106,6 +108,9 @@ export class JetStreamEngineImpl implements Engine {
   private readonly consumers = new Set<JsEngineConsumer>();
   private readonly listeners = new Set<(s: LineageStep) => void>();
   private readonly deadLettered = new Map<string, number>();
+  private readonly redelivered = new Map<string, number>();
+  private readonly rebalancing = new Map<string, Promise<void>>();
+  private readonly pullers = new Map<string, Promise<Puller>>();
   private roundRobin = 0;
   isClosed = false;
 
@@ -122,6 +127,10 @@ export class JetStreamEngineImpl implements Engine {
 
   traceError(cid: string, what: string, err: unknown): void {
     this.tracer.emit(PROTO, cid, '*', 'error', () => ({ summary: `${what}: ${(err as Error)?.message ?? String(err)}`, meta: { code: (err as { code?: string })?.code } }));
+  }
+
+  countRedelivery(group: string): void {
+    this.redelivered.set(group, (this.redelivered.get(group) ?? 0) + 1);
   }
 
   emitLineage(step: LineageStep): void {
@@ -178,11 +187,29 @@ export class JetStreamEngineImpl implements Engine {
           return;
         }
         if (!a.stream?.startsWith(this.options.streamPrefix + '-')) return;
-        void this.onMaxDeliveries(a).catch((e: unknown) => this.traceError('engine', 'max-deliveries advisory', e));
+        void this.settleDeadLettered(a.stream, a.stream_seq)
+          .then(() => this.onMaxDeliveries(a))
+          .catch((e: unknown) => this.traceError('engine', 'max-deliveries advisory', e));
       },
     });
-    void Promise.all([created.closed, deleted.closed, maxDeliveries.closed]).catch(() => undefined);
+    // Every process: its own member still holding the last delivery acks it (the ack floor moves past it).
+    const settle = this.nc.subscribe('$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>', {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const a = msg.json<{ stream: string; stream_seq: number }>();
+          void this.settleDeadLettered(a.stream, a.stream_seq);
+        } catch {
+          // not an advisory
+        }
+      },
+    });
+    void Promise.all([created.closed, deleted.closed, maxDeliveries.closed, settle.closed]).catch(() => undefined);
     await this.nc.flush();
+  }
+
+  private async settleDeadLettered(stream: string, seq: number): Promise<void> {
+    await Promise.all([...this.consumers].map((c) => c.settleDeadLettered(stream, seq)));
   }
 
   private async onMaxDeliveries(a: { stream: string; consumer: string; stream_seq: number; deliveries: number }): Promise<void> {
@@ -190,12 +217,7 @@ export class JetStreamEngineImpl implements Engine {
     const meta = parseMeta(info.config.description);
     if (!meta) return;
     const ci = await this.jsm.consumers.info(a.stream, a.consumer).catch(() => undefined);
-    let desc: ConsumerDescription | undefined;
-    try {
-      desc = ci?.config.description ? (JSON.parse(ci.config.description) as ConsumerDescription) : undefined;
-    } catch {
-      desc = undefined;
-    }
+    const desc = parseConsumerDescription(ci?.config.description);
     await this.deadLetter({
       stream: a.stream,
       seq: a.stream_seq,
@@ -209,7 +231,7 @@ export class JetStreamEngineImpl implements Engine {
   }
 
   /** Copies a record to the dead-letter topic with the `wl-dlq-*` headers (deduplicated: safe to repeat). */
-  async deadLetter(d: DeadLetterInput): Promise<void> {
+  async deadLetter(d: DeadLetterInput, then?: () => void): Promise<void> {
     const stored = await this.jsm.streams.getMessage(d.stream, { seq: d.seq });
     const record = decodeRecord(stored.seq, stored.time.getTime(), stored.data, stored.header);
     await this.append({
@@ -227,6 +249,7 @@ export class JetStreamEngineImpl implements Engine {
       msgId: `dlq:${d.stream}:${d.seq}`,
       acks: 'all',
     });
+    then?.();
     this.counters.deadLettered++;
     if (d.group) this.deadLettered.set(d.group, (this.deadLettered.get(d.group) ?? 0) + 1);
     this.emitLineage({ step: 'dead-lettered', topic: d.topic, partition: d.partition, offset: record.offset, reason: d.reason, deadLetterTopic: d.deadLetterTopic, t: Date.now() });
@@ -237,8 +260,8 @@ export class JetStreamEngineImpl implements Engine {
     if (!meta) return;
     for (const c of this.consumers) {
       if (matches(c.spec.pattern, meta.topic)) {
-        this.rebalance(c.group);
-        void c.attach(info.config.name, meta, late);
+        if (c.spec.group?.mode === 'partitioned') void this.rebalance(c.group!);
+        else void c.attach(info.config.name, meta);
       }
     }
   }
@@ -258,7 +281,8 @@ export class JetStreamEngineImpl implements Engine {
       storage: this.options.storage === 'memory' ? StorageType.Memory : StorageType.File,
       num_replicas: this.options.replicas,
       discard: DiscardPolicy.Old,
-      duplicate_window: msToNanos(dup),
+      // 0 = no dedup: the engine then sends no Nats-Msg-Id; the server needs a window, the smallest it takes (100 ms).
+      duplicate_window: msToNanos(Math.max(dup, 100)),
       max_age: retention.maxAgeMs ? msToNanos(retention.maxAgeMs) : 0,
       max_bytes: retention.maxBytes ?? -1,
       max_msgs: retention.maxRecords ?? -1,
@@ -365,7 +389,7 @@ export class JetStreamEngineImpl implements Engine {
     const streams = await this.streamsOf(name);
     this.topicCache.delete(name);
     for (const s of streams) {
-      for (const c of this.consumers) await c.detach(s.config.name, false);
+      for (const c of this.consumers) await c.detach(s.config.name);
       await this.jsm.streams.delete(s.config.name).catch((err: unknown) => this.traceError('engine', `delete ${s.config.name}`, err));
     }
     return streams.length > 0;
@@ -389,13 +413,18 @@ export class JetStreamEngineImpl implements Engine {
     else partition = partitions === 1 ? 0 : this.roundRobin++ % partitions;
     const subject = subjectFor(this.options.subjectPrefix, req.topic, partition);
     const now = Date.now();
-    const generatedId = req.msgId === undefined && req.acks !== 0;
+    if (req.ttlMs !== undefined && (typeof req.ttlMs !== 'number' || !Number.isInteger(req.ttlMs) || req.ttlMs < 1)) {
+      throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `ttlMs must be a positive integer, got ${String(req.ttlMs)}`);
+    }
+    const dedup = meta.duplicateWindowMs > 0;
+    const generatedId = req.msgId === undefined && req.acks !== 0 && dedup;
     const msgId = req.msgId ?? (generatedId ? randomUUID() : undefined);
     const h = encodeHeaders({
       ...(req.headers ? { headers: req.headers } : {}),
       ...(req.key !== undefined ? { key: req.key } : {}),
       ...(msgId !== undefined ? { msgId } : {}),
       generatedId,
+      dedup,
       ...(req.ttlMs !== undefined ? { expiresAt: now + req.ttlMs } : {}),
     });
     if (req.acks === 0) {
@@ -410,7 +439,7 @@ export class JetStreamEngineImpl implements Engine {
     const deadline = Date.now() + this.options.publishRetryForMs;
     for (let attempt = 1; ; attempt++) {
       try {
-        const ack = await this.js.publish(subject, req.payload, { headers: h, timeout: this.options.publishTimeoutMs, ...(msgId ? { msgID: msgId } : {}) });
+        const ack = await this.js.publish(subject, req.payload, { headers: h, timeout: this.options.publishTimeoutMs, ...(msgId && dedup ? { msgID: msgId } : {}) });
         const offset = seqToOffset(ack.seq);
         const t = Date.now();
         if (ack.duplicate) {
@@ -482,49 +511,89 @@ export class JetStreamEngineImpl implements Engine {
   // ---- consuming ----
 
   async consume(spec: ConsumerSpec, deliver: (d: Delivery) => void): Promise<EngineConsumer> {
-    checkPattern(spec.pattern);
-    if (spec.group) checkString('group.name', spec.group.name);
+    checkConsumerSpec(spec);
+    const mode = spec.group?.mode;
+    if (spec.group && [...this.consumers].some((c) => c.group === spec.group!.name && c.spec.group!.mode !== mode)) {
+      throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${spec.group.name} exists with another mode`);
+    }
+    const streams = (await this.streamsOf()).filter((s) => matches(spec.pattern, parseMeta(s.config.description)!.topic));
+    if (spec.group) {
+      const durable = encodeName(spec.group.name);
+      for (const s of streams) {
+        const ci = await this.jsm.consumers.info(s.config.name, durable).catch(() => undefined);
+        const desc = ci && parseConsumerDescription(ci.config.description);
+        if (desc?.mode && desc.mode !== mode) throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${spec.group.name} exists with mode ${desc.mode}`);
+      }
+    }
     const c = new JsEngineConsumer(this, spec, deliver);
+    c.initial = new Set(streams.map((s) => s.config.name));
     this.consumers.add(c);
-    this.rebalance(c.group);
-    const streams = await this.streamsOf();
-    await Promise.all(
-      streams.map((s) => {
-        const m = parseMeta(s.config.description)!;
-        return matches(spec.pattern, m.topic) ? c.attach(s.config.name, m, false) : undefined;
-      }),
-    );
+    if (mode === 'partitioned') await this.rebalance(spec.group!.name);
+    else await Promise.all(streams.map((s) => c.attach(s.config.name, parseMeta(s.config.description)!)));
+    setImmediate(() => c.start());
     return c;
   }
 
   /**
-   * Partitioned groups: each partition stream is pulled by one member of this process (by sorted stream name, round
-   * robin over members in join order); a member losing a stream naks what it held, so the new owner gets it at once.
+   * Partitioned groups: each partition stream is pulled by one member of this process (sorted stream names, round
+   * robin over the members in join order); a member losing a stream naks what it held, so the new owner gets it at
+   * once. Runs one at a time per group.
    */
-  private rebalance(group: string | undefined): void {
-    if (!group) return;
-    const members = [...this.consumers].filter((c) => c.group === group && c.spec.group?.mode === 'partitioned');
-    if (members.length === 0) return;
-    void this.streamsOf().then(
-      (streams) => {
-        const mine = streams.filter((s) => matches(members[0]!.spec.pattern, parseMeta(s.config.description)!.topic)).map((s) => s.config.name).sort();
-        const owner = new Map(mine.map((s, i) => [s, members[i % members.length]!]));
-        for (const m of members) {
-          m.owns = (s) => owner.get(s) === m;
-          for (const s of m.streams()) if (owner.get(s) !== m) void m.detach(s, false);
-        }
-        for (const s of streams) {
-          const o = owner.get(s.config.name);
-          if (o) void o.attach(s.config.name, parseMeta(s.config.description)!, false);
-        }
-      },
-      (err: unknown) => this.traceError('engine', `rebalance ${group}`, err),
-    );
+  private rebalance(group: string): Promise<void> {
+    const run = async (): Promise<void> => {
+      const members = [...this.consumers].filter((c) => c.group === group && c.spec.group?.mode === 'partitioned');
+      if (members.length === 0) return;
+      const streams = (await this.streamsOf()).filter((s) => matches(members[0]!.spec.pattern, parseMeta(s.config.description)!.topic));
+      const names = streams.map((s) => s.config.name).sort();
+      const owner = new Map(names.map((s, i) => [s, members[i % members.length]!]));
+      for (const m of members) m.owns = (s) => owner.get(s) === m;
+      // New owners join first, so a partition's puller passes from member to member without stopping.
+      await Promise.all(streams.map((s) => owner.get(s.config.name)!.attach(s.config.name, parseMeta(s.config.description)!)));
+      await Promise.all(members.flatMap((m) => m.streams().filter((s) => owner.get(s) !== m).map((s) => m.detach(s))));
+    };
+    const next = (this.rebalancing.get(group) ?? Promise.resolve()).then(run).catch((err: unknown) => this.traceError('engine', `rebalance ${group}`, err));
+    this.rebalancing.set(group, next);
+    return next;
   }
 
-  removeConsumer(c: JsEngineConsumer): void {
+  /**
+   * The puller feeding `c` from `stream`: a group's members in this process share the one on the group's durable
+   * (created once: a later member never reconfigures it); a fan-out subscriber gets its own ephemeral consumer.
+   */
+  async puller(c: JsEngineConsumer, stream: string, meta: StreamMeta, late: boolean): Promise<Puller> {
+    const cfg = c.config(meta, late);
+    if (!cfg.durable_name) {
+      const info = await this.jsm.consumers.add(stream, cfg);
+      return new Puller(this, stream, meta, info.name, c.manual, false);
+    }
+    const key = `${stream}\0${cfg.durable_name}`;
+    let p = this.pullers.get(key);
+    if (!p) {
+      p = (async () => {
+        const existing = await this.jsm.consumers.info(stream, cfg.durable_name!).catch(() => undefined);
+        const name = existing ? existing.name : (await this.jsm.consumers.add(stream, cfg)).name;
+        return new Puller(this, stream, meta, name, c.manual, true);
+      })();
+      this.pullers.set(key, p);
+      p.catch(() => this.pullers.delete(key));
+    }
+    return p;
+  }
+
+  /** `c` leaves `puller`; the last member out stops it (and an ephemeral consumer is deleted). */
+  async release(puller: Puller, c: JsEngineConsumer): Promise<void> {
+    if (!(await puller.remove(c))) return;
+    if (puller.durable) {
+      const key = `${puller.stream}\0${puller.consumer}`;
+      if ((await this.pullers.get(key)) === puller) this.pullers.delete(key);
+    } else if (!this.isClosed) {
+      await this.jsm.consumers.delete(puller.stream, puller.consumer).catch(() => undefined);
+    }
+  }
+
+  async removeConsumer(c: JsEngineConsumer): Promise<void> {
     this.consumers.delete(c);
-    this.rebalance(c.group);
+    if (c.spec.group?.mode === 'partitioned') await this.rebalance(c.group!);
   }
 
   async groups(): Promise<GroupInfo[]> {
@@ -532,25 +601,30 @@ export class JetStreamEngineImpl implements Engine {
     for (const s of await this.streamsOf()) {
       const meta = parseMeta(s.config.description)!;
       for await (const ci of this.jsm.consumers.list(s.config.name)) {
-        let desc: ConsumerDescription;
-        try {
-          desc = JSON.parse(ci.config.description ?? '') as ConsumerDescription;
-        } catch {
-          continue;
-        }
-        if (desc.wirelab !== 1 || !desc.group || !desc.mode) continue;
+        const desc = parseConsumerDescription(ci.config.description);
+        if (!desc?.group || !desc.mode) continue;
+        const local = [...this.consumers].filter((c) => c.group === desc.group);
         let g = out.get(desc.group);
         if (!g) {
-          const members = [...this.consumers].filter((c) => c.group === desc.group);
-          g = { name: desc.group, mode: desc.mode, pattern: desc.pattern, members: members.map((m) => m.id), partitions: [], ackPending: 0, redelivered: 0, deadLettered: this.deadLettered.get(desc.group) ?? 0 };
+          g = {
+            name: desc.group,
+            mode: desc.mode,
+            pattern: desc.pattern,
+            members: local.map((m) => m.id),
+            partitions: [],
+            // Members in this process: what they hold (exact at once); else what the server counts.
+            ackPending: local.length > 0 ? local.reduce((n, m) => n + m.ackPending, 0) : 0,
+            redelivered: this.redelivered.get(desc.group) ?? 0,
+            deadLettered: this.deadLettered.get(desc.group) ?? 0,
+          };
           out.set(desc.group, g);
         }
+        if (local.length === 0) g.ackPending += ci.num_ack_pending;
+        // The ack floor is the last sequence acked with every earlier one: the next offset to deliver is that sequence.
         const committed = ci.ack_floor.stream_seq;
         const end = s.state.last_seq;
-        const owner = [...this.consumers].find((c) => c.group === desc.group && c.streams().includes(s.config.name) && desc.mode === 'partitioned');
+        const owner = desc.mode === 'partitioned' ? local.find((c) => c.streams().includes(s.config.name)) : undefined;
         g.partitions.push({ topic: meta.topic, partition: meta.partition, committed, end, lag: Math.max(0, end - committed), ...(owner ? { owner: owner.id } : {}) });
-        g.ackPending += ci.num_ack_pending;
-        g.redelivered += ci.num_redelivered;
       }
     }
     return [...out.values()];
@@ -559,6 +633,7 @@ export class JetStreamEngineImpl implements Engine {
   async close(): Promise<void> {
     if (this.isClosed) return;
     await Promise.all([...this.consumers].map((c) => c.close()));
+    await Promise.all([...this.pullers.values()].map((p) => p.then((x) => x.stop(), () => undefined)));
     this.isClosed = true;
     await this.nc.drain().catch(() => this.nc.close());
   }

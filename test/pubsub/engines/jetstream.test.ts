@@ -9,6 +9,7 @@ import { ErrorCodes } from '../../../core/errors.ts';
 import { createJetStreamEngine, startNatsCluster, type NatsCluster } from '../../../pubsub/engines/jetstream/index.ts';
 import type { Delivery, Engine } from '../../../pubsub/engines/types.ts';
 import { hasCommand } from '../../helpers/peers.ts';
+import { engineConformance } from './conformance.ts';
 
 const HAVE = hasCommand('nats-server');
 if (!HAVE && process.env.CI === 'true') throw new Error('CI=true and needs nats-server (Debian package nats-server; npm run peers installs it)');
@@ -206,6 +207,25 @@ describe('jetstream engine', { skip: SKIP }, () => {
     assert.deepEqual(new Set(c.got.map((d) => d.record.payload.toString())), stored);
     await cluster.restart(victim);
   });
+
+  engineConformance(
+    'jetstream (3-node cluster, R3)',
+    async () => {
+      const n = ++prefixN;
+      const open = (): Promise<Engine> => createJetStreamEngine({ servers: cluster.urls, streamPrefix: `C${n}`, subjectPrefix: `c${n}`, retryDelayMs: 50 });
+      let e = await open();
+      return {
+        engine: e,
+        async restart() {
+          await e.close();
+          e = await open();
+          return e;
+        },
+        cleanup: () => e.close(),
+      };
+    },
+    { restart: true },
+  );
 
   it('the engine unreachable at start: WL_ERR_PUBSUB_UNAVAILABLE naming the URL', async () => {
     await assert.rejects(createJetStreamEngine({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 500 }), (err: Error & { code?: string }) => {

@@ -103,7 +103,7 @@ export class JsEngineConsumer implements EngineConsumer, PullMember {
     if (!this.manual) delete cfg.max_ack_pending;
     // JetStream's backoff is the ack wait of delivery n (it replaces ack_wait); it needs max_deliver > its length.
     const backoff = this.maxDeliver === 0 ? this.backoffMs : this.backoffMs.slice(0, Math.max(0, this.maxDeliver - 1));
-    if (backoff.length > 0 && this.manual) cfg.backoff = backoff.map(msToNanos);
+    if (backoff.length > 0 && this.manual) cfg.backoff = backoff.map((ms) => msToNanos(Math.max(1, ms)));
     const start = late ? { kind: 'earliest' as const } : (this.spec.start ?? { kind: 'new' as const });
     switch (start.kind) {
       case 'new':

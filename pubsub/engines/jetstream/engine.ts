@@ -12,84 +12,23 @@
  * - maxDeliver -> the consumer's max_deliver; the MAX_DELIVERIES advisory is turned into the dead-letter topic.
  * - TTL -> an expiry header checked at delivery (nats-server 2.9 has no per-message TTL).
  */
-import { connect, type JetStreamClient, type JetStreamManager, type NatsConnection, type StreamConfig, type StreamInfo, RetentionPolicy as NatsRetention, StorageType, DiscardPolicy } from 'nats';
+import { type JetStreamClient, type JetStreamManager, type NatsConnection, type StreamConfig, type StreamInfo, RetentionPolicy as NatsRetention, StorageType, DiscardPolicy } from 'nats';
 import { randomUUID } from 'node:crypto';
 import { ErrorCodes, PubsubError, WirelabError } from '../../../core/errors.ts';
-import { checkInt, checkString, InvalidOptionError, withDefaults } from '../../../core/options.ts';
-import { NOOP_TRACER, type Tracer } from '../../../core/trace/index.ts';
-import { checkPattern, checkTopic, matches, partitionForKey } from '../../subjects.ts';
+import type { Tracer } from '../../../core/trace/index.ts';
+import { checkTopic, matches, partitionForKey } from '../../subjects.ts';
 import type { LogRecord, RetentionPolicy } from '../../log/types.ts';
 import type { AppendRequest, AppendResult, ConsumerSpec, Delivery, Engine, EngineConsumer, GroupInfo, LineageStep, TopicConfig, TopicInfo } from '../types.ts';
 import { decodeRecord, encodeHeaders, encodeName, msToNanos, parseMeta, seqToOffset, streamName, subjectFor, type StreamMeta } from './codec.ts';
 import { JsEngineConsumer, parseConsumerDescription } from './consumer.ts';
-import { checkConsumerSpec } from './spec.ts';
+import { deadLetter, watchCluster, type DeadLetterInput } from './dlq.ts';
+import { listGroups } from './groups.ts';
+import { DEFAULT_DUPLICATE_WINDOW_MS, PROTO, type ResolvedOptions } from './options.ts';
+import { checkConsumerSpec } from '../embedded/spec.ts';
 import { Puller } from './puller.ts';
 
-export interface JetStreamEngineOptions {
-  /** NATS URLs (one or every node of the cluster). Required. */
-  servers: string | string[];
-  /** Replicas of each stream. Default: 3 when the server is part of a cluster, 1 for a single server. */
-  replicas?: number;
-  /** Stream names start with `<streamPrefix>-`. Default 'WL'. */
-  streamPrefix?: string;
-  /** Subjects are `<subjectPrefix>.<topic>.<partition>`. Default 'wl'. */
-  subjectPrefix?: string;
-  /** 'file' (default) or 'memory' stream storage. */
-  storage?: 'file' | 'memory';
-  /** Give up connecting at start after this (the error names the URL). Default 5,000 ms. */
-  connectTimeoutMs?: number;
-  /** One publish attempt waits this long for the stream's ack. Default 2,000 ms. */
-  publishTimeoutMs?: number;
-  /**
-   * A publish that fails because the cluster has no leader / quorum or the connection is lost is retried (same msg id:
-   * deduplicated) for this long, then rejected with WL_ERR_PUBSUB_UNAVAILABLE. Never dropped silently. Default 15,000 ms.
-   */
-  publishRetryForMs?: number;
-  /** Pause between retries (publishes and consumer pulls). Default 100 ms. */
-  retryDelayMs?: number;
-  /** Messages requested per pull. Default 256. */
-  pullBatch?: number;
-  /** A pull request's lifetime on the server (closing a group member may wait for it: 2.9 cannot cancel one). Default 1,000 ms. */
-  pullExpiresMs?: number;
-  /** A fan-out subscriber's ephemeral consumer is removed by the server this long after its process stops pulling. Default 30,000 ms. */
-  ephemeralInactiveMs?: number;
-  /** Records returned by one read() at most. Default 1,000. */
-  maxReadRecords?: number;
-  tracer?: Tracer;
-}
 
-const DEFAULTS = {
-  streamPrefix: 'WL',
-  subjectPrefix: 'wl',
-  storage: 'file' as 'file' | 'memory',
-  connectTimeoutMs: 5000,
-  publishTimeoutMs: 2000,
-  publishRetryForMs: 15_000,
-  retryDelayMs: 100,
-  pullBatch: 256,
-  pullExpiresMs: 1000,
-  ephemeralInactiveMs: 30_000,
-  maxReadRecords: 1000,
-  tracer: NOOP_TRACER,
-};
-
-export type ResolvedOptions = typeof DEFAULTS & { servers: string[]; replicas: number };
-
-const DEFAULT_DUPLICATE_WINDOW_MS = 120_000;
-const PROTO = 'jetstream';
-
-export interface DeadLetterInput {
-  stream: string;
-  seq: number;
-  topic: string;
-  partition: number;
-  deliveries: number;
-  reason: string;
-  deadLetterTopic: string;
-  group?: string;
-}
-
-function unavailable(what: string, cause: unknown): PubsubError {
+export function unavailable(what: string, cause: unknown): PubsubError {
   return new PubsubError(ErrorCodes.PUBSUB_UNAVAILABLE, `${what}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
 }
 
@@ -104,11 +43,12 @@ function retryable(err: unknown): boolean {
 export class JetStreamEngineImpl implements Engine {
   readonly kind = 'jetstream' as const;
   readonly counters = { expired: 0, retries: 0, deadLettered: 0, duplicates: 0 };
-  private readonly topicCache = new Map<string, Promise<StreamMeta>>();
-  private readonly consumers = new Set<JsEngineConsumer>();
+  /** Internal (dlq.ts, groups.ts read these). */
+  readonly topicCache = new Map<string, Promise<StreamMeta>>();
+  readonly consumers = new Set<JsEngineConsumer>();
   private readonly listeners = new Set<(s: LineageStep) => void>();
-  private readonly deadLettered = new Map<string, number>();
-  private readonly redelivered = new Map<string, number>();
+  readonly deadLettered = new Map<string, number>();
+  readonly redelivered = new Map<string, number>();
   private readonly rebalancing = new Map<string, Promise<void>>();
   private readonly pullers = new Map<string, Promise<Puller>>();
   private roundRobin = 0;
@@ -143,119 +83,26 @@ export class JetStreamEngineImpl implements Engine {
     }
   }
 
+  /** Background: topics other processes create, and the MAX_DELIVERIES advisories (dlq.ts). */
+  watch(): Promise<void> {
+    return watchCluster(this);
+  }
+
+  /** Copies a record to the dead-letter topic (dlq.ts); `then` runs once it is stored. */
+  deadLetter(d: DeadLetterInput, then?: () => void): Promise<void> {
+    return deadLetter(this, d, then);
+  }
+
+  groups(): Promise<GroupInfo[]> {
+    return listGroups(this);
+  }
+
   onLineage(listener: (step: LineageStep) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  /** Background: topics other processes create (pattern consumers attach), DLQ advisories (one handler per cluster). */
-  async watch(): Promise<void> {
-    const created = this.nc.subscribe('$JS.EVENT.ADVISORY.STREAM.CREATED.*', {
-      callback: (err, msg) => {
-        if (err) return;
-        const name = msg.subject.split('.').pop()!;
-        if (!name.startsWith(this.options.streamPrefix + '-')) return;
-        this.jsm.streams.info(name).then(
-          (info) => this.onStream(info, true),
-          (e: unknown) => this.traceError('engine', `stream ${name}`, e),
-        );
-      },
-    });
-    const deleted = this.nc.subscribe('$JS.EVENT.ADVISORY.STREAM.DELETED.*', {
-      callback: (err, msg) => {
-        if (err) return;
-        const name = msg.subject.split('.').pop()!;
-        for (const [topic, p] of this.topicCache) {
-          p.then(
-            (m) => {
-              if (name === streamName(this.options.streamPrefix, topic, m.partition)) this.topicCache.delete(topic);
-            },
-            () => undefined,
-          );
-        }
-      },
-    });
-    // A queue subscription: with several wirelab processes on one cluster, each advisory is handled once.
-    const maxDeliveries = this.nc.subscribe('$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>', {
-      queue: `${this.options.streamPrefix}-dlq`,
-      callback: (err, msg) => {
-        if (err) return;
-        let a: { stream: string; consumer: string; stream_seq: number; deliveries: number };
-        try {
-          a = msg.json();
-        } catch {
-          return;
-        }
-        if (!a.stream?.startsWith(this.options.streamPrefix + '-')) return;
-        void this.settleDeadLettered(a.stream, a.stream_seq)
-          .then(() => this.onMaxDeliveries(a))
-          .catch((e: unknown) => this.traceError('engine', 'max-deliveries advisory', e));
-      },
-    });
-    // Every process: its own member still holding the last delivery acks it (the ack floor moves past it).
-    const settle = this.nc.subscribe('$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>', {
-      callback: (err, msg) => {
-        if (err) return;
-        try {
-          const a = msg.json<{ stream: string; stream_seq: number }>();
-          void this.settleDeadLettered(a.stream, a.stream_seq);
-        } catch {
-          // not an advisory
-        }
-      },
-    });
-    void Promise.all([created.closed, deleted.closed, maxDeliveries.closed, settle.closed]).catch(() => undefined);
-    await this.nc.flush();
-  }
-
-  private async settleDeadLettered(stream: string, seq: number): Promise<void> {
-    await Promise.all([...this.consumers].map((c) => c.settleDeadLettered(stream, seq)));
-  }
-
-  private async onMaxDeliveries(a: { stream: string; consumer: string; stream_seq: number; deliveries: number }): Promise<void> {
-    const info = await this.jsm.streams.info(a.stream);
-    const meta = parseMeta(info.config.description);
-    if (!meta) return;
-    const ci = await this.jsm.consumers.info(a.stream, a.consumer).catch(() => undefined);
-    const desc = parseConsumerDescription(ci?.config.description);
-    await this.deadLetter({
-      stream: a.stream,
-      seq: a.stream_seq,
-      topic: meta.topic,
-      partition: meta.partition,
-      deliveries: a.deliveries,
-      reason: 'maxDeliver',
-      deadLetterTopic: desc?.deadLetterTopic ?? `$dlq.${meta.topic}`,
-      ...(desc?.group ? { group: desc.group } : {}),
-    });
-  }
-
-  /** Copies a record to the dead-letter topic with the `wl-dlq-*` headers (deduplicated: safe to repeat). */
-  async deadLetter(d: DeadLetterInput, then?: () => void): Promise<void> {
-    const stored = await this.jsm.streams.getMessage(d.stream, { seq: d.seq });
-    const record = decodeRecord(stored.seq, stored.time.getTime(), stored.data, stored.header);
-    await this.append({
-      topic: d.deadLetterTopic,
-      payload: record.payload,
-      ...(record.key !== undefined ? { key: record.key } : {}),
-      headers: {
-        ...record.headers,
-        'wl-dlq-reason': d.reason,
-        'wl-dlq-topic': d.topic,
-        'wl-dlq-partition': String(d.partition),
-        'wl-dlq-offset': String(record.offset),
-        'wl-dlq-deliveries': String(d.deliveries),
-      },
-      msgId: `dlq:${d.stream}:${d.seq}`,
-      acks: 'all',
-    });
-    then?.();
-    this.counters.deadLettered++;
-    if (d.group) this.deadLettered.set(d.group, (this.deadLettered.get(d.group) ?? 0) + 1);
-    this.emitLineage({ step: 'dead-lettered', topic: d.topic, partition: d.partition, offset: record.offset, reason: d.reason, deadLetterTopic: d.deadLetterTopic, t: Date.now() });
-  }
-
-  private onStream(info: StreamInfo, late: boolean): void {
+  onStream(info: StreamInfo): void {
     const meta = parseMeta(info.config.description);
     if (!meta) return;
     for (const c of this.consumers) {
@@ -330,7 +177,7 @@ export class JetStreamEngineImpl implements Engine {
       }
     }
     this.tracer.emit(PROTO, 'engine', '*', 'topic', () => ({ summary: `topic ${topic}: ${partitions} stream(s) R${this.options.replicas}`, meta: { topic, partitions } }));
-    for (const info of infos) this.onStream(info, true);
+    for (const info of infos) this.onStream(info);
     return parseMeta(infos[0]!.config.description)!;
   }
 
@@ -342,7 +189,7 @@ export class JetStreamEngineImpl implements Engine {
     return unavailable(what, err);
   }
 
-  private async streamsOf(topic?: string): Promise<StreamInfo[]> {
+  async streamsOf(topic?: string): Promise<StreamInfo[]> {
     const out: StreamInfo[] = [];
     const lister = this.jsm.streams.list(topic === undefined ? `${this.options.subjectPrefix}.>` : `${this.options.subjectPrefix}.${topic}.*`);
     for await (const s of lister) {
@@ -596,40 +443,6 @@ export class JetStreamEngineImpl implements Engine {
     if (c.spec.group?.mode === 'partitioned') await this.rebalance(c.group!);
   }
 
-  async groups(): Promise<GroupInfo[]> {
-    const out = new Map<string, GroupInfo>();
-    for (const s of await this.streamsOf()) {
-      const meta = parseMeta(s.config.description)!;
-      for await (const ci of this.jsm.consumers.list(s.config.name)) {
-        const desc = parseConsumerDescription(ci.config.description);
-        if (!desc?.group || !desc.mode) continue;
-        const local = [...this.consumers].filter((c) => c.group === desc.group);
-        let g = out.get(desc.group);
-        if (!g) {
-          g = {
-            name: desc.group,
-            mode: desc.mode,
-            pattern: desc.pattern,
-            members: local.map((m) => m.id),
-            partitions: [],
-            // Members in this process: what they hold (exact at once); else what the server counts.
-            ackPending: local.length > 0 ? local.reduce((n, m) => n + m.ackPending, 0) : 0,
-            redelivered: this.redelivered.get(desc.group) ?? 0,
-            deadLettered: this.deadLettered.get(desc.group) ?? 0,
-          };
-          out.set(desc.group, g);
-        }
-        if (local.length === 0) g.ackPending += ci.num_ack_pending;
-        // The ack floor is the last sequence acked with every earlier one: the next offset to deliver is that sequence.
-        const committed = ci.ack_floor.stream_seq;
-        const end = s.state.last_seq;
-        const owner = desc.mode === 'partitioned' ? local.find((c) => c.streams().includes(s.config.name)) : undefined;
-        g.partitions.push({ topic: meta.topic, partition: meta.partition, committed, end, lag: Math.max(0, end - committed), ...(owner ? { owner: owner.id } : {}) });
-      }
-    }
-    return [...out.values()];
-  }
-
   async close(): Promise<void> {
     if (this.isClosed) return;
     await Promise.all([...this.consumers].map((c) => c.close()));
@@ -637,41 +450,4 @@ export class JetStreamEngineImpl implements Engine {
     this.isClosed = true;
     await this.nc.drain().catch(() => this.nc.close());
   }
-}
-
-export async function createJetStreamEngineImpl(options: JetStreamEngineOptions): Promise<JetStreamEngineImpl> {
-  const o = withDefaults(DEFAULTS, options);
-  const servers = typeof o.servers === 'string' ? o.servers.split(',') : o.servers;
-  if (!Array.isArray(servers) || servers.length === 0 || servers.some((s) => typeof s !== 'string' || s.length === 0)) {
-    throw new InvalidOptionError('servers', 'a NATS URL or a list of them', o.servers);
-  }
-  checkString('streamPrefix', o.streamPrefix);
-  if (/[.*>\s/\\]/.test(o.streamPrefix)) throw new InvalidOptionError('streamPrefix', 'a stream name (no . * > / \\ or space)', o.streamPrefix);
-  checkTopic(checkString('subjectPrefix', o.subjectPrefix));
-  for (const k of ['connectTimeoutMs', 'publishTimeoutMs', 'publishRetryForMs', 'retryDelayMs', 'pullExpiresMs', 'ephemeralInactiveMs'] as const) checkInt(k, o[k], 1, 3_600_000);
-  checkInt('pullBatch', o.pullBatch, 1, 100_000);
-  checkInt('maxReadRecords', o.maxReadRecords, 1, 1_000_000);
-  if (o.storage !== 'file' && o.storage !== 'memory') throw new InvalidOptionError('storage', "'file' or 'memory'", o.storage);
-  if (o.replicas !== undefined) checkInt('replicas', o.replicas, 1, 5);
-  let nc: NatsConnection;
-  try {
-    nc = await connect({ servers, name: 'wirelab-engine', timeout: o.connectTimeoutMs, maxReconnectAttempts: -1, reconnectTimeWait: 250, waitOnFirstConnect: false });
-  } catch (err) {
-    throw new PubsubError(ErrorCodes.PUBSUB_UNAVAILABLE, `cannot reach NATS at ${servers.join(',')}: ${(err as Error).message}`, { cause: err });
-  }
-  const tracer = o.tracer;
-  void (async () => {
-    for await (const s of nc.status()) tracer.emit(PROTO, 'engine', '*', `nats-${s.type}`, () => ({ summary: `nats ${s.type} ${typeof s.data === 'string' ? s.data : ''}` }));
-  })().catch(() => undefined);
-  const replicas = o.replicas ?? (nc.info?.cluster ? 3 : 1);
-  let jsm: JetStreamManager;
-  try {
-    jsm = await nc.jetstreamManager({ timeout: o.connectTimeoutMs });
-  } catch (err) {
-    await nc.close();
-    throw new PubsubError(ErrorCodes.PUBSUB_UNAVAILABLE, `JetStream is not available at ${servers.join(',')}: ${(err as Error).message}`, { cause: err });
-  }
-  const engine = new JetStreamEngineImpl({ ...o, servers, replicas }, nc, nc.jetstream({ timeout: o.publishTimeoutMs }), jsm);
-  await engine.watch();
-  return engine;
 }

@@ -10,6 +10,8 @@ import { createJetStreamEngine, startNatsCluster, type NatsCluster } from '../..
 import type { Delivery, Engine } from '../../../pubsub/engines/types.ts';
 import { hasCommand } from '../../helpers/peers.ts';
 import { engineConformance } from './conformance.ts';
+import { runCli } from '../../helpers/cli.ts';
+import { startUp } from '../../helpers/up.ts';
 
 const HAVE = hasCommand('nats-server');
 if (!HAVE && process.env.CI === 'true') throw new Error('CI=true and needs nats-server (Debian package nats-server; npm run peers installs it)');
@@ -226,6 +228,40 @@ describe('jetstream engine', { skip: SKIP }, () => {
     },
     { restart: true },
   );
+
+  it('wirelab up --engine jetstream starts a 3-node cluster by PID and stops it with up; --nats-url unreachable: one line, exit 1', async () => {
+    const up = await startUp(['--port-base', '0', '--engine', 'jetstream', '--only', 'tcp-echo']);
+    let stopped = false;
+    try {
+      const nats = up.endpoints.filter((e) => e.proto === 'nats');
+      assert.deepEqual(nats.map((e) => e.name), ['nats-0', 'nats-1', 'nats-2']);
+      const pids = nats.map((e) => e.pid as number);
+      for (const pid of pids) process.kill(pid, 0); // alive
+      // The cluster is usable from outside: an engine on its URLs creates an R3 topic.
+      const e = await createJetStreamEngine({ servers: nats.map((x) => x.url!) });
+      assert.equal((await e.append({ topic: 'up.check', payload: Buffer.from('x'), acks: 'all' })).offset, 0);
+      await e.close();
+      assert.equal((await up.stop()).code, 0);
+      stopped = true;
+      const alive = pids.filter((pid) => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      assert.deepEqual(alive, [], 'every nats-server stopped with up');
+    } finally {
+      if (!stopped) await up.stop();
+    }
+    const r = await runCli(['up', '--port-base', '0', '--only', 'tcp-echo', '--engine', 'jetstream', '--nats-url', 'nats://127.0.0.1:1'], { timeoutMs: 30_000 });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /nats:\/\/127\.0\.0\.1:1/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    const bad = await runCli(['up', '--port-base', '0', '--only', 'tcp-echo', '--engine', 'kafka'], { timeoutMs: 30_000 });
+    assert.equal(bad.code, 2);
+  });
 
   it('the engine unreachable at start: WL_ERR_PUBSUB_UNAVAILABLE naming the URL', async () => {
     await assert.rejects(createJetStreamEngine({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 500 }), (err: Error & { code?: string }) => {

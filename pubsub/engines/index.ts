@@ -4,7 +4,7 @@
  */
 import { InvalidOptionError } from '../../core/errors.ts';
 import { createEmbeddedEngine, type EmbeddedEngineOptions } from './embedded/index.ts';
-import { createJetStreamEngine, type JetStreamEngineOptions } from './jetstream/index.ts';
+import type { JetStreamEngineOptions } from './jetstream/index.ts';
 import type { Engine } from './types.ts';
 
 export type EngineOptions = ({ kind: 'embedded' } & EmbeddedEngineOptions) | ({ kind: 'jetstream' } & JetStreamEngineOptions);
@@ -19,6 +19,8 @@ export async function createEngine(options: EngineOptions = { kind: 'embedded' }
     }
     case 'jetstream': {
       const { kind: _kind, ...rest } = options;
+      // Loaded on demand: the nats client is not needed by the embedded engine.
+      const { createJetStreamEngine } = await import('./jetstream/index.ts');
       return createJetStreamEngine(rest);
     }
     default:
@@ -26,5 +28,5 @@ export async function createEngine(options: EngineOptions = { kind: 'embedded' }
   }
 }
 
-export { createEmbeddedEngine, createJetStreamEngine };
+export { createEmbeddedEngine };
 export type { EmbeddedEngineOptions, JetStreamEngineOptions };

@@ -7,8 +7,7 @@
  */
 import { ErrorCodes, WirelabError } from '../../../core/errors.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
-import { createJetStreamEngine } from './index.ts';
-import { startNatsCluster, type NatsCluster } from './cluster.ts';
+import type { NatsCluster } from './cluster.ts';
 
 export const UP_ENGINES = ['embedded', 'jetstream'] as const;
 export type UpEngineKind = (typeof UP_ENGINES)[number];
@@ -50,12 +49,15 @@ export async function startUpEngine(flags: UpEngineFlags): Promise<UpEngine> {
   }
   if (flags.natsUrl) {
     const servers = flags.natsUrl.split(',');
+    // Loaded here, not at the top: every other command (and `up` on the embedded engine) starts without the nats client.
+    const { createJetStreamEngine } = await import('./index.ts');
     // Fail at start, with the URL, rather than at the first publish.
     const probe = await createJetStreamEngine({ servers, tracer: flags.tracer });
     await probe.close();
     current = { kind: 'jetstream', servers };
     return { choice: current, rows: [], close: async () => undefined };
   }
+  const { startNatsCluster } = await import('./cluster.ts');
   const cluster: NatsCluster = await startNatsCluster({ nodes: 3, portBase: flags.portBase, tracer: flags.tracer });
   current = { kind: 'jetstream', servers: cluster.urls };
   return {

@@ -95,6 +95,8 @@ export const ErrorCodes = {
   PUBSUB_NOT_FOUND: 'WL_ERR_PUBSUB_NOT_FOUND',
   /** A record whose CRC does not match, found when reading (a torn tail is truncated at open instead). */
   PUBSUB_CORRUPT: 'WL_ERR_PUBSUB_CORRUPT',
+  /** The engine cannot take the request within the wait its options allow (a NATS cluster without quorum, no stream leader, connection lost). */
+  PUBSUB_UNAVAILABLE: 'WL_ERR_PUBSUB_UNAVAILABLE',
 } as const;
 
 /** A pub/sub refusal: `code` is one of the PUBSUB_* codes; `limit` names the limit for WL_ERR_PUBSUB_LIMIT. */

@@ -17,6 +17,8 @@ export const FLAGS: Record<string, FlagSpec> = {
     value: 'SPEC',
     help: "put servers behind impairments, e.g. 'tcp-echo:latency=20ms,jitter=5ms' or 'udp:loss=5%' (README \"Impairments\"); repeatable",
   },
+  engine: { type: 'string', value: 'E', help: "the pub/sub engine: embedded (default) or jetstream (a local 3-node nats-server cluster unless --nats-url)" },
+  'nats-url': { type: 'string', value: 'URL', help: 'with --engine jetstream: use this NATS cluster (nats://HOST:PORT[,...]) and start none' },
   url: { type: 'string', value: 'URL', help: 'the signaling endpoint, ws://HOST:PORT/signal (default: wirelab up\'s, from --port-base)' },
   room: { type: 'string', value: 'NAME', help: 'the room to join (default demo, as the browser page)' },
   label: { type: 'string', value: 'L', help: 'the data channel stdin lines go to (default chat); a caller makes it, an answerer needs a caller that does' },
@@ -36,7 +38,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
 POP3) and prints a table with a command to try each one; runs until Ctrl-C or SIGTERM.
 With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxiproxy-style control API listens on
 port base + 1474. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
-    flags: ['port-base', 'host', 'only', 'impair', 'json', ...TRACING],
+    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'json', ...TRACING],
   },
   lab: {
     name: 'lab',

@@ -7,6 +7,7 @@ import { SERVICES } from '../../servers/index.ts';
 import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
 import { datagramSeq } from '../../protocols/datagram.ts';
+import { startUpEngine, type UpEngine } from '../../pubsub/engines/jetstream/up.ts';
 import { checkTargets, impairServer, parseImpairSpecs, plansFor, startUpControl, type ImpairPlan } from '../../core/impair/cli.ts';
 
 export interface UpFlags {
@@ -15,6 +16,8 @@ export interface UpFlags {
   json?: boolean;
   only?: string;
   impair?: string[];
+  engine?: string;
+  'nats-url'?: string;
 }
 
 interface Started {
@@ -59,8 +62,18 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     return 1;
   }
 
+  // --engine / --nats-url (issue 13): the pub/sub engine; a local nats-server cluster, started here, stops last.
+  let engineUp: UpEngine | undefined;
+  try {
+    engineUp = await startUpEngine({ engine: flags.engine, natsUrl: flags['nats-url'], portBase: base, tracer });
+  } catch (err) {
+    await control?.close();
+    console.error(`wirelab up: ${err instanceof Error ? err.message : String(err)}`);
+    return err instanceof WirelabError && err.code === ErrorCodes.USAGE ? 2 : 1;
+  }
   const started: Started[] = [];
-  const closeAll = (): Promise<unknown> => Promise.allSettled([...started.map((s) => s.server.close()), control?.close()]);
+  const closeAll = (): Promise<unknown> =>
+    Promise.allSettled([...started.map((s) => s.server.close()), control?.close()]).then(() => engineUp?.close());
   for (const entry of services) {
     const port = base === 0 ? 0 : base + entry.wellKnownPort;
     try {
@@ -92,6 +105,7 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     ...(entry.extra?.(server, byName) ?? {}),
     ...('impairment' in server ? { impairment: server.impairment } : {}),
   }));
+  for (const r of engineUp?.rows ?? []) rows.push(r);
   if (control) rows.push({ name: 'impair-control', proto: 'http', host: control.host, port: control.port, url: control.url!, try: `curl ${control.url}/proxies` });
   if (flags.json) {
     process.stdout.write(JSON.stringify(rows) + '\n');

@@ -4,21 +4,29 @@
  */
 import { InvalidOptionError } from '../../core/errors.ts';
 import { createEmbeddedEngine, type EmbeddedEngineOptions } from './embedded/index.ts';
+import type { JetStreamEngineOptions } from './jetstream/index.ts';
 import type { Engine } from './types.ts';
 
-export type EngineOptions = { kind: 'embedded' } & EmbeddedEngineOptions;
+export type EngineOptions = ({ kind: 'embedded' } & EmbeddedEngineOptions) | ({ kind: 'jetstream' } & JetStreamEngineOptions);
 
-export const ENGINE_KINDS = ['embedded'] as const;
+export const ENGINE_KINDS = ['embedded', 'jetstream'] as const;
 
 export async function createEngine(options: EngineOptions = { kind: 'embedded' }): Promise<Engine> {
-  const { kind, ...rest } = options;
-  switch (kind) {
-    case 'embedded':
+  switch (options.kind) {
+    case 'embedded': {
+      const { kind: _kind, ...rest } = options;
       return createEmbeddedEngine(rest);
+    }
+    case 'jetstream': {
+      const { kind: _kind, ...rest } = options;
+      // Loaded on demand: the nats client is not needed by the embedded engine.
+      const { createJetStreamEngine } = await import('./jetstream/index.ts');
+      return createJetStreamEngine(rest);
+    }
     default:
-      throw new InvalidOptionError('kind', `one of ${ENGINE_KINDS.join(', ')}`, kind);
+      throw new InvalidOptionError('kind', `one of ${ENGINE_KINDS.join(', ')}`, (options as { kind: unknown }).kind);
   }
 }
 
 export { createEmbeddedEngine };
-export type { EmbeddedEngineOptions };
+export type { EmbeddedEngineOptions, JetStreamEngineOptions };

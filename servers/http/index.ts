@@ -94,7 +94,7 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
   const o: ResolvedHttpOptions = resolveHttpOptions(options);
   const tracer: Tracer = options.tracer ?? NOOP_TRACER;
   const feed = options.feed ?? new EventFeed();
-  const router = playgroundRouter();
+  const router = o.playground ? playgroundRouter() : new Router();
   for (const register of o.routes) register(router);
   const buckets = new TokenBuckets(o.rateLimitBurst, o.rateLimitPerSecond);
   const allowedTargets = new Set(o.connectTargets.map((t) => normalizeTarget(t)?.key ?? t));

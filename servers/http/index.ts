@@ -27,7 +27,8 @@ export { HTTP_SERVER_DEFAULTS, type HttpLimits, type HttpServerOptions } from '.
 export { EventFeed, type FeedEvent } from './feed.ts';
 export { Router } from './router.ts';
 // What a route of `routes` (or a user's own router) needs: the context, and send().
-export { send, type Ctx } from './context.ts';
+export { headerValue, json, readBody, send, type Ctx } from './context.ts';
+export { sseMessage } from './routes/events.ts';
 
 /** What the server counted: each status it answered, and each limit that fired. */
 export interface HttpServerStats {

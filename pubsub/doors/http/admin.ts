@@ -90,6 +90,18 @@ export function registerAdmin(router: Router, door: Door): void {
   );
   router.add(
     'GET',
+    '/admin/lineage/:topic/:partition/:offset',
+    guarded(door, async (_d, ctx) => {
+      const topic = checkTopic(ctx.params[0] ?? '');
+      const [partition, offset] = [ctx.params[1] ?? '', ctx.params[2] ?? ''].map((v) => (/^\d{1,15}$/.test(v) ? Number(v) : NaN));
+      if (!Number.isInteger(partition) || !Number.isInteger(offset)) throw invalid('partition and offset must be integers');
+      const steps = await asAdmin(door, ctx, async () => b.lineage(topic, partition!, offset!));
+      if (!steps) throw new PubsubError(ErrorCodes.PUBSUB_NOT_FOUND, `no lineage kept for ${topic} ${partition}-${offset}`);
+      json(ctx, 200, { topic, partition, offset, steps });
+    }),
+  );
+  router.add(
+    'GET',
     '/admin/stats',
     guarded(door, async (_d, ctx) => json(ctx, 200, { broker: await asAdmin(door, ctx, async () => b.stats()), door: { ...door.stats, sessions: door.sessions.size, pendingAcks: door.pending.size } })),
   );

@@ -31,6 +31,7 @@ export const PUBSUB_HTTP_ROUTES: ReadonlyArray<{ method: string; path: string; d
   { method: 'GET', path: '/admin/groups', does: 'consumer groups, lag per partition' },
   { method: 'GET', path: '/admin/dlq/:topic', does: 'dead letters of a topic' },
   { method: 'POST', path: '/admin/dlq/:topic/redrive', does: 'republish dead letters to their topics' },
+  { method: 'GET', path: '/admin/lineage/:topic/:partition/:offset', does: "a message's lineage (published, persisted, delivered, acked...)" },
   { method: 'GET', path: '/admin/stats', does: "the broker's and the door's counters" },
 ];
 

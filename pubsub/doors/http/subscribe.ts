@@ -80,9 +80,15 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+/**
+ * Whether ids may be bare offsets: one topic of one partition. A topic that does not exist yet counts as one (if it is
+ * created with more, the first message of another partition switches the ids to the full form; a bare offset read back
+ * then means "partition 0 at N, the others from their start", right for a topic younger than the stream).
+ */
 async function isCompact(door: Door, pattern: string): Promise<boolean> {
   if (hasWildcard(pattern)) return false;
-  return (await door.broker.engine.topic(pattern))?.partitions === 1;
+  const info = await door.broker.engine.topic(pattern);
+  return info === undefined || info.partitions === 1;
 }
 
 /**

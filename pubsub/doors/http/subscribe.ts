@@ -299,10 +299,16 @@ export async function acks(door: Door, ctx: Ctx): Promise<void> {
         continue;
       }
       const o = item as { delayMs?: unknown; reason?: unknown };
-      if (kind === 'ack') session.ack(id);
-      else if (kind === 'nak') session.nak(id, typeof o.delayMs === 'number' ? o.delayMs : undefined);
-      else if (kind === 'inProgress') session.inProgress(id);
-      else session.term(id, typeof o.reason === 'string' ? o.reason.slice(0, 200) : undefined);
+      try {
+        if (kind === 'ack') session.ack(id);
+        else if (kind === 'nak') session.nak(id, typeof o.delayMs === 'number' && o.delayMs >= 0 ? o.delayMs : undefined);
+        else if (kind === 'inProgress') session.inProgress(id);
+        else session.term(id, typeof o.reason === 'string' ? o.reason.slice(0, 200) : undefined);
+      } catch {
+        // Settled already, or its session ended (WL_ERR_PUBSUB_NOT_FOUND): the engine redelivers it after ackWaitMs.
+        unknown.push(id);
+        continue;
+      }
       settled++;
     }
   }

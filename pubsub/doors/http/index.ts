@@ -58,10 +58,11 @@ export async function startPubsubHttpServer(options: PubsubHttpOptions): Promise
     playground: false,
     routes: [routes],
   });
+  const closeHttp = server.close.bind(server);
   return Object.assign(server, {
     doorStats: door.stats,
     close: async () => {
-      await server.close();
+      await closeHttp();
       await door.sessions.close();
     },
   }) as RunningPubsubHttpServer;

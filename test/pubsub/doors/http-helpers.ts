@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createBroker, type BrokerOptions } from '../../../pubsub/broker/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
+import { createEngine } from '../../../pubsub/engines/index.ts';
 import { startPubsubHttpServer, type PubsubHttpOptions, type RunningPubsubHttpServer } from '../../../pubsub/doors/http/index.ts';
 import { run } from '../../helpers/run.ts';
 
@@ -13,7 +14,9 @@ export interface DoorUnderTest {
 
 /** A broker (in-memory embedded engine) and its HTTP door on 127.0.0.1, port 0. */
 export async function startDoor(brokerOptions: BrokerOptions = {}, doorOptions: Omit<PubsubHttpOptions, 'broker'> = {}): Promise<DoorUnderTest> {
-  const broker = await createBroker({ dataDir: null, ...brokerOptions });
+  // The engine is made here (and closed here): the broker closes only an engine it made itself.
+  const engine = await createEngine({ kind: 'embedded', dir: null, fsync: brokerOptions.fsync ?? 'batch' });
+  const broker = await createBroker({ ...brokerOptions, engine });
   const door = await startPubsubHttpServer({ ...doorOptions, broker });
   return {
     broker,
@@ -22,6 +25,7 @@ export async function startDoor(brokerOptions: BrokerOptions = {}, doorOptions: 
     close: async () => {
       await door.close();
       await broker.close();
+      await engine.close();
     },
   };
 }

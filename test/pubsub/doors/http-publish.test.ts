@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { ErrorCodes } from '../../../core/errors.ts';
+import { getTlsMaterial } from '../../../core/tls/index.ts';
+import { createTracer, MemorySink } from '../../../core/trace/index.ts';
 import { hashPassword, signMessage } from '../../../pubsub/broker/index.ts';
 import { requirePeer } from '../../helpers/peers.ts';
 import { curl, startDoor, type DoorUnderTest } from './http-helpers.ts';
@@ -141,4 +143,31 @@ test('auth and limits: 401 with WWW-Authenticate, 403 for the ACL and a bad sign
   const forged = await curl(['-X', 'POST', ...sign('not-the-secret-at-all-0123456789'), '--data-binary', 'x', `${signed.url}/topics/t`]);
   assert.equal(forged.status, 403);
   assert.equal(code(forged), ErrorCodes.PUBSUB_SIGNATURE);
+});
+
+test('over HTTPS a password is accepted (over cleartext it is a 401); refusals are trace events, and secrets are not in them', async (t) => {
+  if (!requirePeer(t, 'curl', 'curl')) return;
+  const sink = new MemorySink();
+  const tracer = createTracer([sink]);
+  const s = await startDoor({ users: [{ name: 'alice', passwordHash: await hashPassword('s3cret-pw', { N: 1024 }) }] }, { tls: true, tracer });
+  const clear = await startDoor({ users: [{ name: 'alice', passwordHash: await hashPassword('s3cret-pw', { N: 1024 }) }] });
+  t.after(async () => {
+    await s.close();
+    await clear.close();
+  });
+  const { caCertPath } = await getTlsMaterial();
+  const https = s.url.replace('127.0.0.1', 'localhost');
+  const ok = await curl(['--cacert', caCertPath, '-u', 'alice:s3cret-pw', '-X', 'POST', '--data-binary', 'over tls', `${https}/topics/secure.t`]);
+  assert.equal(ok.status, 201);
+  const h2 = await curl(['--http2', '--cacert', caCertPath, '-u', 'alice:wrong', '-X', 'POST', '--data-binary', 'x', `${https}/topics/secure.t`]);
+  assert.equal(h2.status, 401);
+  assert.equal(code(h2), ErrorCodes.PUBSUB_AUTH);
+  const cleartext = await curl(['-u', 'alice:s3cret-pw', '-X', 'POST', '--data-binary', 'x', `${clear.url}/topics/t`]);
+  assert.equal(cleartext.status, 401);
+  const bad = await curl(['--cacert', caCertPath, '-u', 'alice:s3cret-pw', '-X', 'POST', '--data-binary', 'x', `${https}/topics/bad..topic`]);
+  assert.equal(bad.status, 400);
+  const refused = sink.events.filter((e) => e.proto === 'pubsub-http' && e.kind === 'refused');
+  assert.ok(refused.some((e) => (e.meta as { code?: string }).code === ErrorCodes.PUBSUB_INVALID && (e.meta as { status?: number }).status === 400));
+  assert.ok(refused.some((e) => (e.meta as { code?: string }).code === ErrorCodes.PUBSUB_AUTH));
+  assert.ok(!JSON.stringify(sink.events).includes('s3cret-pw'), 'the password is in no trace event');
 });

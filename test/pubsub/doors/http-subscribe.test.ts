@@ -124,3 +124,18 @@ test('a congested SSE stream holds deliveries (write returned false) and loses n
   assert.deepEqual(events.map((e) => Number(e.data.split(' ')[0])), Array.from({ length: n }, (_, i) => i));
   assert.ok(d.door.doorStats.backpressure > before);
 });
+
+test('past maxStreams a subscribe gets 503 with Retry-After, and the slot frees when the stream ends', async (t) => {
+  if (!requirePeer(t, 'curl', 'curl')) return;
+  const small = await startDoor({}, { limits: { maxStreams: 1 } });
+  t.after(() => small.close());
+  const one = new CurlSse(`${small.url}/topics/busy/events`);
+  await one.opened();
+  const two = await curl([`${small.url}/topics/busy/events`]);
+  assert.equal(two.status, 503);
+  assert.equal((two.json as { limit: string }).limit, 'maxStreams');
+  assert.equal(two.headers['retry-after'], '1');
+  await one.stop();
+  while (small.door.doorStats.streams > 0) await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await curl([`${small.url}/topics/busy/poll?timeoutMs=0`])).status, 204);
+});

@@ -9,27 +9,23 @@ import type { ServiceEntry } from '../core/registry.ts';
 import type { RunningServer } from '../core/server.ts';
 import type { Tracer } from '../core/trace/index.ts';
 import { createBroker } from './broker/index.ts';
-import { createEngine } from './engines/index.ts';
 import type { Broker } from './broker/types.ts';
 import { pubsubHttpService } from './doors/http/service.ts';
 
 /** A broker for one door, closed with it (the native branch shares one broker between every door instead). */
 async function onSharedBroker<S extends RunningServer>(start: (broker: Broker) => Promise<S>, tracer: Tracer): Promise<S> {
-  const engine = await createEngine({ kind: 'embedded', dir: join(dataDir(), 'pubsub'), fsync: 'batch' });
-  const broker = await createBroker({ engine, tracer });
+  const broker = await createBroker({ dataDir: join(dataDir(), 'pubsub'), fsync: 'batch', tracer });
   let server: S;
   try {
     server = await start(broker);
   } catch (err) {
     await broker.close();
-    await engine.close();
     throw err;
   }
   const close = server.close.bind(server);
   server.close = async () => {
     await close();
     await broker.close();
-    await engine.close();
   };
   return server;
 }

@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createBroker, type BrokerOptions } from '../../../pubsub/broker/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
-import { createEngine } from '../../../pubsub/engines/index.ts';
 import { startPubsubHttpServer, type PubsubHttpOptions, type RunningPubsubHttpServer } from '../../../pubsub/doors/http/index.ts';
 import { run } from '../../helpers/run.ts';
 
@@ -14,9 +13,7 @@ export interface DoorUnderTest {
 
 /** A broker (in-memory embedded engine) and its HTTP door on 127.0.0.1, port 0. */
 export async function startDoor(brokerOptions: BrokerOptions = {}, doorOptions: Omit<PubsubHttpOptions, 'broker'> = {}): Promise<DoorUnderTest> {
-  // The engine is made here (and closed here): the broker closes only an engine it made itself.
-  const engine = await createEngine({ kind: 'embedded', dir: null, fsync: brokerOptions.fsync ?? 'batch' });
-  const broker = await createBroker({ ...brokerOptions, engine });
+  const broker = await createBroker({ dataDir: null, ...brokerOptions });
   const door = await startPubsubHttpServer({ ...doorOptions, broker });
   return {
     broker,
@@ -25,7 +22,6 @@ export async function startDoor(brokerOptions: BrokerOptions = {}, doorOptions: 
     close: async () => {
       await door.close();
       await broker.close();
-      await engine.close();
     },
   };
 }

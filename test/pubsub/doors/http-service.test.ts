@@ -5,7 +5,6 @@ import { promisify } from 'node:util';
 import { NOOP_TRACER } from '../../../core/trace/index.ts';
 import { createBroker } from '../../../pubsub/broker/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
-import { createEngine } from '../../../pubsub/engines/index.ts';
 import type { RunningServer } from '../../../core/server.ts';
 import { PUBSUB_HTTP_PORT, pubsubHttpService } from '../../../pubsub/doors/http/service.ts';
 import { requirePeer } from '../../helpers/peers.ts';
@@ -15,9 +14,8 @@ const sh = promisify(exec);
 test('wirelab up row pubsub-http: port base + 8222, and its pasted curl commands publish, subscribe, poll and list topics', async (t) => {
   if (!requirePeer(t, 'curl', 'curl')) return;
   let broker: Broker | undefined;
-  const engine = await createEngine({ kind: 'embedded', dir: null });
   const entry = pubsubHttpService(async <S extends RunningServer>(start: (b: Broker) => Promise<S>) => {
-    broker = await createBroker({ engine });
+    broker = await createBroker({ dataDir: null });
     return start(broker);
   });
   assert.equal(entry.name, 'pubsub-http');
@@ -26,7 +24,6 @@ test('wirelab up row pubsub-http: port base + 8222, and its pasted curl commands
   t.after(async () => {
     await server.close();
     await broker?.close();
-    await engine.close();
   });
   const publish = await sh(entry.tryWith(server), { timeout: 20_000 });
   assert.match(publish.stdout, /^HTTP\/1\.1 201/);

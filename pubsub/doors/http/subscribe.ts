@@ -107,6 +107,8 @@ export async function sse(door: Door, ctx: Ctx): Promise<void> {
   const resumeFrom = lastId !== undefined && lastId !== '' && !input.group ? Cursor.parse(lastId, pattern, compact, limits.maxCursorEntries) : undefined;
   const cursor = resumeFrom ?? new Cursor(pattern, compact, Date.now(), limits.maxCursorEntries);
   const res = ctx.res as ServerResponse;
+  // HEAD (served by this GET route) checks the request without opening a stream that would never carry a body.
+  if (ctx.method === 'HEAD') return send(ctx, 200, '', { 'content-type': 'text/event-stream; charset=utf-8' });
   const release = door.openStream();
   let session: Session | undefined;
   let sub: Subscription | undefined;

@@ -131,6 +131,9 @@ test('past maxStreams a subscribe gets 503 with Retry-After, and the slot frees 
   t.after(() => small.close());
   const one = new CurlSse(`${small.url}/topics/busy/events`);
   await one.opened();
+  const head = await curl(['-I', `${small.url}/topics/busy/events`]);
+  assert.equal(head.status, 200, 'HEAD answers without taking a stream slot');
+  assert.match(head.headers['content-type'] ?? '', /^text\/event-stream/);
   const two = await curl([`${small.url}/topics/busy/events`]);
   assert.equal(two.status, 503);
   assert.equal((two.json as { limit: string }).limit, 'maxStreams');

@@ -27,7 +27,8 @@ export { HTTP_SERVER_DEFAULTS, type HttpLimits, type HttpServerOptions } from '.
 export { EventFeed, type FeedEvent } from './feed.ts';
 export { Router } from './router.ts';
 // What a route of `routes` (or a user's own router) needs: the context, and send().
-export { send, type Ctx } from './context.ts';
+export { headerValue, json, readBody, send, type Ctx } from './context.ts';
+export { sseMessage } from './routes/events.ts';
 
 /** What the server counted: each status it answered, and each limit that fired. */
 export interface HttpServerStats {
@@ -94,7 +95,7 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
   const o: ResolvedHttpOptions = resolveHttpOptions(options);
   const tracer: Tracer = options.tracer ?? NOOP_TRACER;
   const feed = options.feed ?? new EventFeed();
-  const router = playgroundRouter();
+  const router = o.playground ? playgroundRouter() : new Router();
   for (const register of o.routes) register(router);
   const buckets = new TokenBuckets(o.rateLimitBurst, o.rateLimitPerSecond);
   const allowedTargets = new Set(o.connectTargets.map((t) => normalizeTarget(t)?.key ?? t));

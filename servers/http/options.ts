@@ -68,6 +68,11 @@ export interface HttpServerOptions extends HttpLimits {
    * the WebRTC page this way: the HTTP server knows no other protocol). Default none.
    */
   routes?: Array<(router: Router) => void>;
+  /**
+   * Serve the playground's own routes (/anything, /events, /sse...). False leaves only `routes`: a server built on this
+   * one for another purpose (the pub/sub HTTP door) keeps the limits, tracing, TLS and HTTP/2 without them. Default true.
+   */
+  playground?: boolean;
   tracer?: Tracer;
 }
 
@@ -79,6 +84,7 @@ export const HTTP_SERVER_DEFAULTS = {
   host: DEFAULT_HOST,
   port: 0,
   http2: true,
+  playground: true,
   allowTrace: false,
   connectTargets: [] as string[],
   users: { admin: 'admin', guest: 'guest' } as Record<string, string>,
@@ -126,6 +132,7 @@ export function resolveHttpOptions(options: HttpServerOptions): ResolvedHttpOpti
     throw new InvalidOptionError('routes', 'an array of functions (router) => void', o.routes);
   }
   if (typeof o.http2 !== 'boolean') throw new InvalidOptionError('http2', 'a boolean', o.http2);
+  if (typeof o.playground !== 'boolean') throw new InvalidOptionError('playground', 'a boolean', o.playground);
   if (typeof o.allowTrace !== 'boolean') throw new InvalidOptionError('allowTrace', 'a boolean', o.allowTrace);
   const tls = options.tls === true ? {} : options.tls ? options.tls : false;
   return { ...o, headersTimeoutMs, tls };

@@ -39,7 +39,8 @@ export function traceResponse(tracer: Tracer, cid: string, req: Req, res: Res, s
         for (const one of Array.isArray(v) ? v : [v]) headers.push(redactLine(`${k}: ${one}`));
       }
       return {
-        summary: `${r.statusCode} ${r.statusMessage ?? ''}`.trimEnd() + ` ← ${req.method} ${req.url}`,
+        // HTTP/2 has no reason phrase (reading statusMessage there prints an UnsupportedWarning).
+        summary: `${r.statusCode} ${req.httpVersionMajor === 2 ? '' : (r.statusMessage ?? '')}`.trimEnd() + ` ← ${req.method} ${req.url}`,
         meta: { status: r.statusCode, headers, firstByteMs: round(headAt - startedAt) },
       };
     });

@@ -22,3 +22,7 @@ export function parseClientMessage(frame: string | Buffer): Parsed<ClientMessage
 export function parseServerMessage(frame: string | Buffer): Parsed<ServerMessage> {
   return typeof frame === 'string' ? parseServerJson(frame) : parseServerBinary(frame);
 }
+
+/** `wirelab up` puts the native TCP door on port base + 4222 (nats's port) and the WebSocket door on base + 4223. */
+export const PUBSUB_TCP_PORT = 4222;
+export const PUBSUB_WS_PORT = 4223;

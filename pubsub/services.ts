@@ -11,7 +11,7 @@ import { dataDir } from '../core/paths.ts';
 import type { ServiceEntry } from '../core/registry.ts';
 import type { RunningServer } from '../core/server.ts';
 import type { Tracer } from '../core/trace/index.ts';
-import { PUBSUB_TCP_PORT, PUBSUB_WS_PORT } from '../protocols/pubsub/index.ts';
+import { PUBSUB_TCP_PORT, PUBSUB_WS_PORT } from '../protocols/pubsub.ts';
 import { createBroker, type BrokerOptions } from './broker/index.ts';
 import type { Broker } from './broker/types.ts';
 import { startPubsubTcpServer, startPubsubWsServer } from './doors/native/index.ts';

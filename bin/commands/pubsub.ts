@@ -2,11 +2,11 @@
  * `wirelab pub` and `wirelab sub`: the native client on the command line, in the manner of `nats pub/sub`,
  * `mosquitto_pub/sub` and `kcat`. Default URL: wirelab up's native TCP door (port base + 4222).
  */
-import { connectPubsub, type PubsubClient, type PublishOptions, type ReceivedMessage, type SubscribeOptions } from '../../clients/pubsub/index.ts';
+import { connectPubsub, type PubsubClient, type PublishOptions, type ReceivedMessage, type SubscribeOptions } from '../../clients/pubsub.ts';
 import { WirelabError } from '../../core/errors.ts';
 import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
 import type { Tracer } from '../../core/trace/index.ts';
-import { PUBSUB_TCP_PORT, type From } from '../../protocols/pubsub/index.ts';
+import { PUBSUB_TCP_PORT, type From } from '../../protocols/pubsub.ts';
 import { LineSplitter } from '../cli/lines.ts';
 import { untilStopped } from '../stop.ts';
 

@@ -7,7 +7,7 @@ import tls from 'node:tls';
 import WebSocket, { type RawData } from 'ws';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import { tlsClientOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { createFrameDecoder, encodeBinary, encodeJson, parseServerBinary, parseServerJson, type ClientMessage, type Parsed, type ServerMessage } from '../../protocols/pubsub/index.ts';
+import { createFrameDecoder, encodeBinary, encodeJson, parseServerBinary, parseServerJson, type ClientMessage, type Parsed, type ServerMessage } from '../../protocols/pubsub.ts';
 
 export interface Transport {
   /** False when the transport is congested (the caller may wait for `onDrain`). */

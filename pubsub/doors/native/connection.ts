@@ -20,7 +20,7 @@ import {
   type PubMessage,
   type ServerMessage,
   type SubMessage,
-} from '../../../protocols/pubsub/index.ts';
+} from '../../../protocols/pubsub.ts';
 import type { Broker, Door, Message, Session, SubscribeInput, Subscription } from '../../broker/types.ts';
 import type { StartPosition } from '../../engines/types.ts';
 

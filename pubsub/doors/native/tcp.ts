@@ -9,7 +9,7 @@ import { checkPort } from '../../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../../../core/server.ts';
 import { attachKeylog, tlsServerOptions, traceTlsHandshake } from '../../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid } from '../../../core/trace/index.ts';
-import { createFrameDecoder, encodeBinary, parseClientBinary } from '../../../protocols/pubsub/index.ts';
+import { createFrameDecoder, encodeBinary, parseClientBinary } from '../../../protocols/pubsub.ts';
 import { errorMessage, newNativeStats, openNativeConnection, type NativeStats } from './connection.ts';
 import { checkBroker, checkNativeLimits, type NativeDoorOptions } from './options.ts';
 

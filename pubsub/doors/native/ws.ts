@@ -9,7 +9,7 @@ import type { RawData, WebSocket } from 'ws';
 import { checkPort } from '../../../core/options.ts';
 import type { RunningServer } from '../../../core/server.ts';
 import { NOOP_TRACER } from '../../../core/trace/index.ts';
-import { encodeBinaryBody, encodeJson, parseClientBinary, parseClientJson } from '../../../protocols/pubsub/index.ts';
+import { encodeBinaryBody, encodeJson, parseClientBinary, parseClientJson } from '../../../protocols/pubsub.ts';
 import { startWsServer, type RunningWsServer } from '../../../servers/ws/index.ts';
 import { newNativeStats, openNativeConnection, type NativeStats } from './connection.ts';
 import { checkBroker, checkNativeLimits, type NativeDoorOptions } from './options.ts';

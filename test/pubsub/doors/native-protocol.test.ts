@@ -13,7 +13,7 @@ import {
   type ClientMessage,
   type PubsubMessage,
   type ServerMessage,
-} from '../../../protocols/pubsub/index.ts';
+} from '../../../protocols/pubsub.ts';
 
 const binaryPayload = Buffer.from([0, 0xff, 0xfe, 0x80, 10, 13]);
 

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
-import { connectPubsub, type ReceivedMessage } from '../../../clients/pubsub/index.ts';
+import { connectPubsub, type ReceivedMessage } from '../../../clients/pubsub.ts';
 import { createTracer, MemorySink } from '../../../core/trace/index.ts';
 import { createBroker, hashPassword, type Broker } from '../../../pubsub/broker/index.ts';
 import { startPubsubTcpServer, startPubsubWsServer, type RunningPubsubTcpServer, type RunningPubsubWsServer } from '../../../pubsub/doors/native/index.ts';
-import { createFrameDecoder, encodeBinary, encodeJson, parseServerMessage, type ServerMessage } from '../../../protocols/pubsub/index.ts';
+import { createFrameDecoder, encodeBinary, encodeJson, parseServerMessage, type ServerMessage } from '../../../protocols/pubsub.ts';
 
 let broker: Broker;
 let tcp: RunningPubsubTcpServer;

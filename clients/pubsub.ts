@@ -4,10 +4,10 @@
  * reconnect with backoff that resumes each fan-out subscription from the offset after the last one it saw (no gap, no
  * duplicate). Imports only protocols/ and core/ (layers).
  */
-import { ErrorCodes, PubsubError, WirelabError } from '../../core/errors.ts';
-import { checkInt, InvalidOptionError, withDefaults } from '../../core/options.ts';
-import type { TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, preview, type Tracer } from '../../core/trace/index.ts';
+import { ErrorCodes, PubsubError, WirelabError } from '../core/errors.ts';
+import { checkInt, InvalidOptionError, withDefaults } from '../core/options.ts';
+import type { TlsSettings } from '../core/tls/index.ts';
+import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
 import {
   DEFAULT_MAX_FRAME_BYTES,
   PUBSUB_PROTOCOL_VERSION,
@@ -17,8 +17,8 @@ import {
   type PubMessage,
   type ServerMessage,
   type SubMessage,
-} from '../../protocols/pubsub/index.ts';
-import { openTransport, schemeOf, type Transport } from './transport.ts';
+} from '../protocols/pubsub.ts';
+import { openTransport, schemeOf, type Transport } from './pubsub/transport.ts';
 
 export interface PubsubReconnectOptions {
   /** Attempts in a row before giving up (the client then stays closed). Default 10. */

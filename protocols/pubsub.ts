@@ -2,13 +2,13 @@
  * wirelab's native pub/sub protocol: the message types (messages.ts), the JSON encoding for WebSocket text frames
  * (json.ts) and the length-prefixed binary encoding for TCP (binary.ts). README "The native protocol" documents it.
  */
-import { parseClientBinary, parseServerBinary } from './binary.ts';
-import { parseClientJson, parseServerJson } from './json.ts';
-import type { ClientMessage, Parsed, ServerMessage } from './messages.ts';
+import { parseClientBinary, parseServerBinary } from './pubsub/binary.ts';
+import { parseClientJson, parseServerJson } from './pubsub/json.ts';
+import type { ClientMessage, Parsed, ServerMessage } from './pubsub/messages.ts';
 
-export * from './messages.ts';
-export { encodeJson, parseClientJson, parseServerJson } from './json.ts';
-export { TYPE_CODES, createFrameDecoder, encodeBinary, encodeBinaryBody, parseClientBinary, parseServerBinary } from './binary.ts';
+export * from './pubsub/messages.ts';
+export { encodeJson, parseClientJson, parseServerJson } from './pubsub/json.ts';
+export { TYPE_CODES, createFrameDecoder, encodeBinary, encodeBinaryBody, parseClientBinary, parseServerBinary } from './pubsub/binary.ts';
 
 /** Largest frame either side accepts unless configured: 1 MiB (a bigger one: WS close 1009, TCP an error then close). */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;

@@ -176,6 +176,8 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
   let pending = 0;
   let readingPaused = false;
   let congested = false;
+  /** Frames that arrived after the hello, before the welcome. */
+  const early: ClientMessage[] = [];
   stats.connections++;
 
   const send = (m: ServerMessage): boolean => {
@@ -232,6 +234,7 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
           end(false, reason);
         });
         send({ type: 'welcome', version: PUBSUB_PROTOCOL_VERSION, session: s.id, ...(s.user ? { user: s.user } : {}), maxFrameBytes: limits.maxFrameBytes });
+        for (const m of early.splice(0)) if (state === 'open') onMessage(m);
       })
       .catch((err: unknown) => {
         send(errorMessage(err));
@@ -318,12 +321,18 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
       send(errorMessage(new PubsubError(ErrorCodes.PUBSUB_INVALID, 'hello was already sent')));
       return end(true, 'second hello');
     }
-    if (m.type === 'ping') return void send(m.id === undefined ? { type: 'pong' } : { type: 'pong', id: m.id });
     const s = session;
     if (!s) {
-      // Frames pipelined behind the hello while the broker checks it: refused, the connection stays.
-      return void send(errorMessage(new PubsubError(ErrorCodes.PUBSUB_INVALID, `${m.type} before welcome`), 'id' in m ? m.id : undefined));
+      // Frames pipelined behind the hello while the broker checks it wait for the welcome (a client may send hello and
+      // pub in one write), up to maxPendingPublishes of them.
+      if (early.length >= limits.maxPendingPublishes) {
+        send(errorMessage(new PubsubError(ErrorCodes.PUBSUB_LIMIT, `more than maxPendingPublishes=${limits.maxPendingPublishes} frames before welcome`, { limit: 'maxPendingPublishes' })));
+        return end(false, 'too many frames before welcome');
+      }
+      early.push(m);
+      return;
     }
+    if (m.type === 'ping') return void send(m.id === undefined ? { type: 'pong' } : { type: 'pong', id: m.id });
     try {
       switch (m.type) {
         case 'pub':

@@ -76,9 +76,9 @@ export async function startPubsubWsServer(options: NativeDoorOptions): Promise<R
   };
 
   const ws = await startWsServer({
-    host: options.host,
+    ...(options.host !== undefined ? { host: options.host } : {}),
     port,
-    tls: options.tls,
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
     maxPayload: limits.maxFrameBytes,
     maxConnections: limits.maxConnections,
     builtinRoutes: false,

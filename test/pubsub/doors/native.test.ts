@@ -4,7 +4,8 @@ import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import { connectPubsub, type ReceivedMessage } from '../../../clients/pubsub.ts';
 import { createTracer, MemorySink } from '../../../core/trace/index.ts';
-import { createBroker, hashPassword, type Broker } from '../../../pubsub/broker/index.ts';
+import { createBroker, hashPassword, type Broker, type BrokerOptions } from '../../../pubsub/broker/index.ts';
+import { createEngine } from '../../../pubsub/engines/index.ts';
 import { startPubsubTcpServer, startPubsubWsServer, type RunningPubsubTcpServer, type RunningPubsubWsServer } from '../../../pubsub/doors/native/index.ts';
 import { createFrameDecoder, encodeBinary, encodeJson, parseServerMessage, type ServerMessage } from '../../../protocols/pubsub.ts';
 
@@ -14,8 +15,16 @@ let ws: RunningPubsubWsServer;
 const sink = new MemorySink();
 const tracer = createTracer([sink]);
 
+/** A broker on an in-memory embedded engine; close() closes both. */
+async function memoryBroker(options: BrokerOptions = {}): Promise<Broker> {
+  const engine = await createEngine({ kind: 'embedded' });
+  const b = await createBroker({ ...options, engine });
+  const close = b.close.bind(b);
+  return Object.assign(b, { close: async () => { await close(); await engine.close(); } });
+}
+
 before(async () => {
-  broker = await createBroker({ dataDir: null });
+  broker = await memoryBroker();
   tcp = await startPubsubTcpServer({ broker, tracer, limits: { maxFrameBytes: 4096 } });
   ws = await startPubsubWsServer({ broker, tracer, limits: { maxFrameBytes: 4096 } });
 });
@@ -113,7 +122,7 @@ test('broker refusals come back as errors with the code (and the limit), the con
 });
 
 test('bad credentials: WL_ERR_PUBSUB_AUTH, and no reconnect loop', async () => {
-  const secured = await createBroker({ dataDir: null, users: [{ name: 'ann', passwordHash: await hashPassword('secret') }], allowInsecureAuth: true });
+  const secured = await memoryBroker({ users: [{ name: 'ann', passwordHash: await hashPassword('secret') }], allowInsecureAuth: true });
   const door = await startPubsubTcpServer({ broker: secured });
   try {
     await assert.rejects(connectPubsub({ url: door.url, user: 'ann', password: 'wrong', reconnect: true }), { code: 'WL_ERR_PUBSUB_AUTH' });
@@ -198,8 +207,13 @@ test('WS bad frames: close 1002 (1009 too big) with an error first; the door kee
   r.sock.send(encodeJson({ type: 'pub', id: 7, topic: 'x..y', payload: Buffer.from('p') }));
   r.sock.send(encodeJson({ type: 'ping', id: 1 }));
   await new Promise((res) => setTimeout(res, 100));
+  // Sent together: the pub and the ping waited for the welcome; the broker's refusal is an error with the pub's id.
   const types = r.messages.map((m) => (m as { type: string }).type);
-  assert.deepEqual(types, ['welcome', 'error', 'pong']);
+  assert.equal(types[0], 'welcome');
+  assert.deepEqual(types.slice(1).sort(), ['error', 'pong']);
+  const err = r.messages.find((m) => (m as { type: string }).type === 'error') as { id: number; code: string };
+  assert.deepEqual([err.id, err.code], [7, 'WL_ERR_PUBSUB_INVALID']);
+  assert.equal(r.sock.readyState, WebSocket.OPEN);
   r.sock.close();
   assert.ok((ws.stats.closeCodes[1002] ?? 0) >= 3);
 });

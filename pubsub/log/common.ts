@@ -5,7 +5,8 @@
 import { ErrorCodes, PubsubError } from '../../core/errors.ts';
 import { checkInt, checkOneOf, InvalidOptionError, withDefaults } from '../../core/options.ts';
 import { FSYNC_POLICIES } from './types.ts';
-import type { Durability, FsyncPolicy, PartitionLogOptions, RetentionPolicy } from './types.ts';
+import { checkAppend } from './record.ts';
+import type { AppendInput, Durability, FsyncPolicy, LogRecord, PartitionLogOptions, RetentionPolicy } from './types.ts';
 
 const MiB = 1024 * 1024;
 
@@ -95,4 +96,73 @@ export function planRetention(segments: readonly SegmentSummary[], policy: Reten
 
 export function hasRetention(policy: RetentionPolicy): boolean {
   return policy.maxAgeMs !== undefined || policy.maxBytes !== undefined || policy.maxRecords !== undefined;
+}
+
+/** The index of the segment holding `offset` in `segments` (sorted by base, offsets contiguous). */
+export function locateSegment(segments: readonly { base: number }[], offset: number): number {
+  let lo = 0;
+  let hi = segments.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (segments[mid]!.base <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** What both logs keep the same way: offsets, the closed flag, admission of an append, the read collector. */
+export abstract class LogBase {
+  protected readonly opts: ResolvedLogOptions;
+  protected next = 0;
+  protected closed = false;
+  protected expiredSkipped = 0;
+  protected timer: NodeJS.Timeout | undefined;
+  protected abstract segments: readonly { base: number }[];
+
+  constructor(options: PartitionLogOptions) {
+    this.opts = resolveLogOptions(options);
+  }
+
+  get firstOffset(): number {
+    return this.segments[0]!.base;
+  }
+
+  get nextOffset(): number {
+    return this.next;
+  }
+
+  abstract applyRetention(now?: number): Promise<void>;
+
+  /** Retention on an unref'd timer, when there is a policy and an interval. */
+  protected startRetentionTimer(): void {
+    if (!hasRetention(this.opts.retention) || this.opts.retentionIntervalMs <= 0) return;
+    this.timer = setInterval(() => void this.applyRetention().catch(() => {}), this.opts.retentionIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Refuses an append (closed, durability, limits) or returns its frame size. */
+  protected admit(input: AppendInput, durability: Durability): number {
+    if (this.closed) throw closedError();
+    checkDurability(durability, this.opts.fsync);
+    return checkAppend(input, this.opts);
+  }
+
+  /**
+   * A read's visitor: skips (and counts) expired records, collects into `out` up to maxRecords and about maxBytes
+   * (always one record when there is one); returns false to stop.
+   */
+  protected collector(out: LogRecord[], maxRecords: number, maxBytes: number): (rec: LogRecord, size: number) => boolean {
+    const now = Date.now();
+    let bytes = 0;
+    return (rec, size) => {
+      if (rec.expiresAt !== undefined && rec.expiresAt <= now) {
+        this.expiredSkipped++;
+        return true;
+      }
+      if (out.length > 0 && bytes + size > maxBytes) return false;
+      out.push(rec);
+      bytes += size;
+      return out.length < maxRecords;
+    };
+  }
 }

@@ -3,15 +3,8 @@
  * size), retention, TTL skipping, limits and refusals as the file log; only durability differs. Nothing survives
  * the process, `fsyncs` stays 0 and `simulatePowerLoss()` loses every record.
  */
-import { checkAppend, toRecord } from './record.ts';
-import {
-  checkDurability,
-  closedError,
-  hasRetention,
-  planRetention,
-  resolveLogOptions,
-  type ResolvedLogOptions,
-} from './common.ts';
+import { toRecord } from './record.ts';
+import { closedError, locateSegment, LogBase, planRetention } from './common.ts';
 import type { AppendInput, Durability, LogRecord, PartitionLog, PartitionLogOptions, PartitionLogStats } from './types.ts';
 
 interface MemSegment {
@@ -26,48 +19,17 @@ function newSegment(base: number): MemSegment {
   return { base, records: [], sizes: [], bytes: 0, maxTimestamp: -Infinity };
 }
 
-/** Where `offset` is in `segments` (sorted by base, contiguous offsets): [segment index, record index]. */
-function locate(segments: readonly { base: number }[], offset: number): number {
-  let lo = 0;
-  let hi = segments.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (segments[mid]!.base <= offset) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
-}
-
-export class MemoryPartitionLog implements PartitionLog {
-  private readonly opts: ResolvedLogOptions;
-  private segments: MemSegment[];
-  private next = 0;
-  private closed = false;
-  private expiredSkipped = 0;
-  private timer: NodeJS.Timeout | undefined;
+export class MemoryPartitionLog extends LogBase implements PartitionLog {
+  protected segments: MemSegment[] = [newSegment(0)];
 
   constructor(options: PartitionLogOptions = {}) {
-    this.opts = resolveLogOptions(options);
-    this.segments = [newSegment(0)];
-    if (hasRetention(this.opts.retention) && this.opts.retentionIntervalMs > 0) {
-      this.timer = setInterval(() => void this.applyRetention(), this.opts.retentionIntervalMs);
-      this.timer.unref();
-    }
-  }
-
-  get firstOffset(): number {
-    return this.segments[0]!.base;
-  }
-
-  get nextOffset(): number {
-    return this.next;
+    super(options);
+    this.startRetentionTimer();
   }
 
   append(input: AppendInput, durability: Durability): Promise<LogRecord> {
     try {
-      if (this.closed) throw closedError();
-      checkDurability(durability, this.opts.fsync);
-      const size = checkAppend(input, this.opts);
+      const size = this.admit(input, durability);
       let seg = this.segments[this.segments.length - 1]!;
       let rolled = false;
       if (seg.records.length > 0 && seg.bytes + size > this.opts.segmentBytes) {
@@ -92,21 +54,11 @@ export class MemoryPartitionLog implements PartitionLog {
     const out: LogRecord[] = [];
     let start = Math.max(Math.floor(from), this.firstOffset);
     if (start >= this.next || maxRecords <= 0) return Promise.resolve(out);
-    const now = Date.now();
-    let bytes = 0;
-    for (let si = locate(this.segments, start); si < this.segments.length; si++) {
+    const visit = this.collector(out, maxRecords, maxBytes);
+    for (let si = locateSegment(this.segments, start); si < this.segments.length; si++) {
       const seg = this.segments[si]!;
       for (let i = start - seg.base; i < seg.records.length; i++) {
-        const rec = seg.records[i]!;
-        if (rec.expiresAt !== undefined && rec.expiresAt <= now) {
-          this.expiredSkipped++;
-          continue;
-        }
-        const size = seg.sizes[i]!;
-        if (out.length > 0 && bytes + size > maxBytes) return Promise.resolve(out);
-        out.push(rec);
-        bytes += size;
-        if (out.length >= maxRecords) return Promise.resolve(out);
+        if (!visit(seg.records[i]!, seg.sizes[i]!)) return Promise.resolve(out);
       }
       start = seg.base + seg.records.length;
     }

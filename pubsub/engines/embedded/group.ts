@@ -12,7 +12,8 @@ import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
 import type { LogRecord } from '../../log/types.ts';
 import { matches } from '../../subjects.ts';
 import type { ConsumerSpec, Delivery, GroupInfo, LineageStep, StartPosition } from '../types.ts';
-import { partKey, PartState, type Member, type Retry } from './part.ts';
+import { Deadlines } from './deadlines.ts';
+import { partKey, PartState, type Member, type Pending, type Retry } from './part.ts';
 import type { Topic } from './topic.ts';
 
 export type GroupMode = 'fanout' | 'queue' | 'partitioned';
@@ -48,6 +49,8 @@ export class DeliveryGroup {
   deadLettered = 0;
   closed = false;
   private rr = 0;
+  /** Ack deadlines of every delivery in flight (one timer for the group). */
+  private readonly deadlines = new Deadlines<Pending>((p) => this.ackWaitExpired(p));
   private pumping = false;
   private again = false;
   /** Saved positions (restart) for partitions not yet opened: key -> floor and acked offsets above it. */
@@ -85,8 +88,11 @@ export class DeliveryGroup {
     for (const [key, part] of this.parts) {
       if (part.topic.name !== name) continue;
       part.removed = true;
-      part.clearTimers();
-      for (const p of part.pending.values()) p.member.pending--;
+      part.clearRetryTimers();
+      for (const p of part.pending.values()) {
+        this.deadlines.delete(p);
+        p.member.pending--;
+      }
       this.parts.delete(key);
       this.saved.delete(key);
     }
@@ -107,7 +113,7 @@ export class DeliveryGroup {
     for (const part of this.parts.values()) {
       for (const p of [...part.pending.values()]) {
         if (p.member !== member) continue;
-        clearTimeout(p.timer);
+        this.deadlines.delete(p);
         part.pending.delete(p.offset);
         member.pending--;
         this.queueRetry(part, { offset: p.offset, record: p.record, attempt: p.attempt, ready: true });
@@ -155,8 +161,7 @@ export class DeliveryGroup {
   inProgress(part: PartState, offset: number, by: string): void {
     const p = part.pending.get(offset);
     if (!p) return;
-    clearTimeout(p.timer);
-    p.timer = this.ackTimer(part, offset);
+    this.deadlines.set(p, this.settings.ackWaitMs);
     this.host.lineage(() => ({ step: 'in-progress', topic: part.topic.name, partition: part.partition, offset, consumer: by, ...this.groupField(), t: Date.now() }));
   }
 
@@ -164,7 +169,7 @@ export class DeliveryGroup {
   private take(part: PartState, offset: number): { record: LogRecord; attempt: number } | undefined {
     const p = part.pending.get(offset);
     if (p) {
-      clearTimeout(p.timer);
+      this.deadlines.delete(p);
       part.pending.delete(offset);
       p.member.pending--;
       return p;
@@ -180,17 +185,13 @@ export class DeliveryGroup {
     if (part.settle(offset) && this.durable) this.host.positionsChanged(this);
   }
 
-  private ackTimer(part: PartState, offset: number): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      const p = part.pending.get(offset);
-      if (!p || part.removed || this.closed) return;
-      part.pending.delete(offset);
-      p.member.pending--;
-      this.retryOrDeadLetter(part, p.record, p.attempt, undefined);
-      this.pump();
-    }, this.settings.ackWaitMs);
-    t.unref();
-    return t;
+  private ackWaitExpired(p: Pending): void {
+    const part = p.part;
+    if (part.pending.get(p.offset) !== p || part.removed || this.closed) return;
+    part.pending.delete(p.offset);
+    p.member.pending--;
+    this.retryOrDeadLetter(part, p.record, p.attempt, undefined);
+    this.pump();
   }
 
   /** After delivery n failed: dead-letter at maxDeliver, else redeliver after `delayMs` (nak) or backoffMs[n-1]. */
@@ -388,7 +389,9 @@ export class DeliveryGroup {
     const id = `${this.id}/${part.topic.name}/${part.partition}/${offset}/${attempt}`;
     if (this.settings.ack === 'manual') {
       member.pending++;
-      part.pending.set(offset, { offset, record, attempt, member, timer: this.ackTimer(part, offset) });
+      const p: Pending = { part, offset, record, attempt, member };
+      part.pending.set(offset, p);
+      this.deadlines.set(p, this.settings.ackWaitMs);
     }
     this.host.lineage(() => ({ step: 'delivered', topic: part.topic.name, partition: part.partition, offset, consumer: member.id, ...this.groupField(), attempt, t: Date.now() }));
     try {
@@ -439,7 +442,8 @@ export class DeliveryGroup {
 
   stop(): void {
     this.closed = true;
-    for (const part of this.parts.values()) part.clearTimers();
+    this.deadlines.clear();
+    for (const part of this.parts.values()) part.clearRetryTimers();
   }
 }
 

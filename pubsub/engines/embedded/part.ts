@@ -4,11 +4,11 @@ import type { Topic } from './topic.ts';
 
 /** A delivery waiting for its ack. */
 export interface Pending {
+  part: PartState;
   offset: number;
   record: LogRecord;
   attempt: number;
   member: Member;
-  timer?: NodeJS.Timeout;
 }
 
 /** A message to deliver again (after a nak, an ack timeout or its member leaving). */
@@ -93,8 +93,7 @@ export class PartState {
     while (this.done.delete(this.floor)) this.floor++;
   }
 
-  clearTimers(): void {
-    for (const p of this.pending.values()) clearTimeout(p.timer);
+  clearRetryTimers(): void {
     for (const r of this.retries) clearTimeout(r.timer);
   }
 }

@@ -28,5 +28,4 @@ async function onFiles(): Promise<{ engine: Engine; restart(): Promise<Engine>; 
   };
 }
 
-// The file log (branch log) is not merged yet: openPartitionLog(dir) throws until it is.
-if (process.env.WL_FILE_LOG === '1') engineConformance('embedded on files', onFiles, { restart: true });
+engineConformance('embedded on files', onFiles, { restart: true });

@@ -15,7 +15,7 @@ const modes: { name: string; open: (o?: PartitionLogOptions) => Promise<{ log: P
     },
   },
 ];
-if (process.env.WL_LOG_MODES === 'file-wip') {
+if (process.env.WL_LOG_MODES !== 'memory') {
   modes.push({
     name: 'file',
     open: async (o) => {

@@ -76,10 +76,10 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
       try {
         frames = decoder.push(chunk);
       } catch (err) {
-        if (!(err instanceof WirelabError)) throw err;
-        stats.badFrames++;
-        tracer.emit('pubsub', cid, '>', 'bad-frame', () => ({ summary: err.message, meta: { door: 'tcp', code: err.code } }));
-        conn.frame({ ok: false, problem: `${err.message} (limit maxFrameBytes=${limits.maxFrameBytes})` });
+        // The decoder's only refusal: a length past maxFrameBytes (WL_ERR_FRAME_TOO_LONG). The connection answers and closes.
+        const message = err instanceof Error ? err.message : String(err);
+        tracer.emit('pubsub', cid, '>', 'frame-too-long', () => ({ summary: message, meta: { door: 'tcp', code: err instanceof WirelabError ? err.code : undefined } }));
+        conn.frame({ ok: false, problem: `${message} (limit maxFrameBytes=${limits.maxFrameBytes})` });
         return;
       }
       for (const f of frames) {

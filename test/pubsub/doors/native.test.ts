@@ -4,8 +4,7 @@ import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import { connectPubsub, type ReceivedMessage } from '../../../clients/pubsub.ts';
 import { createTracer, MemorySink } from '../../../core/trace/index.ts';
-import { createBroker, hashPassword, type Broker, type BrokerOptions } from '../../../pubsub/broker/index.ts';
-import { createEngine } from '../../../pubsub/engines/index.ts';
+import { createBroker, hashPassword, type Broker } from '../../../pubsub/broker/index.ts';
 import { startPubsubTcpServer, startPubsubWsServer, type RunningPubsubTcpServer, type RunningPubsubWsServer } from '../../../pubsub/doors/native/index.ts';
 import { createFrameDecoder, encodeBinary, encodeJson, parseServerMessage, type ServerMessage } from '../../../protocols/pubsub.ts';
 
@@ -15,16 +14,8 @@ let ws: RunningPubsubWsServer;
 const sink = new MemorySink();
 const tracer = createTracer([sink]);
 
-/** A broker on an in-memory embedded engine; close() closes both. */
-async function memoryBroker(options: BrokerOptions = {}): Promise<Broker> {
-  const engine = await createEngine({ kind: 'embedded' });
-  const b = await createBroker({ ...options, engine });
-  const close = b.close.bind(b);
-  return Object.assign(b, { close: async () => { await close(); await engine.close(); } });
-}
-
 before(async () => {
-  broker = await memoryBroker();
+  broker = await createBroker({});
   tcp = await startPubsubTcpServer({ broker, tracer, limits: { maxFrameBytes: 4096 } });
   ws = await startPubsubWsServer({ broker, tracer, limits: { maxFrameBytes: 4096 } });
 });
@@ -122,7 +113,7 @@ test('broker refusals come back as errors with the code (and the limit), the con
 });
 
 test('bad credentials: WL_ERR_PUBSUB_AUTH, and no reconnect loop', async () => {
-  const secured = await memoryBroker({ users: [{ name: 'ann', passwordHash: await hashPassword('secret') }], allowInsecureAuth: true });
+  const secured = await createBroker({ users: [{ name: 'ann', passwordHash: await hashPassword('secret') }], allowInsecureAuth: true });
   const door = await startPubsubTcpServer({ broker: secured });
   try {
     await assert.rejects(connectPubsub({ url: door.url, user: 'ann', password: 'wrong', reconnect: true }), { code: 'WL_ERR_PUBSUB_AUTH' });

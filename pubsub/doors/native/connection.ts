@@ -69,7 +69,7 @@ export interface NativeConnectionOptions {
 
 export interface NativeStats {
   connections: number;
-  /** Frames refused as malformed (each closed its connection). */
+  /** Protocol violations: malformed frames, a first message other than hello, a second hello, a bad version (each closed its connection). */
   badFrames: number;
   published: number;
   delivered: number;
@@ -188,6 +188,7 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
   const end = (violation: boolean, reason: string): void => {
     if (state === 'closed') return;
     state = 'closed';
+    if (violation) stats.badFrames++;
     clearTimeout(helloTimer);
     tracer.emit('pubsub', cid, '*', 'close', () => ({ summary: `closing: ${reason}`, meta: { door: o.door, violation } }));
     transport.end(violation, reason);
@@ -364,7 +365,6 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
     frame(parsed) {
       if (state === 'closed') return;
       if (!parsed.ok) {
-        stats.badFrames++;
         tracer.emit('pubsub', cid, '>', 'bad-frame', () => ({ summary: `bad frame: ${parsed.problem}`, meta: { door: o.door } }));
         send({ type: 'error', ...(parsed.id === undefined ? {} : { id: parsed.id }), code: ErrorCodes.PUBSUB_INVALID, message: parsed.problem });
         return end(true, parsed.problem);

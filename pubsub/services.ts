@@ -4,7 +4,8 @@
  * <data dir>/pubsub, fsync 'batch', so a publish with acks=all is fsync'd before its ack), the last one closed closes it.
  *
  * Ports (port base + ...): 4222 native TCP (nats's port), 4223 native WebSocket; the MQTT and HTTP doors add their rows
- * below, at the marked places.
+ * below, at the marked places. A proto must not end in "s" unless the port is TLS: test/fuzz reads it that way
+ * (so the WebSocket door is `pubsub-websocket`, not `pubsub-ws`).
  */
 import { join } from 'node:path';
 import { dataDir } from '../core/paths.ts';
@@ -103,7 +104,7 @@ export const PUBSUB_SERVICES: ServiceEntry[] = [
   },
   {
     name: 'pubsub-ws',
-    proto: 'pubsub-ws',
+    proto: 'pubsub-websocket',
     wellKnownPort: PUBSUB_WS_PORT,
     describe: 'the native protocol over WebSocket: JSON text frames at /pubsub (the browser and the chat app)',
     start: (o) => onSharedBroker((broker) => startPubsubWsServer({ ...o, broker }), o.tracer),

@@ -86,7 +86,7 @@ export async function startPubsubWsServer(options: NativeDoorOptions): Promise<R
     tracer,
   });
   return {
-    proto: tlsOn ? 'pubsub-wss' : 'pubsub-ws',
+    proto: tlsOn ? 'pubsub-websocket-tls' : 'pubsub-websocket',
     host: ws.host,
     port: ws.port,
     url: ws.url,

@@ -6,6 +6,7 @@ import { COMMANDS, FLAGS, commandHelp, usage } from './cli/spec.ts';
 import { labCommand, labsCommand, listCommand } from './commands/lab.ts';
 import { up, type UpFlags } from './commands/up.ts';
 import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
+import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 
 function version(): string {
@@ -69,6 +70,10 @@ async function run(command: string, args: string[], values: FlagValues): Promise
       return listCommand(values);
     case 'webrtc':
       return webrtcCommand(values as WebRtcFlags, tracerFromFlags(values as TraceFlags));
+    case 'pub':
+      return pubCommand(args, values as PubFlags, tracerFromFlags(values as TraceFlags));
+    case 'sub':
+      return subCommand(args, values as SubFlags, tracerFromFlags(values as TraceFlags));
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

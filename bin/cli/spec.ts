@@ -19,13 +19,31 @@ export const FLAGS: Record<string, FlagSpec> = {
   },
   engine: { type: 'string', value: 'E', help: "the pub/sub engine: embedded (default) or jetstream (a local 3-node nats-server cluster unless --nats-url)" },
   'nats-url': { type: 'string', value: 'URL', help: 'with --engine jetstream: use this NATS cluster (nats://HOST:PORT[,...]) and start none' },
-  url: { type: 'string', value: 'URL', help: 'the signaling endpoint, ws://HOST:PORT/signal (default: wirelab up\'s, from --port-base)' },
+  url: {
+    type: 'string',
+    value: 'URL',
+    help: "the server: webrtc ws://HOST:PORT/signal; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub (default: wirelab up's, from --port-base)",
+  },
   room: { type: 'string', value: 'NAME', help: 'the room to join (default demo, as the browser page)' },
   label: { type: 'string', value: 'L', help: 'the data channel stdin lines go to (default chat); a caller makes it, an answerer needs a caller that does' },
   'timeout-ms': { type: 'string', value: 'MS', help: 'give up joining or connecting a peer after MS (default 10000)' },
+  // wirelab pub / sub (the native pub/sub client)
+  user: { type: 'string', value: 'NAME', help: 'log in as NAME (the password from --password or $WIRELAB_PASSWORD)' },
+  password: { type: 'string', value: 'P', help: "NAME's password (visible in ps: prefer $WIRELAB_PASSWORD)" },
+  token: { type: 'string', value: 'T', help: 'log in with a token instead of a user' },
+  key: { type: 'string', value: 'K', help: 'the message key: hashed to a partition (order kept per key)' },
+  acks: { type: 'string', value: '0|1|all', help: "the ack to wait for: 0 none, 1 written, all fsync'd (default: the broker's)" },
+  'msg-id': { type: 'string', value: 'ID', help: 'a message id: the broker stores a repeat within its window once' },
+  header: { type: 'string', multiple: true, value: 'k=v', help: 'a message header; repeatable' },
+  group: { type: 'string', value: 'G', help: 'join consumer group G (each message to one member; durable)' },
+  mode: { type: 'string', value: 'queue|partitioned', help: "the group's mode: queue (competing consumers, default) or partitioned (Kafka's)" },
+  ack: { type: 'string', value: 'manual|none', help: 'manual: each message acked once printed (at-least-once, default); none: at-most-once' },
+  from: { type: 'string', value: 'WHERE', help: 'earliest, new (default), an offset, or an ISO time (2026-01-31T12:00:00Z)' },
+  count: { type: 'string', value: 'N', help: 'exit after N messages' },
 };
 
 const TRACING = ['trace', 'hex', 'trace-file'];
+const PUBSUB_CONNECT = ['url', 'port-base', 'user', 'password', 'token'];
 
 export const COMMANDS: Record<string, CommandSpec> = {
   up: {
@@ -81,6 +99,31 @@ Each stdin line is sent on the --label channel to every connected peer; each mes
 stdout as "<peer id> <channel>: <text>". Progress (joined, connected, left) goes to stderr. End of stdin or Ctrl-C
 hangs up (bye) and leaves.`,
     flags: ['url', 'port-base', 'room', 'label', 'timeout-ms', ...TRACING],
+  },
+  pub: {
+    name: 'pub',
+    args: '<topic> [<message> | -]',
+    minArgs: 1,
+    maxArgs: 2,
+    summary: 'publish a message (or each stdin line) to the pub/sub broker',
+    details: `Publishes <message> to <topic>, or each line of stdin with - or no message (like mosquitto_pub -l, kcat -P),
+over the native protocol: --url tcp://HOST:PORT (default wirelab up's native TCP door, port base + 4222), tls://,
+ws://HOST:PORT/pubsub or wss://. Prints where each message went (topic[partition]@offset; with --json one JSON line
+each). Exit 0 when every publish was acknowledged, 1 when one was refused (the error code on stderr), 2 usage.`,
+    flags: [...PUBSUB_CONNECT, 'key', 'acks', 'msg-id', 'header', 'json', ...TRACING],
+  },
+  sub: {
+    name: 'sub',
+    args: '<pattern>',
+    minArgs: 1,
+    maxArgs: 1,
+    summary: 'subscribe to a topic or pattern (* one token, > the rest) and print messages',
+    details: `Subscribes to <pattern> over the native protocol (as wirelab pub: --url, default port base + 4222) and prints
+each message as topic[partition]@offset: payload (with --json one JSON line each). Without --group it is a fan-out
+subscriber (every message); with --group G it joins a durable consumer group (--mode queue: each message to one
+member; partitioned: each partition to one member). With --ack manual (the default) each message is acked once it is
+printed. Runs until --count messages or Ctrl-C; exit 1 if the connection is lost.`,
+    flags: [...PUBSUB_CONNECT, 'group', 'mode', 'ack', 'from', 'count', 'json', ...TRACING],
   },
   help: {
     name: 'help',

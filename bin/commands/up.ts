@@ -3,7 +3,8 @@ import { WirelabError, ErrorCodes } from '../../core/errors.ts';
 import { DEFAULT_PORT_BASE, maxPortBase, type ServiceEntry } from '../../core/registry.ts';
 import type { RunningServer } from '../../core/server.ts';
 import type { Tracer } from '../../core/trace/index.ts';
-import { SERVICES } from '../../servers/index.ts';
+import { SERVICES as SERVER_SERVICES } from '../../servers/index.ts';
+import { PUBSUB_SERVICES } from '../../pubsub/services.ts';
 import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
 import { datagramSeq } from '../../protocols/datagram.ts';
@@ -19,6 +20,10 @@ export interface UpFlags {
   engine?: string;
   'nats-url'?: string;
 }
+
+/** The servers of servers/, then the pub/sub broker's doors (pubsub/services.ts: one broker shared by them). */
+export const UP_SERVICES: ServiceEntry[] = [...SERVER_SERVICES, ...PUBSUB_SERVICES];
+const SERVICES = UP_SERVICES;
 
 interface Started {
   entry: ServiceEntry;

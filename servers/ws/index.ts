@@ -30,6 +30,11 @@ export interface WsServerOptions {
   /** The feed that /feed pushes (the realtime-push lab). Default none: /feed is refused with 404. */
   feed?: EventFeed;
   /**
+   * Serve the built-in endpoints (/echo, /, /discard, /room/<name>, /feed). false: only `paths` (a server that is one
+   * protocol's front door, such as the pub/sub broker's). Default true.
+   */
+  builtinRoutes?: boolean;
+  /**
    * More endpoints, by exact path (e.g. { '/signal': { accept: signaling.accept, maxPayload: 65536 } } from
    * servers/webrtc, or just the function): each open connection on that path is handed to its function, after the
    * handshake, the limits, the frame tracing and an 'error' listener (so a peer breaking the protocol gets its close
@@ -67,6 +72,7 @@ export const WS_SERVER_DEFAULTS = {
   maxConnections: 1024,
   heartbeatMs: 30_000,
   perMessageDeflate: false,
+  builtinRoutes: true,
 };
 
 export interface WsServerStats {
@@ -120,6 +126,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
   checkInt('maxConnections', o.maxConnections, 1, 1_000_000);
   checkInt('heartbeatMs', o.heartbeatMs, 0, 3600_000);
   if (typeof o.perMessageDeflate !== 'boolean') throw new InvalidOptionError('perMessageDeflate', 'a boolean', o.perMessageDeflate);
+  if (typeof o.builtinRoutes !== 'boolean') throw new InvalidOptionError('builtinRoutes', 'a boolean', o.builtinRoutes);
   const tracer = o.tracer ?? NOOP_TRACER;
   const tlsSettings = options.tls === true ? {} : options.tls || undefined;
   const scheme = tlsSettings ? 'wss' : 'ws';
@@ -195,7 +202,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     });
     const pathname = new URL(req.url ?? '/', 'http://x').pathname;
     const extra = paths.get(pathname);
-    const route = extra ? ({ kind: 'path' } as const) : routeOf(pathname);
+    const route = extra ? ({ kind: 'path' } as const) : o.builtinRoutes ? routeOf(pathname) : null;
     if (!route || (route.kind === 'feed' && !o.feed)) {
       stats.refused++;
       tracer.emit('ws', cid, '<', 'handshake', () => `404: no WebSocket endpoint at ${req.url}`);
@@ -323,7 +330,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     host: o.host,
     port,
     url,
-    paths: ['/echo', '/', '/discard', '/room/lobby', ...(o.feed ? ['/feed'] : []), ...paths.keys()],
+    paths: [...(o.builtinRoutes ? ['/echo', '/', '/discard', '/room/lobby', ...(o.feed ? ['/feed'] : [])] : []), ...paths.keys()],
     stats,
     get clients() {
       return openCount();

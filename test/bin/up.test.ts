@@ -3,7 +3,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { connectTcp } from '../../clients/tcp.ts';
 import { openUdp } from '../../clients/udp.ts';
-import { SERVICES } from '../../servers/index.ts';
+import { UP_SERVICES as SERVICES } from '../../bin/commands/up.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startUp } from '../helpers/up.ts';
 

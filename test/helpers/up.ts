@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CLI } from './cli.ts';
 
 export interface Endpoint {
@@ -19,10 +22,18 @@ export interface UpProcess {
   stop(): Promise<{ code: number | null; ms: number }>;
 }
 
-/** Starts `wirelab up --json` as a real process and waits for its one line of endpoints. */
-export function startUp(args: string[] = ['--port-base', '0'], timeoutMs = 30_000): Promise<UpProcess> {
+/**
+ * Starts `wirelab up --json` as a real process and waits for its one line of endpoints. Its pub/sub broker keeps its
+ * log in a temporary folder of its own (removed when the process exits) unless `env` names one.
+ */
+export function startUp(args: string[] = ['--port-base', '0'], timeoutMs = 30_000, env: NodeJS.ProcessEnv = {}): Promise<UpProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'up', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const own = env.WIRELAB_PUBSUB_DIR === undefined ? mkdtempSync(join(tmpdir(), 'wirelab-up-pubsub-')) : undefined;
+    const child = spawn(process.execPath, [CLI, 'up', '--json', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env, ...(own ? { WIRELAB_PUBSUB_DIR: own } : {}) },
+    });
+    if (own) child.once('exit', () => rmSync(own, { recursive: true, force: true }));
     let out = '';
     let err = '';
     const timer = setTimeout(() => {

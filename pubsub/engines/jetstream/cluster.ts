@@ -18,8 +18,8 @@ export interface NatsClusterOptions {
   /** nats-server processes. Default 3 (JetStream needs 3 for R3 streams; 1 starts a single server without a cluster block). */
   nodes?: number;
   /**
-   * Ports are derived from it: node i listens for clients on base + 4222 + i, routes on base + 6222 + i, monitoring on
-   * base + 8222 + i (nats-server's own defaults shifted, as `wirelab up --port-base` shifts every service). Default 0:
+   * Ports are derived from it: node i listens for clients on base + 4230 + i, routes on base + 6230 + i, monitoring on
+   * base + 8230 + i (nats-server's own defaults shifted past wirelab's native door at base + 4222 and HTTP door at base + 8222, as `wirelab up --port-base` shifts every service). Default 0:
    * free ports chosen on 127.0.0.1.
    */
   portBase?: number;
@@ -138,7 +138,7 @@ function config(node: Node, all: Node[], clusterName: string, storeDir: string):
 export async function startNatsCluster(options: NatsClusterOptions = {}): Promise<NatsCluster> {
   const o = withDefaults(DEFAULTS, options);
   checkInt('nodes', o.nodes, 1, 9);
-  checkInt('portBase', o.portBase, 0, 65535 - 8222 - o.nodes);
+  checkInt('portBase', o.portBase, 0, 65535 - 8230 - o.nodes);
   checkInt('startTimeoutMs', o.startTimeoutMs, 100, 600_000);
   const tracer = o.tracer;
   const ownDir = options.dir === undefined;
@@ -146,9 +146,9 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   await mkdir(dir, { recursive: true });
   const nodes: Node[] = [];
   for (let i = 0; i < o.nodes; i++) {
-    const port = o.portBase ? o.portBase + 4222 + i : await closedPort('tcp');
-    const clusterPort = o.portBase ? o.portBase + 6222 + i : await closedPort('tcp');
-    const monitorPort = o.portBase ? o.portBase + 8222 + i : await closedPort('tcp');
+    const port = o.portBase ? o.portBase + 4230 + i : await closedPort('tcp');
+    const clusterPort = o.portBase ? o.portBase + 6230 + i : await closedPort('tcp');
+    const monitorPort = o.portBase ? o.portBase + 8230 + i : await closedPort('tcp');
     nodes.push(new Node(i, `${o.name}-${i}`, port, clusterPort, monitorPort, join(dir, `n${i}.conf`)));
   }
   for (const n of nodes) {

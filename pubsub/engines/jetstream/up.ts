@@ -1,7 +1,7 @@
 /**
  * `wirelab up --engine embedded|jetstream [--nats-url nats://...]`: which engine the shared broker of the pub/sub doors
  * runs on. With `--engine jetstream` and no URL, a local 3-node nats-server cluster is started (ports from the port
- * base: clients base + 4222 + i, routes base + 6222 + i, monitoring base + 8222 + i; free ports with --port-base 0)
+ * base: clients base + 4230 + i, routes base + 6230 + i, monitoring base + 8230 + i; free ports with --port-base 0)
  * and stopped with `up`. With a URL, nothing is started: the engine connects there (and `up` exits 1 with one line
  * naming the URL when it cannot).
  */

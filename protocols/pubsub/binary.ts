@@ -1,0 +1,91 @@
+/**
+ * The binary encoding (TCP, and WebSocket binary frames): the fast path, payload bytes as they are (no base64).
+ *
+ *   u32 BE length of the rest | u8 type code | u16 BE header length H | H bytes: JSON object, every field but `type`
+ *   and `payload` | the payload bytes (the rest; empty for types without one)
+ *
+ * Over TCP each frame starts with the 4-byte length; a WebSocket binary frame carries the rest (its own length is the
+ * frame's). A python client: struct.pack('>IBH', 3 + len(h) + len(p), code, len(h)) + h + p.
+ */
+import { createDecoder, type Decoder } from '../../core/framing.ts';
+import { checkClientFields, checkServerFields, type ClientMessage, type Parsed, type PubsubMessage, type ServerMessage } from './messages.ts';
+
+/** Type codes: client -> server 0x01-0x09, server -> client 0x81-0x87. */
+export const TYPE_CODES: Readonly<Record<PubsubMessage['type'], number>> = Object.freeze({
+  hello: 0x01,
+  pub: 0x02,
+  sub: 0x03,
+  unsub: 0x04,
+  ack: 0x05,
+  nak: 0x06,
+  progress: 0x07,
+  term: 0x08,
+  ping: 0x09,
+  welcome: 0x81,
+  puback: 0x82,
+  subscribed: 0x83,
+  msg: 0x84,
+  error: 0x85,
+  closed: 0x86,
+  pong: 0x87,
+});
+const TYPE_OF = new Map(Object.entries(TYPE_CODES).map(([t, c]) => [c, t]));
+const WITH_PAYLOAD = new Set(['pub', 'msg']);
+
+/** The frame body (no length prefix): what a WebSocket binary frame carries. */
+export function encodeBinaryBody(message: PubsubMessage): Buffer {
+  const { type, ...rest } = message;
+  const payload = 'payload' in rest ? rest.payload : undefined;
+  if (payload) delete (rest as { payload?: Buffer }).payload;
+  const header = Buffer.from(JSON.stringify(rest));
+  const out = Buffer.allocUnsafe(3 + header.length + (payload?.length ?? 0));
+  out[0] = TYPE_CODES[type];
+  out.writeUInt16BE(header.length, 1);
+  header.copy(out, 3);
+  if (payload) payload.copy(out, 3 + header.length);
+  return out;
+}
+
+/** The whole TCP frame: 4-byte length, then the body. */
+export function encodeBinary(message: PubsubMessage): Buffer {
+  const body = encodeBinaryBody(message);
+  const len = Buffer.allocUnsafe(4);
+  len.writeUInt32BE(body.length, 0);
+  return Buffer.concat([len, body], 4 + body.length);
+}
+
+function decode(body: Buffer): { ok: true; value: Record<string, unknown> } | { ok: false; problem: string } {
+  if (body.length < 3) return { ok: false, problem: `a frame is at least 3 bytes (type, header length), got ${body.length}` };
+  const type = TYPE_OF.get(body[0]!);
+  if (!type) return { ok: false, problem: `unknown type code 0x${body[0]!.toString(16)}` };
+  const h = body.readUInt16BE(1);
+  if (3 + h > body.length) return { ok: false, problem: `header length ${h} runs past the frame (${body.length} bytes)` };
+  let header: unknown;
+  try {
+    header = h === 0 ? {} : JSON.parse(body.toString('utf8', 3, 3 + h));
+  } catch {
+    return { ok: false, problem: 'the header is not JSON' };
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return { ok: false, problem: 'the header is not a JSON object' };
+  const value: Record<string, unknown> = { ...header, type };
+  if (WITH_PAYLOAD.has(type)) value.payload = body.subarray(3 + h);
+  else if (body.length > 3 + h) return { ok: false, problem: `${type} carries no payload, got ${body.length - 3 - h} bytes after the header` };
+  return { ok: true, value };
+}
+
+/** Checks a binary frame body a client sent (the server's side). */
+export function parseClientBinary(body: Buffer): Parsed<ClientMessage> {
+  const d = decode(body);
+  return d.ok ? checkClientFields(d.value) : { ok: false, problem: d.problem };
+}
+
+/** Checks a binary frame body the server sent (the client's side). */
+export function parseServerBinary(body: Buffer): Parsed<ServerMessage> {
+  const d = decode(body);
+  return d.ok ? checkServerFields(d.value) : { ok: false, problem: d.problem };
+}
+
+/** Cuts a TCP byte stream into frame bodies; throws WL_ERR_FRAME_TOO_LONG when a length passes maxFrameBytes. */
+export function createFrameDecoder(maxFrameBytes: number): Decoder {
+  return createDecoder('length', { maxFrameLength: maxFrameBytes });
+}

@@ -5,7 +5,7 @@
  * named overflow policy, rate limits, lineage and the trace (proto `pubsub`). The engine (pubsub/engines) owns storage
  * and delivery state.
  */
-import type { Acks, AppendResult, ConsumerSpec, Engine, GroupInfo, Headers, TopicInfo } from '../engines/types.ts';
+import type { Acks, AppendResult, ConsumerSpec, Engine, GroupInfo, Headers, LineageStep, TopicInfo } from '../engines/types.ts';
 import type { LogRecord } from '../log/types.ts';
 
 export type Door = 'ws' | 'tcp' | 'http' | 'mqtt' | 'internal';
@@ -108,8 +108,15 @@ export interface Broker {
   /** Republishes dead letters (by offset, or all) to their original topics; returns how many. */
   redrive(deadLetterTopic: string, offsets?: number[]): Promise<number>;
   stats(): BrokerStats;
+  /** The recorded lineage of one message (published, persisted, delivered, acked...), oldest first; undefined when it is not (or no longer) in the bounded lineage store. */
+  lineage(topic: string, partition: number, offset: number): LineageEntry[] | undefined;
   close(): Promise<void>;
 }
+
+/** One lineage step as the broker records it: the engine's steps plus 'published' (by whom, through which door). */
+export type LineageEntry =
+  | Exclude<LineageStep, { step: 'duplicate' }> & { session?: string; user?: string }
+  | { step: 'published'; topic: string; partition: number; offset: number; t: number; session: string; user?: string; door: Door; signer?: string; msgId?: string };
 
 export interface BrokerStats {
   connections: number;
@@ -122,5 +129,7 @@ export interface BrokerStats {
   /** Messages dropped by a subscriber's overflow policy (dropOldest / dropNewest), and sessions cut as slow. */
   dropped: number;
   slowConsumerDisconnects: number;
+  /** Publishes that waited for a full subscriber buffer with policy 'block' (credit-based backpressure). */
+  blocked: number;
   rejected: { auth: number; acl: number; limit: number; rate: number; signature: number; invalid: number };
 }

@@ -14,7 +14,7 @@ import type { MqttConnection } from './connection.ts';
 import { CLIENT_HEADER, CONTENT_TYPE_HEADER, CORRELATION_HEADER, FORMAT_HEADER, QOS_HEADER, RESPONSE_TOPIC_HEADER, RETAIN_HEADER } from './publish-in.ts';
 import { RC, reasonForError } from './reasons.ts';
 import type { RetainedMessage, StoredSubscription } from './store.ts';
-import { filterToPatterns, parseShared, safeName, subjectToTopic } from './topics.ts';
+import { filterToPatterns, parseShared, groupToken, subjectToTopic } from './topics.ts';
 
 interface ActiveSubscription {
   stored: StoredSubscription;
@@ -121,9 +121,9 @@ export class Deliveries {
     try {
       for (const [n, pattern] of patterns.entries()) {
         const group = shared
-          ? { name: `mqtt.share.${safeName(shared.group)}.${safeName(stored.filter)}.${n}`, mode: 'queue' as const }
+          ? { name: `mqtt.share.${groupToken(shared.group)}.${groupToken(stored.filter)}.${n}`, mode: 'queue' as const }
           : c.stored
-            ? { name: `mqtt.${safeName(c.clientId)}.${c.stored.generation}.${stored.seq}.${n}`, mode: 'queue' as const }
+            ? { name: `mqtt.${groupToken(c.clientId)}.${c.stored.generation}.${stored.seq}.${n}`, mode: 'queue' as const }
             : undefined;
         const ack = group || stored.qos > 0 ? ('manual' as const) : ('none' as const);
         handles.push(

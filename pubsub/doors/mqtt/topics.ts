@@ -12,6 +12,7 @@
  *
  * A topic whose subject is longer than MAX_SUBJECT_LENGTH bytes is refused (PUBACK / SUBACK 0x90 / 0x8F on 5).
  */
+import { createHash } from 'node:crypto';
 import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
 import { MAX_SUBJECT_LENGTH } from '../../subjects.ts';
 
@@ -110,7 +111,11 @@ export function parseShared(filter: string): SharedFilter | undefined {
   return { group, filter: rest.slice(slash + 1) };
 }
 
-/** A name safe to use inside a durable group name (client ids and share names may hold any character). */
-export function safeName(name: string): string {
-  return encodeLevel(name);
+/**
+ * A token for a durable group name (the broker takes `[\w.-]{1,128}`): letters, digits and `_` as they are, any other
+ * byte `-` and two hex digits; past 40 characters, `h` and 24 hex digits of its SHA-256 (unique enough, not readable).
+ */
+export function groupToken(name: string): string {
+  const t = name.replace(/[^A-Za-z0-9_]/g, (ch) => [...Buffer.from(ch)].map((b) => '-' + b.toString(16).padStart(2, '0')).join(''));
+  return t.length > 0 && t.length <= 40 ? t : 'h' + createHash('sha256').update(name).digest('hex').slice(0, 24);
 }

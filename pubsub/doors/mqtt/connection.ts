@@ -62,6 +62,11 @@ export class MqttConnection implements LiveConnection {
   #lastSeen = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #endedCleanly = false;
+  /**
+   * Packets (and a framing error) that came in the same read as CONNECT, kept until CONNACK: a client may send them
+   * before it has CONNACK (MQTT 3.1.4). The transport is paused meanwhile, so this holds one read at most.
+   */
+  #early: (Packet | FramingError)[] = [];
 
   constructor(door: MqttDoor, stream: Duplex, ctx: ConnectionContext) {
     this.door = door;
@@ -116,6 +121,10 @@ export class MqttConnection implements LiveConnection {
   }
 
   #onFramingError(e: FramingError): void {
+    if (this.state === 'connecting') {
+      this.#early.push(e);
+      return;
+    }
     if (e.kind === 'too-large') return this.badInput('packet-too-large', e.message, RC.PACKET_TOO_LARGE);
     if (e.kind === 'malformed-length') return this.badInput('malformed-length', e.message, RC.MALFORMED);
     if (e.packetType === 1 && this.state === 'awaiting-connect' && /protocol version/i.test(e.message)) {
@@ -130,10 +139,14 @@ export class MqttConnection implements LiveConnection {
     this.trace('>', p.cmd, () => describe(p));
     if (this.state === 'awaiting-connect') {
       if (p.cmd !== 'connect') return this.badInput('before-connect', `${p.cmd.toUpperCase()} before CONNECT`, undefined);
+      this.stream.pause();
       void this.#connect(p).catch((err: unknown) => this.badInput('connect-failed', err instanceof Error ? err.message : String(err), RC.UNSPECIFIED));
       return;
     }
-    if (this.state === 'connecting') return this.badInput('early-packet', `${p.cmd.toUpperCase()} before CONNACK`, RC.PROTOCOL_ERROR);
+    if (this.state === 'connecting') {
+      this.#early.push(p);
+      return;
+    }
     switch (p.cmd) {
       case 'publish':
         return this.publishes.onPublish(p);
@@ -290,6 +303,14 @@ export class MqttConnection implements LiveConnection {
     }));
     this.#armKeepAlive();
     if (previous) await this.deliveries.resume(previous.subscriptions);
+    const early = this.#early;
+    this.#early = [];
+    for (const x of early) {
+      if (this.state !== 'connected') break;
+      if ('cmd' in x) this.#onPacket(x);
+      else this.#onFramingError(x);
+    }
+    if (this.state === 'connected') this.stream.resume();
   }
 
   #armKeepAlive(): void {

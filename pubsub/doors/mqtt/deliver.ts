@@ -80,6 +80,7 @@ export class Deliveries {
         ...(s.rap ? { rap: true } : {}),
         ...(s.rh ? { rh: s.rh } : {}),
         seq: c.stored ? c.stored.nextSeq++ : 0,
+        since: Date.now(),
       };
       if (p.properties?.subscriptionIdentifier !== undefined) stored.subscriptionId = p.properties.subscriptionIdentifier as number;
       const existed = this.#subs.has(s.topic);
@@ -115,7 +116,10 @@ export class Deliveries {
     if (old) {
       this.#subs.delete(stored.filter);
       await Promise.all(old.handles.map((h) => h.close().catch(() => undefined)));
-      if (c.stored) stored.seq = old.stored.seq;
+      if (c.stored) {
+        stored.seq = old.stored.seq;
+        stored.since = old.stored.since;
+      }
     }
     const handles: Subscription[] = [];
     try {
@@ -126,9 +130,10 @@ export class Deliveries {
             ? { name: `mqtt.${groupToken(c.clientId)}.${c.stored.generation}.${stored.seq}.${n}`, mode: 'queue' as const }
             : undefined;
         const ack = group || stored.qos > 0 ? ('manual' as const) : ('none' as const);
+        const start = c.stored && !shared && stored.since !== undefined ? { kind: 'time' as const, time: stored.since } : { kind: 'new' as const };
         handles.push(
           await c.session!.subscribe(
-            { pattern, ...(group ? { group } : {}), ack, ackWaitMs: c.door.limits.redeliverAfterMs, start: { kind: 'new' } },
+            { pattern, ...(group ? { group } : {}), ack, ackWaitMs: c.door.limits.redeliverAfterMs, start },
             (m) => this.#onMessage(m, stored),
           ),
         );

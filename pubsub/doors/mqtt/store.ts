@@ -29,6 +29,11 @@ export interface StoredSubscription {
   subscriptionId?: number;
   /** Unique within the session: the durable group is `mqtt.<client>.<generation>.<seq>` (a new subscribe, a new queue). */
   seq: number;
+  /**
+   * When it was subscribed (ms since the epoch): a persistent subscription's group starts a topic it has no position
+   * in from this time, so a topic first published to while the client was away is not skipped.
+   */
+  since?: number;
 }
 
 export interface StoredSession {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { MemorySink, createTracer } from '../../../core/trace/index.ts';
+import { MemorySink, createTracer, type Tracer } from '../../../core/trace/index.ts';
 import { createBroker, type BrokerOptions } from '../../../pubsub/broker/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
 import { createEngine } from '../../../pubsub/engines/index.ts';
@@ -17,6 +17,7 @@ export interface MqttRig {
   engine: Engine;
   server: RunningMqttServer;
   sink: MemorySink;
+  tracer: Tracer;
   url: string;
   dir: string | null;
 }
@@ -42,7 +43,7 @@ export async function startRig(
     await broker.close();
     await engine.close();
   });
-  return { broker, engine, server, sink, url: server.url!, dir: o.dir ?? null };
+  return { broker, engine, server, sink, tracer, url: server.url!, dir: o.dir ?? null };
 }
 
 /** An mqtt.js client, connected; ended by t.after. */

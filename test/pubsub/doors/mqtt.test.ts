@@ -139,7 +139,6 @@ test('MQTT over WebSocket (subprotocol mqtt) on the path', async (t) => {
 });
 
 function mqttWithConnack(t: { after(fn: () => Promise<void>): void }, url: string, options: import('mqtt').IClientOptions) {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const c = connectRaw(url, options);
   t.after(() => new Promise<void>((r) => c.end(true, {}, () => r())));
   const connack = new Promise<import('mqtt').IConnackPacket>((resolve, reject) => {

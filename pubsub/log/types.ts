@@ -63,6 +63,14 @@ export interface PartitionLogOptions {
   retention?: RetentionPolicy;
   /** Largest record accepted (payload + key + headers). */
   maxRecordBytes?: number;
+  /** Most headers on one record. */
+  maxHeaders?: number;
+  /** Most bytes of header names and values on one record. */
+  maxHeaderBytes?: number;
+  /** Longest key and longest msgId, in UTF-8 bytes. */
+  maxKeyBytes?: number;
+  /** How often retention runs on its own (an unref'd timer; 0 = only on segment roll and applyRetention()). */
+  retentionIntervalMs?: number;
 }
 
 export interface PartitionLogStats {

@@ -1,0 +1,37 @@
+/** Small metadata files (topic meta.json, group positions): write to a temp file, fsync it, rename, fsync the folder. */
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+let tmpSeq = 0;
+
+/** Replaces `path` atomically with `value` as JSON; with `sync`, the new content survives a power loss once resolved. */
+export async function writeJsonAtomic(path: string, value: unknown, sync: boolean): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.${++tmpSeq}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(JSON.stringify(value));
+    if (sync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  if (sync) {
+    const d = await open(dirname(path), 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+}
+
+/** The parsed JSON at `path`, or undefined when the file does not exist. */
+export async function readJson(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}

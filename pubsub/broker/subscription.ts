@@ -200,13 +200,16 @@ export class BrokerSubscription implements Subscription {
 
   #unblock(): void {
     this.#unpause('buffer');
+    this.#releasePublishers();
+  }
+
+  #releasePublishers(): void {
     const d = this.#drained;
-    if (d !== undefined) {
-      this.#drained = undefined;
-      if (d.timer !== undefined) clearTimeout(d.timer);
-      this.session.broker.blockedChanged(this, false);
-      d.resolve();
-    }
+    if (d === undefined) return;
+    this.#drained = undefined;
+    if (d.timer !== undefined) clearTimeout(d.timer);
+    this.session.broker.blockedChanged(this, false);
+    d.resolve();
   }
 
   /** For a publish to a topic this subscription matches: resolves when it has room (or it was cut after maxBlockMs). */
@@ -272,13 +275,7 @@ export class BrokerSubscription implements Subscription {
     if (this.#paceTimer !== undefined) clearTimeout(this.#paceTimer);
     this.#buffer.clear();
     this.#pace.clear();
-    const d = this.#drained;
-    if (d !== undefined) {
-      this.#drained = undefined;
-      if (d.timer !== undefined) clearTimeout(d.timer);
-      this.session.broker.blockedChanged(this, false);
-      d.resolve();
-    }
+    this.#releasePublishers();
     this.session.forget(this);
     await this.consumer?.close();
   }

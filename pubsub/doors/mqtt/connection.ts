@@ -62,6 +62,7 @@ export class MqttConnection implements LiveConnection {
   #lastSeen = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #endedCleanly = false;
+  #corked = false;
   /**
    * Packets (and a framing error) that came in the same read as CONNECT, kept until CONNACK: a client may send them
    * before it has CONNACK (MQTT 3.1.4). The transport is paused meanwhile, so this holds one read at most.
@@ -96,10 +97,21 @@ export class MqttConnection implements LiveConnection {
     this.ctx.tracer.emit(TRACE, this.ctx.cid, dir, kind, build);
   }
 
-  /** Encodes and writes a packet; false when the transport is congested. */
+  /**
+   * Encodes and writes a packet; false when the transport is congested. Writes in one turn of the event loop are
+   * corked together (one syscall for a burst of deliveries).
+   */
   send(packet: Packet): boolean {
     if (this.state === 'closed' || this.stream.destroyed) return false;
     this.trace('<', packet.cmd, () => describe(packet));
+    if (!this.#corked) {
+      this.#corked = true;
+      this.stream.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.stream.uncork();
+      });
+    }
     return this.stream.write(encodePacket(packet, this.version));
   }
 

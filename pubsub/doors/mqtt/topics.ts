@@ -17,6 +17,8 @@ import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
 import { MAX_SUBJECT_LENGTH } from '../../subjects.ts';
 
 const PLAIN = /^[\p{L}\p{N}_\-$:@#+=]$/u;
+/** Topics made of ASCII token characters and non-empty levels map by swapping `/` and `.` (the fast path). */
+const SIMPLE_TOPIC = /^[A-Za-z0-9_\-$:@=]+(\/[A-Za-z0-9_\-$:@=]+)*$/;
 
 function invalid(what: string, value: string, why: string): PubsubError {
   return new PubsubError(ErrorCodes.PUBSUB_INVALID, `invalid MQTT ${what} ${JSON.stringify(value.slice(0, 80))}: ${why}`);
@@ -62,11 +64,13 @@ export function topicToSubject(topic: string): string {
   if (topic.length === 0) throw invalid('topic', topic, 'empty');
   if (topic.includes('+') || topic.includes('#')) throw invalid('topic', topic, 'wildcards are for subscriptions');
   if (topic.includes('\u0000')) throw invalid('topic', topic, 'NUL character');
+  if (SIMPLE_TOPIC.test(topic)) return checkSubjectLength('topic', topic, topic.replaceAll('/', '.'));
   return checkSubjectLength('topic', topic, topic.split('/').map(encodeLevel).join('.'));
 }
 
 /** A subject -> the MQTT topic name a subscriber sees. */
 export function subjectToTopic(subject: string): string {
+  if (!subject.includes('~')) return subject.replaceAll('.', '/');
   return subject.split('.').map(decodeToken).join('/');
 }
 

@@ -11,6 +11,7 @@ export { MemoryPartitionLog } from './memory.ts';
 export { FilePartitionLog } from './file/log.ts';
 export type * from './types.ts';
 export { FSYNC_POLICIES } from './types.ts';
+export { replay, REPLAY_DEFAULTS, type ReplayFrom, type ReplayOptions, type ReplayPace } from './replay.ts';
 
 export async function openPartitionLog(dir: string | null, options: PartitionLogOptions = {}): Promise<PartitionLog> {
   if (dir === null) return new MemoryPartitionLog(options);

@@ -175,7 +175,8 @@ function decodeBody(b: Buffer): LogRecord | null {
       const k = b.toString('utf8', p + 2, p + 2 + kn);
       p += 2 + kn;
       const vn = b.readUInt32BE(p);
-      headers[k] = b.toString('utf8', p + 4, p + 4 + vn);
+      // defineProperty: a header named __proto__ stays a header (an assignment would set the prototype).
+      Object.defineProperty(headers, k, { value: b.toString('utf8', p + 4, p + 4 + vn), enumerable: true, writable: true, configurable: true });
       p += 4 + vn;
     }
     const pn = b.readUInt32BE(p);

@@ -80,7 +80,7 @@ export interface PartitionLogStats {
   firstOffset: number;
   nextOffset: number;
   fsyncs: number;
-  /** Records whose bytes are fsync'd (== nextOffset - firstOffset when nothing is pending). */
+  /** Every record below this offset is fsync'd (== nextOffset when nothing is pending; the in-memory log: nextOffset). */
   syncedOffset: number;
   /** Bytes cut from a torn or corrupt tail when the log was opened. */
   truncatedBytesOnOpen: number;

@@ -1,6 +1,7 @@
 /** Small metadata files (topic meta.json, group positions): write to a temp file, fsync it, rename, fsync the folder. */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
 
 let tmpSeq = 0;
 
@@ -26,12 +27,21 @@ export async function writeJsonAtomic(path: string, value: unknown, sync: boolea
   }
 }
 
-/** The parsed JSON at `path`, or undefined when the file does not exist. */
+/**
+ * The parsed JSON at `path`, or undefined when the file does not exist. Unparsable JSON (written atomically, so only
+ * damage or a hand edit makes it) rejects with WL_ERR_PUBSUB_CORRUPT naming the file, rather than starting from nothing.
+ */
 export async function readJson(path: string): Promise<unknown> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(path, 'utf8'));
+    text = await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new PubsubError(ErrorCodes.PUBSUB_CORRUPT, `${path}: not JSON`, { cause: err });
   }
 }

@@ -8,10 +8,10 @@
  * expired or dead-lettered), so order holds even across redelivery (Kafka keeps order by committing offsets; with
  * at most one message in flight per partition we keep it without rewinding). Throughput grows with partitions.
  */
-import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
 import type { LogRecord } from '../../log/types.ts';
 import { matches } from '../../subjects.ts';
-import type { ConsumerSpec, Delivery, GroupInfo, LineageStep, StartPosition } from '../types.ts';
+import type { Delivery, LineageStep, StartPosition } from '../types.ts';
+import { startOffset } from './group-view.ts';
 import { Deadlines } from './deadlines.ts';
 import { partKey, PartState, type Member, type Pending, type Retry } from './part.ts';
 import type { Topic } from './topic.ts';
@@ -97,6 +97,20 @@ export class DeliveryGroup {
       this.saved.delete(key);
     }
     this.rebalance();
+  }
+
+  /** A dormant group brought back with other settings: partitions its new pattern does not match are dropped. */
+  retarget(settings: GroupSettings): void {
+    const old = this.settings.pattern;
+    this.settings = settings;
+    if (old === settings.pattern) return;
+    for (const [key, part] of this.parts) {
+      if (matches(settings.pattern, part.topic.name)) continue;
+      part.removed = true;
+      part.clearRetryTimers();
+      this.parts.delete(key);
+    }
+    for (const key of [...this.saved.keys()]) if (!matches(settings.pattern, key.split('\u0000')[0]!)) this.saved.delete(key);
   }
 
   addMember(member: Member): void {
@@ -406,63 +420,9 @@ export class DeliveryGroup {
     return this.name === undefined ? {} : { group: this.name };
   }
 
-  info(): GroupInfo {
-    const partitions = [...this.parts.values()]
-      .sort((a, b) => (a.key < b.key ? -1 : 1))
-      .map((p) => {
-        const end = p.log.nextOffset;
-        const row: GroupInfo['partitions'][number] = { topic: p.topic.name, partition: p.partition, committed: p.floor, end, lag: Math.max(0, end - p.floor) };
-        if (p.owner) row.owner = p.owner.id;
-        return row;
-      });
-    let ackPending = 0;
-    for (const p of this.parts.values()) ackPending += p.pending.size;
-    return {
-      name: this.name ?? this.id,
-      mode: this.mode === 'partitioned' ? 'partitioned' : 'queue',
-      pattern: this.settings.pattern,
-      members: this.members.map((m) => m.id),
-      partitions,
-      ackPending,
-      redelivered: this.redelivered,
-      deadLettered: this.deadLettered,
-    };
-  }
-
-  /** Committed positions for the group file: per partition the floor and the acked offsets above it. */
-  positions(): { topic: string; partition: number; committed: number; acked: number[] }[] {
-    const out = [...this.parts.values()].map((p) => ({ topic: p.topic.name, partition: p.partition, committed: p.floor, acked: [...p.done].sort((a, b) => a - b) }));
-    for (const [key, s] of this.saved) {
-      if (this.parts.has(key)) continue;
-      const [topic, partition] = key.split('\u0000');
-      out.push({ topic: topic!, partition: Number(partition), committed: s.committed, acked: s.acked });
-    }
-    return out;
-  }
-
   stop(): void {
     this.closed = true;
     this.deadlines.clear();
     for (const part of this.parts.values()) part.clearRetryTimers();
   }
 }
-
-/** The offset a consumer without a committed position starts at in one partition. */
-export async function startOffset(topic: Topic, partition: number, start: StartPosition): Promise<number> {
-  const log = topic.logs[partition]!;
-  switch (start.kind) {
-    case 'new':
-      return log.nextOffset;
-    case 'earliest':
-      return log.firstOffset;
-    case 'offset':
-      if (start.partition !== undefined && start.partition !== partition) return log.nextOffset;
-      return Math.min(Math.max(start.offset, log.firstOffset), log.nextOffset);
-    case 'time':
-      return log.offsetForTime(start.time);
-    default:
-      throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `unknown start position ${JSON.stringify((start as { kind: unknown }).kind)}`);
-  }
-}
-
-export type { ConsumerSpec };

@@ -13,6 +13,7 @@ import type {
 } from '../types.ts';
 import { readJson, writeJsonAtomic } from './files.ts';
 import { DeliveryGroup, type GroupHost, type GroupMode, type GroupSettings } from './group.ts';
+import { groupInfo, groupPositions, type SavedPosition } from './group-view.ts';
 import { resolveEmbeddedOptions, type EmbeddedEngineOptions, type ResolvedEmbeddedOptions } from './options.ts';
 import { partKey, type Member } from './part.ts';
 import { checkConsumerSpec } from './spec.ts';
@@ -28,13 +29,18 @@ interface GroupFile {
   name: string;
   mode: 'queue' | 'partitioned';
   settings: GroupSettings;
-  positions: { topic: string; partition: number; committed: number; acked: number[] }[];
+  positions: SavedPosition[];
 }
 
 /** Opens (or creates) the engine's folder, reopening its topics and consumer groups. */
 export async function createEmbeddedEngine(options: EmbeddedEngineOptions = {}): Promise<Engine> {
   const engine = new EmbeddedEngine(resolveEmbeddedOptions(options));
-  await engine.open();
+  try {
+    await engine.open();
+  } catch (err) {
+    await engine.close(); // the logs opened so far
+    throw err;
+  }
   return engine;
 }
 
@@ -183,7 +189,7 @@ class EmbeddedEngine implements Engine, GroupHost {
       }
       group = have ?? this.newGroup(name, spec.group!.mode, settings);
       // A group nobody is in takes the settings of the member that brings it back.
-      if (have && have.members.length === 0) have.settings = settings;
+      if (have && have.members.length === 0) have.retarget(settings);
     }
     for (const t of this.topicMap.values()) await group.addTopic(t, false);
     const member: Member = { id: `${name ?? 'sub'}#${++this.seq}`, deliver, maxAckPending, paused: false, closed: false, pending: 0 };
@@ -236,7 +242,7 @@ class EmbeddedEngine implements Engine, GroupHost {
   }
 
   async groups(): Promise<GroupInfo[]> {
-    return [...this.durable.values()].sort((a, b) => (a.name! < b.name! ? -1 : 1)).map((g) => g.info());
+    return [...this.durable.values()].sort((a, b) => (a.name! < b.name! ? -1 : 1)).map((g) => groupInfo(g));
   }
 
   // ---- GroupHost ----
@@ -281,7 +287,7 @@ class EmbeddedEngine implements Engine, GroupHost {
       do {
         entry.dirty = false;
         await new Promise<void>((r) => setImmediate(r));
-        const file: GroupFile = { version: 1, name: group.name!, mode: group.mode === 'partitioned' ? 'partitioned' : 'queue', settings: group.settings, positions: group.positions() };
+        const file: GroupFile = { version: 1, name: group.name!, mode: group.mode === 'partitioned' ? 'partitioned' : 'queue', settings: group.settings, positions: groupPositions(group) };
         try {
           await writeJsonAtomic(join(this.options.dir!, 'groups', `${group.name}.json`), file, this.options.fsync !== 'never');
         } catch {

@@ -1,6 +1,7 @@
 /** The embedded engine's options: one typed object, every field with its default (README "Engines: the embedded engine"). */
 import { checkInt, checkOneOf, InvalidOptionError, withDefaults } from '../../../core/options.ts';
-import { FSYNC_POLICIES, type FsyncPolicy, type RetentionPolicy } from '../../log/types.ts';
+import { resolveLogOptions } from '../../log/common.ts';
+import { FSYNC_POLICIES, type FsyncPolicy, type PartitionLogOptions, type RetentionPolicy } from '../../log/types.ts';
 
 export interface EmbeddedEngineOptions {
   /** Where topics (`<dir>/topics/<name>/`) and group positions (`<dir>/groups/<name>.json`) live. null: in memory. Default null. */
@@ -10,8 +11,13 @@ export interface EmbeddedEngineOptions {
   /** Passed to each partition log (its own defaults when absent). */
   segmentBytes?: number;
   indexIntervalBytes?: number;
-  /** Largest record accepted (payload + key + headers), passed to the log. Default: the log's. */
+  /** Record limits, passed to each partition log (pubsub/log LOG_DEFAULTS when absent): largest record (payload + key + headers), most headers, header bytes, key / msgId bytes. */
   maxRecordBytes?: number;
+  maxHeaders?: number;
+  maxHeaderBytes?: number;
+  maxKeyBytes?: number;
+  /** How often each log runs retention on its own (pubsub/log's default when absent). */
+  retentionIntervalMs?: number;
   /** Partitions of a topic created without a config. Default 1. */
   defaultPartitions?: number;
   /** Retention of a topic created without a config. Default {} (keep everything). */
@@ -46,9 +52,8 @@ export function resolveEmbeddedOptions(options: EmbeddedEngineOptions) {
   const o = withDefaults(EMBEDDED_DEFAULTS, options);
   if (o.dir !== null && (typeof o.dir !== 'string' || o.dir.length === 0)) throw new InvalidOptionError('dir', 'a directory path or null', o.dir);
   checkOneOf('fsync', o.fsync, FSYNC_POLICIES);
-  if (o.segmentBytes !== undefined) checkInt('segmentBytes', o.segmentBytes, 1, 2 ** 40);
-  if (o.indexIntervalBytes !== undefined) checkInt('indexIntervalBytes', o.indexIntervalBytes, 1, 2 ** 30);
-  if (o.maxRecordBytes !== undefined) checkInt('maxRecordBytes', o.maxRecordBytes, 1, 2 ** 31);
+  // The log's own options are checked by the log's rules now, not when the first topic opens.
+  resolveLogOptions(logOptions(o, {}));
   checkInt('maxPartitions', o.maxPartitions, 1, 65_536);
   checkInt('defaultPartitions', o.defaultPartitions, 1, o.maxPartitions);
   checkInt('defaultDuplicateWindowMs', o.defaultDuplicateWindowMs, 0, 2 ** 31);
@@ -57,4 +62,14 @@ export function resolveEmbeddedOptions(options: EmbeddedEngineOptions) {
   checkInt('maxReadRecords', o.maxReadRecords, 1, 10_000_000);
   if (typeof o.defaultRetention !== 'object' || o.defaultRetention === null) throw new InvalidOptionError('defaultRetention', 'an object', o.defaultRetention);
   return o;
+}
+
+/** Engine options handed to every partition log as they are. */
+const LOG_PASS_THROUGH = ['segmentBytes', 'indexIntervalBytes', 'maxRecordBytes', 'maxHeaders', 'maxHeaderBytes', 'maxKeyBytes', 'retentionIntervalMs'] as const;
+
+/** A partition log's options: the engine's fsync policy and pass-through limits, the topic's retention. */
+export function logOptions(o: Pick<EmbeddedEngineOptions, (typeof LOG_PASS_THROUGH)[number]> & { fsync: FsyncPolicy }, retention: RetentionPolicy): PartitionLogOptions {
+  const out: PartitionLogOptions = { fsync: o.fsync, retention };
+  for (const k of LOG_PASS_THROUGH) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }

@@ -55,8 +55,11 @@ export class PartState {
     acked: readonly number[] = [],
   ) {
     const first = this.log.firstOffset;
-    this.floor = Math.max(floor, first);
-    for (const o of acked) if (o > this.floor) this.done.add(o);
+    // Never above the log's end: after a (simulated) power loss the log may hold less than the group once saw, and
+    // offsets appended again must not count as already acked.
+    const next = this.log.nextOffset;
+    this.floor = Math.min(Math.max(floor, first), next);
+    for (const o of acked) if (o > this.floor && o < next) this.done.add(o);
     this.compact();
     this.cursor = this.floor;
   }

@@ -4,11 +4,11 @@
  */
 import { join } from 'node:path';
 import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
-import type { LogRecord, PartitionLog, PartitionLogOptions, RetentionPolicy } from '../../log/types.ts';
+import type { LogRecord, PartitionLog, RetentionPolicy } from '../../log/types.ts';
 import { partitionForKey } from '../../subjects.ts';
 import { ACKS_TO_DURABILITY, type AppendRequest, type AppendResult, type TopicConfig, type TopicInfo } from '../types.ts';
 import { readJson, writeJsonAtomic } from './files.ts';
-import type { ResolvedEmbeddedOptions } from './options.ts';
+import { logOptions, type ResolvedEmbeddedOptions } from './options.ts';
 import { openPartitionLog } from '../../log/index.ts';
 
 export interface TopicMeta {
@@ -57,13 +57,10 @@ export class Topic {
       checkTopicConfig(meta, options.maxPartitions);
       if (dir !== null) await writeJsonAtomic(join(dir, 'meta.json'), meta, options.fsync !== 'never');
     }
-    const logOptions: PartitionLogOptions = { fsync: options.fsync, retention: meta.retention };
-    if (options.segmentBytes !== undefined) logOptions.segmentBytes = options.segmentBytes;
-    if (options.indexIntervalBytes !== undefined) logOptions.indexIntervalBytes = options.indexIntervalBytes;
-    if (options.maxRecordBytes !== undefined) logOptions.maxRecordBytes = options.maxRecordBytes;
+    const forLog = logOptions(options, meta.retention);
     const logs: PartitionLog[] = [];
     try {
-      for (let p = 0; p < meta.partitions; p++) logs.push(await openPartitionLog(dir === null ? null : join(dir, String(p)), logOptions));
+      for (let p = 0; p < meta.partitions; p++) logs.push(await openPartitionLog(dir === null ? null : join(dir, String(p)), forLog));
     } catch (err) {
       await Promise.allSettled(logs.map((l) => l.close()));
       throw err;

@@ -57,6 +57,8 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
   private syncRunning: Promise<void> | null = null;
   private syncQueued: Promise<void> | null = null;
   private failed: Error | null = null;
+  private powerLost = false;
+  private retaining: Promise<void> = Promise.resolve();
   private fsyncs = 0;
   private truncatedBytesOnOpen = 0;
 
@@ -136,7 +138,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
         this.queue.push({ seg, rec, frame, durability, resolve, reject });
       });
       this.kick();
-      if (rolled) void this.applyRetention().catch(() => {});
+      if (rolled) this.retentionOnRoll();
       if (durability === 'none') {
         p.catch(() => {});
         return Promise.resolve(rec);
@@ -145,6 +147,11 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     } catch (err) {
       return Promise.reject(err as Error);
     }
+  }
+
+  /** Retention after a roll, one run at a time; close() waits for it. */
+  private retentionOnRoll(): void {
+    this.retaining = this.retaining.then(() => this.applyRetention()).catch(() => {});
   }
 
   private failedError(): WirelabError {
@@ -226,7 +233,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
   }
 
   private async doSync(): Promise<void> {
-    if (this.failed) return;
+    if (this.failed || this.powerLost) return;
     const upTo = this.writtenNext;
     const dirty = this.segments.filter((s) => s.fd && (s.written > s.synced || s.indexWritten > s.indexSynced));
     const marks = dirty.map((s) => ({ s, written: s.written, index: s.indexWritten }));
@@ -374,17 +381,18 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.drainWrites();
+    await this.drainWrites(true);
+    await this.retaining;
     if (this.opts.fsync !== 'never' && !this.failed) await this.requestSync();
     await Promise.all(this.segments.map((s) => closeHandles(s)));
   }
 
-  private async drainWrites(): Promise<void> {
+  private async drainWrites(waitSync: boolean): Promise<void> {
     while (this.writing || this.kickScheduled || (this.queue.length > 0 && !this.failed)) {
       if (this.writing) await this.writing;
       else await new Promise<void>((r) => setImmediate(r));
     }
-    while (this.syncRunning) await this.syncRunning;
+    while (waitSync && this.syncRunning) await this.syncRunning;
   }
 
   /**
@@ -395,7 +403,8 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     if (this.closed) throw closedError();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.drainWrites();
+    this.powerLost = true; // no fsync starts from here on; the one running (if any) comes too late
+    await this.drainWrites(false);
     const lostRecords = this.next - Math.max(this.syncedNext, this.firstOffset);
     let lostBytes = 0;
     this.fail(new WirelabError('WL_ERR_CLOSED', 'simulated power loss'), []);

@@ -33,7 +33,7 @@ async function collect(engine: Engine, spec: Parameters<Engine['consume']>[0], a
 }
 
 /** Polls an async condition every 10 ms (no fixed sleeps), failing after 5 s. */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+export async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -162,6 +162,30 @@ export function engineConformance(name: string, makeEngine: () => Promise<Engine
     assert.equal(g!.deadLettered, 1);
     assert.equal(g!.ackPending, 0);
     off();
+    await c.close();
+  });
+
+  withEngine('a member that leaves hands its unacked messages to the others at once', async ({ engine }) => {
+    const spec = { pattern: 'handoff', ack: 'manual' as const, group: { name: 'h', mode: 'queue' as const }, ackWaitMs: 60_000 };
+    const a = await collect(engine, spec);
+    for (let i = 0; i < 3; i++) await engine.append({ topic: 'handoff', payload: b(String(i)), acks: 1 });
+    await waitFor(() => a.got.length === 3, 'three to the first member');
+    a.c.ack(a.got[0]!.id);
+    const bm = await collect(engine, spec, true);
+    await a.c.close();
+    await waitFor(() => bm.got.length === 2, 'the two unacked to the other member');
+    assert.deepEqual(text(bm.got).sort(), ['1', '2']);
+    assert.ok(bm.got.every((d) => d.attempt === 2));
+    await bm.c.close();
+  });
+
+  withEngine('fan-out with manual acks: redelivered to the same subscriber after ackWait', async ({ engine }) => {
+    const { c, got } = await collect(engine, { pattern: 'fm', ack: 'manual', ackWaitMs: 100 });
+    await engine.append({ topic: 'fm', payload: b('x'), acks: 1 });
+    await waitFor(() => got.length === 2, 'redelivery');
+    c.ack(got[1]!.id);
+    assert.deepEqual(got.map((d) => d.attempt), [1, 2]);
+    assert.deepEqual(await engine.groups(), [], 'ephemeral subscribers are not groups');
     await c.close();
   });
 

@@ -53,6 +53,15 @@ for (const mode of modes) {
       assert.equal((await log.read(0, 1000, 1)).length, 1, 'one record even past maxBytes');
       assert.deepEqual(await log.read(100, 10), []);
       assert.equal(log.stats().records, 100);
+      const odd = JSON.parse('{"__proto__":"x","":"empty","é":"ü"}') as Record<string, string>;
+      const rec = await log.append({ payload: Buffer.alloc(0), headers: odd, key: '', msgId: 'id-1', timestamp: 0 }, 'written');
+      const [back] = await log.read(rec.offset, 1);
+      assert.deepEqual(Object.entries(back!.headers), Object.entries(odd));
+      assert.equal(Object.getPrototypeOf(back!.headers), Object.prototype);
+      assert.equal(back!.key, '');
+      assert.equal(back!.msgId, 'id-1');
+      assert.equal(back!.timestamp, 0);
+      assert.equal(back!.payload.length, 0);
     } finally {
       await done();
     }
@@ -112,6 +121,11 @@ for (const mode of modes) {
       assert.equal(await log.offsetForTime(1_000_000 + 1234), 124);
       assert.equal(await log.offsetForTime(1_000_000 + 1990), 199);
       assert.equal(await log.offsetForTime(1_000_000 + 1991), 200);
+      // Timestamps out of order (producer clocks): the first offset whose timestamp reaches the target.
+      for (const ts of [5_000_000, 4_000_000, 7_000_000, 6_000_000]) await log.append({ payload: p('late'), timestamp: ts }, 'written');
+      assert.equal(await log.offsetForTime(4_500_000), 200);
+      assert.equal(await log.offsetForTime(5_500_000), 202);
+      assert.equal(await log.offsetForTime(7_000_001), 204);
     } finally {
       await done();
     }

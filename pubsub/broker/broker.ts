@@ -159,8 +159,16 @@ export class BrokerCore implements Broker {
     return this.#topics.has(topic);
   }
 
-  get topicCount(): number {
-    return this.#topics.size;
+  /** Counts a topic a publish is about to create; false when that would pass maxTopics. */
+  reserveTopic(topic: string): boolean {
+    if (this.#topics.size >= this.options.maxTopics) return false;
+    this.#topics.add(topic);
+    return true;
+  }
+
+  /** A publish that reserved a topic failed: uncount it unless the engine made it anyway. */
+  async releaseTopic(topic: string): Promise<void> {
+    if ((await this.engine.topic(topic).catch(() => undefined)) === undefined) this.#topics.delete(topic);
   }
 
   /** Waits while a full 'block' fan-out subscription matches `topic` (each for at most maxBlockMs). */
@@ -192,6 +200,10 @@ export class BrokerCore implements Broker {
     this.#consumerOwners.set(consumerId, session);
   }
 
+  disownConsumer(consumerId: string): void {
+    this.#consumerOwners.delete(consumerId);
+  }
+
   published(session: BrokerSession, result: AppendResult, t: number, signer: string | undefined, msgId: string | undefined): void {
     this.#topics.add(result.topic);
     this.#recordPublished(session.id, session.user, session.info.door, result, t, signer, msgId);
@@ -215,8 +227,9 @@ export class BrokerCore implements Broker {
   }
 
   #onLineage(step: LineageStep): void {
+    const tracing = this.tracer.enabled;
     if (step.step === 'duplicate') {
-      this.tracer.emit('pubsub', this.cid, '*', 'duplicate', () => ({ summary: `duplicate msgId ${step.msgId} on ${step.topic} (first copy @${step.offset})`, meta: { ...step } }));
+      if (tracing) this.tracer.emit('pubsub', this.cid, '*', 'duplicate', () => ({ summary: `duplicate msgId ${step.msgId} on ${step.topic} (first copy @${step.offset})`, meta: { ...step } }));
       return;
     }
     if (step.step === 'acked') this.#stats.acked++;
@@ -224,16 +237,13 @@ export class BrokerCore implements Broker {
       this.#stats.deadLettered++;
       this.#topics.add(step.deadLetterTopic);
     }
-    const owner = 'consumer' in step ? this.#consumerOwners.get(step.consumer) : undefined;
-    const entry: LineageEntry = { ...step };
-    if (owner !== undefined) {
-      entry.session = owner.id;
-      if (owner.user !== undefined) entry.user = owner.user;
-    }
-    this.#lineage.add(entry);
+    const consumer = (step as { consumer?: string }).consumer;
+    const owner = consumer === undefined ? undefined : this.#consumerOwners.get(consumer);
+    this.#lineage.add(step, owner?.lineageOwner);
+    if (!tracing) return;
     this.tracer.emit('pubsub', owner?.id ?? this.cid, '*', step.step, () => ({
-      summary: `${step.step} ${step.topic}[${step.partition}]@${step.offset}${'consumer' in step ? ` consumer ${step.consumer}` : ''}${step.step === 'delivered' ? ` attempt ${step.attempt}` : ''}${step.step === 'dead-lettered' ? ` -> ${step.deadLetterTopic} (${step.reason})` : ''}`,
-      meta: { ...entry },
+      summary: `${step.step} ${step.topic}[${step.partition}]@${step.offset}${consumer === undefined ? '' : ` consumer ${consumer}`}${step.step === 'delivered' ? ` attempt ${step.attempt}` : ''}${step.step === 'dead-lettered' ? ` -> ${step.deadLetterTopic} (${step.reason})` : ''}`,
+      meta: { ...step, session: owner?.id, user: owner?.user },
     }));
   }
 
@@ -287,7 +297,6 @@ export class BrokerCore implements Broker {
 
   sessionClosed(session: BrokerSession, reason: string): void {
     this.#sessions.delete(session);
-    for (const [id, s] of this.#consumerOwners) if (s === session) this.#consumerOwners.delete(id);
     this.tracer.emit('pubsub', session.id, '*', 'close', () => ({ summary: `session ${session.id} closed: ${reason}`, meta: { reason } }));
   }
 }

@@ -2,7 +2,7 @@
  * The pub/sub broker (issue 12): `createBroker(options)` on an engine, with auth, ACLs, signatures, limits, subscriber
  * buffers, rate limits, lineage and the trace. Front doors (pubsub/doors) turn connections into sessions.
  */
-import { InvalidOptionError } from '../../core/errors.ts';
+import { createEngine } from '../engines/index.ts';
 import { BrokerCore } from './broker.ts';
 import { resolveBrokerOptions, type BrokerOptions } from './options.ts';
 import type { Broker } from './types.ts';
@@ -28,11 +28,9 @@ export { createIdempotentHandler, messageKey, type IdempotentHandler, type Idemp
 /** Builds the broker; rejects with an InvalidOptionError naming a bad option. */
 export async function createBroker(options: BrokerOptions = {}): Promise<Broker> {
   const o = resolveBrokerOptions(options);
-  const engine = o.engine;
+  let engine = o.engine;
   const owns = engine === undefined;
-  if (engine === undefined) {
-    throw new InvalidOptionError('engine', 'an Engine (the embedded engine is created here once it lands)', undefined);
-  }
+  if (engine === undefined) engine = await createEngine({ kind: 'embedded', dir: o.dataDir, fsync: o.fsync });
   // Existing topics count toward maxTopics: a broker restarted with a lower maxTopics still serves them, and
   // refuses new ones.
   const topics = await engine.topics();

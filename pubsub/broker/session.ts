@@ -4,6 +4,7 @@ import { nextCid } from '../../core/trace/index.ts';
 import type { AppendResult, ConsumerSpec } from '../engines/types.ts';
 import { checkPattern, checkTopic } from '../subjects.ts';
 import { mayPublish, maySubscribe, type Permissions } from './acl.ts';
+import type { LineageOwner } from './lineage.ts';
 import type { BrokerCore } from './broker.ts';
 import { checkAcks, checkBuffer } from './options.ts';
 import { TokenBucket } from './rate.ts';
@@ -16,6 +17,8 @@ export class BrokerSession implements Session {
   readonly #bucket: TokenBucket | undefined;
   readonly #closedListeners: ((reason: string) => void)[] = [];
   #closed: string | undefined;
+  /** Shared by every lineage step delivered to this session. */
+  readonly lineageOwner: LineageOwner;
 
   constructor(
     readonly broker: BrokerCore,
@@ -23,6 +26,7 @@ export class BrokerSession implements Session {
     readonly permissions: Permissions | undefined,
     readonly info: ConnectInfo,
   ) {
+    this.lineageOwner = user === undefined ? { session: this.id } : { session: this.id, user };
     const r = broker.options.rateLimit;
     if (r !== undefined) this.#bucket = new TokenBucket(r.perSecond, r.burst);
   }
@@ -98,14 +102,23 @@ export class BrokerSession implements Session {
         throw err;
       }
     }
-    if (!this.broker.hasTopic(topic) && this.broker.topicCount >= o.maxTopics) {
+    // Reserved before the first await, so concurrent publishes to new topics cannot overshoot maxTopics.
+    const reserved = !this.broker.hasTopic(topic);
+    if (reserved && !this.broker.reserveTopic(topic)) {
       throw this.#refuse('limit', ErrorCodes.PUBSUB_LIMIT, `maxTopics ${o.maxTopics} reached`, 'maxTopics');
     }
     const t = Date.now();
-    await this.broker.waitForBlocked(topic);
-    this.#checkOpen();
-    const request = { topic, payload, acks, ...pick(input, ['key', 'partition', 'headers', 'msgId', 'ttlMs'] as const) };
-    const result = await this.broker.engine.append(request);
+    let result: AppendResult;
+    try {
+      await this.broker.waitForBlocked(topic);
+      this.#checkOpen();
+      const request = { topic, payload, acks, ...pick(input, ['key', 'partition', 'headers', 'msgId', 'ttlMs'] as const) };
+      result = await this.broker.engine.append(request);
+    } catch (err) {
+      if (reserved) await this.broker.releaseTopic(topic);
+      if (err instanceof PubsubError && err.code === ErrorCodes.PUBSUB_INVALID) this.broker.refused(this, 'invalid', err);
+      throw err;
+    }
     this.broker.published(this, result, t, signer, input.msgId);
     return result;
   }
@@ -154,6 +167,7 @@ export class BrokerSession implements Session {
       } else sub.attach(consumer);
     } catch (err) {
       this.#subs.delete(sub.id);
+      if (err instanceof PubsubError && err.code === ErrorCodes.PUBSUB_INVALID) this.broker.refused(this, 'invalid', err);
       throw err;
     }
     this.broker.traceSubscribe(this, sub);

@@ -277,6 +277,10 @@ export class BrokerSubscription implements Subscription {
     this.#pace.clear();
     this.#releasePublishers();
     this.session.forget(this);
-    await this.consumer?.close();
+    if (this.consumer !== undefined) {
+      await this.consumer.close();
+      // After close: the engine's last lineage steps for this consumer (messages handed back) still name the session.
+      this.session.broker.disownConsumer(this.consumer.id);
+    }
   }
 }

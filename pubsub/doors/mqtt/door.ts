@@ -3,7 +3,6 @@
  * connections by client id (a second CONNECT with an id takes the session over), its stored sessions, retained
  * messages, delayed wills and session-expiry timers.
  */
-import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker, Session } from '../../broker/types.ts';
 import type { ResolvedLimits } from './options.ts';
 import { DoorStore } from './store.ts';
@@ -41,7 +40,6 @@ export class MqttDoor {
   readonly #expiry = new Map<string, NodeJS.Timeout>();
   /** Counters for tests and `wirelab up`. */
   readonly stats = { connections: 0, refused: 0, badInput: 0, willsPublished: 0, retainedDelivered: 0, sessionsResumed: 0, sessionsExpired: 0 };
-  tracer: Tracer | undefined;
   refs = 0;
 
   constructor(broker: Broker, limits: ResolvedLimits) {

@@ -38,7 +38,6 @@ export async function startMqttServer(options: MqttServerOptions): Promise<Runni
   const tlsSettings = options.tls === true ? {} : options.tls || undefined;
   const proto = wsPath ? (tlsSettings ? 'mqtt-wss' : 'mqtt-ws') : tlsSettings ? 'mqtts' : 'mqtt';
   const door = await doorFor(options.broker, limits);
-  door.tracer ??= tracer;
   const sockets = new SocketSet();
   const connections = new Set<MqttConnection>();
 

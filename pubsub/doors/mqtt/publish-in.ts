@@ -92,7 +92,11 @@ export class Publishes {
       runtime.qos2In.set(id, stored);
       this.#answer(stored, (rc) => {
         c.trace('*', 'qos2-step', () => `1/4 PUBLISH id=${id} stored by the broker -> 2/4 PUBREC`);
-        if (rc >= 0x80) runtime.qos2In.delete(id);
+        if (rc >= 0x80) {
+          // Refused: no PUBREL follows, the exchange ends here.
+          runtime.qos2In.delete(id);
+          this.#inflight--;
+        }
         c.send({ cmd: 'pubrec', messageId: id, ...(c.version === 5 && rc ? { reasonCode: rc } : {}) });
       }, rc0x80(c.version));
       return;

@@ -62,3 +62,17 @@ test('maxSessions: a persistent session past it is refused (CONNACK 0x97 on 5, 0
   assert.equal((await connack(url, { protocolVersion: 4, clientId: 'p3', clean: false }, t)).code, 0x03);
   assert.equal((await connack(url, { protocolVersion: 4, clientId: 'p4', clean: true }, t)).code, 0, 'clean sessions are not counted');
 });
+
+test('ACL refusals: SUBACK 0x87 on 5 / 0x80 on 3.1.1, PUBACK 0x87 on 5', async (t) => {
+  const { url } = await startRig(t, {
+    broker: { anonymousPermissions: { subscribe: { deny: ['secret.>'] }, publish: { deny: ['secret.>'] } } },
+  });
+  const c5 = await client(t, url, { protocolVersion: 5 });
+  // mqtt.js rejects a SUBACK with a failure code; the packet rides on the error.
+  const granted = (c: typeof c5, filters: Record<string, { qos: 0 | 1 | 2 }>) =>
+    c.subscribeAsync(filters).then((g) => g.map((x) => x.qos), (e: { packet?: { granted?: number[] } }) => e.packet?.granted);
+  assert.deepEqual(await granted(c5, { 'secret/#': { qos: 1 }, 'open/#': { qos: 1 } }), [0x87, 1]);
+  const c4 = await client(t, url, { protocolVersion: 4 });
+  assert.deepEqual(await granted(c4, { 'secret/x': { qos: 1 } }), [0x80]);
+  await assert.rejects(c5.publishAsync('secret/x', 'no', { qos: 1 }), (e: { code?: number }) => e.code === 0x87);
+});

@@ -17,6 +17,7 @@ import { createBroker, type BrokerOptions } from './broker/index.ts';
 import type { Broker } from './broker/types.ts';
 import { startPubsubTcpServer, startPubsubWsServer } from './doors/native/index.ts';
 import { pubsubHttpService } from './doors/http/service.ts';
+import { mqttServices } from './doors/mqtt/services.ts';
 import { createEngine } from './engines/index.ts';
 import { upEngineChoice } from './engines/jetstream/up.ts';
 
@@ -138,5 +139,5 @@ export const PUBSUB_SERVICES: ServiceEntry[] = [
     tryWith: (s) => `npx wirelab sub 'demo.>' --count 1 --url ws://${s.host}:${s.port}/pubsub`,
   },
   pubsubHttpService(onSharedBroker),
-  // ---- mqtt / mqtts / MQTT over WebSocket (the MQTT door's helper adds its rows here) ----
+  ...mqttServices(onSharedBroker),
 ];

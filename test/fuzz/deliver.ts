@@ -77,6 +77,9 @@ const SCRIPTS: Record<string, Step[]> = {
   pop3: [{ expect: /^\+OK/m }, { send: 'CAPA\r\n', expect: /^\.\r$/m }],
   ftp: [{ expect: /^220 /m }, { send: 'NOOP\r\n', expect: /^200 /m }],
   http: [{ send: 'GET /anything HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', expect: /^HTTP\/1\.1 \d{3} / }],
+  // MQTT 3.1.1 CONNECT (clean session, keep-alive 10 s, client id "fz") answered by CONNACK "accepted".
+  mqtt: [{ send: '\x10\x0e\x00\x04MQTT\x04\x02\x00\x0a\x00\x02fz', expect: /^\x20\x02\x00\x00/ }],
+  'pubsub-http': [{ send: 'GET /admin/topics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', expect: /^HTTP\/1\.1 200 / }],
 };
 
 /** Runs a line script over TCP or TLS (the local CA verified); resolves to an error text, or null when it held. */
@@ -97,7 +100,7 @@ async function script(e: Endpoint, steps: Step[], timeoutMs: number): Promise<st
         got = '';
         i++;
         if (i === steps.length) return end(null);
-        if (steps[i]!.send) socket.write(steps[i]!.send!);
+        if (steps[i]!.send) socket.write(steps[i]!.send!, 'latin1');
       }
     };
     socket.on('error', (err) => end(`${err.message} at step ${i + 1}`));
@@ -107,7 +110,7 @@ async function script(e: Endpoint, steps: Step[], timeoutMs: number): Promise<st
       advance();
     });
     socket.once(tlsOpts ? 'secureConnect' : 'connect', () => {
-      if (steps[0]!.send) socket.write(steps[0]!.send);
+      if (steps[0]!.send) socket.write(steps[0]!.send, 'latin1');
       else advance();
     });
   });

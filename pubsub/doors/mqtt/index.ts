@@ -36,7 +36,7 @@ export async function startMqttServer(options: MqttServerOptions): Promise<Runni
   const wsPath = options.ws ? checkWsPath(options.ws.path ?? MQTT_WS_DEFAULT_PATH) : undefined;
   const tracer: Tracer = options.tracer ?? NOOP_TRACER;
   const tlsSettings = options.tls === true ? {} : options.tls || undefined;
-  const proto = wsPath ? (tlsSettings ? 'mqtt-wss' : 'mqtt-ws') : tlsSettings ? 'mqtts' : 'mqtt';
+  const proto = wsPath ? (tlsSettings ? 'mqtt-websockets' : 'mqtt-websocket') : tlsSettings ? 'mqtts' : 'mqtt';
   const door = await doorFor(options.broker, limits);
   const sockets = new SocketSet();
   const connections = new Set<MqttConnection>();

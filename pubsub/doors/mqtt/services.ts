@@ -41,7 +41,7 @@ export function mqttServices(onSharedBroker: OnSharedBroker): ServiceEntry[] {
     },
     {
       name: 'mqtt-ws',
-      proto: 'mqtt-ws',
+      proto: 'mqtt-websocket',
       wellKnownPort: 8083,
       describe: `MQTT over WebSocket (path ${MQTT_WS_DEFAULT_PATH}, subprotocol mqtt) on the same broker`,
       start: ({ host, port, tracer }) => onSharedBroker((broker) => startMqttServer({ broker, host, port, tracer, ws: { path: MQTT_WS_DEFAULT_PATH } }), tracer),

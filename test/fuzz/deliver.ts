@@ -78,6 +78,7 @@ const SCRIPTS: Record<string, Step[]> = {
   ftp: [{ expect: /^220 /m }, { send: 'NOOP\r\n', expect: /^200 /m }],
   http: [{ send: 'GET /anything HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', expect: /^HTTP\/1\.1 \d{3} / }],
   // MQTT 3.1.1 CONNECT (clean session, keep-alive 10 s, client id "fz") answered by CONNACK "accepted".
+  // eslint-disable-next-line no-control-regex -- MQTT is binary: CONNACK is 0x20 0x02 0x00 0x00
   mqtt: [{ send: '\x10\x0e\x00\x04MQTT\x04\x02\x00\x0a\x00\x02fz', expect: /^\x20\x02\x00\x00/ }],
   'pubsub-http': [{ send: 'GET /admin/topics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', expect: /^HTTP\/1\.1 200 / }],
 };

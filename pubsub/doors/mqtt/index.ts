@@ -79,7 +79,13 @@ export async function startMqttServer(options: MqttServerOptions): Promise<Runni
       res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' }).end(`MQTT over WebSocket: connect to ${wsPath} with subprotocol mqtt\n`);
     };
     const httpServer = tlsSettings ? https.createServer(await tlsServerOptions(tlsSettings), onRequest) : http.createServer(onRequest);
-    httpServer.on('clientError', (_err, socket) => socket.destroy());
+    // A request the HTTP parser refuses gets HTTP's own answer (400, or 431 for oversized headers) and a trace event.
+    httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      tracer.emit('mqtt', `${proto}-server`, '*', 'bad-request', () => ({ summary: `HTTP ${status}: ${err.code ?? err.message}`, meta: { code: err.code } }));
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      else socket.destroy();
+    });
     httpServer.on('connection', (raw: net.Socket) => sockets.add(raw));
     httpServer.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
       socket.on('error', () => socket.destroy());

@@ -34,24 +34,28 @@ const WITH_PAYLOAD = new Set(['pub', 'msg']);
 
 /** The frame body (no length prefix): what a WebSocket binary frame carries. */
 export function encodeBinaryBody(message: PubsubMessage): Buffer {
-  const { type, ...rest } = message;
-  const payload = 'payload' in rest ? rest.payload : undefined;
-  if (payload) delete (rest as { payload?: Buffer }).payload;
-  const header = Buffer.from(JSON.stringify(rest));
-  const out = Buffer.allocUnsafe(3 + header.length + (payload?.length ?? 0));
-  out[0] = TYPE_CODES[type];
-  out.writeUInt16BE(header.length, 1);
-  header.copy(out, 3);
-  if (payload) payload.copy(out, 3 + header.length);
-  return out;
+  return encode(message, 0);
 }
 
-/** The whole TCP frame: 4-byte length, then the body. */
+/** The whole TCP frame: 4-byte length, then the body (one allocation: this runs once per delivery). */
 export function encodeBinary(message: PubsubMessage): Buffer {
-  const body = encodeBinaryBody(message);
-  const len = Buffer.allocUnsafe(4);
-  len.writeUInt32BE(body.length, 0);
-  return Buffer.concat([len, body], 4 + body.length);
+  return encode(message, 4);
+}
+
+/** `prefix` bytes of length (0 or 4), type code, header length, JSON header (every field but type and payload), payload. */
+function encode(message: PubsubMessage, prefix: 0 | 4): Buffer {
+  // Destructuring (not `delete`) keeps the header object's shape fast; it runs once per delivery.
+  const { type, payload, ...rest } = message as PubsubMessage & { payload?: Buffer };
+  const header = JSON.stringify(rest);
+  const h = Buffer.byteLength(header);
+  const bodyLength = 3 + h + (payload?.length ?? 0);
+  const out = Buffer.allocUnsafe(prefix + bodyLength);
+  if (prefix) out.writeUInt32BE(bodyLength, 0);
+  out[prefix] = TYPE_CODES[type];
+  out.writeUInt16BE(h, prefix + 1);
+  out.write(header, prefix + 3, 'utf8');
+  if (payload) payload.copy(out, prefix + 3 + h);
+  return out;
 }
 
 function decode(body: Buffer): { ok: true; value: Record<string, unknown> } | { ok: false; problem: string } {

@@ -54,7 +54,15 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
         tracer,
         limits,
         transport: {
-          send: (m) => (socket.writable ? socket.write(encodeBinary(m)) : true),
+          send: (m) => {
+            if (!socket.writable) return true;
+            // Frames written in one turn of the event loop (a fan-out burst) leave in one write: cork until the next tick.
+            if (socket.writableCorked === 0) {
+              socket.cork();
+              process.nextTick(() => socket.uncork());
+            }
+            return socket.write(encodeBinary(m));
+          },
           end() {
             ended = true;
             sockets.release(socket);

@@ -1,0 +1,192 @@
+/**
+ * `npm run bench -- pubsub`: wirelab's broker next to mosquitto, aedes, nats-server and redis-server, each in its own
+ * process, driven by the same load generator in this process (the `mqtt` npm client for every MQTT broker, each
+ * other broker's own client), taking turns, medians of the rounds. Three measures:
+ *   fan-out   1 publisher -> 50 subscribers, 128 B, as fast as the broker delivers: deliveries/s and server CPU µs
+ *             per delivery (at-most-once: QoS 0, core NATS, redis PUBLISH, wirelab ack 'none')
+ *   latency   2,000 msg/s to 10 subscribers for 3 s: p50 / p99 publish -> receive
+ *   durable   acknowledged publishes/s with 64 in flight: mosquitto QoS 1 (persistence on), redis XADD (AOF everysec),
+ *             wirelab acks=all with fsync batch (fsync'd before the ack: a stronger guarantee than both)
+ * Needs mosquitto, nats-server and redis-server (npm run peers); a missing one is reported, and its rows left out.
+ */
+import { spawnSync } from 'node:child_process';
+import { percentile, median } from '../core/stats.ts';
+import { sleep } from '../core/time.ts';
+import { defineBench, type BenchRow } from './harness.ts';
+import { startMosquitto, startNats, startNodeBroker, startRedis, type BenchBroker } from './fixtures/brokers.ts';
+import { drivers, type Driver } from './fixtures/pubsub-drivers.ts';
+
+const SUBSCRIBERS = 50;
+const MESSAGES = 10_000;
+const PAYLOAD_BYTES = 128;
+const WINDOW = 200; // messages published ahead of the slowest delivery count
+const LATENCY_RATE = 2000;
+const LATENCY_SUBSCRIBERS = 10;
+const LATENCY_MS = 3000;
+const DURABLE_MS = 3000;
+const DURABLE_IN_FLIGHT = 64;
+const ROUNDS = 3;
+
+const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+interface Subject {
+  label: string;
+  start(): Promise<BenchBroker>;
+  driver: (b: BenchBroker) => Driver;
+}
+
+/** Deliveries per second and server CPU µs per delivery for one fan-out run. */
+async function fanOut(broker: BenchBroker, driver: Driver, topic: string): Promise<{ rate: number; cpuPerDelivery: number }> {
+  let delivered = 0;
+  let last = 0;
+  await driver.subscribe(SUBSCRIBERS, topic, () => {
+    delivered++;
+    last = performance.now();
+  });
+  const pub = await driver.publisher(topic);
+  const payload = Buffer.alloc(PAYLOAD_BYTES, 0x61);
+  const cpu0 = broker.cpuMs();
+  const t0 = performance.now();
+  for (let i = 0; i < MESSAGES; i++) {
+    pub.publish(payload);
+    if (i % 50 === 49) {
+      await pub.flush();
+      // Keep at most WINDOW messages ahead of what the subscribers got; a broker that drops (QoS 0) must not stall us.
+      let stalled = 0;
+      while ((i + 1 - WINDOW) * SUBSCRIBERS > delivered && stalled < 200) {
+        const before = delivered;
+        await sleep(1);
+        stalled = delivered === before ? stalled + 1 : 0;
+      }
+    }
+  }
+  await pub.flush();
+  for (let idle = 0; delivered < MESSAGES * SUBSCRIBERS && idle < 50; ) {
+    const before = delivered;
+    await sleep(10);
+    idle = delivered === before ? idle + 1 : 0;
+  }
+  const elapsed = (last - t0) / 1000;
+  const cpu = broker.cpuMs() - cpu0;
+  await driver.close();
+  return { rate: delivered / elapsed, cpuPerDelivery: (cpu * 1000) / Math.max(1, delivered) };
+}
+
+/** p50 and p99 latency (ms) at LATENCY_RATE msg/s to LATENCY_SUBSCRIBERS subscribers. */
+async function latency(driver: Driver, topic: string): Promise<{ p50: number; p99: number }> {
+  const samples: number[] = [];
+  await driver.subscribe(LATENCY_SUBSCRIBERS, topic, (payload) => {
+    samples.push(Number(process.hrtime.bigint() - payload.readBigUInt64BE(0)) / 1e6);
+  });
+  const pub = await driver.publisher(topic);
+  const total = (LATENCY_RATE * LATENCY_MS) / 1000;
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / LATENCY_RATE;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const payload = Buffer.alloc(PAYLOAD_BYTES);
+    payload.writeBigUInt64BE(process.hrtime.bigint(), 0);
+    pub.publish(payload);
+    await pub.flush();
+  }
+  for (let idle = 0; samples.length < total * LATENCY_SUBSCRIBERS && idle < 50; idle++) await sleep(10);
+  await driver.close();
+  samples.sort((a, b) => a - b);
+  return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
+}
+
+/** Acknowledged publishes per second with DURABLE_IN_FLIGHT outstanding. */
+async function durable(driver: Driver, topic: string): Promise<number> {
+  const pub = await driver.durablePublisher!(topic);
+  const payload = Buffer.alloc(PAYLOAD_BYTES, 0x62);
+  let acked = 0;
+  const end = performance.now() + DURABLE_MS;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: DURABLE_IN_FLIGHT }, async () => {
+    while (performance.now() < end) {
+      await pub.publishAcked(payload);
+      acked++;
+    }
+  }));
+  const rate = acked / ((performance.now() - t0) / 1000);
+  await driver.close();
+  return rate;
+}
+
+export default defineBench({
+  name: 'pubsub',
+  title: `pub/sub brokers side by side: fan-out 1 -> ${SUBSCRIBERS} x ${MESSAGES} msgs of ${PAYLOAD_BYTES} B (${ROUNDS} rounds, medians), p99 at ${LATENCY_RATE} msg/s to ${LATENCY_SUBSCRIBERS}, durable acked publishes with ${DURABLE_IN_FLIGHT} in flight`,
+  async run(): Promise<BenchRow[]> {
+    const subjects: Subject[] = [];
+    const missing: string[] = [];
+    if (have('mosquitto')) subjects.push({ label: 'mosquitto QoS0', start: startMosquitto, driver: (b) => drivers.mqtt(b.ports.mqtt!) });
+    else missing.push('mosquitto');
+    subjects.push({ label: 'aedes QoS0', start: () => startNodeBroker('aedes'), driver: (b) => drivers.mqtt(b.ports.mqtt!) });
+    if (have('nats-server')) subjects.push({ label: 'nats-server', start: startNats, driver: (b) => drivers.nats(b.ports.nats!) });
+    else missing.push('nats-server');
+    if (have('redis-server')) subjects.push({ label: 'redis pub/sub', start: startRedis, driver: (b) => drivers.redis(b.ports.redis!) });
+    else missing.push('redis-server');
+    if (drivers.wirelabAvailable) {
+      subjects.push({ label: 'wirelab MQTT QoS0', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.mqtt(b.ports.mqtt!) });
+      subjects.push({ label: 'wirelab native TCP', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.native(b.ports.native!) });
+    }
+    if (missing.length) console.log(`  not measured (missing: ${missing.join(', ')}; npm run peers installs them)`);
+
+    const brokers = new Map<string, BenchBroker>();
+    for (const s of subjects) brokers.set(s.label, await s.start());
+    const rate: Record<string, number[]> = {};
+    const cpu: Record<string, number[]> = {};
+    const lat: Record<string, { p50: number; p99: number }> = {};
+    const acked: Record<string, number> = {};
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const s of subjects) {
+          const b = brokers.get(s.label)!;
+          const r = await fanOut(b, s.driver(b), `bench.fan${round}`);
+          (rate[s.label] ??= []).push(r.rate);
+          (cpu[s.label] ??= []).push(r.cpuPerDelivery);
+        }
+      }
+      for (const s of subjects) {
+        const b = brokers.get(s.label)!;
+        lat[s.label] = await latency(s.driver(b), 'bench.latency');
+        const d = s.driver(b);
+        if (d.durablePublisher) acked[s.label] = await durable(d, 'bench.durable');
+        else await d.close();
+      }
+    } finally {
+      for (const b of brokers.values()) await b.stop();
+    }
+    const rows: BenchRow[] = [];
+    const fanRow = (label: string, baseline?: string, target?: number): void => {
+      if (!rate[label]) return;
+      rows.push({ label: `fan-out: ${label}`, value: median(rate[label]!), unit: 'deliveries/s', ...(baseline && rate[baseline] ? { baseline: `fan-out: ${baseline}` } : {}), ...(target ? { target } : {}) });
+    };
+    fanRow('mosquitto QoS0');
+    fanRow('aedes QoS0', 'mosquitto QoS0');
+    fanRow('nats-server', 'mosquitto QoS0');
+    fanRow('redis pub/sub', 'mosquitto QoS0');
+    fanRow('wirelab MQTT QoS0', 'mosquitto QoS0', 1);
+    if (rate['wirelab MQTT QoS0'] && rate['aedes QoS0']) {
+      rows.push({ label: 'fan-out: wirelab MQTT QoS0 (vs aedes)', value: median(rate['wirelab MQTT QoS0']!), unit: 'deliveries/s', baseline: 'fan-out: aedes QoS0', target: 2 });
+    }
+    if (rate['wirelab native TCP']) {
+      rows.push({ label: 'fan-out: wirelab native TCP', value: median(rate['wirelab native TCP']!), unit: 'deliveries/s', ...(rate['redis pub/sub'] ? { baseline: 'fan-out: redis pub/sub', target: 0.5 } : {}) });
+    }
+    for (const label of Object.keys(cpu)) {
+      rows.push({ label: `server CPU: ${label}`, value: median(cpu[label]!), unit: 'µs/delivery', lowerIsBetter: true, ...(label !== 'mosquitto QoS0' && cpu['mosquitto QoS0'] ? { baseline: 'server CPU: mosquitto QoS0' } : {}) });
+    }
+    for (const [label, l] of Object.entries(lat)) {
+      const base = lat['mosquitto QoS0'] && label !== 'mosquitto QoS0' ? { baseline: 'p99: mosquitto QoS0' } : {};
+      rows.push({ label: `p99: ${label}`, value: l.p99, unit: 'ms', lowerIsBetter: true, ...base, ...(label.startsWith('wirelab') && base.baseline ? { target: 1 } : {}) });
+      rows.push({ label: `p50: ${label}`, value: l.p50, unit: 'ms', lowerIsBetter: true });
+    }
+    for (const [label, v] of Object.entries(acked)) {
+      const name = { 'mosquitto QoS0': 'mosquitto QoS1, persistence on', 'aedes QoS0': 'aedes QoS1, in memory', 'redis pub/sub': 'redis XADD, AOF everysec', 'wirelab MQTT QoS0': 'wirelab MQTT QoS1, acks=all, fsync batch', 'wirelab native TCP': 'wirelab native, acks=all, fsync batch' }[label] ?? label;
+      const base = acked['mosquitto QoS0'] && label !== 'mosquitto QoS0' ? { baseline: 'durable: mosquitto QoS1, persistence on' } : {};
+      rows.push({ label: `durable: ${name}`, value: v, unit: 'acked/s', ...base, ...(label.startsWith('wirelab') && base.baseline ? { target: 1 } : {}) });
+    }
+    return rows;
+  },
+});

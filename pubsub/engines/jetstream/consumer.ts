@@ -59,6 +59,11 @@ export class JsEngineConsumer implements EngineConsumer, PullMember {
   readonly deadLetterTopic: (topic: string) => string;
   /** Streams that existed when consume() was called: one that appears later is read from its start. */
   initial = new Set<string>();
+  /**
+   * Set by the engine when the group was created before this member joined (its record's createdAt): a stream that
+   * has no durable for the group yet starts there (DeliverPolicy.StartTime), not at spec.start.
+   */
+  since: number | undefined;
   /** Set by the engine: whether this member pulls from a stream (partitioned groups own some partitions only). */
   owns: (stream: string) => boolean = () => true;
 
@@ -104,7 +109,8 @@ export class JsEngineConsumer implements EngineConsumer, PullMember {
     // JetStream's backoff is the ack wait of delivery n (it replaces ack_wait); it needs max_deliver > its length.
     const backoff = this.maxDeliver === 0 ? this.backoffMs : this.backoffMs.slice(0, Math.max(0, this.maxDeliver - 1));
     if (backoff.length > 0 && this.manual) cfg.backoff = backoff.map((ms) => msToNanos(Math.max(1, ms)));
-    const start = late ? { kind: 'earliest' as const } : (this.spec.start ?? { kind: 'new' as const });
+    // A config only counts when it creates the durable: an existing one is never reconfigured (engine.puller()).
+    const start = late ? { kind: 'earliest' as const } : this.since !== undefined ? { kind: 'time' as const, time: this.since } : (this.spec.start ?? { kind: 'new' as const });
     switch (start.kind) {
       case 'new':
         cfg.deliver_policy = DeliverPolicy.New;

@@ -8,11 +8,12 @@
  *   acks 0 -> a core NATS publish, no reply.
  * - dedup -> `Nats-Msg-Id` within the stream's duplicate window; a publish without msgId gets a generated one so the
  *   engine's own retries (leader lost, no quorum) are deduplicated too.
- * - consumer group -> a durable pull consumer per partition stream; fan-out -> ephemeral pull consumers.
+ * - consumer group -> a durable pull consumer per partition stream, and a record (pattern, mode, creation time) in the
+ *   KV bucket `<streamPrefix>-groups` (groups.ts); fan-out -> ephemeral pull consumers.
  * - maxDeliver -> the consumer's max_deliver; the MAX_DELIVERIES advisory is turned into the dead-letter topic.
  * - TTL -> an expiry header checked at delivery (nats-server 2.9 has no per-message TTL).
  */
-import { type JetStreamClient, type JetStreamManager, type NatsConnection, type StreamConfig, type StreamInfo, RetentionPolicy as NatsRetention, StorageType, DiscardPolicy } from 'nats';
+import { type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig, type StreamInfo, RetentionPolicy as NatsRetention, StorageType, DiscardPolicy } from 'nats';
 import { randomUUID } from 'node:crypto';
 import { ErrorCodes, PubsubError, WirelabError } from '../../../core/errors.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
@@ -22,7 +23,7 @@ import type { AppendRequest, AppendResult, ConsumerSpec, Delivery, Engine, Engin
 import { decodeRecord, encodeHeaders, encodeName, msToNanos, parseMeta, seqToOffset, streamName, subjectFor, type StreamMeta } from './codec.ts';
 import { JsEngineConsumer, parseConsumerDescription } from './consumer.ts';
 import { deadLetter, watchCluster, type DeadLetterInput } from './dlq.ts';
-import { listGroups } from './groups.ts';
+import { groupBucketName, listGroups, recordGroup } from './groups.ts';
 import { DEFAULT_DUPLICATE_WINDOW_MS, PROTO, type ResolvedOptions } from './options.ts';
 import { checkConsumerSpec } from '../embedded/spec.ts';
 import { Puller } from './puller.ts';
@@ -52,6 +53,7 @@ export class JetStreamEngineImpl implements Engine {
   private readonly rebalancing = new Map<string, Promise<void>>();
   private readonly pullers = new Map<string, Promise<Puller>>();
   private roundRobin = 0;
+  private groupBucket?: Promise<KV>;
   isClosed = false;
 
   constructor(
@@ -95,6 +97,19 @@ export class JetStreamEngineImpl implements Engine {
 
   groups(): Promise<GroupInfo[]> {
     return listGroups(this);
+  }
+
+  /** The KV bucket of group records (groups.ts), created on first use like a topic's streams (memoized per process). */
+  private groupsKv(): Promise<KV> {
+    if (!this.groupBucket) {
+      const storage = this.options.storage === 'memory' ? StorageType.Memory : StorageType.File;
+      const p = this.js.views.kv(groupBucketName(this.options.streamPrefix), { replicas: this.options.replicas, history: 1, storage });
+      this.groupBucket = p;
+      p.catch(() => {
+        if (this.groupBucket === p) this.groupBucket = undefined;
+      });
+    }
+    return this.groupBucket;
   }
 
   onLineage(listener: (step: LineageStep) => void): () => void {
@@ -372,7 +387,18 @@ export class JetStreamEngineImpl implements Engine {
         if (desc?.mode && desc.mode !== mode) throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${spec.group.name} exists with mode ${desc.mode}`);
       }
     }
+    let since: number | undefined;
+    if (spec.group) {
+      const { record, fresh } = await recordGroup(() => this.groupsKv(), spec.group, spec.pattern).catch((err: unknown) => {
+        throw this.mapError(`recording group ${spec.group!.name}`, err);
+      });
+      if (record.mode !== mode) throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${spec.group.name} exists with mode ${record.mode}`);
+      // The group existed before this member: a stream without its durable (created while the group had no members,
+      // maybe before a restart) holds messages appended since then, which are the group's.
+      if (!fresh) since = record.createdAt;
+    }
     const c = new JsEngineConsumer(this, spec, deliver);
+    c.since = since;
     c.initial = new Set(streams.map((s) => s.config.name));
     this.consumers.add(c);
     if (mode === 'partitioned') await this.rebalance(spec.group!.name);

@@ -1,6 +1,13 @@
-/** `groups()` on JetStream: one entry per group durable found on the engine's streams (so other processes' groups too). */
-import type { GroupInfo } from '../types.ts';
-import { parseMeta } from './codec.ts';
+/**
+ * Groups on JetStream. `groups()`: one entry per group durable found on the engine's streams (so other processes' groups
+ * too). The group records: a durable consumer exists per partition stream only, so a group is also recorded, once, in
+ * the KV bucket `<streamPrefix>-groups` (key: the encoded group name) with its pattern, mode and creation time; a stream
+ * that has no durable for a recorded group yet (created while the group had no members) is read from that time.
+ */
+import type { KV } from 'nats';
+import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
+import type { ConsumerSpec, GroupInfo } from '../types.ts';
+import { encodeName, parseMeta } from './codec.ts';
 import { parseConsumerDescription } from './consumer.ts';
 import type { JetStreamEngineImpl } from './engine.ts';
 
@@ -37,4 +44,58 @@ export async function listGroups(engine: JetStreamEngineImpl): Promise<GroupInfo
     }
   }
   return [...out.values()];
+}
+
+export interface GroupRecord {
+  wirelab: 1;
+  name: string;
+  pattern: string;
+  mode: 'queue' | 'partitioned';
+  /**
+   * ms since the epoch (this process's clock), when the group was first joined. Compared with the servers' message
+   * times by DeliverPolicy.StartTime, so it assumes the clocks agree (NTP), as JetStream's own start times do.
+   */
+  createdAt: number;
+}
+
+/** The bucket's name: a KV bucket name is [-A-Za-z0-9_] only ('=' of an encoded prefix becomes '_'). */
+export function groupBucketName(streamPrefix: string): string {
+  return `${encodeName(streamPrefix).replace(/=/g, '_')}-groups`;
+}
+
+/** The engine's group bucket (created on first use, with the streams' replicas and storage). */
+export type OpenBucket = () => Promise<KV>;
+
+function parseRecord(key: string, value: string): GroupRecord {
+  try {
+    const r = JSON.parse(value) as GroupRecord;
+    if (r.wirelab === 1 && typeof r.name === 'string' && (r.mode === 'queue' || r.mode === 'partitioned') && Number.isFinite(r.createdAt)) return r;
+  } catch {
+    // reported below
+  }
+  throw new PubsubError(ErrorCodes.PUBSUB_CORRUPT, `group record ${key}: not a wirelab group record`);
+}
+
+/**
+ * The group's record, written now if it has none (`fresh`: this call created the group). Two processes creating it at
+ * once: KV create() lets one win, the other reads the winner's record.
+ */
+export async function recordGroup(bucket: OpenBucket, group: NonNullable<ConsumerSpec['group']>, pattern: string): Promise<{ record: GroupRecord; fresh: boolean }> {
+  const kv = await bucket();
+  const key = encodeName(group.name);
+  const read = async (): Promise<GroupRecord | undefined> => {
+    const e = await kv.get(key);
+    return e && e.operation === 'PUT' ? parseRecord(key, e.string()) : undefined;
+  };
+  const existing = await read();
+  if (existing) return { record: existing, fresh: false };
+  const record: GroupRecord = { wirelab: 1, name: group.name, pattern, mode: group.mode, createdAt: Date.now() };
+  try {
+    await kv.create(key, JSON.stringify(record));
+    return { record, fresh: true };
+  } catch (err) {
+    const other = await read();
+    if (!other) throw err;
+    return { record: other, fresh: false };
+  }
 }

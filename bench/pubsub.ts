@@ -24,7 +24,7 @@ const LATENCY_RATE = 2000;
 const LATENCY_SUBSCRIBERS = 10;
 const LATENCY_MS = 3000;
 const DURABLE_MS = 3000;
-const DURABLE_IN_FLIGHT = 64;
+const DURABLE_IN_FLIGHT = 256;
 const ROUNDS = 3;
 
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

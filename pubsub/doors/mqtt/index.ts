@@ -43,6 +43,9 @@ export async function startMqttServer(options: MqttServerOptions): Promise<Runni
 
   const serve = (stream: Duplex, raw: net.Socket, secure: boolean): void => {
     const cid = nextCid('mqtt');
+    // A broker's small packets must not wait for Nagle's algorithm (up to 40 ms with delayed ACKs): writes of one
+    // turn of the event loop are batched already.
+    raw.setNoDelay(true);
     const conn = new MqttConnection(door, stream, {
       cid,
       peer: `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? 0}`,

@@ -38,8 +38,15 @@ async function readAll(c: PubsubClient, topic: string): Promise<ReceivedMessage[
 
 test('kill -9 during acked publishing (acks=all, fsync batch): 0 acknowledged messages lost after restart', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'wirelab-kill9-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  // One cleanup, in order: after hooks run first-registered first, and a failing one skips the rest (an rm racing a
+  // broker still writing its files failed with ENOTEMPTY and left `up` running, which kept the test process alive).
+  const stops: (() => Promise<unknown>)[] = [];
+  t.after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
   const first = await upOn(dir);
+  stops.push(() => killed(first.up));
   const acked = new Set<string>();
   let sent = 0;
   const c = await connectPubsub({ url: first.url });
@@ -61,7 +68,9 @@ test('kill -9 during acked publishing (acks=all, fsync batch): 0 acknowledged me
     }
     await Promise.allSettled(inflight);
   })();
-  while (acked.size < 500) await new Promise((r) => setTimeout(r, 5));
+  for (const end = Date.now() + 60_000; acked.size < 500; await new Promise((r) => setTimeout(r, 5))) {
+    assert.ok(Date.now() < end, `only ${acked.size} publishes acknowledged in 60 s`);
+  }
   await killed(first.up);
   await publishing;
   await c.close();
@@ -69,7 +78,7 @@ test('kill -9 during acked publishing (acks=all, fsync batch): 0 acknowledged me
   assert.ok(sent > acked.size, 'the kill came mid-stream (some publishes were never acknowledged)');
 
   const second = await upOn(dir);
-  t.after(() => second.up.stop());
+  stops.push(() => second.up.stop());
   const r = await connectPubsub({ url: second.url });
   try {
     const stored = new Set((await readAll(r, 'durable.orders')).map((m) => m.text));
@@ -83,24 +92,33 @@ test('kill -9 during acked publishing (acks=all, fsync batch): 0 acknowledged me
 
 test('a queue-group consumer killed mid-processing: its messages go to another member after ackWaitMs', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'wirelab-kill9-consumer-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const stops: (() => Promise<unknown>)[] = [];
+  t.after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
   const { up, url } = await upOn(dir);
-  t.after(() => up.stop());
+  stops.push(() => up.stop());
   const holderScript = fileURLToPath(new URL('./native-holder.ts', import.meta.url));
   const holder = spawn(process.execPath, ['--conditions=wirelab-source', '--import', 'tsx', holderScript, url, 'work.items', 'workers', '300'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  t.after(() => holder.kill('SIGKILL'));
+  holder.on('error', () => undefined);
+  stops.push(async () => holder.kill('SIGKILL'));
   let out = '';
   holder.stdout.on('data', (d) => (out += d));
-  const until = async (pred: () => boolean): Promise<void> => {
-    while (!pred()) await new Promise((r) => setTimeout(r, 10));
+  const until = async (pred: () => boolean, what: string): Promise<void> => {
+    const end = Date.now() + 30_000;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; holder printed ${JSON.stringify(out.slice(-200))}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   };
-  await until(() => out.includes('ready'));
+  await until(() => out.includes('ready'), 'the holder to subscribe');
   const p = await connectPubsub({ url });
   try {
     for (let i = 0; i < 5; i++) await p.publish('work.items', `item ${i}`);
-    await until(() => (out.match(/^got /gm) ?? []).length === 5);
+    await until(() => (out.match(/^got /gm) ?? []).length === 5, 'the holder to take 5 messages');
     const exited = new Promise((r) => holder.once('exit', r));
     holder.kill('SIGKILL');
     await exited;

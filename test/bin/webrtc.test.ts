@@ -39,7 +39,9 @@ test('lines piped in before anyone answers wait for the first peer; a werift pee
   t.after(() => server.close());
   // The werift peer is in the room first: the CLI (the newcomer) calls it, with the page's channels.
   const signal = await connectSignaling({ url: server.signalUrl, room: 'demo' });
-  const peer = createWebRtcPeer();
+  // The CLI child starts tsx and werift before it can send its offer: under load (CI's busy 2-core machine) that took
+  // longer than the default 10 s wait for an offer. The wait is a hang guard, not a claim.
+  const peer = createWebRtcPeer({ connectTimeoutMs: 60_000 });
   t.after(async () => {
     await peer.close();
     await signal.close();

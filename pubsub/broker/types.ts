@@ -5,7 +5,7 @@
  * named overflow policy, rate limits, lineage and the trace (proto `pubsub`). The engine (pubsub/engines) owns storage
  * and delivery state.
  */
-import type { Acks, AppendResult, ConsumerSpec, Engine, GroupInfo, Headers, LineageStep, TopicInfo } from '../engines/types.ts';
+import type { Acks, AppendRequest, AppendResult, ConsumerSpec, Engine, GroupInfo, Headers, LineageStep, TopicInfo } from '../engines/types.ts';
 import type { LogRecord } from '../log/types.ts';
 
 export type Door = 'ws' | 'tcp' | 'http' | 'mqtt' | 'internal';
@@ -23,15 +23,8 @@ export interface ConnectInfo {
   clientId?: string;
 }
 
-export interface PublishInput {
-  topic: string;
-  payload: Buffer;
-  key?: string;
-  partition?: number;
-  headers?: Headers;
-  /** Dedup id within the topic's duplicate window (effectively-once publishing). */
-  msgId?: string;
-  ttlMs?: number;
+/** What a door publishes: the engine's append request, with `acks` optional. */
+export interface PublishInput extends Omit<AppendRequest, 'acks'> {
   /** Default: the broker's defaultAcks ('all' when fsync is batch or always). */
   acks?: Acks;
 }

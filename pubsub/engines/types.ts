@@ -39,7 +39,9 @@ export interface AppendRequest {
   /** Explicit partition (overrides key hashing). */
   partition?: number;
   headers?: Headers;
+  /** The producer's id: a second publish with it within the topic's duplicate window is acknowledged, not stored. */
   msgId?: string;
+  /** Per-message time to live: expired messages are never delivered (counted). */
   ttlMs?: number;
   acks: Acks;
 }

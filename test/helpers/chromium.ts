@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import { hasCommand } from './peers.ts';
 
 /**
  * Debian's chromium through playwright-core (never a downloaded browser), with the flags this machine needs
@@ -19,6 +20,15 @@ export const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 export const CHROMIUM_WEBRTC_FLAGS = [...CHROMIUM_FLAGS, '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'];
+
+/**
+ * A headless Chromium (a new empty profile of its own per launch), or undefined when Debian's chromium is missing: the
+ * test then calls requirePeer, which skips it (or fails it under CI=true).
+ */
+export async function launchChromium(): Promise<Browser | undefined> {
+  if (!hasCommand('chromium')) return undefined;
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS, timeout: 30_000 });
+}
 
 /** A headless Chromium with a profile folder of its own (launchPersistentContext), removed by close(). */
 export async function launchChromiumForWebRtc(): Promise<{ context: BrowserContext; close(): Promise<void> }> {

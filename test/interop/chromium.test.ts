@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { startHttpServer, type RunningHttpServer } from '../../servers/http/index.ts';
 import { startWsServer, type RunningWsServer } from '../../servers/ws/index.ts';
-import { CHROMIUM_FLAGS } from '../helpers/chromium.ts';
-import { hasCommand, requirePeer } from '../helpers/peers.ts';
+import { launchChromium } from '../helpers/chromium.ts';
+import { requirePeer } from '../helpers/peers.ts';
 
 
 let http: RunningHttpServer;
@@ -14,9 +14,7 @@ let browser: Browser | undefined;
 before(async () => {
   http = await startHttpServer({ rateLimitBurst: 0 });
   ws = await startWsServer({ maxPayload: 1000 });
-  if (!hasCommand('chromium')) return;
-  // playwright-core gives each launch a new empty profile of its own.
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS, timeout: 30_000 });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM_FLAGS } from '../../helpers/chromium.ts';
-import { hasCommand, requirePeer } from '../../helpers/peers.ts';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../../helpers/chromium.ts';
+import { requirePeer } from '../../helpers/peers.ts';
 import { startDoor, type DoorUnderTest } from './http-helpers.ts';
 
 let d: DoorUnderTest;
@@ -10,8 +10,7 @@ let browser: Browser | undefined;
 
 before(async () => {
   d = await startDoor();
-  if (!hasCommand('chromium')) return;
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS, timeout: 30_000 });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

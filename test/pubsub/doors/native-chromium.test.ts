@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { connectPubsub } from '../../../clients/pubsub.ts';
 import { createBroker, type Broker } from '../../../pubsub/broker/index.ts';
 import { startPubsubWsServer, type RunningPubsubWsServer } from '../../../pubsub/doors/native/index.ts';
 import { startHttpServer, type RunningHttpServer } from '../../../servers/http/index.ts';
-import { CHROMIUM_FLAGS } from '../../helpers/chromium.ts';
-import { hasCommand, requirePeer } from '../../helpers/peers.ts';
+import { launchChromium } from '../../helpers/chromium.ts';
+import { requirePeer } from '../../helpers/peers.ts';
 
 let broker: Broker;
 let ws: RunningPubsubWsServer;
@@ -17,8 +17,7 @@ before(async () => {
   broker = await createBroker({});
   ws = await startPubsubWsServer({ broker });
   http = await startHttpServer({ rateLimitBurst: 0 });
-  if (!hasCommand('chromium')) return;
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS, timeout: 30_000 });
+  browser = await launchChromium();
 });
 after(async () => {
   await browser?.close();

@@ -20,10 +20,10 @@ import type { Tracer } from '../../../core/trace/index.ts';
 import { checkTopic, matches, partitionForKey } from '../../subjects.ts';
 import type { LogRecord, RetentionPolicy } from '../../log/types.ts';
 import type { AppendRequest, AppendResult, ConsumerSpec, Delivery, Engine, EngineConsumer, GroupInfo, LineageStep, TopicConfig, TopicInfo } from '../types.ts';
-import { decodeRecord, encodeHeaders, encodeName, msToNanos, parseMeta, seqToOffset, streamName, subjectFor, type StreamMeta } from './codec.ts';
-import { JsEngineConsumer, parseConsumerDescription } from './consumer.ts';
+import { decodeRecord, encodeHeaders, msToNanos, parseMeta, seqToOffset, streamName, subjectFor, type StreamMeta } from './codec.ts';
+import { JsEngineConsumer } from './consumer.ts';
 import { deadLetter, watchCluster, type DeadLetterInput } from './dlq.ts';
-import { groupBucketName, listGroups, recordGroup } from './groups.ts';
+import { admitMember, assignPartitions, groupBucketName, listGroups } from './groups.ts';
 import { DEFAULT_DUPLICATE_WINDOW_MS, PROTO, type ResolvedOptions } from './options.ts';
 import { checkConsumerSpec } from '../embedded/spec.ts';
 import { Puller } from './puller.ts';
@@ -100,7 +100,7 @@ export class JetStreamEngineImpl implements Engine {
   }
 
   /** The KV bucket of group records (groups.ts), created on first use like a topic's streams (memoized per process). */
-  private groupsKv(): Promise<KV> {
+  groupsKv(): Promise<KV> {
     if (!this.groupBucket) {
       const storage = this.options.storage === 'memory' ? StorageType.Memory : StorageType.File;
       const p = this.js.views.kv(groupBucketName(this.options.streamPrefix), { replicas: this.options.replicas, history: 1, storage });
@@ -196,7 +196,7 @@ export class JetStreamEngineImpl implements Engine {
     return parseMeta(infos[0]!.config.description)!;
   }
 
-  private mapError(what: string, err: unknown): WirelabError {
+  mapError(what: string, err: unknown): WirelabError {
     if (err instanceof WirelabError) return err;
     const msg = String((err as Error)?.message ?? err);
     if (/MAX_PAYLOAD|maximum payload/i.test(msg)) return new PubsubError(ErrorCodes.PUBSUB_LIMIT, `${what}: ${msg}`, { cause: err, limit: 'maxPayloadBytes' });
@@ -379,24 +379,7 @@ export class JetStreamEngineImpl implements Engine {
       throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${spec.group.name} exists with another mode`);
     }
     const streams = (await this.streamsOf()).filter((s) => matches(spec.pattern, parseMeta(s.config.description)!.topic));
-    if (spec.group) {
-      const durable = encodeName(spec.group.name);
-      for (const s of streams) {
-        const ci = await this.jsm.consumers.info(s.config.name, durable).catch(() => undefined);
-        const desc = ci && parseConsumerDescription(ci.config.description);
-        if (desc?.mode && desc.mode !== mode) throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${spec.group.name} exists with mode ${desc.mode}`);
-      }
-    }
-    let since: number | undefined;
-    if (spec.group) {
-      const { record, fresh } = await recordGroup(() => this.groupsKv(), spec.group, spec.pattern).catch((err: unknown) => {
-        throw this.mapError(`recording group ${spec.group!.name}`, err);
-      });
-      if (record.mode !== mode) throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${spec.group.name} exists with mode ${record.mode}`);
-      // The group existed before this member: a stream without its durable (created while the group had no members,
-      // maybe before a restart) holds messages appended since then, which are the group's.
-      if (!fresh) since = record.createdAt;
-    }
+    const since = spec.group ? await admitMember(this, spec.group, spec.pattern, streams) : undefined;
     const c = new JsEngineConsumer(this, spec, deliver);
     c.since = since;
     c.initial = new Set(streams.map((s) => s.config.name));
@@ -407,23 +390,9 @@ export class JetStreamEngineImpl implements Engine {
     return c;
   }
 
-  /**
-   * Partitioned groups: each partition stream is pulled by one member of this process (sorted stream names, round
-   * robin over the members in join order); a member losing a stream naks what it held, so the new owner gets it at
-   * once. Runs one at a time per group.
-   */
+  /** Partitioned groups: who pulls which partition stream (groups.ts `assignPartitions`), one run at a time per group. */
   private rebalance(group: string): Promise<void> {
-    const run = async (): Promise<void> => {
-      const members = [...this.consumers].filter((c) => c.group === group && c.spec.group?.mode === 'partitioned');
-      if (members.length === 0) return;
-      const streams = (await this.streamsOf()).filter((s) => matches(members[0]!.spec.pattern, parseMeta(s.config.description)!.topic));
-      const names = streams.map((s) => s.config.name).sort();
-      const owner = new Map(names.map((s, i) => [s, members[i % members.length]!]));
-      for (const m of members) m.owns = (s) => owner.get(s) === m;
-      // New owners join first, so a partition's puller passes from member to member without stopping.
-      await Promise.all(streams.map((s) => owner.get(s.config.name)!.attach(s.config.name, parseMeta(s.config.description)!)));
-      await Promise.all(members.flatMap((m) => m.streams().filter((s) => owner.get(s) !== m).map((s) => m.detach(s))));
-    };
+    const run = (): Promise<void> => assignPartitions(this, group);
     const next = (this.rebalancing.get(group) ?? Promise.resolve()).then(run).catch((err: unknown) => this.traceError('engine', `rebalance ${group}`, err));
     this.rebalancing.set(group, next);
     return next;

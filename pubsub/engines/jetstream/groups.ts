@@ -4,8 +4,9 @@
  * the KV bucket `<streamPrefix>-groups` (key: the encoded group name) with its pattern, mode and creation time; a stream
  * that has no durable for a recorded group yet (created while the group had no members) is read from that time.
  */
-import type { KV } from 'nats';
+import type { KV, StreamInfo } from 'nats';
 import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
+import { matches } from '../../subjects.ts';
 import type { ConsumerSpec, GroupInfo } from '../types.ts';
 import { encodeName, parseMeta } from './codec.ts';
 import { parseConsumerDescription } from './consumer.ts';
@@ -98,4 +99,40 @@ export async function recordGroup(bucket: OpenBucket, group: NonNullable<Consume
     if (!other) throw err;
     return { record: other, fresh: false };
   }
+}
+
+/**
+ * A member joining `group`: refuses another mode than the group's (its live durables' and its record's), records the
+ * group on first use, and returns the group's creation time when it existed before this member (a stream without the
+ * group's durable, created while the group had no members, maybe before a restart, holds messages that are the
+ * group's since then), else undefined.
+ */
+export async function admitMember(engine: JetStreamEngineImpl, group: NonNullable<ConsumerSpec['group']>, pattern: string, streams: StreamInfo[]): Promise<number | undefined> {
+  const durable = encodeName(group.name);
+  for (const s of streams) {
+    const ci = await engine.jsm.consumers.info(s.config.name, durable).catch(() => undefined);
+    const desc = ci && parseConsumerDescription(ci.config.description);
+    if (desc?.mode && desc.mode !== group.mode) throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${group.name} exists with mode ${desc.mode}`);
+  }
+  const { record, fresh } = await recordGroup(() => engine.groupsKv(), group, pattern).catch((err: unknown) => {
+    throw engine.mapError(`recording group ${group.name}`, err);
+  });
+  if (record.mode !== group.mode) throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `group ${group.name} exists with mode ${record.mode}`);
+  return fresh ? undefined : record.createdAt;
+}
+
+/**
+ * Partitioned groups: each partition stream is pulled by one member of this process (sorted stream names, round robin
+ * over the members in join order); a member losing a stream naks what it held, so the new owner gets it at once.
+ */
+export async function assignPartitions(engine: JetStreamEngineImpl, group: string): Promise<void> {
+  const members = [...engine.consumers].filter((c) => c.group === group && c.spec.group?.mode === 'partitioned');
+  if (members.length === 0) return;
+  const streams = (await engine.streamsOf()).filter((s) => matches(members[0]!.spec.pattern, parseMeta(s.config.description)!.topic));
+  const names = streams.map((s) => s.config.name).sort();
+  const owner = new Map(names.map((s, i) => [s, members[i % members.length]!]));
+  for (const m of members) m.owns = (s) => owner.get(s) === m;
+  // New owners join first, so a partition's puller passes from member to member without stopping.
+  await Promise.all(streams.map((s) => owner.get(s.config.name)!.attach(s.config.name, parseMeta(s.config.description)!)));
+  await Promise.all(members.flatMap((m) => m.streams().filter((s) => owner.get(s) !== m).map((s) => m.detach(s))));
 }

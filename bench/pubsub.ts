@@ -127,10 +127,8 @@ export default defineBench({
     else missing.push('nats-server');
     if (have('redis-server')) subjects.push({ label: 'redis pub/sub', start: startRedis, driver: (b) => drivers.redis(b.ports.redis!) });
     else missing.push('redis-server');
-    if (drivers.wirelabAvailable) {
-      subjects.push({ label: 'wirelab MQTT QoS0', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.mqtt(b.ports.mqtt!) });
-      subjects.push({ label: 'wirelab native TCP', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.native(b.ports.native!) });
-    }
+    subjects.push({ label: 'wirelab MQTT QoS0', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.mqtt(b.ports.mqtt!) });
+    subjects.push({ label: 'wirelab native TCP', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.native(b.ports.native!) });
     if (missing.length) console.log(`  not measured (missing: ${missing.join(', ')}; npm run peers installs them)`);
 
     const brokers = new Map<string, BenchBroker>();

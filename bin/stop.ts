@@ -16,7 +16,17 @@ export interface StopOptions {
   watchParent?: boolean;
   /** How often the parent is checked. Default 250 ms. */
   pollMs?: number;
+  /** The parent to watch. Default: the parent this process had when it started (see STARTED_UNDER). */
+  parent?: number;
 }
+
+/**
+ * The parent PID at process start: bin/wirelab.js reads it first thing (loading the CLI through tsx takes a while),
+ * else this module's load. Not read when untilStopped() is called: a `kill -TERM` that lands while the servers are
+ * still starting (a loaded machine, a script that kills as soon as the first line appears) reparents node before
+ * untilStopped() runs, and a parent read then would be init's, which never goes away. CI saw exactly that once.
+ */
+export const STARTED_UNDER: number = (globalThis as { wirelabStartedUnder?: number }).wirelabStartedUnder ?? process.ppid;
 
 export type StopReason = 'SIGINT' | 'SIGTERM' | 'parent-exited';
 
@@ -30,7 +40,7 @@ export function untilStopped(options: StopOptions = {}): Promise<StopReason> {
   const pollMs = options.pollMs ?? 250;
   checkInt('pollMs', pollMs, 10, 3600_000);
   return new Promise((resolve) => {
-    const parent = process.ppid;
+    const parent = options.parent ?? STARTED_UNDER;
     let poll: NodeJS.Timeout | undefined;
     const stop = (reason: StopReason): void => {
       process.off('SIGINT', onInt);
@@ -44,6 +54,7 @@ export function untilStopped(options: StopOptions = {}): Promise<StopReason> {
     process.on('SIGTERM', onTerm);
     if (watchParent) {
       // process.ppid asks the kernel each time; a reparented process sees init's or a subreaper's PID.
+      if (process.ppid !== parent) return stop('parent-exited');
       poll = setInterval(() => process.ppid !== parent && stop('parent-exited'), pollMs);
       poll.unref();
     }

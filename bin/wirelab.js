@@ -6,6 +6,9 @@
 import { existsSync } from 'node:fs';
 import { register } from 'node:module';
 
+// The parent this process started under, read before anything loads (bin/stop.ts: under npm, its going away stops `up`).
+globalThis.wirelabStartedUnder = process.ppid;
+
 if (existsSync(new URL('./wirelab.ts', import.meta.url))) {
   const tsx = await import('tsx/esm/api');
   tsx.register();

@@ -118,3 +118,9 @@ test('the parent is watched under npm / npx only, unless WIRELAB_WATCH_PARENT sa
   assert.equal(defaultWatchParent({ WIRELAB_WATCH_PARENT: '1' }), true);
   assert.equal(defaultWatchParent({ npm_lifecycle_event: 'start', WIRELAB_WATCH_PARENT: '0' }), false);
 });
+
+test('a parent gone before untilStopped() is called stops at once (a kill -TERM that landed while the servers started)', async () => {
+  const { untilStopped, STARTED_UNDER } = await import('../../bin/stop.ts');
+  assert.equal(STARTED_UNDER, process.ppid, 'the parent at start is recorded');
+  assert.equal(await untilStopped({ watchParent: true, parent: process.ppid + 100_000 }), 'parent-exited');
+});

@@ -97,6 +97,13 @@ export const ErrorCodes = {
   PUBSUB_CORRUPT: 'WL_ERR_PUBSUB_CORRUPT',
   /** The engine cannot take the request within the wait its options allow (a NATS cluster without quorum, no stream leader, connection lost). */
   PUBSUB_UNAVAILABLE: 'WL_ERR_PUBSUB_UNAVAILABLE',
+  // ---- schema registry (pubsub/schema): `status` is the HTTP status, `errorCode` Confluent's error_code ----
+  /** Not a valid Avro schema / JSON Schema, a bad version, a bad compatibility level, or a payload that does not fit (422). */
+  SCHEMA_INVALID: 'WL_ERR_SCHEMA_INVALID',
+  /** A schema that breaks the subject's compatibility rule (409). */
+  SCHEMA_INCOMPATIBLE: 'WL_ERR_SCHEMA_INCOMPATIBLE',
+  /** No such subject, version or schema id (404). */
+  SCHEMA_NOT_FOUND: 'WL_ERR_SCHEMA_NOT_FOUND',
 } as const;
 
 /** A pub/sub refusal: `code` is one of the PUBSUB_* codes; `limit` names the limit for WL_ERR_PUBSUB_LIMIT. */

@@ -20,6 +20,10 @@ import { pubsubHttpService } from './doors/http/service.ts';
 import { mqttServices } from './doors/mqtt/services.ts';
 import { createEngine } from './engines/index.ts';
 import { upEngineChoice } from './engines/jetstream/up.ts';
+import { startSchemaRegistry } from './schema/http.ts';
+
+/** Confluent Schema Registry's port. */
+export const SCHEMA_REGISTRY_PORT = 8081;
 
 /** Where `wirelab up`'s broker keeps its log: $WIRELAB_PUBSUB_DIR, else <data dir>/pubsub ($WIRELAB_DATA_DIR moves it). */
 export function pubsubDataDir(): string {
@@ -140,4 +144,14 @@ export const PUBSUB_SERVICES: ServiceEntry[] = [
   },
   pubsubHttpService(onSharedBroker),
   ...mqttServices(onSharedBroker),
+  {
+    name: 'schema-registry',
+    proto: 'http',
+    wellKnownPort: SCHEMA_REGISTRY_PORT,
+    describe: "schema registry: Confluent's REST core (Avro, JSON Schema), kept in the broker's $schemas topic (README \"Schema registry\")",
+    start: (o) => onSharedBroker((broker) => startSchemaRegistry({ ...o, engine: broker.engine }), o.tracer),
+    tryWith: (s) =>
+      `curl -s -H 'Content-Type: application/vnd.schemaregistry.v1+json' --data '{"schema":"{\\"type\\":\\"string\\"}"}' http://${s.host}:${s.port}/subjects/demo-value/versions`,
+    extra: (s) => ({ subjects: `curl -s http://${s.host}:${s.port}/subjects` }),
+  },
 ];

@@ -92,7 +92,9 @@ export default defineLab({
     const kill2 = at();
     await sleep(NO_QUORUM_MS);
     const restartAt = at();
-    const acceptedNoQuorum = acksBetween(kill2 + PUBLISH_TIMEOUT_MS, restartAt);
+    // Acks that arrive in the first publish timeout (+ 500 ms of slack for a loaded machine) may be commits from before the kill.
+    const settle = PUBLISH_TIMEOUT_MS + 500;
+    const acceptedNoQuorum = acksBetween(kill2 + settle, restartAt);
     const refusedNoQuorum = failsBetween(kill2, restartAt);
 
     // 4. One node returns: a majority again, writes commit again.
@@ -137,7 +139,7 @@ export default defineLab({
     ctx.claim(
       `2 of 3 nodes down: the stream refused writes (no majority to commit), it did not accept them alone: CP, not AP`,
       refusedNoQuorum > 0 && acceptedNoQuorum === 0,
-      `${refusedNoQuorum} publish attempts failed in ${NO_QUORUM_MS} ms, ${acceptedNoQuorum} acknowledged after the first ${PUBLISH_TIMEOUT_MS} ms`,
+      `${refusedNoQuorum} publish attempts failed in ${NO_QUORUM_MS} ms, ${acceptedNoQuorum} acknowledged after the first ${settle} ms`,
     );
     ctx.claim('one node back: a majority again, and writes are accepted again', acceptedAfter >= 100, `${acceptedAfter} acknowledged after ${follower.name} restarted, the first ${ms(firstAckAfterRestart - restartAt)} after the restart`);
     ctx.note(

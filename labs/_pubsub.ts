@@ -90,7 +90,9 @@ export interface PublishRun {
   acked: Set<string>;
   /** Publish attempts that failed (an error from the broker or the connection), by error code. */
   failures: Map<string, number>;
-  /** Ack latency per acknowledged publish, ms. */
+  /** Ids that failed at least once (acks 1 / all with `retry`: sent again with the same msgId). */
+  failedIds: Set<string>;
+  /** Ack latency per acknowledged publish, from its first attempt (retries included), ms. */
   latencies: number[];
   /** Time from the first publish to the last ack (or the last send, acks 0), ms. */
   durationMs: number;
@@ -123,7 +125,7 @@ export function publishNumbered(client: PubsubClient, topic: string, o: PublishO
 
 /** publishNumbered, with the run readable while it goes on (`run.acked` grows as acks come). */
 export function startPublishing(client: PubsubClient, topic: string, o: PublishOptions): { run: PublishRun; done: Promise<PublishRun> } {
-  const run: PublishRun = { acks: o.acks, sent: [], acked: new Set(), failures: new Map(), latencies: [], durationMs: 0 };
+  const run: PublishRun = { acks: o.acks, sent: [], acked: new Set(), failures: new Map(), failedIds: new Set(), latencies: [], durationMs: 0 };
   return { run, done: publishInto(run, client, topic, o) };
 }
 
@@ -134,8 +136,8 @@ async function publishInto(run: PublishRun, client: PubsubClient, topic: string,
   const t0 = performance.now();
   let last = t0;
   const one = async (id: string): Promise<void> => {
+    const t = performance.now();
     for (;;) {
-      const t = performance.now();
       try {
         await client.publish(topic, id, { acks: o.acks, msgId: id });
         last = performance.now();
@@ -146,6 +148,7 @@ async function publishInto(run: PublishRun, client: PubsubClient, topic: string,
         return;
       } catch (err) {
         run.failures.set(codeOf(err), (run.failures.get(codeOf(err)) ?? 0) + 1);
+        run.failedIds.add(id);
         o.onFailure?.(id, err);
         if (!o.retry || o.acks === 0 || stop() || !client.connected) return;
         await sleep(20);

@@ -18,10 +18,14 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 
 export const NATS_PEER = 'nats-server (Debian package nats-server; npm run peers installs it)';
 
-/** True when nats-server is on PATH. Under CI=true a missing one is an error (CI installs every peer). */
-export function natsServerHere(ctx: LabContext, what: string): boolean {
+/**
+ * True when nats-server is on PATH. Without it, `whole` labs skip (ctx.skip); others note what they leave out and go
+ * on. Under CI=true a missing one is an error (CI installs every peer).
+ */
+export function natsServerHere(ctx: LabContext, what: string, whole = false): boolean {
   if (spawnSync('sh', ['-c', 'command -v nats-server'], { stdio: 'ignore' }).status === 0) return true;
   if (process.env.CI === 'true') throw new WirelabError(ErrorCodes.LAB_INVALID, `CI=true and ${what} needs ${NATS_PEER}`);
+  if (whole) ctx.skip(`${what} needs ${NATS_PEER}`);
   ctx.note(`not observed: ${what}. It needs ${NATS_PEER}.`);
   return false;
 }

@@ -28,7 +28,7 @@ export default defineLab({
   // Idle ~10 s; a loaded machine has stretched the recovery after the restart to 13 s (another election).
   timeoutMs: 120_000,
   async run(ctx) {
-    if (!natsServerHere(ctx, 'a 3-node NATS JetStream cluster (leader election, quorum)')) return;
+    natsServerHere(ctx, 'a 3-node NATS JetStream cluster (leader election, quorum)', true);
     const cluster = await startNatsCluster({ nodes: 3, tracer: ctx.tracer });
     ctx.defer(() => cluster.close());
     const engine = await createEngine({ kind: 'jetstream', servers: cluster.urls, publishTimeoutMs: PUBLISH_TIMEOUT_MS, publishRetryForMs: RETRY_FOR_MS, retryDelayMs: 50, tracer: ctx.tracer });

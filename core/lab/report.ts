@@ -55,19 +55,22 @@ export class LabReporter {
   result(r: LabResult): void {
     const c = this.#c;
     if (r.error) this.#line(`  ${c.red('error:')} ${r.error}`);
-    if (!r.error && r.claims.total === 0) this.#line(`  ${c.red('error:')} the lab made no claim`);
-    const verdict = r.ok ? c.green('PASS') : c.red('FAIL');
+    if (r.skipped) this.#line(`  ${c.yellow('skipped:')} ${r.skipped}`);
+    else if (!r.error && r.claims.total === 0) this.#line(`  ${c.red('error:')} the lab made no claim`);
+    const verdict = !r.ok ? c.red('FAIL') : r.skipped ? c.yellow('SKIP') : c.green('PASS');
     this.#line(`${verdict} ${r.id}: ${r.claims.held}/${r.claims.total} claims held in ${(r.durationMs / 1000).toFixed(1)} s`);
   }
 
   summary(results: LabResult[]): void {
     const t = new Table({ head: ['lab', 'claims held', 'time', 'result'], style: { head: [], border: [] }, chars: COMPACT });
     for (const r of results) {
-      t.push([r.id, `${r.claims.held}/${r.claims.total}`, `${(r.durationMs / 1000).toFixed(1)} s`, r.ok ? 'pass' : 'FAIL']);
+      t.push([r.id, `${r.claims.held}/${r.claims.total}`, `${(r.durationMs / 1000).toFixed(1)} s`, !r.ok ? 'FAIL' : r.skipped ? 'skipped' : 'pass']);
     }
     this.#line(t.toString());
     const failed = results.filter((r) => !r.ok).length;
-    this.#line(failed === 0 ? this.#c.green(`all ${results.length} labs passed`) : this.#c.red(`${failed} of ${results.length} labs failed`));
+    const skipped = results.filter((r) => r.ok && r.skipped).length;
+    const also = skipped ? ` (${skipped} skipped: a peer is missing; npm run peers installs it)` : '';
+    this.#line(failed === 0 ? this.#c.green(`all ${results.length - skipped} labs passed${also}`) : this.#c.red(`${failed} of ${results.length} labs failed${also}`));
   }
 }
 

@@ -15,6 +15,9 @@ export interface RunLabOptions {
 
 export const DEFAULT_LAB_TIMEOUT_MS = 60_000;
 
+/** Thrown by ctx.skip(); caught here. */
+class LabSkipped extends Error {}
+
 /** Runs one lab: its findings, whether every claim held, and its clean-up, however it ended. */
 export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<LabResult> {
   const findings: Finding[] = [];
@@ -43,6 +46,10 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
     note(text) {
       add({ type: 'note', text });
     },
+    skip(reason): never {
+      if (process.env.CI === 'true') throw new WirelabError(ErrorCodes.LAB_INVALID, `CI=true and the lab would skip: ${reason}`);
+      throw new LabSkipped(reason);
+    },
     recorder() {
       const events = new MemorySink();
       const user = options.tracer ?? NOOP_TRACER;
@@ -61,6 +68,7 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
   const timeoutMs = options.timeoutMs ?? lab.timeoutMs ?? DEFAULT_LAB_TIMEOUT_MS;
   const started = performance.now();
   let error: string | undefined;
+  let skipped: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
     const timedOut = new Promise<never>((_, reject) => {
@@ -77,7 +85,8 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
     });
     await Promise.race([Promise.resolve().then(() => lab.run(ctx)), timedOut, aborted]);
   } catch (err) {
-    error = err instanceof Error ? err.message : String(err);
+    if (err instanceof LabSkipped) skipped = err.message;
+    else error = err instanceof Error ? err.message : String(err);
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onOuterAbort);
@@ -96,10 +105,11 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
     title: lab.title,
     concept: lab.concept,
     protocols: lab.protocols,
-    ok: error === undefined && held === claims.length && claims.length > 0,
+    ok: error === undefined && held === claims.length && (claims.length > 0 || skipped !== undefined),
     durationMs: Math.round(performance.now() - started),
     claims: { held, total: claims.length },
     findings,
     ...(error === undefined ? {} : { error }),
+    ...(skipped === undefined ? {} : { skipped }),
   };
 }

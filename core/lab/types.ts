@@ -40,6 +40,11 @@ export interface LabContext {
   /** Says what could not be observed here, and why. */
   note(text: string): void;
   /**
+   * Ends the lab as skipped: what it needs is not on this machine (a Debian package, a capability). The reason names
+   * it and how to get it (`npm run peers`). Under CI=true a skip is a failure: CI installs every peer.
+   */
+  skip(reason: string): never;
+  /**
    * A tracer whose events the lab can read back (to count reads, datagrams, commands) and that still prints them when
    * the user asked for --trace.
    */
@@ -77,4 +82,6 @@ export interface LabResult {
   findings: Finding[];
   /** Set when run() threw or timed out. */
   error?: string;
+  /** Set when the lab skipped itself (ctx.skip): what it needs and how to get it. `ok` stays true. */
+  skipped?: string;
 }

@@ -24,6 +24,7 @@ import { decodeRecord, encodeHeaders, msToNanos, parseMeta, seqToOffset, streamN
 import { JsEngineConsumer } from './consumer.ts';
 import { deadLetter, watchCluster, type DeadLetterInput } from './dlq.ts';
 import { admitMember, assignPartitions, groupBucketName, listGroups } from './groups.ts';
+import { GroupMembership } from './membership.ts';
 import { DEFAULT_DUPLICATE_WINDOW_MS, PROTO, type ResolvedOptions } from './options.ts';
 import { checkConsumerSpec } from '../embedded/spec.ts';
 import { Puller } from './puller.ts';
@@ -50,10 +51,14 @@ export class JetStreamEngineImpl implements Engine {
   private readonly listeners = new Set<(s: LineageStep) => void>();
   readonly deadLettered = new Map<string, number>();
   readonly redelivered = new Map<string, number>();
+  /** Streams deleted (here or by another process, from the server's advisory): their pull loops end. */
+  readonly deletedStreams = new Set<string>();
   private readonly rebalancing = new Map<string, Promise<void>>();
   private readonly pullers = new Map<string, Promise<Puller>>();
   private roundRobin = 0;
   private groupBucket?: Promise<KV>;
+  /** Partitioned groups with members here: their records and leases in the group bucket (membership.ts). */
+  private readonly memberships = new Map<string, GroupMembership>();
   isClosed = false;
 
   constructor(
@@ -112,12 +117,44 @@ export class JetStreamEngineImpl implements Engine {
     return this.groupBucket;
   }
 
+  /** The group's membership in this process (created on first use; heartbeats while it has local members). */
+  membership(group: string): GroupMembership {
+    let m = this.memberships.get(group);
+    if (!m) {
+      m = new GroupMembership(
+        {
+          groupsKv: () => this.groupsKv(),
+          localMembers: (g) => [...this.consumers].filter((c) => c.group === g && c.spec.group?.mode === 'partitioned').map((c) => c.id),
+          rebalance: (g) => void this.rebalance(g),
+          announce: (g) => this.nc.publish(this.announceSubject, g),
+          traceError: (cid, what, err) => this.traceError(cid, what, err),
+          leaseMs: this.options.memberLeaseMs,
+        },
+        group,
+      );
+      this.memberships.set(group, m);
+    }
+    return m;
+  }
+
+  /** Where a process announces that a partitioned group's members changed (the others read the list at once). */
+  get announceSubject(): string {
+    return `_WL.${this.options.streamPrefix}.rebalance`;
+  }
+
+  /** Another process announced a change to a group: read its list now if members of it live here. */
+  onAnnounce(group: string): void {
+    const m = this.memberships.get(group);
+    if (m && [...this.consumers].some((c) => c.group === group)) void m.beat();
+  }
+
   onLineage(listener: (step: LineageStep) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
   onStream(info: StreamInfo): void {
+    this.deletedStreams.delete(info.config.name);
     const meta = parseMeta(info.config.description);
     if (!meta) return;
     for (const c of this.consumers) {
@@ -251,6 +288,7 @@ export class JetStreamEngineImpl implements Engine {
     const streams = await this.streamsOf(name);
     this.topicCache.delete(name);
     for (const s of streams) {
+      this.deletedStreams.add(s.config.name);
       for (const c of this.consumers) await c.detach(s.config.name);
       await this.jsm.streams.delete(s.config.name).catch((err: unknown) => this.traceError('engine', `delete ${s.config.name}`, err));
     }
@@ -313,7 +351,9 @@ export class JetStreamEngineImpl implements Engine {
         return { topic: req.topic, partition, offset, timestamp: now, duplicate: ack.duplicate };
       } catch (err) {
         if (this.isClosed) throw unavailable(`publish to ${req.topic}`, err);
-        if (!retryable(err) || Date.now() + this.options.retryDelayMs > deadline) throw this.mapError(`publish to ${req.topic} (attempt ${attempt})`, err);
+        if (!retryable(err) || this.options.onUnavailable === 'error' || Date.now() + this.options.retryDelayMs > deadline) {
+          throw this.mapError(`publish to ${req.topic} (attempt ${attempt}${this.options.onUnavailable === 'wait' && retryable(err) ? `, retried for ${this.options.publishRetryForMs} ms` : ''})`, err);
+        }
         this.counters.retries++;
         this.tracer.emit(PROTO, 'engine', '*', 'retry', () => ({ summary: `publish to ${subject} attempt ${attempt} failed (${(err as Error).message}); retrying with msg id ${msgId}`, meta: { attempt } }));
         await new Promise((r) => setTimeout(r, this.options.retryDelayMs));
@@ -384,8 +424,13 @@ export class JetStreamEngineImpl implements Engine {
     c.since = since;
     c.initial = new Set(streams.map((s) => s.config.name));
     this.consumers.add(c);
-    if (mode === 'partitioned') await this.rebalance(spec.group!.name);
-    else await Promise.all(streams.map((s) => c.attach(s.config.name, parseMeta(s.config.description)!)));
+    if (mode === 'partitioned') {
+      const membership = this.membership(spec.group!.name);
+      await membership.beat();
+      membership.start();
+      this.nc.publish(this.announceSubject, spec.group!.name);
+      await this.rebalance(spec.group!.name);
+    } else await Promise.all(streams.map((s) => c.attach(s.config.name, parseMeta(s.config.description)!)));
     setImmediate(() => c.start());
     return c;
   }
@@ -435,12 +480,17 @@ export class JetStreamEngineImpl implements Engine {
 
   async removeConsumer(c: JsEngineConsumer): Promise<void> {
     this.consumers.delete(c);
-    if (c.spec.group?.mode === 'partitioned') await this.rebalance(c.group!);
+    if (c.spec.group?.mode !== 'partitioned') return;
+    const membership = this.membership(c.group!);
+    await membership.leave(c.id);
+    if (![...this.consumers].some((x) => x.group === c.group)) membership.stop();
+    await this.rebalance(c.group!);
   }
 
   async close(): Promise<void> {
     if (this.isClosed) return;
     await Promise.all([...this.consumers].map((c) => c.close()));
+    for (const m of this.memberships.values()) m.stop();
     await Promise.all([...this.pullers.values()].map((p) => p.then((x) => x.stop(), () => undefined)));
     this.isClosed = true;
     await this.nc.drain().catch(() => this.nc.close());

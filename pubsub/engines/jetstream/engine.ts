@@ -219,13 +219,22 @@ export class JetStreamEngineImpl implements Engine {
     const infos: StreamInfo[] = [];
     for (let p = 0; p < partitions; p++) {
       const cfg = this.streamConfig(topic, p, partitions, config);
-      try {
-        infos.push(await this.jsm.streams.add(cfg));
-      } catch (err) {
-        // Another process created it in between (same name, maybe other options): use what is there.
-        const info = await this.jsm.streams.info(cfg.name!).catch(() => undefined);
-        if (!info) throw this.mapError(`creating topic ${topic}`, err);
-        infos.push(info);
+      // A cluster just started (or back) may not know its peers yet ("no suitable peers"): retried as publishes are.
+      const deadline = Date.now() + this.options.publishRetryForMs;
+      for (;;) {
+        try {
+          infos.push(await this.jsm.streams.add(cfg));
+          break;
+        } catch (err) {
+          // Another process created it in between (same name, maybe other options): use what is there.
+          const info = await this.jsm.streams.info(cfg.name!).catch(() => undefined);
+          if (info) {
+            infos.push(info);
+            break;
+          }
+          if (!retryable(err) || this.options.onUnavailable === 'error' || Date.now() + this.options.retryDelayMs > deadline) throw this.mapError(`creating topic ${topic}`, err);
+          await new Promise((r) => setTimeout(r, this.options.retryDelayMs));
+        }
       }
     }
     this.tracer.emit(PROTO, 'engine', '*', 'topic', () => ({ summary: `topic ${topic}: ${partitions} stream(s) R${this.options.replicas}`, meta: { topic, partitions } }));

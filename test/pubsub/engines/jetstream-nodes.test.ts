@@ -25,8 +25,8 @@ interface Node {
   url: string;
 }
 
-async function node(cluster: NatsCluster): Promise<Node> {
-  const up = await startUp(['--port-base', '0', '--only', 'pubsub-tcp', '--engine', 'jetstream', '--nats-url', cluster.urls.join(',')], 60_000);
+async function node(cluster: NatsCluster, extra: string[] = []): Promise<Node> {
+  const up = await startUp(['--port-base', '0', '--only', 'pubsub-tcp', '--engine', 'jetstream', '--nats-url', cluster.urls.join(','), ...extra], 60_000);
   const e = up.endpoints.find((x) => x.name === 'pubsub-tcp')!;
   return { up, url: `tcp://127.0.0.1:${e.port}` };
 }
@@ -61,7 +61,8 @@ describe('several wirelab nodes on one JetStream cluster', { skip: SKIP }, () =>
   const clients: PubsubClient[] = [];
   before(async () => {
     cluster = await startNatsCluster({ nodes: 3 });
-    [a, b] = await Promise.all([node(cluster), node(cluster)]);
+    // Node B publishes with onUnavailable 'error' (the flag reaches its engine; nothing here takes the cluster away).
+    [a, b] = await Promise.all([node(cluster), node(cluster, ['--on-unavailable', 'error'])]);
   });
   after(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
@@ -99,6 +100,12 @@ describe('several wirelab nodes on one JetStream cluster', { skip: SKIP }, () =>
     assert.equal(all.length, N, 'each queue message once in total');
     assert.equal(new Set(all).size, N);
     assert.ok(qa.length > 0 && qb.length > 0, `both nodes' members took a share (A ${qa.length}, B ${qb.length})`);
+  });
+
+  it('up --on-unavailable takes wait or error (exit 2 otherwise, before starting anything)', async () => {
+    const bad = await runCli(['up', '--port-base', '0', '--only', 'tcp-echo', '--engine', 'jetstream', '--on-unavailable', 'maybe'], { timeoutMs: 30_000 });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--on-unavailable must be wait or error, got maybe/);
   });
 
   it('wirelab pub on node B, wirelab sub on node A', async () => {

@@ -7,6 +7,8 @@
  *   latency   2,000 msg/s to 10 subscribers for 3 s: p50 / p99 publish -> receive
  *   durable   acknowledged publishes/s with 64 in flight: mosquitto QoS 1 (persistence on), redis XADD (AOF everysec),
  *             wirelab acks=all with fsync batch (fsync'd before the ack: a stronger guarantee than both)
+ *   jetstream acks=1 acked publishes/s and server CPU µs per message: raw nats client -> R3 stream on a 3-node cluster
+ *             (nats-server x3), wirelab on the jetstream engine (broker + nats-server x3), wirelab embedded (broker)
  * Needs mosquitto, nats-server and redis-server (npm run peers); a missing one is reported, and its rows left out.
  */
 import { spawnSync } from 'node:child_process';
@@ -15,6 +17,7 @@ import { sleep } from '../core/time.ts';
 import { defineBench, type BenchRow } from './harness.ts';
 import { startMosquitto, startNats, startNodeBroker, startRedis, type BenchBroker } from './fixtures/brokers.ts';
 import { drivers, type Driver } from './fixtures/pubsub-drivers.ts';
+import { jetstreamRows } from './fixtures/pubsub-jetstream.ts';
 
 const SUBSCRIBERS = 50;
 const MESSAGES = 10_000;
@@ -185,6 +188,8 @@ export default defineBench({
       const base = acked['mosquitto QoS0'] && label !== 'mosquitto QoS0' ? { baseline: 'durable: mosquitto QoS1, persistence on' } : {};
       rows.push({ label: `durable: ${name}`, value: v, unit: 'acked/s', ...base, ...(label.startsWith('wirelab') && base.baseline ? { target: 1 } : {}) });
     }
+    // Issue 13: the jetstream engine next to the embedded one and raw JetStream publishing (bench/fixtures/pubsub-jetstream.ts).
+    if (have('nats-server')) rows.push(...(await jetstreamRows()));
     return rows;
   },
 });

@@ -37,7 +37,7 @@ export function pubsubDataDir(): string {
 async function makeBroker(tracer: Tracer, options: BrokerOptions): Promise<Broker> {
   const choice = upEngineChoice();
   if (choice.kind === 'embedded') return createBroker({ dataDir: pubsubDataDir(), fsync: 'batch', tracer, ...options });
-  const engine = await createEngine({ kind: 'jetstream', servers: choice.servers, tracer });
+  const engine = await createEngine({ kind: 'jetstream', servers: choice.servers, onUnavailable: choice.onUnavailable, tracer });
   let broker: Broker;
   try {
     broker = await createBroker({ engine, tracer, ...options });

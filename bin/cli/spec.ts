@@ -19,6 +19,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   },
   engine: { type: 'string', value: 'E', help: "the pub/sub engine: embedded (default) or jetstream (a local 3-node nats-server cluster unless --nats-url)" },
   'nats-url': { type: 'string', value: 'URL', help: 'with --engine jetstream: use this NATS cluster (nats://HOST:PORT[,...]) and start none' },
+  'on-unavailable': { type: 'string', value: 'W', help: "with --engine jetstream, when the cluster cannot take a publish: wait (default: retried up to 15 s, then an error) or error (at once)" },
   url: {
     type: 'string',
     value: 'URL',
@@ -56,7 +57,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
 POP3) and prints a table with a command to try each one; runs until Ctrl-C or SIGTERM.
 With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxiproxy-style control API listens on
 port base + 1474. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
-    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'json', ...TRACING],
+    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING],
   },
   lab: {
     name: 'lab',

@@ -19,6 +19,7 @@ export interface UpFlags {
   impair?: string[];
   engine?: string;
   'nats-url'?: string;
+  'on-unavailable'?: string;
 }
 
 /** The servers of servers/, then the pub/sub broker's doors (pubsub/services.ts: one broker shared by them). */
@@ -70,7 +71,7 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
   // --engine / --nats-url (issue 13): the pub/sub engine; a local nats-server cluster, started here, stops last.
   let engineUp: UpEngine | undefined;
   try {
-    engineUp = await startUpEngine({ engine: flags.engine, natsUrl: flags['nats-url'], portBase: base, tracer });
+    engineUp = await startUpEngine({ engine: flags.engine, natsUrl: flags['nats-url'], onUnavailable: flags['on-unavailable'], portBase: base, tracer });
   } catch (err) {
     await control?.close();
     console.error(`wirelab up: ${err instanceof Error ? err.message : String(err)}`);

@@ -36,6 +36,7 @@ export async function watchCluster(engine: JetStreamEngineImpl): Promise<void> {
     callback: (err, msg) => {
       if (err) return;
       const name = msg.subject.split('.').pop()!;
+      if (name.startsWith(engine.options.streamPrefix + '-')) engine.deletedStreams.add(name);
       for (const [topic, p] of engine.topicCache) {
         p.then(
           (m) => {
@@ -75,7 +76,13 @@ export async function watchCluster(engine: JetStreamEngineImpl): Promise<void> {
       }
     },
   });
-  void Promise.all([created.closed, deleted.closed, maxDeliveries.closed, settle.closed]).catch(() => undefined);
+  // Partitioned groups: another process's member joined or left (membership.ts).
+  const announced = engine.nc.subscribe(engine.announceSubject, {
+    callback: (err, msg) => {
+      if (!err) engine.onAnnounce(msg.string());
+    },
+  });
+  void Promise.all([created.closed, deleted.closed, maxDeliveries.closed, settle.closed, announced.closed]).catch(() => undefined);
   await engine.nc.flush();
 }
 

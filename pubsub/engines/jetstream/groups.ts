@@ -122,17 +122,25 @@ export async function admitMember(engine: JetStreamEngineImpl, group: NonNullabl
 }
 
 /**
- * Partitioned groups: each partition stream is pulled by one member of this process (sorted stream names, round robin
- * over the members in join order); a member losing a stream naks what it held, so the new owner gets it at once.
+ * Partitioned groups: each partition stream is pulled by one member across every process on the cluster. The live
+ * member list is the group's records in the bucket (membership.ts); every process sorts it and the partition streams
+ * the same way and deals the streams round robin, then applies its own share. A local member losing a stream naks what
+ * it held, so the new owner gets it at once.
  */
 export async function assignPartitions(engine: JetStreamEngineImpl, group: string): Promise<void> {
   const members = [...engine.consumers].filter((c) => c.group === group && c.spec.group?.mode === 'partitioned');
   if (members.length === 0) return;
+  const membership = engine.membership(group);
+  const keys = membership.members();
   const streams = (await engine.streamsOf()).filter((s) => matches(members[0]!.spec.pattern, parseMeta(s.config.description)!.topic));
   const names = streams.map((s) => s.config.name).sort();
-  const owner = new Map(names.map((s, i) => [s, members[i % members.length]!]));
-  for (const m of members) m.owns = (s) => owner.get(s) === m;
+  const owner = new Map(names.map((s, i) => [s, keys[i % keys.length]!]));
+  for (const m of members) {
+    const key = membership.keyOf(m.id);
+    m.owns = (s) => owner.get(s) === key;
+  }
+  const local = new Map(members.map((m) => [membership.keyOf(m.id), m]));
   // New owners join first, so a partition's puller passes from member to member without stopping.
-  await Promise.all(streams.map((s) => owner.get(s.config.name)!.attach(s.config.name, parseMeta(s.config.description)!)));
-  await Promise.all(members.flatMap((m) => m.streams().filter((s) => owner.get(s) !== m).map((s) => m.detach(s))));
+  await Promise.all(streams.map((s) => local.get(owner.get(s.config.name)!)?.attach(s.config.name, parseMeta(s.config.description)!)));
+  await Promise.all(members.flatMap((m) => m.streams().filter((s) => !m.owns(s)).map((s) => m.detach(s))));
 }

@@ -24,6 +24,19 @@ export interface JetStreamEngineOptions {
    * deduplicated) for this long, then rejected with WL_ERR_PUBSUB_UNAVAILABLE. Never dropped silently. Default 15,000 ms.
    */
   publishRetryForMs?: number;
+  /**
+   * What a publish (acks 1 / all) does when the cluster cannot take it (no stream leader or quorum, the connection
+   * lost): 'wait' (default) retries it with the same msg id (stored once) until publishRetryForMs has passed, then
+   * rejects it; 'error' rejects it at the first failed attempt. Either way the publisher learns of it: never a silent drop
+   * (acks 0 publishes have no reply and are at most once by definition).
+   */
+  onUnavailable?: 'wait' | 'error';
+  /**
+   * Partitioned groups across processes: a member's record in the group bucket is rewritten every memberLeaseMs / 3;
+   * one not rewritten for memberLeaseMs (its process died) is dropped and its partitions go to the live members.
+   * Default 6,000 ms.
+   */
+  memberLeaseMs?: number;
   /** Pause between retries (publishes and consumer pulls). Default 100 ms. */
   retryDelayMs?: number;
   /** Messages requested per pull. Default 256. */
@@ -44,6 +57,8 @@ export const DEFAULTS = {
   connectTimeoutMs: 5000,
   publishTimeoutMs: 2000,
   publishRetryForMs: 15_000,
+  onUnavailable: 'wait' as 'wait' | 'error',
+  memberLeaseMs: 6000,
   retryDelayMs: 100,
   pullBatch: 256,
   pullExpiresMs: 1000,
@@ -67,9 +82,10 @@ export function resolveOptions(options: JetStreamEngineOptions): Omit<ResolvedOp
   checkString('streamPrefix', o.streamPrefix);
   if (/[.*>\s/\\]/.test(o.streamPrefix)) throw new InvalidOptionError('streamPrefix', 'a stream name (no . * > / \\ or space)', o.streamPrefix);
   checkTopic(checkString('subjectPrefix', o.subjectPrefix));
-  for (const k of ['connectTimeoutMs', 'publishTimeoutMs', 'publishRetryForMs', 'retryDelayMs', 'pullExpiresMs', 'ephemeralInactiveMs'] as const) checkInt(k, o[k], 1, 3_600_000);
+  for (const k of ['connectTimeoutMs', 'publishTimeoutMs', 'publishRetryForMs', 'retryDelayMs', 'memberLeaseMs', 'pullExpiresMs', 'ephemeralInactiveMs'] as const) checkInt(k, o[k], 1, 3_600_000);
   checkInt('pullBatch', o.pullBatch, 1, 100_000);
   checkInt('maxReadRecords', o.maxReadRecords, 1, 1_000_000);
+  if (o.onUnavailable !== 'wait' && o.onUnavailable !== 'error') throw new InvalidOptionError('onUnavailable', "'wait' or 'error'", o.onUnavailable);
   if (o.storage !== 'file' && o.storage !== 'memory') throw new InvalidOptionError('storage', "'file' or 'memory'", o.storage);
   if (o.replicas !== undefined) checkInt('replicas', o.replicas, 1, 5);
   return { ...o, servers };

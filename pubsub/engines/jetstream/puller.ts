@@ -78,20 +78,38 @@ export class Puller {
 
   private async run(): Promise<void> {
     const opts = this.engine.options;
+    let failures = 0;
     while (!this.stopped && !this.engine.isClosed) {
       while (!this.stopped && this.room() === 0) await new Promise<void>((r) => this.wakers.push(r));
       if (this.stopped) break;
       try {
+        const t0 = performance.now();
+        let n = 0;
         const c = await this.engine.js.consumers.get(this.stream, this.consumer);
         const iter = await c.fetch({ max_messages: Math.max(1, Math.min(opts.pullBatch, this.room())), expires: opts.pullExpiresMs });
         // An ephemeral consumer's request is simply dropped (the consumer is deleted); a durable's runs out (stop()).
         if (!this.durable) void this.stopping().then(() => iter.stop());
-        for await (const m of iter) this.dispatch(m);
+        for await (const m of iter) {
+          n++;
+          this.dispatch(m);
+        }
+        // A request that ended empty long before it expires: the connection is down (the client ends it at once).
+        // Waited for like a failure, else this loop would spin without yielding to timers.
+        if (n === 0 && performance.now() - t0 < opts.pullExpiresMs / 2) {
+          failures++;
+          await new Promise((r) => setTimeout(r, Math.min(2000, opts.retryDelayMs * 2 ** Math.min(failures - 1, 5))));
+          continue;
+        }
+        failures = 0;
       } catch (err) {
         if (this.stopped || this.engine.isClosed) break;
         this.engine.traceError(this.consumer, `pull ${this.stream}`, err);
-        if (/not found/i.test(String((err as Error).message))) break; // the topic was deleted
-        await new Promise((r) => setTimeout(r, opts.retryDelayMs));
+        // The topic was deleted (seen here or announced by the server). A "not found" otherwise is the cluster
+        // recovering (its meta layer not ready yet after a restart): tried again, backing off to 2 s.
+        if (this.engine.deletedStreams.has(this.stream)) break;
+        failures++;
+        await new Promise((r) => setTimeout(r, Math.min(2000, opts.retryDelayMs * 2 ** Math.min(failures - 1, 5))));
+        continue;
       }
     }
   }

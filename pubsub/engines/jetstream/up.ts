@@ -13,7 +13,7 @@ export const UP_ENGINES = ['embedded', 'jetstream'] as const;
 export type UpEngineKind = (typeof UP_ENGINES)[number];
 
 /** What the pub/sub doors' shared broker passes to createEngine. */
-export type UpEngineChoice = { kind: 'embedded' } | { kind: 'jetstream'; servers: string[] };
+export type UpEngineChoice = { kind: 'embedded' } | { kind: 'jetstream'; servers: string[]; onUnavailable: 'wait' | 'error' };
 
 export interface UpEngine {
   choice: UpEngineChoice;
@@ -32,6 +32,8 @@ export function upEngineChoice(): UpEngineChoice {
 export interface UpEngineFlags {
   engine?: string;
   natsUrl?: string;
+  /** --on-unavailable: what a publish does while the cluster cannot take it (options.ts `onUnavailable`). Default 'wait'. */
+  onUnavailable?: string;
   portBase: number;
   tracer: Tracer;
 }
@@ -42,8 +44,11 @@ export async function startUpEngine(flags: UpEngineFlags): Promise<UpEngine> {
   if (!(UP_ENGINES as readonly string[]).includes(kind)) {
     throw new WirelabError(ErrorCodes.USAGE, `--engine must be one of ${UP_ENGINES.join(', ')}, got ${kind}`);
   }
+  const onUnavailable = flags.onUnavailable ?? 'wait';
+  if (onUnavailable !== 'wait' && onUnavailable !== 'error') throw new WirelabError(ErrorCodes.USAGE, `--on-unavailable must be wait or error, got ${onUnavailable}`);
   if (kind === 'embedded') {
     if (flags.natsUrl) throw new WirelabError(ErrorCodes.USAGE, '--nats-url needs --engine jetstream');
+    if (flags.onUnavailable) throw new WirelabError(ErrorCodes.USAGE, '--on-unavailable needs --engine jetstream');
     current = { kind: 'embedded' };
     return { choice: current, rows: [], close: async () => undefined };
   }
@@ -54,12 +59,12 @@ export async function startUpEngine(flags: UpEngineFlags): Promise<UpEngine> {
     // Fail at start, with the URL, rather than at the first publish.
     const probe = await createJetStreamEngine({ servers, tracer: flags.tracer });
     await probe.close();
-    current = { kind: 'jetstream', servers };
+    current = { kind: 'jetstream', servers, onUnavailable };
     return { choice: current, rows: [], close: async () => undefined };
   }
   const { startNatsCluster } = await import('./cluster.ts');
   const cluster: NatsCluster = await startNatsCluster({ nodes: 3, portBase: flags.portBase, tracer: flags.tracer });
-  current = { kind: 'jetstream', servers: cluster.urls };
+  current = { kind: 'jetstream', servers: cluster.urls, onUnavailable };
   return {
     choice: current,
     rows: cluster.nodes.map((n, i) => ({

@@ -8,15 +8,10 @@
 import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
 import { PUBSUB_HTTP_PORT } from '../../pubsub/doors/http/service.ts';
 import type { LineageEntry } from '../../pubsub/broker/types.ts';
+import type { PubsubFlags } from './pubsub.ts';
 
-export interface LineageFlags {
-  url?: string;
-  'port-base'?: string;
-  user?: string;
-  password?: string;
-  token?: string;
-  json?: boolean;
-}
+/** The connection flags of wirelab pub / sub; --url here is the HTTP door. */
+export type LineageFlags = PubsubFlags;
 
 /** Most records read while looking for a msgId before giving up. */
 export const MAX_SCAN_RECORDS = 100_000;

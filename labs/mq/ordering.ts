@@ -3,7 +3,8 @@
  * overtakes an earlier one. Remedies: partition by key (a partitioned group: one member per partition, one message in flight per partition),
  * a single consumer processing one message at a time, sequence ids with a reorder buffer in the consumer.
  */
-import { ack, decode, Env, member, numbered, publishAll, seeded, sleep, Tally, until, type Numbered, type Row } from './harness.ts';
+import { Prng } from '../../core/impair/index.ts';
+import { ack, decode, Env, member, numbered, publishAll, sleep, Tally, until, type Numbered, type Row } from './harness.ts';
 import type { SubscribeInput } from '../../pubsub/broker/index.ts';
 
 const N = 30;
@@ -23,7 +24,7 @@ async function run(env: Env, topic: string, members: number, input: Omit<Subscri
   for (let i = 0; i < members; i++) {
     await member(env, b, `W${i}`, { pattern: topic, start: { kind: 'earliest' }, ...input }, async (m, me) => {
       const n = decode(m);
-      await sleep(Math.floor(seeded(Number(n.id.slice(1)) + 1)() * MAX_WORK_MS));
+      await sleep(Math.floor(new Prng(Number(n.id.slice(1)) + 1).next() * MAX_WORK_MS));
       arrivals.effect(n);
       if (apply) apply(n, tally);
       else tally.effect(n);

@@ -9,7 +9,7 @@ import type { SubscribeInput } from '../../pubsub/broker/index.ts';
 const N = 12;
 const HELD = 3;
 /** How long the scenario watches: a message not processed by then is stuck. */
-const WINDOW_MS = 600;
+const WINDOW_MS = 400;
 const HEARTBEAT_MS = 30;
 const SILENCE_MS = 250;
 /** Remedies get longer to finish (they end as soon as everything is processed). */

@@ -28,7 +28,7 @@ async function restart(env: Env, dir: string | null): Promise<Tally> {
     tally.effect(decode(m));
     ack(me, m);
   });
-  await until(() => tally.effects.length >= N, dir === null ? 300 : 3000);
+  await until(() => tally.effects.length >= N, dir === null ? 200 : 3000);
   return tally;
 }
 
@@ -54,7 +54,7 @@ async function crashWith(env: Env, mode: 'none' | 'manual'): Promise<{ tally: Ta
     tally.effect(decode(m));
     ack(me, m);
   });
-  await until(() => new Set(tally.effects.map((e) => e.id)).size >= N, mode === 'none' ? 300 : 3000);
+  await until(() => new Set(tally.effects.map((e) => e.id)).size >= N, mode === 'none' ? 200 : 3000);
   return { tally, redelivered };
 }
 
@@ -110,7 +110,7 @@ export async function loss(env: Env): Promise<Row[]> {
     tally.sent = await publishAll(p, topic, numbered(N));
     const dlq = async (): Promise<number> => (await b.deadLetters(`$dlq.${topic}`)).length;
     let parked = 0;
-    const end = Date.now() + (retry ? 3000 : 300);
+    const end = Date.now() + (retry ? 3000 : 200);
     while (Date.now() < end) {
       parked = await dlq();
       if (new Set(tally.effects.map((e) => e.id)).size + parked >= N) break;
@@ -127,7 +127,7 @@ export async function loss(env: Env): Promise<Row[]> {
     }
   }
 
-  // TTL: messages that live 50 ms, read 250 ms later.
+  // TTL: messages that live 50 ms, read 150 ms later.
   {
     const b = await env.broker();
     const tally = new Tally();
@@ -137,7 +137,7 @@ export async function loss(env: Env): Promise<Row[]> {
     });
     const p = await env.session(b, 'producer');
     tally.sent = await publishAll(p, 'loss.ttl', numbered(N), () => ({ ttlMs: 50 }));
-    await sleep(250);
+    await sleep(150);
     await member(env, b, 'C', { pattern: 'loss.ttl', group: { name: 'c', mode: 'queue' }, start: { kind: 'earliest' } }, (m, me) => {
       tally.effect(decode(m));
       ack(me, m);

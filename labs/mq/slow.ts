@@ -6,9 +6,9 @@
 import { ack, decode, Env, member, numbered, sleep, Tally, until, type Member, type Row } from './harness.ts';
 import type { Broker, Message, Session } from '../../pubsub/broker/index.ts';
 
-const N = 40;
+const N = 30;
 const WORK_MS = 15;
-/** An effect more than this after its publish is late: one consumer needs N x WORK_MS = 600 ms for the burst. */
+/** An effect more than this after its publish is late: one consumer needs N x WORK_MS = 450 ms for the burst. */
 const LATE_MS = 250;
 const MEMBERS = 4;
 const BATCH = 10;

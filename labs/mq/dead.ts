@@ -11,7 +11,7 @@ const HELD = 3;
 /** How long the scenario watches: a message not processed by then is stuck. */
 const WINDOW_MS = 400;
 const HEARTBEAT_MS = 30;
-const SILENCE_MS = 250;
+const SILENCE_MS = 400;
 /** Remedies get longer to finish (they end as soon as everything is processed). */
 const REMEDY_MS = 3000;
 
@@ -51,6 +51,7 @@ async function hung(env: Env, topic: string, input: Omit<SubscribeInput, 'patter
       return true;
     });
     const started = Date.now();
+    const removedSet = new Set<string>();
     const check = setInterval(() => {
       for (const [name, me] of [['H', h], ['W', w]] as const) {
         if (Date.now() - (last.get(name) ?? started) > SILENCE_MS && !removedSet.has(name)) {
@@ -60,7 +61,6 @@ async function hung(env: Env, topic: string, input: Omit<SubscribeInput, 'patter
         }
       }
     }, HEARTBEAT_MS);
-    const removedSet = new Set<string>();
     env.ctx.defer(() => clearInterval(check));
   }
   const p = await env.session(b, 'producer');

@@ -7,6 +7,7 @@ import { labCommand, labsCommand, listCommand } from './commands/lab.ts';
 import { up, type UpFlags } from './commands/up.ts';
 import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
 import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
+import { lineageCommand, type LineageFlags } from './commands/lineage.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 
 function version(): string {
@@ -74,6 +75,8 @@ async function run(command: string, args: string[], values: FlagValues): Promise
       return pubCommand(args, values as PubFlags, tracerFromFlags(values as TraceFlags));
     case 'sub':
       return subCommand(args, values as SubFlags, tracerFromFlags(values as TraceFlags));
+    case 'lineage':
+      return lineageCommand(args, values as LineageFlags);
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

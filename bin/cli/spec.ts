@@ -23,7 +23,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   url: {
     type: 'string',
     value: 'URL',
-    help: "the server: webrtc ws://HOST:PORT/signal; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub (default: wirelab up's, from --port-base)",
+    help: "the server: webrtc ws://HOST:PORT/signal; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT (default: wirelab up's, from --port-base)",
   },
   room: { type: 'string', value: 'NAME', help: 'the room to join (default demo, as the browser page)' },
   label: { type: 'string', value: 'L', help: 'the data channel stdin lines go to (default chat); a caller makes it, an answerer needs a caller that does' },
@@ -125,6 +125,19 @@ subscriber (every message); with --group G it joins a durable consumer group (--
 member; partitioned: each partition to one member). With --ack manual (the default) each message is acked once it is
 printed. Runs until --count messages or Ctrl-C; exit 1 if the connection is lost.`,
     flags: [...PUBSUB_CONNECT, 'group', 'mode', 'ack', 'from', 'count', 'json', ...TRACING],
+  },
+  lineage: {
+    name: 'lineage',
+    args: '<topic> <id>',
+    minArgs: 2,
+    maxArgs: 2,
+    summary: "one message's timeline: published, persisted, delivered, acked / redelivered / dead-lettered",
+    details: `Prints the lineage the broker kept for one message (its bounded lineage store: recent messages only), read from
+the HTTP door's admin API (--url http://HOST:PORT, default wirelab up's pubsub-http, port base + 8222): one line per
+step with the time since it was published. <id> is an offset (partition 0), <partition>@<offset> as wirelab pub prints
+it (orders.eu[0]@12 or 0@12), <partition>-<offset>, or the producer's msgId (looked up by reading the topic). With
+--json one JSON object { topic, partition, offset, steps }. Exit 0 when found, 1 when not (or the door refused), 2 usage.`,
+    flags: ['url', 'port-base', 'user', 'password', 'token', 'json'],
   },
   help: {
     name: 'help',

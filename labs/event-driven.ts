@@ -12,9 +12,9 @@ import { createBroker } from '../pubsub/broker/index.ts';
 import type { Broker, Message, Session } from '../pubsub/broker/types.ts';
 import { startPubsubTcpServer } from '../pubsub/doors/native/index.ts';
 import { defineLab } from '../core/lab/index.ts';
+import { waitFor } from './_pubsub.ts';
 import type { LabContext } from '../core/lab/types.ts';
 import { MODULE_EXT } from '../core/paths.ts';
-import { sleep } from '../core/time.ts';
 import { postgresBin, startPostgres } from './_postgres.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -29,11 +29,8 @@ interface Step {
 
 const json = (m: Message): Record<string, number> => JSON.parse(m.payload.toString('utf8')) as Record<string, number>;
 
-async function until(f: () => boolean | Promise<boolean>, ms = 8000): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!(await f()) && performance.now() < end) await sleep(5);
-  return f();
-}
+/** Waits until `f()` holds, at most `ms` (false when it did not). */
+const until = (f: () => boolean | Promise<boolean>, ms = 8000): Promise<boolean> => waitFor(f, ms, 5);
 
 /** A service: a session, its subscriptions as a durable group named after it, and a handler that may publish. */
 async function service(broker: Broker, name: string, patterns: string[], handle: (m: Message, s: Session) => Promise<void> | void): Promise<Session> {

@@ -12,17 +12,15 @@ import type { Broker, Message, Session, SubscribeInput } from '../pubsub/broker/
 import { json, startHttpServer } from '../servers/http/index.ts';
 import { startWsServer } from '../servers/ws/index.ts';
 import { defineLab } from '../core/lab/index.ts';
+import { waitFor } from './_pubsub.ts';
 import { sleep } from '../core/time.ts';
 import { r2 } from './_stats.ts';
 
 const N = 12;
 const WORK_MS = 150;
 
-async function until(f: () => boolean, ms = 5000): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!f() && performance.now() < end) await sleep(5);
-  return f();
-}
+/** Waits until `f()` holds, at most `ms` (false when it did not). */
+const until = (f: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> => waitFor(f, ms, 5);
 
 /** n sessions subscribed with `input`; each counts what it got. */
 async function members(broker: Broker, n: number, input: SubscribeInput, name: string): Promise<{ got: number[]; sessions: Session[] }> {

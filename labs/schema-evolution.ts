@@ -8,7 +8,7 @@ import { createBroker } from '../pubsub/broker/index.ts';
 import type { Message, Session } from '../pubsub/broker/types.ts';
 import { SchemaRegistryClient, createDeserializer, createSerializer, frame, startSchemaRegistry } from '../pubsub/schema/index.ts';
 import { defineLab } from '../core/lab/index.ts';
-import { sleep } from '../core/time.ts';
+import { waitFor } from './_pubsub.ts';
 
 const MESSAGES = 20;
 const order = (extra: unknown[], base: unknown[] = [{ name: 'id', type: 'string' }, { name: 'amount', type: 'double' }]): string =>
@@ -45,11 +45,8 @@ async function collect(session: Session, pattern: string, group?: string): Promi
   return got;
 }
 
-async function until(f: () => boolean, ms = 5000): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!f() && performance.now() < end) await sleep(5);
-  return f();
-}
+/** Waits until `f()` holds, at most `ms` (false when it did not). */
+const until = (f: () => boolean | Promise<boolean>, ms = 5000): Promise<boolean> => waitFor(f, ms, 5);
 
 export default defineLab({
   id: 'schema-evolution',

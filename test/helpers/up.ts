@@ -68,3 +68,13 @@ export function startUp(args: string[] = ['--port-base', '0'], timeoutMs = 30_00
     });
   });
 }
+
+/** SIGKILLs a `wirelab up` process by its PID and resolves when it is gone (at once if it already is). */
+export function killUp(up: UpProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (up.child.exitCode !== null || up.child.signalCode !== null) return resolve();
+    up.child.removeAllListeners('exit');
+    up.child.once('exit', () => resolve());
+    process.kill(up.child.pid!, 'SIGKILL');
+  });
+}

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { connectPubsub, type PubsubClient, type ReceivedMessage } from '../../../clients/pubsub.ts';
-import { startUp, type UpProcess } from '../../helpers/up.ts';
+import { startUp, type UpProcess, killUp } from '../../helpers/up.ts';
 
 /** `wirelab up` with only the native TCP door, on a data dir of the test's. */
 async function upOn(dir: string): Promise<{ up: UpProcess; url: string }> {
@@ -15,14 +15,6 @@ async function upOn(dir: string): Promise<{ up: UpProcess; url: string }> {
   return { up, url: `tcp://127.0.0.1:${e.port}` };
 }
 
-function killed(up: UpProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (up.child.exitCode !== null || up.child.signalCode !== null) return resolve();
-    up.child.removeAllListeners('exit');
-    up.child.once('exit', () => resolve());
-    up.child.kill('SIGKILL');
-  });
-}
 
 /** Every message on `topic` from offset 0 up to a marker published now. */
 async function readAll(c: PubsubClient, topic: string): Promise<ReceivedMessage[]> {
@@ -46,7 +38,7 @@ test('kill -9 during acked publishing (acks=all, fsync batch): 0 acknowledged me
     await rm(dir, { recursive: true, force: true });
   });
   const first = await upOn(dir);
-  stops.push(() => killed(first.up));
+  stops.push(() => killUp(first.up));
   const acked = new Set<string>();
   let sent = 0;
   const c = await connectPubsub({ url: first.url });
@@ -71,7 +63,7 @@ test('kill -9 during acked publishing (acks=all, fsync batch): 0 acknowledged me
   for (const end = Date.now() + 60_000; acked.size < 500; await new Promise((r) => setTimeout(r, 5))) {
     assert.ok(Date.now() < end, `only ${acked.size} publishes acknowledged in 60 s`);
   }
-  await killed(first.up);
+  await killUp(first.up);
   await publishing;
   await c.close();
   assert.ok(acked.size >= 500, `${acked.size} acknowledged before the kill`);

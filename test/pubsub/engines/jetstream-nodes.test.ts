@@ -11,7 +11,7 @@ import { connectPubsub, type PubsubClient, type ReceivedMessage } from '../../..
 import { createJetStreamEngine, startNatsCluster, type NatsCluster } from '../../../pubsub/engines/jetstream/index.ts';
 import { hasCommand } from '../../helpers/peers.ts';
 import { runCli } from '../../helpers/cli.ts';
-import { startUp, type UpProcess } from '../../helpers/up.ts';
+import { startUp, type UpProcess, killUp } from '../../helpers/up.ts';
 
 const HAVE = hasCommand('nats-server');
 if (!HAVE && process.env.CI === 'true') throw new Error('CI=true and needs nats-server (Debian package nats-server; npm run peers installs it)');
@@ -31,14 +31,6 @@ async function node(cluster: NatsCluster, extra: string[] = []): Promise<Node> {
   return { up, url: `tcp://127.0.0.1:${e.port}` };
 }
 
-function killed(up: UpProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (up.child.exitCode !== null || up.child.signalCode !== null) return resolve();
-    up.child.removeAllListeners('exit');
-    up.child.once('exit', () => resolve());
-    process.kill(up.child.pid!, 'SIGKILL');
-  });
-}
 
 async function client(url: string): Promise<PubsubClient> {
   const c = await connectPubsub({ url, reconnect: { retries: 0, baseMs: 100, maxMs: 100 } });
@@ -193,7 +185,7 @@ describe('several wirelab nodes on one JetStream cluster', { skip: SKIP }, () =>
     await new Promise((r) => setTimeout(r, 300));
     const held = new Map(heldOnA);
     const killedAt = Date.now();
-    await killed(a.up);
+    await killUp(a.up);
     await until(() => new Set(onB.map((x) => x.m.text)).size >= N + 20, 30_000, `B got ${new Set(onB.map((x) => x.m.text)).size}/${N + 20} after the kill`);
     const texts = onB.map((x) => x.m.text);
     assert.equal(new Set(texts).size, N + 20, 'every message reached node B');

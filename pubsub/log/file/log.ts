@@ -235,17 +235,16 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
   private async doSync(): Promise<void> {
     if (this.failed || this.powerLost) return;
     const upTo = this.writtenNext;
-    const dirty = this.segments.filter((s) => s.fd && (s.written > s.synced || s.indexWritten > s.indexSynced));
-    const marks = dirty.map((s) => ({ s, written: s.written, index: s.indexWritten }));
+    // Only the .log files: the index is a cache (segment.ts), checked and rebuilt on open, so a group commit does not
+    // wait for a second fsync (a power loss may cut the index back to what its last open left synced).
+    const dirty = this.segments.filter((s) => s.fd && s.written > s.synced);
+    const marks = dirty.map((s) => ({ s, written: s.written }));
     for (const m of marks) m.s.refs++;
     try {
       await Promise.all(
         marks.map(async (m) => {
-          if (m.written > m.s.synced) {
-            await m.s.fd!.sync();
-            this.fsyncs++;
-          }
-          if (m.index > m.s.indexSynced && m.s.indexFd) await m.s.indexFd.sync();
+          await m.s.fd!.sync();
+          this.fsyncs++;
         }),
       );
     } catch (err) {
@@ -256,7 +255,6 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     }
     for (const m of marks) {
       m.s.synced = Math.max(m.s.synced, m.written);
-      m.s.indexSynced = Math.max(m.s.indexSynced, m.index);
     }
     if (upTo > this.syncedNext) this.syncedNext = upTo;
     let i = 0;

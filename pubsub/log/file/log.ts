@@ -61,6 +61,9 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
   private retaining: Promise<void> = Promise.resolve();
   private fsyncs = 0;
   private truncatedBytesOnOpen = 0;
+  /** The newest written records, contiguous, ending at writtenNext (tailCacheBytes of them): reads at the tail. */
+  private tail: { rec: LogRecord; size: number }[] = [];
+  private tailBytes = 0;
 
   private constructor(dir: string, options: PartitionLogOptions) {
     super(options);
@@ -206,6 +209,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
       );
       seg.written += bytes;
       seg.pending.splice(0, n);
+      this.remember(batch);
       this.writtenNext = batch[n - 1]!.rec.offset + 1;
       for (const a of batch) {
         if (a.durability === 'synced') this.syncWaiters.push(a);
@@ -216,6 +220,38 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
       const indexError = await indexed;
       if (indexError) return this.fail(indexError, []);
     }
+  }
+
+  /** Keeps the records just written in the tail cache, dropping the oldest past tailCacheBytes (down to 3/4 of it). */
+  private remember(batch: QueuedAppend[]): void {
+    const max = this.opts.tailCacheBytes;
+    if (max === 0) return;
+    for (const a of batch) {
+      this.tail.push({ rec: a.rec, size: a.frame.length });
+      this.tailBytes += a.frame.length;
+    }
+    if (this.tailBytes <= max) return;
+    let drop = 0;
+    while (drop < this.tail.length && this.tailBytes > (max * 3) / 4) this.tailBytes -= this.tail[drop++]!.size;
+    this.tail.splice(0, drop);
+  }
+
+  /** Serves a read from memory when it starts inside the tail cache: cached records, then the queued ones. */
+  private readTail(cursor: number, visit: Visit): boolean {
+    const first = this.tail.length > 0 ? this.tail[0]!.rec.offset : this.writtenNext;
+    if (cursor < first || cursor < this.segments[0]!.base) return false;
+    for (let i = cursor - first; i < this.tail.length; i++) {
+      const t = this.tail[i]!;
+      if (!visit(t.rec, t.size)) return true;
+    }
+    const segs = this.segments;
+    for (let si = locateSegment(segs, Math.max(cursor, this.writtenNext)); si < segs.length; si++) {
+      for (const p of segs[si]!.pending) {
+        if (p.rec.offset < cursor) continue;
+        if (!visit(p.rec, p.frame.length)) return true;
+      }
+    }
+    return true;
   }
 
   /** Group commit: one fsync running, at most one queued behind it; the queued one covers every later write. */
@@ -316,6 +352,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     let cursor = Math.max(Math.floor(from), segs[0]!.base);
     if (cursor >= this.next || maxRecords <= 0) return out;
     const visit = this.collector(out, maxRecords, maxBytes);
+    if (this.readTail(cursor, visit)) return out;
     for (let si = locateSegment(segs, cursor); si < segs.length; si++) {
       const seg = segs[si]!;
       if (!(await this.visitSegment(seg, cursor - seg.base, cursor, visit))) break;

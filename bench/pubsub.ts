@@ -133,6 +133,10 @@ export default defineBench({
     subjects.push({ label: 'wirelab MQTT QoS0', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.mqtt(b.ports.mqtt!) });
     subjects.push({ label: 'wirelab native TCP', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.native(b.ports.native!) });
     if (missing.length) console.log(`  not measured (missing: ${missing.join(', ')}; npm run peers installs them)`);
+    // While iterating: WIRELAB_BENCH_ONLY=fanout,latency,durable (measures), WIRELAB_BENCH_SUBJECTS=redis,native (labels containing).
+    const only = (name: string): boolean => !process.env.WIRELAB_BENCH_ONLY || process.env.WIRELAB_BENCH_ONLY.split(',').includes(name);
+    const picked = process.env.WIRELAB_BENCH_SUBJECTS?.split(',');
+    if (picked) subjects.splice(0, subjects.length, ...subjects.filter((s) => picked.some((p) => s.label.includes(p))));
 
     const brokers = new Map<string, BenchBroker>();
     for (const s of subjects) brokers.set(s.label, await s.start());
@@ -141,7 +145,7 @@ export default defineBench({
     const lat: Record<string, { p50: number; p99: number }> = {};
     const acked: Record<string, number> = {};
     try {
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < (only('fanout') ? ROUNDS : 0); round++) {
         for (const s of subjects) {
           const b = brokers.get(s.label)!;
           const r = await fanOut(b, s.driver(b), `bench.fan${round}`);
@@ -151,9 +155,9 @@ export default defineBench({
       }
       for (const s of subjects) {
         const b = brokers.get(s.label)!;
-        lat[s.label] = await latency(s.driver(b), 'bench.latency');
+        if (only('latency')) lat[s.label] = await latency(s.driver(b), 'bench.latency');
         const d = s.driver(b);
-        if (d.durablePublisher) acked[s.label] = await durable(d, 'bench.durable');
+        if (d.durablePublisher && only('durable')) acked[s.label] = await durable(d, 'bench.durable');
         else await d.close();
       }
     } finally {

@@ -132,6 +132,10 @@ export class PubsubClient {
   readonly #pings = new Map<number, (rtt: number) => void>();
   #welcome?: { resolve: () => void; reject: (e: Error) => void };
   #lastError: PubsubError | undefined;
+  /** The version this client says hello with: the newest, or 1 once a server refused the newest (an older wirelab). */
+  #version = PUBSUB_PROTOCOL_VERSION;
+  /** The version the server's welcome named. */
+  version = 0;
   #resolveClosed!: (v: { reason: string }) => void;
 
   private constructor(o: ReturnType<typeof resolveOptions>) {
@@ -145,7 +149,16 @@ export class PubsubClient {
 
   static async connect(options: PubsubClientOptions): Promise<PubsubClient> {
     const c = new PubsubClient(resolveOptions(options));
-    await c.#connect();
+    try {
+      await c.#connect();
+    } catch (err) {
+      // A server older than version 2 refuses the hello: say hello again with version 1 (JSON-header frames only).
+      if (!(err instanceof PubsubError && err.code === ErrorCodes.PUBSUB_INVALID && /protocol version \d+ is not supported/.test(err.message))) throw err;
+      c.#version = 1;
+      c.#lastError = undefined;
+      c.#transport = undefined; // its close (on its way) is then not this client's end
+      await c.#connect();
+    }
     return c;
   }
 
@@ -179,7 +192,7 @@ export class PubsubClient {
     const timer = setTimeout(() => this.#welcome?.reject(new WirelabError(ErrorCodes.TIMEOUT, `no welcome within ${this.#o.timeoutMs} ms`)), this.#o.timeoutMs);
     this.#send({
       type: 'hello',
-      version: PUBSUB_PROTOCOL_VERSION,
+      version: this.#version,
       ...(this.#o.clientId ? { clientId: this.#o.clientId } : {}),
       ...(this.#o.token ? { token: this.#o.token } : this.#o.user ? { user: this.#o.user, password: this.#o.password ?? '' } : {}),
     });
@@ -215,6 +228,8 @@ export class PubsubClient {
     switch (m.type) {
       case 'welcome':
         this.session = m.session;
+        this.version = m.version;
+        this.#transport?.negotiated(m.version);
         return this.#welcome?.resolve();
       case 'puback': {
         const p = this.#pubs.get(m.id);

@@ -8,6 +8,7 @@ import type { ClientMessage, Parsed, ServerMessage } from './pubsub/messages.ts'
 
 export * from './pubsub/messages.ts';
 export { encodeJson, parseClientJson, parseServerJson } from './pubsub/json.ts';
+export { COMPACT_CODES, COMPACT_VERSION, MsgEncoder, decodeCompactMsg, decodeCompactPub, decodeCompactPuback, encodeCompactPub, encodeCompactPuback } from './pubsub/compact.ts';
 export { TYPE_CODES, createFrameDecoder, encodeBinary, encodeBinaryBody, parseClientBinary, parseServerBinary } from './pubsub/binary.ts';
 
 /** Largest frame either side accepts unless configured: 1 MiB (a bigger one: WS close 1009, TCP an error then close). */

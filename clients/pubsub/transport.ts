@@ -7,12 +7,14 @@ import tls from 'node:tls';
 import WebSocket, { type RawData } from 'ws';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import { tlsClientOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { createFrameDecoder, encodeBinary, encodeJson, parseServerBinary, parseServerJson, type ClientMessage, type Parsed, type ServerMessage } from '../../protocols/pubsub.ts';
+import { COMPACT_VERSION, createFrameDecoder, encodeBinary, encodeCompactPub, encodeJson, parseServerBinary, parseServerJson, type ClientMessage, type Parsed, type ServerMessage } from '../../protocols/pubsub.ts';
 
 export interface Transport {
   /** False when the transport is congested (the caller may wait for `onDrain`). */
   send(m: ClientMessage): boolean;
   close(): void;
+  /** The version the welcome named: from 2 on, a TCP transport sends `pub` as a compact frame. */
+  negotiated(version: number): void;
 }
 
 export interface TransportHandlers {
@@ -62,6 +64,7 @@ export async function openTransport(url: URL, o: { tls: TlsSettings; maxFrameByt
         return ws.bufferedAmount < 64 * 1024;
       },
       close: () => ws.terminate(),
+      negotiated: () => undefined,
     };
   }
   const host = url.hostname.replace(/^\[|\]$/g, '');
@@ -100,8 +103,12 @@ export async function openTransport(url: URL, o: { tls: TlsSettings; maxFrameByt
   });
   socket.on('drain', () => h.drain());
   socket.on('close', () => closed('socket closed'));
+  let compact = false;
   return {
-    send: (m) => (socket.writable ? socket.write(encodeBinary(m)) : false),
+    send: (m) => (socket.writable ? socket.write(compact && m.type === 'pub' ? encodeCompactPub(m) : encodeBinary(m)) : false),
     close: () => socket.destroy(),
+    negotiated: (version) => {
+      compact = version >= COMPACT_VERSION;
+    },
   };
 }

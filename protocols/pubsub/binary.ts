@@ -8,9 +8,10 @@
  * frame's). A python client: struct.pack('>IBH', 3 + len(h) + len(p), code, len(h)) + h + p.
  */
 import { createDecoder, type Decoder } from '../../core/framing.ts';
+import { COMPACT_CODES, decodeCompactMsg, decodeCompactPub, decodeCompactPuback } from './compact.ts';
 import { checkClientFields, checkServerFields, type ClientMessage, type Parsed, type PubsubMessage, type ServerMessage } from './messages.ts';
 
-/** Type codes: client -> server 0x01-0x09, server -> client 0x81-0x87. */
+/** Type codes of JSON-header frames: client -> server 0x01-0x09, server -> client 0x81-0x87 (compact frames: compact.ts). */
 export const TYPE_CODES: Readonly<Record<PubsubMessage['type'], number>> = Object.freeze({
   hello: 0x01,
   pub: 0x02,
@@ -77,14 +78,17 @@ function decode(body: Buffer): { ok: true; value: Record<string, unknown> } | { 
   return { ok: true, value };
 }
 
-/** Checks a binary frame body a client sent (the server's side). */
+/** Checks a binary frame body a client sent (the server's side): a compact `pub` (compact.ts) or a JSON-header frame. */
 export function parseClientBinary(body: Buffer): Parsed<ClientMessage> {
+  if (body[0] === COMPACT_CODES.pub) return decodeCompactPub(body);
   const d = decode(body);
   return d.ok ? checkClientFields(d.value) : { ok: false, problem: d.problem };
 }
 
 /** Checks a binary frame body the server sent (the client's side). */
 export function parseServerBinary(body: Buffer): Parsed<ServerMessage> {
+  if (body[0] === COMPACT_CODES.msg) return decodeCompactMsg(body);
+  if (body[0] === COMPACT_CODES.puback) return decodeCompactPuback(body);
   const d = decode(body);
   return d.ok ? checkServerFields(d.value) : { ok: false, problem: d.problem };
 }

@@ -5,8 +5,14 @@
  * check every field: the one place a received message is checked, so neither end casts.
  */
 
-/** The protocol version a `hello` names; a server refuses any other with WL_ERR_PUBSUB_INVALID. */
-export const PUBSUB_PROTOCOL_VERSION = 1;
+/**
+ * The protocol version a client names in `hello` and the server echoes in `welcome`: 2 adds the compact binary frames
+ * (compact.ts: the server sends `msg` and `puback` compact over binary transports); 1 (JSON headers only) is still
+ * served. A server refuses any other with WL_ERR_PUBSUB_INVALID.
+ */
+export const PUBSUB_PROTOCOL_VERSION = 2;
+/** The oldest version a server still serves. */
+export const PUBSUB_MIN_PROTOCOL_VERSION = 1;
 
 export type Acks = 0 | 1 | 'all';
 export type AckMode = 'none' | 'manual';

@@ -22,6 +22,8 @@ export const LOG_DEFAULTS = Object.freeze({
   maxHeaderBytes: 16 * 1024,
   maxKeyBytes: 1024,
   retentionIntervalMs: 60_000,
+  /** Bytes of the newest written records the file log keeps in memory for reads (fan-out readers near the tail). */
+  tailCacheBytes: 256 * 1024,
 });
 
 export type ResolvedLogOptions = ReturnType<typeof resolveLogOptions>;
@@ -36,6 +38,7 @@ export function resolveLogOptions(options: PartitionLogOptions = {}) {
   checkInt('maxHeaderBytes', o.maxHeaderBytes, 0, 2 ** 31 - 1);
   checkInt('maxKeyBytes', o.maxKeyBytes, 0, 65535);
   checkInt('retentionIntervalMs', o.retentionIntervalMs, 0, 2 ** 31 - 1);
+  checkInt('tailCacheBytes', o.tailCacheBytes, 0, 2 ** 31 - 1);
   if (typeof o.retention !== 'object' || o.retention === null) {
     throw new InvalidOptionError('retention', 'an object { maxAgeMs?, maxBytes?, maxRecords? }', o.retention);
   }

@@ -71,6 +71,11 @@ export interface PartitionLogOptions {
   maxKeyBytes?: number;
   /** How often retention runs on its own (an unref'd timer; 0 = only on segment roll and applyRetention()). */
   retentionIntervalMs?: number;
+  /**
+   * File log: bytes of the newest written records kept in memory, so readers at the tail (every subscriber of a
+   * fan-out reads the same records) share them instead of each reading and decoding the file. 0 = off. Default 256 KiB.
+   */
+  tailCacheBytes?: number;
 }
 
 export interface PartitionLogStats {

@@ -12,6 +12,7 @@
 import { ErrorCodes, PubsubError, WirelabError } from '../../../core/errors.ts';
 import { preview, type Tracer } from '../../../core/trace/index.ts';
 import {
+  PUBSUB_MIN_PROTOCOL_VERSION,
   PUBSUB_PROTOCOL_VERSION,
   type ClientMessage,
   type From,
@@ -216,8 +217,8 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
   };
 
   const onHello = (m: Extract<ClientMessage, { type: 'hello' }>): void => {
-    if (m.version !== PUBSUB_PROTOCOL_VERSION) {
-      send(errorMessage(new PubsubError(ErrorCodes.PUBSUB_INVALID, `protocol version ${m.version} is not supported; this server speaks ${PUBSUB_PROTOCOL_VERSION}`)));
+    if (m.version < PUBSUB_MIN_PROTOCOL_VERSION || m.version > PUBSUB_PROTOCOL_VERSION) {
+      send(errorMessage(new PubsubError(ErrorCodes.PUBSUB_INVALID, `protocol version ${m.version} is not supported; this server speaks ${PUBSUB_MIN_PROTOCOL_VERSION} to ${PUBSUB_PROTOCOL_VERSION}`)));
       return end(true, 'unsupported version');
     }
     state = 'connecting';
@@ -234,7 +235,8 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
           send({ type: 'closed', reason });
           end(false, reason);
         });
-        send({ type: 'welcome', version: PUBSUB_PROTOCOL_VERSION, session: s.id, ...(s.user ? { user: s.user } : {}), maxFrameBytes: limits.maxFrameBytes });
+        // The welcome echoes the client's version: a version 1 client never gets a compact frame.
+        send({ type: 'welcome', version: m.version, session: s.id, ...(s.user ? { user: s.user } : {}), maxFrameBytes: limits.maxFrameBytes });
         for (const m of early.splice(0)) if (state === 'open') onMessage(m);
       })
       .catch((err: unknown) => {

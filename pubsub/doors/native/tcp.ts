@@ -9,7 +9,7 @@ import { checkPort } from '../../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../../../core/server.ts';
 import { attachKeylog, tlsServerOptions, traceTlsHandshake } from '../../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid } from '../../../core/trace/index.ts';
-import { createFrameDecoder, encodeBinary, parseClientBinary } from '../../../protocols/pubsub.ts';
+import { COMPACT_VERSION, createFrameDecoder, encodeBinary, encodeCompactPuback, MsgEncoder, parseClientBinary, type ServerMessage } from '../../../protocols/pubsub.ts';
 import { errorMessage, newNativeStats, openNativeConnection, type NativeStats } from './connection.ts';
 import { checkBroker, checkNativeLimits, type NativeDoorOptions } from './options.ts';
 
@@ -28,6 +28,16 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
   const proto = `pubsub-${scheme}`;
   const stats = { ...newNativeStats(), refused: 0 };
   const sockets = new SocketSet();
+  // One encoder for the door: a record delivered to many subscribers (fan-out) has its msg body encoded once.
+  const msgEncoder = new MsgEncoder();
+  /** Version 2 connections get `msg` and `puback` as compact frames (protocols/pubsub/compact.ts). */
+  const encodeFor = (compact: boolean, m: ServerMessage): Buffer => {
+    if (compact) {
+      if (m.type === 'msg') return msgEncoder.encode(m);
+      if (m.type === 'puback') return encodeCompactPuback(m);
+    }
+    return encodeBinary(m);
+  };
 
   const refuse = (socket: net.Socket, limit: ConnectionLimitName): void => {
     stats.refused++;
@@ -44,6 +54,7 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
     socket.setNoDelay(true);
     const decoder = createFrameDecoder(limits.maxFrameBytes);
     let ended = false;
+    let compact = false;
     const conn = openNativeConnection(
       {
         broker,
@@ -56,12 +67,13 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
         transport: {
           send: (m) => {
             if (!socket.writable) return true;
+            if (m.type === 'welcome') compact = m.version >= COMPACT_VERSION;
             // Frames written in one turn of the event loop (a fan-out burst) leave in one write: cork until the next tick.
             if (socket.writableCorked === 0) {
               socket.cork();
               process.nextTick(() => socket.uncork());
             }
-            return socket.write(encodeBinary(m));
+            return socket.write(encodeFor(compact, m));
           },
           end() {
             ended = true;

@@ -18,6 +18,8 @@ export interface EmbeddedEngineOptions {
   maxKeyBytes?: number;
   /** How often each log runs retention on its own (pubsub/log's default when absent). */
   retentionIntervalMs?: number;
+  /** Bytes of newest written records each log keeps in memory for tail reads (pubsub/log's default, 256 KiB, when absent). */
+  tailCacheBytes?: number;
   /** Partitions of a topic created without a config. Default 1. */
   defaultPartitions?: number;
   /** Retention of a topic created without a config. Default {} (keep everything). */
@@ -65,7 +67,7 @@ export function resolveEmbeddedOptions(options: EmbeddedEngineOptions) {
 }
 
 /** Engine options handed to every partition log as they are. */
-const LOG_PASS_THROUGH = ['segmentBytes', 'indexIntervalBytes', 'maxRecordBytes', 'maxHeaders', 'maxHeaderBytes', 'maxKeyBytes', 'retentionIntervalMs'] as const;
+const LOG_PASS_THROUGH = ['segmentBytes', 'indexIntervalBytes', 'maxRecordBytes', 'maxHeaders', 'maxHeaderBytes', 'maxKeyBytes', 'retentionIntervalMs', 'tailCacheBytes'] as const;
 
 /** A partition log's options: the engine's fsync policy and pass-through limits, the topic's retention. */
 export function logOptions(o: Pick<EmbeddedEngineOptions, (typeof LOG_PASS_THROUGH)[number]> & { fsync: FsyncPolicy }, retention: RetentionPolicy): PartitionLogOptions {

@@ -61,6 +61,9 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
   private retaining: Promise<void> = Promise.resolve();
   private fsyncs = 0;
   private truncatedBytesOnOpen = 0;
+  /** The newest written records, contiguous, ending at writtenNext (tailCacheBytes of them): reads at the tail. */
+  private tail: { rec: LogRecord; size: number }[] = [];
+  private tailBytes = 0;
 
   private constructor(dir: string, options: PartitionLogOptions) {
     super(options);
@@ -195,13 +198,18 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
           const { bytesWritten } = await seg.fd.write(buf, done, buf.length - done, seg.written + done);
           done += bytesWritten;
         }
-        await writeIndex(seg);
       } catch (err) {
         this.fail(err as Error, batch);
         return;
       }
+      // The index (a cache, never fsync'd by a group commit) is written while the fsync runs, not before it is asked for.
+      const indexed = writeIndex(seg).then(
+        () => null,
+        (err: unknown) => err as Error,
+      );
       seg.written += bytes;
       seg.pending.splice(0, n);
+      this.remember(batch);
       this.writtenNext = batch[n - 1]!.rec.offset + 1;
       for (const a of batch) {
         if (a.durability === 'synced') this.syncWaiters.push(a);
@@ -209,7 +217,41 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
       }
       if (this.opts.fsync === 'always') await this.requestSync();
       else if (this.opts.fsync === 'batch') void this.requestSync();
+      const indexError = await indexed;
+      if (indexError) return this.fail(indexError, []);
     }
+  }
+
+  /** Keeps the records just written in the tail cache, dropping the oldest past tailCacheBytes (down to 3/4 of it). */
+  private remember(batch: QueuedAppend[]): void {
+    const max = this.opts.tailCacheBytes;
+    if (max === 0) return;
+    for (const a of batch) {
+      this.tail.push({ rec: a.rec, size: a.frame.length });
+      this.tailBytes += a.frame.length;
+    }
+    if (this.tailBytes <= max) return;
+    let drop = 0;
+    while (drop < this.tail.length && this.tailBytes > (max * 3) / 4) this.tailBytes -= this.tail[drop++]!.size;
+    this.tail.splice(0, drop);
+  }
+
+  /** Serves a read from memory when it starts inside the tail cache: cached records, then the queued ones. */
+  private readTail(cursor: number, visit: Visit): boolean {
+    const first = this.tail.length > 0 ? this.tail[0]!.rec.offset : this.writtenNext;
+    if (cursor < first || cursor < this.segments[0]!.base) return false;
+    for (let i = cursor - first; i < this.tail.length; i++) {
+      const t = this.tail[i]!;
+      if (!visit(t.rec, t.size)) return true;
+    }
+    const segs = this.segments;
+    for (let si = locateSegment(segs, Math.max(cursor, this.writtenNext)); si < segs.length; si++) {
+      for (const p of segs[si]!.pending) {
+        if (p.rec.offset < cursor) continue;
+        if (!visit(p.rec, p.frame.length)) return true;
+      }
+    }
+    return true;
   }
 
   /** Group commit: one fsync running, at most one queued behind it; the queued one covers every later write. */
@@ -235,17 +277,17 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
   private async doSync(): Promise<void> {
     if (this.failed || this.powerLost) return;
     const upTo = this.writtenNext;
-    const dirty = this.segments.filter((s) => s.fd && (s.written > s.synced || s.indexWritten > s.indexSynced));
-    const marks = dirty.map((s) => ({ s, written: s.written, index: s.indexWritten }));
+    // Only the .log files: the index is a cache (segment.ts), checked and rebuilt on open, so a group commit does not
+    // wait for a second fsync (a power loss may cut the index back to what its last open left synced).
+    const dirty = this.segments.filter((s) => s.fd && s.written > s.synced);
+    const marks = dirty.map((s) => ({ s, written: s.written }));
     for (const m of marks) m.s.refs++;
     try {
       await Promise.all(
         marks.map(async (m) => {
-          if (m.written > m.s.synced) {
-            await m.s.fd!.sync();
-            this.fsyncs++;
-          }
-          if (m.index > m.s.indexSynced && m.s.indexFd) await m.s.indexFd.sync();
+          // fdatasync: the data and the size needed to read it back (POSIX), without timestamps.
+          await m.s.fd!.datasync();
+          this.fsyncs++;
         }),
       );
     } catch (err) {
@@ -256,7 +298,6 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     }
     for (const m of marks) {
       m.s.synced = Math.max(m.s.synced, m.written);
-      m.s.indexSynced = Math.max(m.s.indexSynced, m.index);
     }
     if (upTo > this.syncedNext) this.syncedNext = upTo;
     let i = 0;
@@ -311,6 +352,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     let cursor = Math.max(Math.floor(from), segs[0]!.base);
     if (cursor >= this.next || maxRecords <= 0) return out;
     const visit = this.collector(out, maxRecords, maxBytes);
+    if (this.readTail(cursor, visit)) return out;
     for (let si = locateSegment(segs, cursor); si < segs.length; si++) {
       const seg = segs[si]!;
       if (!(await this.visitSegment(seg, cursor - seg.base, cursor, visit))) break;

@@ -199,17 +199,18 @@ export class Deliveries {
     const q = m.headers[QOS_HEADER];
     // Messages from the other doors have no MQTT QoS: they go at the subscription's.
     const msgQos = q === '0' || q === '1' || q === '2' ? Number(q) : 2;
-    return this.#offer({
+    const o: Outgoing = {
       subject: m.topic,
       payload: m.payload,
       headers: m.headers,
       qos: Math.min(stored.qos, msgQos) as 0 | 1 | 2,
       retain: stored.rap === true && m.headers[RETAIN_HEADER] === '1',
       dup: m.attempt > 1,
-      ...(m.expiresAt !== undefined ? { expiresAt: m.expiresAt } : {}),
-      ...(m.deliveryId ? { deliveryId: m.deliveryId } : {}),
-      ...(stored.subscriptionId !== undefined ? { subscriptionId: stored.subscriptionId } : {}),
-    });
+    };
+    if (m.expiresAt !== undefined) o.expiresAt = m.expiresAt;
+    if (m.deliveryId) o.deliveryId = m.deliveryId;
+    if (stored.subscriptionId !== undefined) o.subscriptionId = stored.subscriptionId;
+    return this.#offer(o);
   }
 
   /** Sends now, or queues past the window; false when the broker should hold further messages. */

@@ -107,10 +107,10 @@ export class MqttConnection implements LiveConnection {
     return this.#write(encodePacket(packet, this.version));
   }
 
-  /** Writes a packet already encoded (a PUBLISH shared by several subscribers); `packet` builds it for the trace. */
-  sendEncoded(bytes: Buffer, packet: () => Packet): boolean {
+  /** Writes a packet already encoded (a PUBLISH shared by several subscribers); `packet` builds it for the trace (when tracing). */
+  sendEncoded(bytes: Buffer, packet: (() => Packet) | undefined): boolean {
     if (this.state === 'closed' || this.stream.destroyed) return false;
-    if (this.ctx.tracer.enabled) this.trace('<', 'publish', () => describe(packet()));
+    if (packet !== undefined && this.ctx.tracer.enabled) this.trace('<', 'publish', () => describe(packet()));
     return this.#write(bytes);
   }
 

@@ -241,9 +241,11 @@ export class Deliveries {
     this.stats.sent++;
     // Same bytes as every other subscriber of this message: encoded once (shared-encode.ts).
     if (o.qos === 0 && o.expiresAt === undefined && o.subscriptionId === undefined && (c.version === 4 || c.clientTopicAliasMaximum === 0)) {
+      const encodings = c.door.encodings;
       const variant = SharedEncodings.variant(c.version, o.retain, o.dup);
-      const bytes = c.door.encodings.get(o.payload, o.subject, o.headers, variant, () => encodePacket(this.#packet(o, now, false), c.version));
-      c.sendEncoded(bytes, () => this.#packet(o, now, false));
+      let bytes = encodings.find(o.payload, o.subject, o.headers, variant);
+      if (bytes === undefined) encodings.keep(o.payload, o.subject, o.headers, variant, (bytes = encodePacket(this.#packet(o, now, false), c.version)));
+      c.sendEncoded(bytes, c.ctx.tracer.enabled ? () => this.#packet(o, now, false) : undefined);
       if (o.deliveryId) c.session!.ack(o.deliveryId);
       return;
     }

@@ -25,22 +25,22 @@ export class SharedEncodings {
     return (version === 5 ? 4 : 0) + (retain ? 2 : 0) + (dup ? 1 : 0);
   }
 
-  /** The packet bytes for this message and variant: from the cache, or `encode()` once and kept. */
-  get(payload: Buffer, subject: string, headers: Record<string, string>, variant: number, encode: () => Buffer): Buffer {
-    let e = this.#entries.get(payload);
-    if (e !== undefined && (e.subject !== subject || e.headers !== headers)) e = undefined;
-    const have = e?.packets[variant];
-    if (have !== undefined) {
-      this.stats.reused++;
-      return have;
-    }
-    const buf = encode();
+  /** The bytes kept for this message and variant, or undefined (then encode and `keep` them). */
+  find(payload: Buffer, subject: string, headers: Record<string, string>, variant: number): Buffer | undefined {
+    const e = this.#entries.get(payload);
+    if (e === undefined || e.subject !== subject || e.headers !== headers) return undefined;
+    const have = e.packets[variant];
+    if (have !== undefined) this.stats.reused++;
+    return have;
+  }
+
+  keep(payload: Buffer, subject: string, headers: Record<string, string>, variant: number, bytes: Buffer): void {
     this.stats.encoded++;
-    if (e === undefined) {
+    let e = this.#entries.get(payload);
+    if (e === undefined || e.subject !== subject || e.headers !== headers) {
       e = { subject, headers, packets: [] };
       this.#entries.set(payload, e);
     }
-    e.packets[variant] = buf;
-    return buf;
+    e.packets[variant] = bytes;
   }
 }

@@ -104,6 +104,15 @@ export class DeliveryGroup {
   private readonly deadlines = new Deadlines<Pending>((p) => this.ackWaitExpired(p));
   private pumping = false;
   private again = false;
+  /** The 'delivered' lineage step's fields, set just before host.lineage calls deliveredStep (no closure per delivery). */
+  private readonly delivered = { topic: '', partition: 0, offset: 0, consumer: '', attempt: 0 };
+  private readonly deliveredStep = (): LineageStep => {
+    const { topic, partition, offset, consumer, attempt } = this.delivered;
+    const group = this.name;
+    return group === undefined
+      ? { step: 'delivered', topic, partition, offset, consumer, attempt, t: Date.now() }
+      : { step: 'delivered', topic, partition, offset, consumer, group, attempt, t: Date.now() };
+  };
   /** Saved positions (restart) for partitions not yet opened: key -> floor and acked offsets above it. */
   readonly saved = new Map<string, { committed: number; acked: number[] }>();
 
@@ -464,12 +473,13 @@ export class DeliveryGroup {
       part.pending.set(offset, p);
       this.deadlines.set(p, this.settings.ackWaitMs);
     }
-    const group = this.name;
-    this.host.lineage(() =>
-      group === undefined
-        ? { step: 'delivered', topic, partition, offset, consumer: member.id, attempt, t: Date.now() }
-        : { step: 'delivered', topic, partition, offset, consumer: member.id, group, attempt, t: Date.now() },
-    );
+    const d = this.delivered;
+    d.topic = topic;
+    d.partition = partition;
+    d.offset = offset;
+    d.consumer = member.id;
+    d.attempt = attempt;
+    this.host.lineage(this.deliveredStep);
     try {
       member.deliver(new GroupDelivery(this.id, topic, partition, record, attempt));
     } catch {

@@ -61,8 +61,9 @@ async function readShared(log: PartitionLog, from: number, max: number): Promise
     let at = from - last.from;
     // Offsets are dense unless the log skipped expired records: then search back for the first one at or after `from`.
     if (at >= records.length || records[at]!.offset !== from) at = records.findIndex((r) => r.offset >= from);
-    // A log cut shorter since (a simulated power loss) has records no more: never serve those from the copy.
-    if (at >= 0 && records[records.length - 1]!.offset < log.nextOffset) return { records, at };
+    // Never serve from the copy what the log no longer has: records below a first offset retention moved up, or past
+    // the end of a log cut shorter since (a simulated power loss).
+    if (at >= 0 && records[at]!.offset >= log.firstOffset && records[records.length - 1]!.offset < log.nextOffset) return { records, at };
   }
   const read: SharedRead = { from, result: log.read(from, max) };
   lastReads.set(log, read);

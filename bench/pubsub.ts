@@ -10,6 +10,8 @@
  *   jetstream acks=1 acked publishes/s and server CPU µs per message: raw nats client -> R3 stream on a 3-node cluster
  *             (nats-server x3), wirelab on the jetstream engine (broker + nats-server x3), wirelab embedded (broker)
  * Needs mosquitto, nats-server and redis-server (npm run peers); a missing one is reported, and its rows left out.
+ * While iterating: WIRELAB_BENCH_ONLY=fanout (or latency, durable; comma-separated) runs only those measures, and
+ * WIRELAB_BENCH_BROKERS=mosquitto,aedes,wirelab MQTT only the brokers whose label starts with one of those.
  */
 import { spawnSync } from 'node:child_process';
 import { percentile, median } from '../core/stats.ts';
@@ -29,6 +31,10 @@ const LATENCY_MS = 3000;
 const DURABLE_MS = 3000;
 const DURABLE_IN_FLIGHT = 256;
 const ROUNDS = 3;
+
+const only = process.env.WIRELAB_BENCH_ONLY?.split(',').map((s) => s.trim());
+const runs = (measure: string): boolean => only === undefined || only.includes(measure);
+const brokerFilter = process.env.WIRELAB_BENCH_BROKERS?.split(',').map((s) => s.trim());
 
 const have = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
@@ -133,10 +139,7 @@ export default defineBench({
     subjects.push({ label: 'wirelab MQTT QoS0', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.mqtt(b.ports.mqtt!) });
     subjects.push({ label: 'wirelab native TCP', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.native(b.ports.native!) });
     if (missing.length) console.log(`  not measured (missing: ${missing.join(', ')}; npm run peers installs them)`);
-    // While iterating: WIRELAB_BENCH_ONLY=fanout,latency,durable (measures), WIRELAB_BENCH_SUBJECTS=redis,native (labels containing).
-    const only = (name: string): boolean => !process.env.WIRELAB_BENCH_ONLY || process.env.WIRELAB_BENCH_ONLY.split(',').includes(name);
-    const picked = process.env.WIRELAB_BENCH_SUBJECTS?.split(',');
-    if (picked) subjects.splice(0, subjects.length, ...subjects.filter((s) => picked.some((p) => s.label.includes(p))));
+    if (brokerFilter) subjects.splice(0, subjects.length, ...subjects.filter((s) => brokerFilter.some((b) => s.label.startsWith(b))));
 
     const brokers = new Map<string, BenchBroker>();
     for (const s of subjects) brokers.set(s.label, await s.start());
@@ -145,7 +148,7 @@ export default defineBench({
     const lat: Record<string, { p50: number; p99: number }> = {};
     const acked: Record<string, number> = {};
     try {
-      for (let round = 0; round < (only('fanout') ? ROUNDS : 0); round++) {
+      for (let round = 0; round < (runs('fanout') ? ROUNDS : 0); round++) {
         for (const s of subjects) {
           const b = brokers.get(s.label)!;
           const r = await fanOut(b, s.driver(b), `bench.fan${round}`);
@@ -155,9 +158,10 @@ export default defineBench({
       }
       for (const s of subjects) {
         const b = brokers.get(s.label)!;
-        if (only('latency')) lat[s.label] = await latency(s.driver(b), 'bench.latency');
+        if (runs('latency')) lat[s.label] = await latency(s.driver(b), 'bench.latency');
+        if (!runs('durable')) continue;
         const d = s.driver(b);
-        if (d.durablePublisher && only('durable')) acked[s.label] = await durable(d, 'bench.durable');
+        if (d.durablePublisher) acked[s.label] = await durable(d, 'bench.durable');
         else await d.close();
       }
     } finally {

@@ -219,7 +219,7 @@ export class BrokerCore implements Broker {
     if (user !== undefined) entry.user = user;
     if (signer !== undefined) entry.signer = signer;
     if (msgId !== undefined) entry.msgId = msgId;
-    this.#lineage.add(entry);
+    this.#lineage.addStep(entry);
     this.tracer.emit('pubsub', cid, '>', 'published', () => ({
       summary: `published ${result.topic}[${result.partition}]@${result.offset} by ${user ?? 'anonymous'} via ${door}${signer === undefined ? '' : ` signed by ${signer}`}`,
       meta: { ...entry },
@@ -228,6 +228,11 @@ export class BrokerCore implements Broker {
 
   #onLineage(step: LineageStep): void {
     const tracing = this.tracer.enabled;
+    if (step.step === 'delivered' && !tracing) {
+      // The hot path (one per subscriber per message): no trace, a compact record.
+      this.#lineage.addDelivered(step.topic, step.partition, step.offset, step.consumer, step.attempt, step.t, step.group, this.#consumerOwners.get(step.consumer)?.lineageOwner);
+      return;
+    }
     if (step.step === 'duplicate') {
       if (tracing) this.tracer.emit('pubsub', this.cid, '*', 'duplicate', () => ({ summary: `duplicate msgId ${step.msgId} on ${step.topic} (first copy @${step.offset})`, meta: { ...step } }));
       return;

@@ -103,7 +103,18 @@ export class MqttConnection implements LiveConnection {
    */
   send(packet: Packet): boolean {
     if (this.state === 'closed' || this.stream.destroyed) return false;
-    this.trace('<', packet.cmd, () => describe(packet));
+    if (this.ctx.tracer.enabled) this.trace('<', packet.cmd, () => describe(packet));
+    return this.#write(encodePacket(packet, this.version));
+  }
+
+  /** Writes a packet already encoded (a PUBLISH shared by several subscribers); `packet` builds it for the trace (when tracing). */
+  sendEncoded(bytes: Buffer, packet: (() => Packet) | undefined): boolean {
+    if (this.state === 'closed' || this.stream.destroyed) return false;
+    if (packet !== undefined && this.ctx.tracer.enabled) this.trace('<', 'publish', () => describe(packet()));
+    return this.#write(bytes);
+  }
+
+  #write(bytes: Buffer): boolean {
     if (!this.#corked) {
       this.#corked = true;
       this.stream.cork();
@@ -112,7 +123,7 @@ export class MqttConnection implements LiveConnection {
         this.stream.uncork();
       });
     }
-    return this.stream.write(encodePacket(packet, this.version));
+    return this.stream.write(bytes);
   }
 
   get congested(): boolean {

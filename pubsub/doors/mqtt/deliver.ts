@@ -12,7 +12,9 @@ import type { Message, Subscription } from '../../broker/types.ts';
 import { matches } from '../../subjects.ts';
 import type { MqttConnection } from './connection.ts';
 import { CLIENT_HEADER, CONTENT_TYPE_HEADER, CORRELATION_HEADER, FORMAT_HEADER, QOS_HEADER, RESPONSE_TOPIC_HEADER, RETAIN_HEADER } from './publish-in.ts';
+import { encodePacket } from './framing.ts';
 import { RC, reasonForError } from './reasons.ts';
+import { SharedEncodings } from './shared-encode.ts';
 import type { RetainedMessage, StoredSubscription } from './store.ts';
 import { filterToPatterns, parseShared, groupToken, subjectToTopic } from './topics.ts';
 
@@ -197,17 +199,18 @@ export class Deliveries {
     const q = m.headers[QOS_HEADER];
     // Messages from the other doors have no MQTT QoS: they go at the subscription's.
     const msgQos = q === '0' || q === '1' || q === '2' ? Number(q) : 2;
-    return this.#offer({
+    const o: Outgoing = {
       subject: m.topic,
       payload: m.payload,
       headers: m.headers,
       qos: Math.min(stored.qos, msgQos) as 0 | 1 | 2,
       retain: stored.rap === true && m.headers[RETAIN_HEADER] === '1',
       dup: m.attempt > 1,
-      ...(m.expiresAt !== undefined ? { expiresAt: m.expiresAt } : {}),
-      ...(m.deliveryId ? { deliveryId: m.deliveryId } : {}),
-      ...(stored.subscriptionId !== undefined ? { subscriptionId: stored.subscriptionId } : {}),
-    });
+    };
+    if (m.expiresAt !== undefined) o.expiresAt = m.expiresAt;
+    if (m.deliveryId) o.deliveryId = m.deliveryId;
+    if (stored.subscriptionId !== undefined) o.subscriptionId = stored.subscriptionId;
+    return this.#offer(o);
   }
 
   /** Sends now, or queues past the window; false when the broker should hold further messages. */
@@ -235,37 +238,57 @@ export class Deliveries {
       if (o.deliveryId) c.session!.ack(o.deliveryId);
       return;
     }
-    let topic = subjectToTopic(o.subject);
-    const properties: NonNullable<IPublishPacket['properties']> = {};
-    if (c.version === 5) {
-      const user: Record<string, string> = {};
-      for (const [k, v] of Object.entries(o.headers)) if (!INTERNAL.has(k)) user[k] = v;
-      if (Object.keys(user).length) properties.userProperties = user;
-      if (o.headers[CONTENT_TYPE_HEADER] !== undefined) properties.contentType = o.headers[CONTENT_TYPE_HEADER];
-      if (o.headers[RESPONSE_TOPIC_HEADER] !== undefined) properties.responseTopic = o.headers[RESPONSE_TOPIC_HEADER];
-      if (o.headers[CORRELATION_HEADER] !== undefined) properties.correlationData = Buffer.from(o.headers[CORRELATION_HEADER], 'base64');
-      if (o.headers[FORMAT_HEADER] === '1') properties.payloadFormatIndicator = true;
-      if (o.expiresAt !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil((o.expiresAt - now) / 1000));
-      if (o.subscriptionId !== undefined) properties.subscriptionIdentifier = o.subscriptionId;
-      if (c.clientTopicAliasMaximum > 0) {
-        const alias = this.#aliases.get(topic);
-        if (alias !== undefined) {
-          properties.topicAlias = alias;
-          topic = '';
-        } else if (this.#aliases.size < c.clientTopicAliasMaximum) {
-          properties.topicAlias = this.#aliases.size + 1;
-          this.#aliases.set(topic, properties.topicAlias);
-        }
-      }
+    this.stats.sent++;
+    // Same bytes as every other subscriber of this message: encoded once (shared-encode.ts).
+    if (o.qos === 0 && o.expiresAt === undefined && o.subscriptionId === undefined && (c.version === 4 || c.clientTopicAliasMaximum === 0)) {
+      const encodings = c.door.encodings;
+      const variant = SharedEncodings.variant(c.version, o.retain, o.dup);
+      let bytes = encodings.find(o.payload, o.subject, o.headers, variant);
+      if (bytes === undefined) encodings.keep(o.payload, o.subject, o.headers, variant, (bytes = encodePacket(this.#packet(o, now, false), c.version)));
+      c.sendEncoded(bytes, c.ctx.tracer.enabled ? () => this.#packet(o, now, false) : undefined);
+      if (o.deliveryId) c.session!.ack(o.deliveryId);
+      return;
     }
-    const packet: IPublishPacket = { cmd: 'publish', topic, payload: o.payload, qos: o.qos, retain: o.retain, dup: o.dup, ...(c.version === 5 ? { properties } : {}) };
+    const packet = this.#packet(o, now, true);
     if (o.qos > 0) {
       packet.messageId = this.#packetId();
       this.#inflight.set(packet.messageId, { ...(o.deliveryId ? { deliveryId: o.deliveryId } : {}), stage: o.qos === 1 ? 'puback' : 'pubrec' });
     }
-    this.stats.sent++;
     c.send(packet);
     if (o.qos === 0 && o.deliveryId) c.session!.ack(o.deliveryId);
+  }
+
+  /** The PUBLISH for `o` (no packet id); `aliases`: use and assign this connection's topic aliases. */
+  #packet(o: Outgoing, now: number, aliases: boolean): IPublishPacket {
+    const c = this.#c;
+    let topic = subjectToTopic(o.subject);
+    if (c.version !== 5) return { cmd: 'publish', topic, payload: o.payload, qos: o.qos, retain: o.retain, dup: o.dup };
+    const properties: NonNullable<IPublishPacket['properties']> = {};
+    const user: Record<string, string> = {};
+    let users = 0;
+    for (const k in o.headers) {
+      if (INTERNAL.has(k)) continue;
+      user[k] = o.headers[k]!;
+      users++;
+    }
+    if (users > 0) properties.userProperties = user;
+    if (o.headers[CONTENT_TYPE_HEADER] !== undefined) properties.contentType = o.headers[CONTENT_TYPE_HEADER];
+    if (o.headers[RESPONSE_TOPIC_HEADER] !== undefined) properties.responseTopic = o.headers[RESPONSE_TOPIC_HEADER];
+    if (o.headers[CORRELATION_HEADER] !== undefined) properties.correlationData = Buffer.from(o.headers[CORRELATION_HEADER], 'base64');
+    if (o.headers[FORMAT_HEADER] === '1') properties.payloadFormatIndicator = true;
+    if (o.expiresAt !== undefined) properties.messageExpiryInterval = Math.max(1, Math.ceil((o.expiresAt - now) / 1000));
+    if (o.subscriptionId !== undefined) properties.subscriptionIdentifier = o.subscriptionId;
+    if (aliases && c.clientTopicAliasMaximum > 0) {
+      const alias = this.#aliases.get(topic);
+      if (alias !== undefined) {
+        properties.topicAlias = alias;
+        topic = '';
+      } else if (this.#aliases.size < c.clientTopicAliasMaximum) {
+        properties.topicAlias = this.#aliases.size + 1;
+        this.#aliases.set(topic, properties.topicAlias);
+      }
+    }
+    return { cmd: 'publish', topic, payload: o.payload, qos: o.qos, retain: o.retain, dup: o.dup, properties };
   }
 
   onAck(p: IPubackPacket | IPubrecPacket | IPubcompPacket): void {

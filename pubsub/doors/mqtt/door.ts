@@ -5,6 +5,7 @@
  */
 import type { Broker, Session } from '../../broker/types.ts';
 import type { ResolvedLimits } from './options.ts';
+import { SharedEncodings } from './shared-encode.ts';
 import { DoorStore } from './store.ts';
 
 /** A connection as the door sees it (connection.ts implements it). */
@@ -41,6 +42,8 @@ export class MqttDoor {
   /** Counters for tests and `wirelab up`. */
   readonly stats = { connections: 0, refused: 0, badInput: 0, willsPublished: 0, retainedDelivered: 0, sessionsResumed: 0, sessionsExpired: 0 };
   refs = 0;
+  /** QoS 0 PUBLISH packets encoded once for every subscriber that gets the same bytes (shared-encode.ts). */
+  readonly encodings = new SharedEncodings();
 
   constructor(broker: Broker, limits: ResolvedLimits) {
     this.broker = broker;

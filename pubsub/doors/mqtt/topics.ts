@@ -68,10 +68,18 @@ export function topicToSubject(topic: string): string {
   return checkSubjectLength('topic', topic, topic.split('/').map(encodeLevel).join('.'));
 }
 
+/** Subjects recently mapped to topic names (every delivery maps one): at most TOPIC_CACHE_SIZE, emptied when full. */
+const TOPIC_CACHE_SIZE = 4096;
+const topicCache = new Map<string, string>();
+
 /** A subject -> the MQTT topic name a subscriber sees. */
 export function subjectToTopic(subject: string): string {
-  if (!subject.includes('~')) return subject.replaceAll('.', '/');
-  return subject.split('.').map(decodeToken).join('/');
+  let topic = topicCache.get(subject);
+  if (topic !== undefined) return topic;
+  topic = subject.includes('~') ? subject.split('.').map(decodeToken).join('/') : subject.replaceAll('.', '/');
+  if (topicCache.size >= TOPIC_CACHE_SIZE) topicCache.clear();
+  topicCache.set(subject, topic);
+  return topic;
 }
 
 /** Throws WL_ERR_PUBSUB_INVALID unless `filter` is a valid MQTT filter (`#` last and alone in its level, `+` alone). */

@@ -8,7 +8,7 @@
  * expired or dead-lettered), so order holds even across redelivery (Kafka keeps order by committing offsets; with
  * at most one message in flight per partition we keep it without rewinding). Throughput grows with partitions.
  */
-import type { LogRecord } from '../../log/types.ts';
+import type { LogRecord, PartitionLog } from '../../log/types.ts';
 import { matches } from '../../subjects.ts';
 import type { Delivery, LineageStep, StartPosition } from '../types.ts';
 import { startOffset } from './group-view.ts';
@@ -39,6 +39,58 @@ export interface GroupHost {
   positionsChanged(group: DeliveryGroup): void;
 }
 
+/**
+ * The last read of each partition log. The groups of a fan-out (one per subscriber) read the same records at about the
+ * same time: the first read serves the others (one decode, and the same record objects: the MQTT door encodes a
+ * message once for all of them). Records are immutable once appended, so a batch read from an offset at or below a
+ * group's cursor holds exactly what a read from the cursor would return, up to the batch's end. The batch array is
+ * shared: PartState.buffer is never written to.
+ */
+interface SharedRead {
+  from: number;
+  result: Promise<LogRecord[]>;
+  records?: LogRecord[];
+}
+const lastReads = new WeakMap<PartitionLog, SharedRead>();
+
+/** Records from `from` on (`records[at..]`), from the log's last read when it covers `from`, else from a new read. */
+async function readShared(log: PartitionLog, from: number, max: number): Promise<{ records: LogRecord[]; at: number }> {
+  const last = lastReads.get(log);
+  if (last !== undefined && last.from <= from) {
+    const records = last.records ?? (await last.result.catch(() => []));
+    let at = from - last.from;
+    // Offsets are dense unless the log skipped expired records: then search back for the first one at or after `from`.
+    if (at >= records.length || records[at]!.offset !== from) at = records.findIndex((r) => r.offset >= from);
+    // Never serve from the copy what the log no longer has: records below a first offset retention moved up, or past
+    // the end of a log cut shorter since (a simulated power loss).
+    if (at >= 0 && records[at]!.offset >= log.firstOffset && records[records.length - 1]!.offset < log.nextOffset) return { records, at };
+  }
+  const read: SharedRead = { from, result: log.read(from, max) };
+  lastReads.set(log, read);
+  try {
+    read.records = await read.result;
+  } catch (err) {
+    if (lastReads.get(log) === read) lastReads.delete(log);
+    throw err;
+  }
+  return { records: read.records, at: 0 };
+}
+
+/** A delivery; its id (`${group.id}/${topic}/${partition}/${offset}/${attempt}`) is built when asked for (at-most-once never acks). */
+class GroupDelivery implements Delivery {
+  constructor(
+    private readonly prefix: string,
+    readonly topic: string,
+    readonly partition: number,
+    readonly record: LogRecord,
+    readonly attempt: number,
+  ) {}
+
+  get id(): string {
+    return `${this.prefix}/${this.topic}/${this.partition}/${this.record.offset}/${this.attempt}`;
+  }
+}
+
 const ROUND = 64;
 const YIELD_EVERY = 1024;
 
@@ -53,6 +105,15 @@ export class DeliveryGroup {
   private readonly deadlines = new Deadlines<Pending>((p) => this.ackWaitExpired(p));
   private pumping = false;
   private again = false;
+  /** The 'delivered' lineage step's fields, set just before host.lineage calls deliveredStep (no closure per delivery). */
+  private readonly delivered = { topic: '', partition: 0, offset: 0, consumer: '', attempt: 0 };
+  private readonly deliveredStep = (): LineageStep => {
+    const { topic, partition, offset, consumer, attempt } = this.delivered;
+    const group = this.name;
+    return group === undefined
+      ? { step: 'delivered', topic, partition, offset, consumer, attempt, t: Date.now() }
+      : { step: 'delivered', topic, partition, offset, consumer, group, attempt, t: Date.now() };
+  };
   /** Saved positions (restart) for partitions not yet opened: key -> floor and acked offsets above it. */
   readonly saved = new Map<string, { committed: number; acked: number[] }>();
 
@@ -337,15 +398,15 @@ export class DeliveryGroup {
         if (part.cursor >= part.log.nextOffset) break;
         if (!this.members.some((m) => this.canTake(m))) break;
         const end = part.log.nextOffset;
-        const batch = await part.log.read(part.cursor, this.host.readBatchRecords);
+        const batch = await readShared(part.log, part.cursor, this.host.readBatchRecords);
         if (part.removed || this.closed) break;
-        if (batch.length === 0) {
+        if (batch.at >= batch.records.length) {
           // Everything left was skipped by the log (expired): settle it.
           this.skipGap(part, end);
           break;
         }
-        part.buffer = batch;
-        part.bufferAt = 0;
+        part.buffer = batch.records;
+        part.bufferAt = batch.at;
       }
       const rec = part.buffer[part.bufferAt]!;
       if (rec.offset > part.cursor) this.skipGap(part, rec.offset);
@@ -405,16 +466,23 @@ export class DeliveryGroup {
 
   private send(part: PartState, member: Member, record: LogRecord, attempt: number): void {
     const offset = record.offset;
-    const id = `${this.id}/${part.topic.name}/${part.partition}/${offset}/${attempt}`;
+    const topic = part.topic.name;
+    const partition = part.partition;
     if (this.settings.ack === 'manual') {
       member.pending++;
       const p: Pending = { part, offset, record, attempt, member };
       part.pending.set(offset, p);
       this.deadlines.set(p, this.settings.ackWaitMs);
     }
-    this.host.lineage(() => ({ step: 'delivered', topic: part.topic.name, partition: part.partition, offset, consumer: member.id, ...this.groupField(), attempt, t: Date.now() }));
+    const d = this.delivered;
+    d.topic = topic;
+    d.partition = partition;
+    d.offset = offset;
+    d.consumer = member.id;
+    d.attempt = attempt;
+    this.host.lineage(this.deliveredStep);
     try {
-      member.deliver({ id, topic: part.topic.name, partition: part.partition, record, attempt } satisfies Delivery);
+      member.deliver(new GroupDelivery(this.id, topic, partition, record, attempt));
     } catch {
       // The member's callback threw: for manual acks the message comes back after ackWaitMs; at-most-once loses it.
     }

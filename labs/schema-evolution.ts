@@ -6,7 +6,7 @@
  */
 import { createBroker } from '../pubsub/broker/index.ts';
 import type { Message, Session } from '../pubsub/broker/types.ts';
-import { SchemaRegistryClient, createDeserializer, createSerializer, frame, startSchemaRegistry } from '../pubsub/schema/index.ts';
+import { SchemaRegistryClient, createDeserializer, createSerializer, frame, schemaValidator, startSchemaRegistry } from '../pubsub/schema/index.ts';
 import { defineLab } from '../core/lab/index.ts';
 import { waitFor } from './_pubsub.ts';
 
@@ -169,5 +169,26 @@ export default defineLab({
     ctx.claim('the consumer got only valid events and the remedy service every invalid one, with the reason', valid.length === events.length - expectInvalid.length && remedyIds.join() === expectInvalid.join() && remedy.every((m) => Boolean(m.headers.reason)),
       `valid ${valid.length}, remedy ${remedyIds.join(', ')}`);
     ctx.claim('the validator costs a second trip through the broker for every event (the seed: "more network calls")', hops === 2 * events.length, `${hops} publishes for ${events.length} events`);
+
+    // 6. In-broker validation at publish (the seed: "in-broker validation, Redpanda's data transforms"): the broker
+    //    checks each payload against the registry before storing it; the producer hears at once.
+    const strict = await createBroker({ tracer: ctx.tracer, validators: [schemaValidator(registry.registry, 'payments.checked', { subject: 'payments-value' })] });
+    ctx.defer(() => strict.close());
+    const p2 = await strict.connect({ door: 'internal', peer: 'producer', tls: false });
+    const verdicts: string[] = [];
+    for (const e of events) {
+      try {
+        await p2.publish({ topic: 'payments.checked', payload: frame(paymentsId, Buffer.from(JSON.stringify(e))), acks: 1 });
+        verdicts.push('stored');
+      } catch (err) {
+        verdicts.push(`${(err as { code: string }).code}: ${(err as Error).message.replace(/^refused by validation: /, '')}`);
+      }
+    }
+    const storedChecked = (await strict.engine.read('payments.checked', 0, 0, 100)).length;
+    ctx.table('in-broker validation: the same events published to a broker that checks them (validators: schemaValidator)', ['event', 'the producer got'], events.map((e, i) => [JSON.stringify(e), verdicts[i]!]));
+    const refusedIds = events.filter((_, i) => verdicts[i] !== 'stored').map((e) => e.id);
+    ctx.claim('the broker refused the invalid events at publish, the producer learning why at once, and stored only the valid ones: no second hop',
+      refusedIds.join() === expectInvalid.join() && storedChecked === events.length - expectInvalid.length && strict.stats().rejected.invalid === expectInvalid.length && strict.stats().published === storedChecked,
+      `refused ${refusedIds.join(', ')}; stored ${storedChecked}; ${strict.stats().published} publishes for ${events.length} events`);
   },
 });

@@ -9,7 +9,7 @@ import type { Broker } from './types.ts';
 
 export type * from './types.ts';
 export { OVERFLOW_POLICIES } from './types.ts';
-export { BROKER_DEFAULTS, type BrokerOptions } from './options.ts';
+export { BROKER_DEFAULTS, type BrokerOptions, type PublishValidator } from './options.ts';
 export { hashPassword, verifyPassword, type BrokerUser, type HashPasswordOptions } from './auth.ts';
 export type { Permissions, PermissionList } from './acl.ts';
 export {

@@ -8,6 +8,7 @@ import { OVERFLOW_POLICIES, type OverflowPolicy } from './types.ts';
 import { checkPermissions, type Permissions } from './acl.ts';
 import { isPasswordHash, type BrokerUser } from './auth.ts';
 import type { SigningOptions } from './signing.ts';
+import { checkPattern } from '../subjects.ts';
 
 export interface BrokerOptions {
   /** The engine to run on. Absent: an embedded engine on `dataDir` (createEngine). */
@@ -49,7 +50,20 @@ export interface BrokerOptions {
   maxBlockMs?: number;
   /** Messages whose lineage is kept in memory for broker.lineage(). Default 10,000; 0 = none. */
   maxLineageMessages?: number;
+  /**
+   * In-broker validation at publish: a message to a topic matching `pattern` is stored only if `validate` returns no
+   * issue; otherwise the publish is refused with WL_ERR_PUBSUB_INVALID naming the issues (counted in
+   * stats().rejected.invalid, traced). `pubsub/schema`'s schemaValidator() checks payloads against the registry.
+   * Default: none.
+   */
+  validators?: PublishValidator[];
   tracer?: Tracer;
+}
+
+/** Why a message may not be stored (empty or undefined: it may). */
+export interface PublishValidator {
+  pattern: string;
+  validate(message: { topic: string; payload: Buffer; headers?: Record<string, string> }): string[] | undefined | Promise<string[] | undefined>;
 }
 
 export const BROKER_DEFAULTS = {
@@ -123,6 +137,17 @@ export function resolveBrokerOptions(options: BrokerOptions): ResolvedBrokerOpti
   checkInt('maxHeaderBytes', o.maxHeaderBytes, 0, 2 ** 24);
   checkInt('maxBlockMs', o.maxBlockMs, 0, 2 ** 31 - 1);
   checkInt('maxLineageMessages', o.maxLineageMessages, 0, 10_000_000);
+  if (options.validators !== undefined) {
+    if (!Array.isArray(options.validators)) throw new InvalidOptionError('validators', 'an array of { pattern, validate }', options.validators);
+    options.validators.forEach((v, i) => {
+      if (typeof v?.validate !== 'function') throw new InvalidOptionError(`validators[${i}].validate`, 'a function', v?.validate);
+      try {
+        checkPattern(v.pattern);
+      } catch {
+        throw new InvalidOptionError(`validators[${i}].pattern`, 'a topic pattern', v.pattern);
+      }
+    });
+  }
   const buffer = checkBuffer('buffer', options.buffer, BROKER_DEFAULTS.buffer);
   return { ...o, allowAnonymous, defaultAcks, buffer } as ResolvedBrokerOptions;
 }

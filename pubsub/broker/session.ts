@@ -2,7 +2,7 @@
 import { ErrorCodes, InvalidOptionError, PubsubError } from '../../core/errors.ts';
 import { nextCid } from '../../core/trace/index.ts';
 import type { AppendResult, ConsumerSpec } from '../engines/types.ts';
-import { checkPattern, checkTopic } from '../subjects.ts';
+import { checkPattern, checkTopic, matches } from '../subjects.ts';
 import { mayPublish, maySubscribe, type Permissions } from './acl.ts';
 import type { LineageOwner } from './lineage.ts';
 import type { BrokerCore } from './broker.ts';
@@ -101,6 +101,19 @@ export class BrokerSession implements Session {
         this.broker.refused(this, 'signature', err as PubsubError);
         throw err;
       }
+    }
+    const validators = o.validators?.filter((v) => matches(v.pattern, topic));
+    if (validators?.length) {
+      const issues: string[] = [];
+      for (const v of validators) {
+        try {
+          issues.push(...((await v.validate({ topic, payload, ...(input.headers ? { headers: input.headers } : {}) })) ?? []));
+        } catch (err) {
+          issues.push(`the validator failed: ${(err as Error).message}`);
+        }
+      }
+      this.#checkOpen();
+      if (issues.length) throw this.#refuse('invalid', ErrorCodes.PUBSUB_INVALID, `refused by validation: ${issues.join('; ').slice(0, 500)}`);
     }
     // Reserved before the first await, so concurrent publishes to new topics cannot overshoot maxTopics.
     const reserved = !this.broker.hasTopic(topic);

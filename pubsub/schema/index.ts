@@ -6,3 +6,4 @@ export { COMPATIBILITY_LEVELS, SCHEMA_REGISTRY_DEFAULTS, SchemaRegistry, SchemaR
 export { SCHEMA_TYPES, parseSchema, type ParsedSchema, type SchemaType } from './formats.ts';
 export { SCHEMA_REGISTRY_ROUTES, startSchemaRegistry, type RunningSchemaRegistry, type SchemaRegistryServerOptions } from './http.ts';
 export { MAGIC_BYTE, SchemaRegistryClient, createDeserializer, createSerializer, frame, schemaIdOf } from './serde.ts';
+export { schemaValidator } from './validator.ts';

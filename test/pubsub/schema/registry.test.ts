@@ -198,3 +198,33 @@ test('the `wirelab up` row: base + 8081, on the shared broker ($schemas in its l
   const subjects = await run('sh', ['-c', (entry.extra!(server, new Map()) as Record<string, string>).subjects!]);
   assert.deepEqual(JSON.parse(subjects.stdout), ['demo-value']);
 });
+
+test('in-broker validation (BrokerOptions.validators + schemaValidator): invalid payloads refused at publish with WL_ERR_PUBSUB_INVALID, counted; a throwing validator refuses too; the broker keeps serving', async (t) => {
+  const { schemaValidator, frame } = await import('../../../pubsub/schema/index.ts');
+  const registry = await SchemaRegistry.open();
+  const { id } = await registry.register('pay-value', JSON.stringify({ type: 'object', properties: { amount: { type: 'number' } }, required: ['amount'] }), 'JSON');
+  const other = (await registry.register('other-value', JSON.stringify({ type: 'object' }), 'JSON')).id;
+  const broker = await createBroker({
+    validators: [
+      schemaValidator(registry, 'pay.>', { subject: 'pay-value' }),
+      { pattern: 'boom', validate: () => { throw new Error('validator down'); } },
+    ],
+  });
+  t.after(() => broker.close());
+  const s = await broker.connect({ door: 'internal', peer: 'test', tls: false });
+  const pub = (topic: string, payload: Buffer): Promise<unknown> => s.publish({ topic, payload, acks: 1 });
+  await pub('pay.eu', frame(id, Buffer.from('{"amount":5}')));
+  const refusals: Array<[string, Buffer, RegExp]> = [
+    ['pay.eu', frame(id, Buffer.from('{"amount":"five"}')), /amount/],
+    ['pay.eu', Buffer.from('{"amount":5}'), /no schema id/],
+    ['pay.eu', frame(999, Buffer.from('{}')), /not registered/],
+    ['pay.eu', frame(other, Buffer.from('{}')), /not a version of pay-value/],
+    ['pay.eu', frame(id, Buffer.from('{not json')), /does not decode/],
+    ['boom', Buffer.from('x'), /validator failed: validator down/],
+  ];
+  for (const [topic, payload, why] of refusals) await assert.rejects(pub(topic, payload), (err: Error & { code: string }) => err.code === 'WL_ERR_PUBSUB_INVALID' && why.test(err.message));
+  await pub('elsewhere', Buffer.from('anything goes'));
+  assert.equal(broker.stats().rejected.invalid, refusals.length);
+  assert.equal((await broker.engine.read('pay.eu', 0, 0, 10)).length, 1, 'only the valid one stored');
+  await assert.rejects(createBroker({ validators: [{ pattern: 'a..b', validate: () => [] }] }), { code: 'WL_ERR_INVALID_OPTION' });
+});

@@ -16,14 +16,20 @@ test('--version and -V print the version, exit 0', async () => {
 });
 
 test("wirelab <command> --help prints that command's usage and flags (and wirelab help <command> the same), exit 0", async () => {
-  for (const name of Object.keys(COMMANDS).filter((c) => c !== 'help')) {
+  // Three commands at a time: each check starts two CLI processes, and one after another they took a minute.
+  const names = Object.keys(COMMANDS).filter((c) => c !== 'help');
+  const check = async (name: string): Promise<void> => {
     const r = await runCli([name, '--help']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^usage: wirelab ${name}\\b`));
     for (const f of COMMANDS[name]!.flags) assert.match(r.stdout, new RegExp(`--${f}\\b`), `${name} --help names --${f}`);
     const viaHelp = await runCli(['help', name]);
     assert.equal(viaHelp.stdout, r.stdout);
-  }
+  };
+  const queue = [...names];
+  await Promise.all(Array.from({ length: 3 }, async () => {
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) await check(name);
+  }));
   const top = await runCli(['--help']);
   assert.equal(top.code, 0);
   for (const name of Object.keys(COMMANDS)) assert.match(top.stdout, new RegExp(`wirelab ${name}\\b`));

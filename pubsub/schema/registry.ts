@@ -215,7 +215,7 @@ export class SchemaRegistry {
    */
   check(subject: string, schema: string, schemaType: string = 'AVRO', version: number | 'latest' = 'latest'): string[] {
     const parsed = this.#parse(schema, schemaType);
-    if (!this.#subjects.get(subject)?.length) return [];
+    this.#versions(subject); // 40401 for a subject that does not exist, as Confluent answers
     return this.#issues(subject, parsed, version);
   }
 

@@ -69,6 +69,7 @@ test('curl drives the Confluent-style REST API: register, versions, ids, 409 whe
   // Bad input: a protocol answer each, and the server keeps serving.
   const bad: Array<[string, string, unknown, number, number]> = [
     ['/subjects/nope/versions', 'GET', undefined, 404, 40401],
+    ['/compatibility/subjects/nope/versions/latest', 'POST', { schema: V1 }, 404, 40401],
     ['/subjects/orders-value/versions/99', 'GET', undefined, 404, 40402],
     ['/schemas/ids/999', 'GET', undefined, 404, 40403],
     ['/subjects/x/versions', 'POST', { schema: '{"type":"record","name":"X","fields":[{"name":"a","type":"strin"}]}' }, 422, 42201],

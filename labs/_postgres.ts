@@ -102,9 +102,11 @@ export async function startPostgres(options: { startTimeoutMs?: number } = {}): 
   const stop = async (): Promise<void> => {
     await Promise.allSettled([...clients].map((c) => c.end()));
     const pid = serverPid();
-    if (!exited && pid) {
+    if (!exited) {
       try {
-        process.kill(pid, 'SIGINT');
+        // The server by its PID (fast shutdown); if it cannot be found under runuser, runuser passes the signal on.
+        if (pid) process.kill(pid, 'SIGINT');
+        else child.kill('SIGTERM');
       } catch {
         // already gone
       }

@@ -30,6 +30,9 @@ import { checkConsumerSpec } from '../embedded/spec.ts';
 import { Puller } from './puller.ts';
 
 
+/** JetStream's API error for a stream sequence with no message. */
+const NO_MESSAGE_FOUND = 10037;
+
 export class JetStreamEngineImpl implements Engine {
   readonly kind = 'jetstream' as const;
   readonly counters = { expired: 0, retries: 0, deadLettered: 0, duplicates: 0 };
@@ -327,7 +330,12 @@ export class JetStreamEngineImpl implements Engine {
     const out: LogRecord[] = [];
     for (let seq = from; seq <= to; seq += 64) {
       const seqs = Array.from({ length: Math.min(64, to - seq + 1) }, (_, i) => seq + i);
-      const got = await Promise.all(seqs.map((s) => this.jsm.streams.getMessage(stream, { seq: s }).catch(() => undefined)));
+      const got = await Promise.all(seqs.map((s) => this.jsm.streams.getMessage(stream, { seq: s }).catch((err: unknown) => {
+        // A sequence with no message (deleted, expired, a gap) is skipped; anything else (no leader during an
+        // election, a timeout) is an error the caller sees, never a short read that looks like a lost message.
+        if ((err as { api_error?: { err_code?: number } }).api_error?.err_code === NO_MESSAGE_FOUND) return undefined;
+        throw unavailable(`read ${topic}[${partition}]@${seqToOffset(s)}`, err);
+      })));
       for (const m of got) if (m) out.push(decodeRecord(m.seq, m.time.getTime(), m.data, m.header));
     }
     return out;

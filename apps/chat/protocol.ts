@@ -110,6 +110,7 @@ export type ServerMessage =
   | { type: 'error'; code: ChatCode; message: string; limit?: string; retryAfterMs?: number; room?: string; cid?: string }
   | { type: 'pong'; t: number };
 
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069]/;
 
 /** Why a name is refused, or undefined when it is fine: 1..maxChars characters, no control or bidi characters, no leading/trailing space. */

@@ -145,7 +145,7 @@ describe('chat server', () => {
   test('bad input: malformed JSON, oversized frame and message, control characters, too many rooms; the server keeps serving', async () => {
     const raw = await rawSocket(server.endpoint);
     raw.ws.send('{not json');
-    assert.equal((await raw.next(isType('error'))).code, ChatCodes.INVALID);
+    assert.ok(await raw.next((m) => m.type === 'error' && m.code === ChatCodes.INVALID));
     raw.ws.send(JSON.stringify({ type: 'hello', name: 'bad\u0007name' }));
     assert.ok(await raw.next((m) => m.type === 'error' && m.code === ChatCodes.NAME));
     raw.ws.send(JSON.stringify({ type: 'hello', name: 'x'.repeat(33) }));

@@ -24,61 +24,9 @@ import {
   type StoredEvent,
 } from '../protocol.ts';
 import { publicLimits, type ResolvedChatOptions } from './options.ts';
+import { decode, Expiring, onlineOf, type ChatConn, type ChatStats, type Client, type Member, type Room } from './state.ts';
 
-export type Transport = 'ws' | 'sse' | 'poll';
-
-/** One client connection as a transport presents it. */
-export interface ChatConn {
-  readonly cid: string;
-  readonly transport: Transport;
-  send(m: ServerMessage): void;
-  /** Ends the connection (WebSocket close code and reason). */
-  close(code: number, reason: string): void;
-}
-
-interface Member {
-  client: Client;
-  room: Room;
-  /** The next offset this member still needs: everything below it has been sent. */
-  next: number;
-  /** Replaying from the log: live events wait in `pending`. */
-  catching: boolean;
-  pending: ChatEvent[];
-}
-
-interface Client {
-  conn: ChatConn;
-  name: string | undefined;
-  rooms: Map<string, Member>;
-  windowStart: number;
-  framesInWindow: number;
-  bad: number;
-  closed: boolean;
-}
-
-interface Room {
-  name: string;
-  topic: string;
-  owner: string | undefined;
-  members: Set<Member>;
-  /** Connections per online user. */
-  online: Map<string, number>;
-  /** Per user, the highest offset delivered to / seen by them (for authors who join later). */
-  receipts: Map<string, { delivered: number; seen: number }>;
-  ready: Promise<void>;
-}
-
-export interface ChatStats {
-  connections: number;
-  rooms: number;
-  messages: number;
-  /** Chat messages (send) bytes of text, the byte counter a later DM lab watches. */
-  messageBytes: number;
-  eventsOut: number;
-  typingRelayed: number;
-  errors: Partial<Record<ChatCode, number>>;
-  closedBadFrames: number;
-}
+export type { ChatConn, ChatStats, Transport } from './state.ts';
 
 const READ_PAGE = 256;
 
@@ -87,9 +35,8 @@ export class ChatCore {
   readonly #rooms = new Map<string, Room>();
   readonly #clients = new Set<Client>();
   readonly #buckets = new Map<string, TokenBucket>();
-  /** `room\0user` -> until when muted / banned (ms since the epoch). */
-  readonly #muted = new Map<string, number>();
-  readonly #banned = new Map<string, number>();
+  readonly #muted = new Expiring();
+  readonly #banned = new Expiring();
   #subscription: Subscription | undefined;
 
   constructor(
@@ -216,7 +163,7 @@ export class ChatCore {
       this.#error(client, ChatCodes.LIMIT, `at most ${this.o.maxRoomsPerConnection} rooms per connection`, { limit: 'maxRoomsPerConnection', room: roomName });
       return this.#bad(client);
     }
-    const banned = this.#until(this.#banned, roomName, name);
+    const banned = this.#banned.left(roomName, name);
     if (banned > 0) return this.#error(client, ChatCodes.KICKED, `kicked from ${roomName}: rejoin in ${Math.ceil(banned / 1000)} s`, { room: roomName, retryAfterMs: banned });
     const room = this.#room(roomName, name);
     if (!room) return this.#error(client, ChatCodes.LIMIT, `the server has ${this.o.maxRooms} rooms live (maxRooms)`, { limit: 'maxRooms', room: roomName });
@@ -382,7 +329,7 @@ export class ChatCore {
 
   async #write(client: Client, name: string, room: Room, m: Extract<ClientMessage, { type: 'send' | 'edit' | 'delete' }>): Promise<void> {
     const cidField = m.type === 'send' ? { cid: m.cid } : {};
-    const muted = this.#until(this.#muted, room.name, name);
+    const muted = this.#muted.left(room.name, name);
     if (muted > 0) return this.#error(client, ChatCodes.MUTED, `muted in ${room.name} for ${Math.ceil(muted / 1000)} s more`, { room: room.name, retryAfterMs: muted, ...cidField });
     if (m.type !== 'delete') {
       const chars = [...m.text].length;
@@ -411,7 +358,7 @@ export class ChatCore {
       stored = m.type === 'edit' ? { kind: 'edit', user: name, ref: m.ref, text: m.text } : { kind: 'delete', user: name, ref: m.ref };
     }
     const payload = Buffer.from(JSON.stringify(stored));
-    const result = await this.session.publish({ topic: room.topic, payload, ...(m.type === 'send' ? { msgId: `${name}\u0000${m.cid}` } : {}) });
+    const result = await this.session.publish({ topic: room.topic, payload, ...(m.type === 'send' ? { msgId: `chat:${name.length}:${name}:${m.cid}` } : {}) });
     if (m.type === 'send') {
       this.stats.messages++;
       this.stats.messageBytes += Buffer.byteLength(m.text);
@@ -455,27 +402,15 @@ export class ChatCore {
   async #moderate(client: Client, name: string, room: Room, m: Extract<ClientMessage, { type: 'mute' | 'kick' }>): Promise<void> {
     if (room.owner !== name) return this.#error(client, ChatCodes.FORBIDDEN, `only the room's owner (${room.owner ?? 'nobody'}) may ${m.type}`, { room: room.name });
     if (m.user === name) return this.#error(client, ChatCodes.FORBIDDEN, `the owner may not ${m.type} themself`, { room: room.name });
-    const key = `${room.name}\u0000${m.user}`;
     if (m.type === 'mute') {
       const until = m.ms === 0 ? 0 : Date.now() + Math.min(m.ms, 86_400_000);
-      if (until === 0) this.#muted.delete(key);
-      else this.#muted.set(key, until);
+      this.#muted.set(room.name, m.user, until);
       await this.session.publish({ topic: room.topic, payload: Buffer.from(JSON.stringify({ kind: 'mute', user: name, target: m.user, until } satisfies StoredEvent)) });
       return;
     }
-    this.#banned.set(key, Date.now() + this.o.kickBanMs);
+    this.#banned.set(room.name, m.user, Date.now() + this.o.kickBanMs);
     await this.session.publish({ topic: room.topic, payload: Buffer.from(JSON.stringify({ kind: 'kick', user: name, target: m.user } satisfies StoredEvent)) });
     for (const member of [...room.members]) if (member.client.name === m.user) this.#leave(member, `kicked by ${name}`);
-  }
-
-  /** Milliseconds left in a mute or ban (0: none); an expired entry is dropped. */
-  #until(map: Map<string, number>, room: string, user: string): number {
-    const key = `${room}\u0000${user}`;
-    const until = map.get(key);
-    if (until === undefined) return 0;
-    const left = until - Date.now();
-    if (left <= 0) map.delete(key);
-    return Math.max(0, left);
   }
 
   // ---- output ----
@@ -501,26 +436,5 @@ export class ChatCore {
       client.conn.close(1008, `more than ${this.o.maxBadFrames} bad frames (maxBadFrames)`);
       this.#closed(client);
     }
-  }
-}
-
-function onlineOf(room: Room): string[] {
-  return [...room.online.keys()].sort();
-}
-
-/** A stored record as a ChatEvent, or undefined when it is not one (something else published to the topic). */
-function decode(room: string, offset: number, t: number, payload: Buffer): ChatEvent | undefined {
-  try {
-    const s = JSON.parse(payload.toString('utf8')) as StoredEvent;
-    if (typeof s !== 'object' || s === null || typeof s.kind !== 'string' || typeof s.user !== 'string') return undefined;
-    const ev: ChatEvent = { type: 'event', room, offset, t, kind: s.kind, user: s.user };
-    if (typeof s.text === 'string') ev.text = s.text;
-    if (typeof s.ref === 'number') ev.ref = s.ref;
-    if (typeof s.target === 'string') ev.target = s.target;
-    if (typeof s.until === 'number') ev.until = s.until;
-    if (typeof s.cid === 'string') ev.cid = s.cid;
-    return ev;
-  } catch {
-    return undefined;
   }
 }

@@ -179,6 +179,7 @@ export class ChatCore {
     }
     if (client.closed || client.rooms.get(roomName) !== member) return;
     const info = (await this.broker.engine.topic(room.topic))?.partitionInfo[0];
+    if (client.closed || client.rooms.get(roomName) !== member) return;
     const first = info?.firstOffset ?? 0;
     const end = info?.nextOffset ?? 0;
     const fresh = Math.max(first, end - this.o.historyOnJoin);

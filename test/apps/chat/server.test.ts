@@ -177,6 +177,19 @@ describe('chat server', () => {
     assert.ok(server.stats.closedBadFrames >= 1);
   });
 
+  test('joining 10,000 rooms from one connection: refused by the limits, the connection closed, the server keeps serving', async () => {
+    const raw = await rawSocket(server.endpoint);
+    raw.ws.send(JSON.stringify({ type: 'hello', name: 'greedy' }));
+    await raw.next(isType('welcome'));
+    for (let i = 0; i < 10_000 && raw.ws.readyState === WebSocket.OPEN; i++) raw.ws.send(JSON.stringify({ type: 'join', room: `many-${i}` }));
+    assert.equal(await raw.closed, 1008);
+    const errors = raw.got.filter((m) => m.type === 'error');
+    assert.ok(errors.some((m) => m.type === 'error' && (m.limit === 'maxRoomsPerConnection' || m.limit === 'maxFramesPerSecond')));
+    assert.ok(raw.got.filter((m) => m.type === 'joined').length <= 4);
+    const ok = await client('after-greedy');
+    assert.equal((await ok.join('calm')).owner, 'after-greedy');
+  });
+
   test('moderation: only the owner mutes and kicks; a kicked user cannot rejoin', async () => {
     const kim = await client('kim');
     const lou = await client('lou');

@@ -1,6 +1,6 @@
 /**
  * The chat server (issue 15): an HTTP server that serves the web page at / (page.html, chat.js) and the chat protocol
- * over WebSocket at /ws, on the pub/sub broker (its own in-memory broker unless given one: `wirelab up` passes the
+ * over WebSocket at /ws (and SSE + POST, long polling: fallbacks.ts), on the pub/sub broker (its own in-memory broker unless given one: `wirelab up` passes the
  * shared one). The state lives in core.ts; this file is the transport.
  */
 import http from 'node:http';
@@ -14,6 +14,7 @@ import type { Broker } from '../../../pubsub/broker/types.ts';
 import type { ServerMessage } from '../protocol.ts';
 import { CHAT_JS, CHAT_PAGE } from '../web/page.ts';
 import { ChatCore, type ChatStats } from './core.ts';
+import { createFallbacks } from './fallbacks.ts';
 import { resolveChatOptions, type ChatServerOptions } from './options.ts';
 
 export { CHAT_DEFAULTS, type ChatServerOptions } from './options.ts';
@@ -28,7 +29,7 @@ export interface RunningChatServer extends RunningServer {
   endpoint: string;
   readonly broker: Broker;
   readonly stats: ChatStats & { bytesIn: number; bytesOut: number; closeCodes: Record<number, number> };
-  /** Open WebSocket connections now. */
+  /** Open connections now (WebSocket, SSE and long polling). */
   readonly clients: number;
 }
 
@@ -55,8 +56,10 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const counters = { bytesIn: 0, bytesOut: 0, closeCodes: {} as Record<number, number> };
   const alive = new WeakMap<WebSocket, boolean>();
 
+  const fallbacks = createFallbacks(core, o, tracer, () => wss.clients.size + fallbacks.open);
   const server = http.createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (fallbacks.serve(req, res, path, SECURITY_HEADERS)) return;
     const body = path === '/' || path === '/index.html' ? CHAT_PAGE : path === '/chat.js' ? CHAT_JS : undefined;
     if (body === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(body === undefined ? 404 : 405, { 'content-type': 'text/plain', ...SECURITY_HEADERS });
@@ -85,7 +88,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
       socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nno WebSocket endpoint at ${path}: use ${CHAT_WS_PATH}\n`);
       return;
     }
-    if (wss.clients.size >= o.maxConnections) {
+    if (wss.clients.size + fallbacks.open >= o.maxConnections) {
       socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nmaxConnections=${o.maxConnections} reached\n`);
       return;
     }
@@ -168,7 +171,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     paths: [CHAT_WS_PATH],
     broker,
     get clients() {
-      return wss.clients.size;
+      return wss.clients.size + fallbacks.open;
     },
     get stats() {
       return { ...core.stats, errors: { ...core.stats.errors }, ...counters, closeCodes: { ...counters.closeCodes } };
@@ -177,6 +180,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
       closing ??= (async () => {
         if (heartbeat) clearInterval(heartbeat);
         await core.close();
+        fallbacks.close();
         for (const ws of wss.clients) ws.terminate();
         await closeTcpServer(server, sockets);
         await session.close();

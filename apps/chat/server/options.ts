@@ -1,4 +1,4 @@
-import { checkInt, withDefaults } from '../../../core/options.ts';
+import { checkInt, InvalidOptionError, withDefaults } from '../../../core/options.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
 
@@ -35,6 +35,10 @@ export const CHAT_DEFAULTS = {
   maxBufferedBytes: 4 * 1024 * 1024,
   /** How long a kicked user may not rejoin the room. */
   kickBanMs: 60_000,
+  /** Long polling: how long a GET /poll waits for a message before answering []. */
+  pollWaitMs: 25_000,
+  /** Long polling: a connection not polled for this long is closed (the user leaves). */
+  pollIdleMs: 30_000,
   /** Ping every this long; a peer that has not answered is dropped (0: off). */
   heartbeatMs: 30_000,
 };
@@ -67,6 +71,9 @@ export function resolveChatOptions(options: ChatServerOptions) {
   checkInt('maxBadFrames', o.maxBadFrames, 0, 1_000_000);
   checkInt('maxBufferedBytes', o.maxBufferedBytes, 1024, 1024 * 1024 * 1024);
   checkInt('kickBanMs', o.kickBanMs, 0, 86_400_000);
+  checkInt('pollWaitMs', o.pollWaitMs, 1, 600_000);
+  checkInt('pollIdleMs', o.pollIdleMs, 1, 3_600_000);
+  if (o.pollIdleMs <= o.pollWaitMs) throw new InvalidOptionError('pollIdleMs', 'more than pollWaitMs', o.pollIdleMs);
   checkInt('heartbeatMs', o.heartbeatMs, 0, 3_600_000);
   return o;
 }

@@ -38,6 +38,7 @@ export const CHAT_PAGE = `<!doctype html>
 <header>
   <strong>wirelab chat</strong>
   <form id="login"><input id="name" placeholder="your name" maxlength="32" required><input id="room" placeholder="room" value="lobby" required><button>join</button></form>
+  <label>transport <select id="transport"><option value="ws">WebSocket</option><option value="sse">SSE + POST</option><option value="poll">long polling</option></select></label>
   <span id="errors"></span>
   <span id="state">offline</span>
 </header>
@@ -55,28 +56,65 @@ export const CHAT_JS = String.raw`'use strict';
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = String(text); return e; };
 const chat = {
-  ws: undefined, name: undefined, transport: 'ws', state: 'offline', current: undefined,
+  ws: undefined, link: undefined, name: undefined, transport: 'ws', state: 'offline', current: undefined,
   rooms: new Map(), pending: new Map(), errors: [], attempts: 0, reconnects: 0, seq: 0,
   room(name) {
     let r = chat.rooms.get(name);
     if (!r) { r = { name, events: new Map(), last: -1, first: Infinity, online: [], owner: undefined, typing: new Map(), receipts: new Map() }; chat.rooms.set(name, r); }
     return r;
   },
+  // The transport: ?transport=ws (default), sse (EventSource + POST) or poll (long polling + POST), as in Socket.IO.
   connect() {
-    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
-    const ws = new WebSocket(url);
-    chat.ws = ws;
+    const t = chat.transport;
     chat.setState('connecting');
-    ws.onopen = () => { chat.attempts = 0; ws.send(JSON.stringify({ type: 'hello', name: chat.name })); };
-    ws.onmessage = (e) => { let m; try { m = JSON.parse(e.data); } catch { return; } chat.on(m); };
-    ws.onclose = () => {
-      if (chat.ws !== ws) return;
+    const link = { chain: Promise.resolve() };
+    chat.link = link;
+    const opened = () => { chat.attempts = 0; link.send({ type: 'hello', name: chat.name }); };
+    const lost = () => {
+      if (chat.link !== link) return;
+      chat.link = undefined;
       chat.setState('reconnecting');
       const delay = Math.min(5000, 200 * 2 ** chat.attempts++) * (0.5 + Math.random() / 2);
       setTimeout(() => { chat.reconnects++; chat.connect(); }, delay);
     };
+    const onText = (text) => { let m; try { m = JSON.parse(text); } catch { return; } chat.on(m); };
+    // SSE and polling post each message, one after the other so they keep their order.
+    const post = (m) => {
+      if (!link.conn) return false;
+      link.chain = link.chain.then(() => fetch('/send?conn=' + link.conn, { method: 'POST', body: JSON.stringify(m) })).then((r) => { if (!r.ok) link.close(); }, () => link.close());
+      return true;
+    };
+    if (t === 'sse') {
+      const es = new EventSource('/sse');
+      link.send = post;
+      link.close = () => { es.close(); lost(); };
+      es.addEventListener('conn', (e) => { link.conn = JSON.parse(e.data).conn; opened(); });
+      es.onmessage = (e) => onText(e.data);
+      es.onerror = () => link.close();
+    } else if (t === 'poll') {
+      let stopped = false;
+      link.send = post;
+      link.close = () => { stopped = true; lost(); };
+      fetch('/poll', { method: 'POST' }).then((r) => r.json()).then(async (r) => {
+        link.conn = r.conn; opened();
+        while (!stopped && chat.link === link) {
+          const res = await fetch('/poll?conn=' + link.conn);
+          if (!res.ok) throw new Error('poll ' + res.status);
+          for (const m of await res.json()) chat.on(m);
+        }
+      }).catch(() => link.close());
+    } else {
+      const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
+      const ws = new WebSocket(url);
+      chat.ws = ws;
+      link.send = (m) => { if (ws.readyState !== 1) return false; ws.send(JSON.stringify(m)); return true; };
+      link.close = () => ws.close();
+      ws.onopen = opened;
+      ws.onmessage = (e) => onText(e.data);
+      ws.onclose = lost;
+    }
   },
-  send(m) { if (chat.ws && chat.ws.readyState === 1) { chat.ws.send(JSON.stringify(m)); return true; } return false; },
+  send(m) { return chat.link && chat.link.send ? chat.link.send(m) : false; },
   setState(s) { chat.state = s; const e = $('state'); e.textContent = s; e.className = s === 'online' ? 'online' : ''; },
   join(room) {
     const r = chat.room(room);
@@ -197,5 +235,8 @@ $('older').onclick = () => { const r = chat.current && chat.rooms.get(chat.curre
 document.addEventListener('visibilitychange', () => { const r = chat.current && chat.rooms.get(chat.current); if (!document.hidden && r && r.last >= 0) chat.send({ type: 'receipt', room: r.name, offset: r.last, state: 'seen' }); });
 setInterval(() => chat.render(), 2000);
 const q = new URLSearchParams(location.search);
+chat.transport = ['ws', 'sse', 'poll'].includes(q.get('transport')) ? q.get('transport') : 'ws';
+$('transport').value = chat.transport;
+$('transport').onchange = () => { q.set('transport', $('transport').value); if (chat.name) { q.set('name', chat.name); q.set('room', chat.current || 'lobby'); } location.search = q.toString(); };
 if (q.get('name')) { $('name').value = q.get('name'); if (q.get('room')) $('room').value = q.get('room'); $('login').requestSubmit(); }
 `;

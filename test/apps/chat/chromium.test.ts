@@ -21,7 +21,7 @@ const texts = (page: Page): Promise<string[]> => page.$$eval('#messages li .text
 /** The page's globals, typed here (the tests compile without the DOM library; the page's CSP forbids string eval). */
 interface Win {
   document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null }> };
-  chat: { state: string; reconnects: number; dupes?: number; ws: { close(): void } };
+  chat: { state: string; reconnects: number; dupes?: number; link: { close(): void } };
   pwned?: number;
 }
 
@@ -68,7 +68,7 @@ test('two browsers chat both ways: presence, typing, receipts, recovery after a 
   assert.equal(await ana.evaluate(() => (globalThis as unknown as Win).pwned), undefined);
 
   // Recovery: ben's socket is dropped; what ana says meanwhile arrives once each, in order.
-  await ben.evaluate(() => (globalThis as unknown as Win).chat.ws.close());
+  await ben.evaluate(() => (globalThis as unknown as Win).chat.link.close());
   for (let i = 0; i < 5; i++) await say(ana, `while away ${i}`);
   await shows(ben, 'while away 4', 15_000);
   const seen = await texts(ben);
@@ -78,4 +78,30 @@ test('two browsers chat both ways: presence, typing, receipts, recovery after a 
   assert.deepEqual(errors, []);
   await a.close();
   await b.close();
+});
+
+test('a WebSocket, an SSE + POST and a long-polling page chat in one room; each message says its transport', { timeout: 60_000 }, async (t) => {
+  if (!requirePeer(t, 'chromium', 'chromium')) return;
+  const pages: Record<string, Page> = {};
+  const contexts = [];
+  for (const [name, transport] of [['cat', 'ws'], ['dan', 'sse'], ['eli', 'poll']] as const) {
+    const c = await browser!.newContext();
+    contexts.push(c);
+    const p = await c.newPage();
+    await p.goto(`${server.url}?name=${name}&room=mixed&transport=${transport}`);
+    await p.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
+    pages[name] = p;
+  }
+  await pages.cat!.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#online li')].length === 3);
+  for (const [from, transport] of [['cat', 'ws'], ['dan', 'sse'], ['eli', 'poll']] as const) {
+    await say(pages[from]!, `from ${transport}`);
+    for (const [to, p] of Object.entries(pages)) {
+      await shows(p, `from ${transport}`);
+      if (to === from) continue;
+      const wire = await p.$$eval('#messages li', (els, text) => els.find((li) => li.querySelector('.text')?.textContent === text)?.querySelector('.wire')?.textContent ?? '', `from ${transport}`);
+      const own = to === 'cat' ? 'ws' : to === 'dan' ? 'sse' : 'poll';
+      assert.match(wire, new RegExp(`^${own} · \\d+ ms since stored$`), `${to} got ${from}'s message over ${own}`);
+    }
+  }
+  for (const c of contexts) await c.close();
 });

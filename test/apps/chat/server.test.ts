@@ -206,6 +206,39 @@ describe('chat server', () => {
     await assert.rejects(lou.join('mod'), (e: Error & { code?: string }) => e.code === ChatCodes.KICKED);
   });
 
+  test('long polling and SSE + POST: the same protocol; unknown connections 404, oversized posts 413', async () => {
+    const base = server.url.replace(/\/$/, '');
+    const opened = (await (await fetch(`${base}/poll`, { method: 'POST' })).json()) as { conn: string };
+    const post = (conn: string, body: string) => fetch(`${base}/send?conn=${conn}`, { method: 'POST', body });
+    assert.equal((await post(opened.conn, JSON.stringify({ type: 'hello', name: 'pol' }))).status, 204);
+    assert.equal((await post(opened.conn, '{broken')).status, 204);
+    const batch = (await (await fetch(`${base}/poll?conn=${opened.conn}`)).json()) as ServerMessage[];
+    assert.deepEqual(batch.map((m) => m.type), ['welcome', 'error']);
+    assert.equal((await post('0'.repeat(32), '{}')).status, 404);
+    assert.equal((await fetch(`${base}/poll?conn=nope`)).status, 404);
+    assert.equal((await post(opened.conn, 'x'.repeat(40 * 1024))).status, 413);
+
+    // SSE: the first event names the connection; messages posted to it are answered in the stream.
+    const ctl = new AbortController();
+    const sse = await fetch(`${base}/sse`, { signal: ctl.signal });
+    assert.equal(sse.headers.get('content-type'), 'text/event-stream');
+    const reader = sse.body!.getReader();
+    let text = '';
+    const until = async (re: RegExp): Promise<RegExpExecArray> => {
+      for (;;) {
+        const m = re.exec(text);
+        if (m) return m;
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`stream ended: ${text}`);
+        text += Buffer.from(value).toString();
+      }
+    };
+    const conn = (await until(/event: conn\ndata: \{"conn":"([0-9a-f]{32})"\}/))[1]!;
+    await post(conn, JSON.stringify({ type: 'hello', name: 'sse-user' }));
+    await until(/"type":"welcome","name":"sse-user","transport":"sse"/);
+    ctl.abort();
+  });
+
   test('serves the page and its script with a CSP; other paths 404', async () => {
     const page = await fetch(server.url);
     assert.equal(page.status, 200);

@@ -84,6 +84,11 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
       if (r) {
         r.online = m.online;
         r.owner = m.owner;
+        // Not recovered: the server starts over at `from`; what this client holds from there on is replaced.
+        if (!m.recovered && r.last >= m.from) {
+          r.events = r.events.filter((e) => e.offset < m.from);
+          r.last = m.from - 1;
+        }
       }
     } else if (m.type === 'event') {
       const r = rooms.get(m.room);

@@ -72,7 +72,7 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
     else if (m.type === 'synced') synced.add(m.room);
     else if (m.type === 'left') console.log(`* left #${m.room}: ${m.reason}`);
     else if (m.type === 'error') console.error(`! ${m.code}: ${m.message}`);
-    else if (m.type === 'joined' && !m.recovered && client.reconnects > 0) console.log(`* #${m.room}: too much missed to recover; showing the newest messages`);
+    else if (m.type === 'joined' && !m.recovered && client.reconnects > 0) console.log(`* #${m.room}: could not recover from the last message seen; showing the newest ones`);
   });
   try {
     await client.join(room);

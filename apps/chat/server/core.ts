@@ -186,8 +186,9 @@ export class ChatCore {
     let from = fresh;
     let recovered = false;
     if (since !== undefined) {
-      const want = Math.min(since + 1, end);
-      recovered = want >= first && end - want <= this.o.maxRecoverEvents;
+      // since at or past the end: the client saw offsets this log never had (a server restarted on an in-memory log).
+      const want = since + 1;
+      recovered = want >= first && want <= end && end - want <= this.o.maxRecoverEvents;
       if (recovered) from = want;
     }
     member.next = from;

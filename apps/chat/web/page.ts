@@ -137,7 +137,7 @@ const chat = {
       for (const p of chat.pending.values()) chat.send({ type: 'send', room: p.room, text: p.text, cid: p.cid });
     } else if (m.type === 'joined') {
       const r = chat.room(m.room); r.online = m.online; r.owner = m.owner; r.recovered = m.recovered;
-      if (m.from > r.last + 1 && r.last >= 0) r.gap = true;
+      if (!m.recovered && r.last >= m.from) { for (const k of [...r.events.keys()]) if (k >= m.from) r.events.delete(k); r.last = m.from - 1; }
     } else if (m.type === 'event') {
       chat.event(m);
     } else if (m.type === 'sent') {

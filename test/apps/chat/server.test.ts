@@ -36,6 +36,12 @@ async function rawSocket(url: string): Promise<{ ws: WebSocket; got: ServerMessa
   };
 }
 
+/** Resolves once `c` holds a stored event with this text in `room` (already, or when it arrives). */
+function holds(c: ChatClient, room: string, text: string, timeoutMs = 10_000): Promise<unknown> {
+  if (c.rooms.get(room)?.events.some((e) => e.text === text)) return Promise.resolve();
+  return c.waitFor((m) => m.type === 'event' && m.room === room && m.text === text, timeoutMs);
+}
+
 const isType = <T extends ServerMessage['type']>(type: T, room?: string) => (m: ServerMessage): m is Extract<ServerMessage, { type: T }> =>
   m.type === type && (room === undefined || ('room' in m && m.room === room));
 
@@ -114,12 +120,12 @@ describe('chat server', () => {
     await eve.join('recover');
     await fay.join('recover');
     await eve.send('recover', 'before 1');
-    await fay.waitFor((m) => m.type === 'event' && m.text === 'before 1');
+    await holds(fay, 'recover', 'before 1');
     fay.socket.terminate(); // a reset: no close frame
     await new Promise((r) => setTimeout(r, 30));
     const sent: number[] = [];
     for (let i = 0; i < 15; i++) sent.push(await eve.send('recover', `missed ${i}`));
-    await fay.waitFor((m) => m.type === 'event' && m.text === 'missed 14', 10_000);
+    await holds(fay, 'recover', 'missed 14');
     const live = fay.waitFor((m) => m.type === 'event' && m.text === 'after');
     await eve.send('recover', 'after');
     await live;

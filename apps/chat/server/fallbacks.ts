@@ -13,6 +13,7 @@ import type { Tracer } from '../../../core/trace/index.ts';
 import { nextCid } from '../../../core/trace/index.ts';
 import type { ServerMessage } from '../protocol.ts';
 import type { ChatCore } from './core.ts';
+import { wire } from './state.ts';
 import type { ResolvedChatOptions } from './options.ts';
 
 interface Fallback {
@@ -57,7 +58,7 @@ export function createFallbacks(core: ChatCore, o: ResolvedChatOptions, tracer: 
       send(m: ServerMessage) {
         if (ended) return;
         if (res.writableLength > o.maxBufferedBytes) return end();
-        res.write(`data: ${JSON.stringify(m)}\n\n`);
+        res.write(`data: ${wire(m)}\n\n`);
       },
       close: () => end(),
     });
@@ -86,9 +87,10 @@ export function createFallbacks(core: ChatCore, o: ResolvedChatOptions, tracer: 
       const r = waiting;
       waiting = undefined;
       clearTimeout(waitTimer);
-      const batch = queue.splice(0);
+      const batch = `[${queue.splice(0).map(wire).join(',')}]`;
       queuedBytes = 0;
-      answer(r, 200, batch, headers);
+      r.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(batch), ...headers });
+      r.end(batch);
     };
     const end = (): void => {
       if (ended) return;
@@ -109,7 +111,7 @@ export function createFallbacks(core: ChatCore, o: ResolvedChatOptions, tracer: 
       transport: 'poll',
       send(m: ServerMessage) {
         if (ended) return;
-        queuedBytes += JSON.stringify(m).length;
+        queuedBytes += wire(m).length;
         if (queuedBytes > o.maxBufferedBytes) return end();
         queue.push(m);
         // Answer on the next turn, so messages sent together leave in one response.

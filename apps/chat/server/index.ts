@@ -15,6 +15,7 @@ import type { ServerMessage } from '../protocol.ts';
 import { CHAT_JS, CHAT_PAGE } from '../web/page.ts';
 import { ChatCore, type ChatStats } from './core.ts';
 import { createFallbacks } from './fallbacks.ts';
+import { wireBytes } from './state.ts';
 import { resolveChatOptions, type ChatServerOptions } from './options.ts';
 
 export { CHAT_DEFAULTS, type ChatServerOptions } from './options.ts';
@@ -117,7 +118,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
           ws.close(1013, 'too slow (maxBufferedBytes)');
           return;
         }
-        ws.send(JSON.stringify(m));
+        ws.send(wireBytes(m), { binary: false });
       },
       close(code, reason) {
         if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));

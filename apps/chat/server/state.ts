@@ -1,6 +1,30 @@
 /** The chat server's state records, the stored-event decoder and the mute / ban book (server/core.ts uses them). */
 import type { ChatCode, ChatEvent, ServerMessage, StoredEvent } from '../protocol.ts';
 
+const WIRE = new WeakMap<ServerMessage, string>();
+
+/** A message's JSON, made once however many members it fans out to (the same object goes to each). */
+export function wire(m: ServerMessage): string {
+  let text = WIRE.get(m);
+  if (text === undefined) {
+    text = JSON.stringify(m);
+    WIRE.set(m, text);
+  }
+  return text;
+}
+
+const WIRE_BYTES = new WeakMap<ServerMessage, Buffer>();
+
+/** The same as UTF-8 bytes, for ws.send (which would otherwise encode the string once per member). */
+export function wireBytes(m: ServerMessage): Buffer {
+  let bytes = WIRE_BYTES.get(m);
+  if (bytes === undefined) {
+    bytes = Buffer.from(wire(m));
+    WIRE_BYTES.set(m, bytes);
+  }
+  return bytes;
+}
+
 export type Transport = 'ws' | 'sse' | 'poll';
 
 /** One client connection as a transport presents it. */

@@ -125,6 +125,11 @@ export class ChatCore {
       case 'delete':
         return this.#write(client, name, room, m);
       case 'typing':
+        if (m.on) {
+          const now = performance.now();
+          if (now - member.typingAt < this.o.typingIntervalMs) return;
+          member.typingAt = now;
+        } else member.typingAt = -Infinity;
         this.stats.typingRelayed++;
         return this.#toRoom(room, { type: 'typing', room: room.name, user: name, on: m.on }, client);
       case 'receipt':
@@ -168,7 +173,7 @@ export class ChatCore {
     const room = this.#room(roomName, name);
     if (!room) return this.#error(client, ChatCodes.LIMIT, `the server has ${this.o.maxRooms} rooms live (maxRooms)`, { limit: 'maxRooms', room: roomName });
     // The member exists before the room is ready, so the room is not evicted meanwhile; it gets live events in pending.
-    const member: Member = { client, room, next: 0, catching: true, pending: [] };
+    const member: Member = { client, room, next: 0, catching: true, pending: [], typingAt: -Infinity };
     client.rooms.set(roomName, member);
     room.members.add(member);
     try {

@@ -33,6 +33,8 @@ export const CHAT_DEFAULTS = {
   maxBadFrames: 20,
   /** Bytes queued to one connection before it is dropped as too slow (1013); it can reconnect and recover. */
   maxBufferedBytes: 4 * 1024 * 1024,
+  /** Typing indicators (on) relayed per member at most once per this long (a typing flood is not multiplied by the room). */
+  typingIntervalMs: 1000,
   /** How long a kicked user may not rejoin the room. */
   kickBanMs: 60_000,
   /** Long polling: how long a GET /poll waits for a message before answering []. */
@@ -70,6 +72,7 @@ export function resolveChatOptions(options: ChatServerOptions) {
   checkInt('maxFramesPerSecond', o.maxFramesPerSecond, 1, 1_000_000);
   checkInt('maxBadFrames', o.maxBadFrames, 0, 1_000_000);
   checkInt('maxBufferedBytes', o.maxBufferedBytes, 1024, 1024 * 1024 * 1024);
+  checkInt('typingIntervalMs', o.typingIntervalMs, 0, 60_000);
   checkInt('kickBanMs', o.kickBanMs, 0, 86_400_000);
   checkInt('pollWaitMs', o.pollWaitMs, 1, 600_000);
   checkInt('pollIdleMs', o.pollIdleMs, 1, 3_600_000);

@@ -57,6 +57,8 @@ export interface Member {
   /** Replaying from the log: live events wait in `pending`. */
   catching: boolean;
   pending: ChatEvent[];
+  /** When this member's last typing-on was relayed (performance.now()). */
+  typingAt: number;
 }
 
 export interface Client {

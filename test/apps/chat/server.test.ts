@@ -92,10 +92,15 @@ describe('chat server', () => {
     const di = await client('di');
     await cy.join('typing');
     await di.join('typing');
+    let typings = 0;
+    di.on((m) => void (m.type === 'typing' && m.on && typings++));
     const typing = di.waitFor((m) => m.type === 'typing' && m.user === 'cy' && m.on);
-    cy.raw({ type: 'typing', room: 'typing', on: true });
+    for (let i = 0; i < 5; i++) cy.raw({ type: 'typing', room: 'typing', on: true });
     await typing;
+    const firstArrived = di.waitFor((m) => m.type === 'event' && m.text === 'one');
     const first = await cy.send('typing', 'one');
+    await firstArrived;
+    assert.equal(typings, 1, 'five typing frames in a burst are relayed once (typingIntervalMs)');
     await cy.send('typing', 'two');
     const edited = di.waitFor((m) => m.type === 'event' && m.kind === 'edit' && m.ref === first);
     cy.raw({ type: 'edit', room: 'typing', ref: first, text: 'uno' });

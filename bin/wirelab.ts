@@ -8,6 +8,7 @@ import { up, type UpFlags } from './commands/up.ts';
 import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
 import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
 import { lineageCommand, type LineageFlags } from './commands/lineage.ts';
+import { chatCommand, type ChatFlags } from './commands/chat.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 
 function version(): string {
@@ -77,6 +78,8 @@ async function run(command: string, args: string[], values: FlagValues): Promise
       return subCommand(args, values as SubFlags, tracerFromFlags(values as TraceFlags));
     case 'lineage':
       return lineageCommand(args, values as LineageFlags);
+    case 'chat':
+      return chatCommand(values as ChatFlags);
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

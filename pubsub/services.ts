@@ -77,8 +77,8 @@ export async function releaseSharedBroker(): Promise<void> {
   await (await s.broker).close();
 }
 
-/** A door's start on the shared broker; its close releases the broker. */
-function onSharedBroker<S extends RunningServer>(start: (broker: Broker) => Promise<S>, tracer: Tracer): Promise<S> {
+/** A door's (or the chat app's) start on the shared broker; its close releases the broker. */
+export function onSharedBroker<S extends RunningServer>(start: (broker: Broker) => Promise<S>, tracer: Tracer): Promise<S> {
   return acquireSharedBroker(tracer).then(
     async (broker) => {
       let server: S;

@@ -23,9 +23,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   url: {
     type: 'string',
     value: 'URL',
-    help: "the server: webrtc ws://HOST:PORT/signal; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT (default: wirelab up's, from --port-base)",
+    help: "the server: webrtc ws://HOST:PORT/signal; chat ws://HOST:PORT/ws; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT (default: wirelab up's, from --port-base)",
   },
-  room: { type: 'string', value: 'NAME', help: 'the room to join (default demo, as the browser page)' },
+  room: { type: 'string', value: 'NAME', help: 'the room to join (webrtc: default demo, as the browser page; chat: default lobby)' },
+  name: { type: 'string', value: 'NAME', help: 'chat: your name in the room (default $USER)' },
   label: { type: 'string', value: 'L', help: 'the data channel stdin lines go to (default chat); a caller makes it, an answerer needs a caller that does' },
   'timeout-ms': { type: 'string', value: 'MS', help: 'give up joining or connecting a peer after MS (default 10000)' },
   // wirelab pub / sub (the native pub/sub client)
@@ -138,6 +139,19 @@ step with the time since it was published. <id> is an offset (partition 0), <par
 it (orders.eu[0]@12 or 0@12), <partition>-<offset>, or the producer's msgId (looked up by reading the topic). With
 --json one JSON object { topic, partition, offset, steps }. Exit 0 when found, 1 when not (or the door refused), 2 usage.`,
     flags: ['url', 'port-base', 'user', 'password', 'token', 'json'],
+  },
+  chat: {
+    name: 'chat',
+    args: '',
+    minArgs: 0,
+    maxArgs: 0,
+    summary: 'the terminal chat client: stdin lines are messages to a room (npm run chat starts the server)',
+    details: `Joins --room (default lobby) as --name on the chat server (--url ws://HOST:PORT/ws, default wirelab up's chat
+row, port base + 3000) and prints the room's recent history, then every message, join and leave. Each line typed is a
+message; /join ROOM, /who, /history [N], /leave, /quit, /help are commands. A lost connection reconnects and replays
+what was missed (no gap, no duplicate). Piped stdin: every line is sent and stored, then it exits 0. Exit 1 when the
+server cannot be reached or refuses the name or room, 2 on a usage error.`,
+    flags: ['url', 'port-base', 'room', 'name', 'timeout-ms'],
   },
   help: {
     name: 'help',

@@ -5,6 +5,7 @@ import type { RunningServer } from '../../core/server.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import { SERVICES as SERVER_SERVICES } from '../../servers/index.ts';
 import { PUBSUB_SERVICES } from '../../pubsub/services.ts';
+import { CHAT_SERVICE } from '../../apps/chat/service.ts';
 import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
 import { datagramSeq } from '../../protocols/datagram.ts';
@@ -22,8 +23,8 @@ export interface UpFlags {
   'on-unavailable'?: string;
 }
 
-/** The servers of servers/, then the pub/sub broker's doors (pubsub/services.ts: one broker shared by them). */
-export const UP_SERVICES: ServiceEntry[] = [...SERVER_SERVICES, ...PUBSUB_SERVICES];
+/** The servers of servers/, then the pub/sub broker's doors (pubsub/services.ts: one broker shared by them), then the chat app on that broker. */
+export const UP_SERVICES: ServiceEntry[] = [...SERVER_SERVICES, ...PUBSUB_SERVICES, CHAT_SERVICE];
 const SERVICES = UP_SERVICES;
 
 interface Started {

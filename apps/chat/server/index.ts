@@ -1,0 +1,193 @@
+/**
+ * The chat server (issue 15): an HTTP server that serves the web page at / (page.html, chat.js) and the chat protocol
+ * over WebSocket at /ws (and SSE + POST, long polling: fallbacks.ts), on the pub/sub broker (its own in-memory broker unless given one: `wirelab up` passes the
+ * shared one). The state lives in core.ts; this file is the transport.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { closeTcpServer, listenTcp, SocketSet, type RunningServer } from '../../../core/server.ts';
+import { NOOP_TRACER, nextCid } from '../../../core/trace/index.ts';
+import { createBroker } from '../../../pubsub/broker/index.ts';
+import type { Broker } from '../../../pubsub/broker/types.ts';
+import type { ServerMessage } from '../protocol.ts';
+import { CHAT_JS, CHAT_PAGE } from '../web/page.ts';
+import { ChatCore, type ChatStats } from './core.ts';
+import { createFallbacks } from './fallbacks.ts';
+import { wireBytes } from './state.ts';
+import { resolveChatOptions, type ChatServerOptions } from './options.ts';
+
+export { CHAT_DEFAULTS, type ChatServerOptions } from './options.ts';
+export type { ChatStats } from './core.ts';
+
+export const CHAT_WS_PATH = '/ws';
+
+export interface RunningChatServer extends RunningServer {
+  /** http://host:port/ : the web page. */
+  url: string;
+  /** ws://host:port/ws : the chat protocol. */
+  endpoint: string;
+  readonly broker: Broker;
+  readonly stats: ChatStats & { bytesIn: number; bytesOut: number; closeCodes: Record<number, number> };
+  /** Open connections now (WebSocket, SSE and long polling). */
+  readonly clients: number;
+}
+
+const SECURITY_HEADERS = {
+  // The page loads only itself: no inline script, no other origin (a stored XSS could not run even if text were HTML).
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-store',
+};
+
+export async function startChatServer(options: ChatServerOptions = {}): Promise<RunningChatServer> {
+  const o = resolveChatOptions(options);
+  const tracer = options.tracer ?? NOOP_TRACER;
+  const ownBroker = options.broker === undefined;
+  const broker = options.broker ?? (await createBroker({ dataDir: options.dataDir ?? null, fsync: 'batch', tracer }));
+  const session = await broker.connect({ door: 'internal', peer: 'chat-server', tls: false, clientId: 'chat-server' });
+  const core = new ChatCore(broker, session, o, tracer);
+  await core.start();
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
+  wss.on('error', () => {});
+  const sockets = new SocketSet();
+  const counters = { bytesIn: 0, bytesOut: 0, closeCodes: {} as Record<number, number> };
+  const alive = new WeakMap<WebSocket, boolean>();
+
+  const fallbacks = createFallbacks(core, o, tracer, () => wss.clients.size + fallbacks.open);
+  const server = http.createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (fallbacks.serve(req, res, path, SECURITY_HEADERS)) return;
+    const body = path === '/' || path === '/index.html' ? CHAT_PAGE : path === '/chat.js' ? CHAT_JS : undefined;
+    if (body === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(body === undefined ? 404 : 405, { 'content-type': 'text/plain', ...SECURITY_HEADERS });
+      res.end(body === undefined ? 'not found\n' : 'GET only\n');
+      return;
+    }
+    const type = path === '/chat.js' ? 'text/javascript; charset=utf-8' : 'text/html; charset=utf-8';
+    res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  });
+  server.on('clientError', (_err, socket: Duplex) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  });
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.once('close', () => {
+      counters.bytesIn += s.bytesRead;
+      counters.bytesOut += s.bytesWritten;
+    });
+  });
+
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (path !== CHAT_WS_PATH) {
+      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nno WebSocket endpoint at ${path}: use ${CHAT_WS_PATH}\n`);
+      return;
+    }
+    if (wss.clients.size + fallbacks.open >= o.maxConnections) {
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nmaxConnections=${o.maxConnections} reached\n`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket as net.Socket));
+  });
+
+  const accept = (ws: WebSocket, socket: net.Socket): void => {
+    const cid = nextCid('chat');
+    alive.set(ws, true);
+    ws.on('pong', () => alive.set(ws, true));
+    let sentCode: number | undefined;
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws has already sent 1009 (too big) / 1007 (bad UTF-8) / 1002 and drops the socket.
+      sentCode = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : err.code === 'WS_ERR_INVALID_UTF8' ? 1007 : 1002;
+      tracer.emit('chat', cid, '*', 'error', () => `${err.code ?? 'error'}: ${err.message}`);
+    });
+    tracer.emit('chat', cid, '*', 'open', () => `WebSocket from ${socket.remoteAddress}:${socket.remotePort}`);
+    const handle = core.open({
+      cid,
+      transport: 'ws',
+      send(m: ServerMessage) {
+        if (ws.readyState !== ws.OPEN) return;
+        if (ws.bufferedAmount > o.maxBufferedBytes) {
+          // Too slow to keep up: dropped; it reconnects and recovers from the log.
+          tracer.emit('chat', cid, '*', 'slow', () => `bufferedAmount ${ws.bufferedAmount} > maxBufferedBytes: closed 1013`);
+          ws.close(1013, 'too slow (maxBufferedBytes)');
+          return;
+        }
+        ws.send(wireBytes(m), { binary: false });
+      },
+      close(code, reason) {
+        if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(code, reason.slice(0, 120));
+      },
+    });
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      handle.frame(isBinary ? '\u0000binary' : buf.toString('utf8'));
+    });
+    ws.on('close', (code: number) => {
+      const ended = sentCode ?? code;
+      counters.closeCodes[ended] = (counters.closeCodes[ended] ?? 0) + 1;
+      handle.closed();
+    });
+  };
+
+  let heartbeat: NodeJS.Timeout | undefined;
+  if (o.heartbeatMs > 0) {
+    heartbeat = setInterval(() => {
+      for (const ws of wss.clients) {
+        if (!alive.get(ws)) {
+          ws.terminate();
+          continue;
+        }
+        alive.set(ws, false);
+        ws.ping();
+      }
+    }, o.heartbeatMs);
+    heartbeat.unref();
+  }
+
+  let port: number;
+  try {
+    port = await listenTcp(server, o.port, o.host);
+  } catch (err) {
+    await core.close();
+    await session.close();
+    if (ownBroker) await broker.close();
+    throw err;
+  }
+  const hostForUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
+  const url = `http://${hostForUrl}:${port}/`;
+  tracer.emit('chat', 'chat-server', '*', 'listen', () => `chat on ${url} (WebSocket ${CHAT_WS_PATH})`);
+  let closing: Promise<void> | undefined;
+  return {
+    proto: 'chat',
+    host: o.host,
+    port,
+    url,
+    endpoint: `ws://${hostForUrl}:${port}${CHAT_WS_PATH}`,
+    paths: [CHAT_WS_PATH],
+    broker,
+    get clients() {
+      return wss.clients.size + fallbacks.open;
+    },
+    get stats() {
+      return { ...core.stats, errors: { ...core.stats.errors }, ...counters, closeCodes: { ...counters.closeCodes } };
+    },
+    close() {
+      closing ??= (async () => {
+        if (heartbeat) clearInterval(heartbeat);
+        await core.close();
+        fallbacks.close();
+        for (const ws of wss.clients) ws.terminate();
+        await closeTcpServer(server, sockets);
+        await session.close();
+        if (ownBroker) await broker.close();
+      })();
+      return closing;
+    },
+  };
+}

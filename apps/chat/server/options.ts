@@ -1,0 +1,88 @@
+import { checkInt, InvalidOptionError, withDefaults } from '../../../core/options.ts';
+import type { Tracer } from '../../../core/trace/index.ts';
+import type { Broker } from '../../../pubsub/broker/types.ts';
+
+/** Every limit of the chat server, with its default (README "## Chat"). */
+export const CHAT_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  /** Longest user name, in characters. */
+  maxNameChars: 32,
+  /** Longest message text, in characters (an edit too). */
+  maxMessageChars: 4000,
+  /** Largest WebSocket frame, in bytes: a bigger one is closed with 1009. */
+  maxFrameBytes: 32 * 1024,
+  /** Rooms one connection may be in at once. */
+  maxRoomsPerConnection: 32,
+  /** Rooms the server keeps live at once (a join of a new one past it is refused). */
+  maxRooms: 1000,
+  /** WebSocket connections at once (one more: 503 at the handshake). */
+  maxConnections: 2000,
+  /** Stored events a fresh join gets (no `since`). */
+  historyOnJoin: 50,
+  /** Most events one `history` answer holds. */
+  maxHistoryPage: 200,
+  /** Most events a reconnect replays from `since`; more missed: `recovered: false` and the newest historyOnJoin. */
+  maxRecoverEvents: 2000,
+  /** Messages (send, edit, delete) per user: a token bucket refilled at ratePerSecond, holding rateBurst. */
+  ratePerSecond: 5,
+  rateBurst: 10,
+  /** Frames of any kind from one connection per second; past it: an error, counted as a bad frame. */
+  maxFramesPerSecond: 60,
+  /** Bad frames (malformed, refused by a limit, flood) one connection may send before it is closed with 1008. */
+  maxBadFrames: 20,
+  /** Bytes queued to one connection before it is dropped as too slow (1013); it can reconnect and recover. */
+  maxBufferedBytes: 4 * 1024 * 1024,
+  /** Typing indicators (on) relayed per member at most once per this long (a typing flood is not multiplied by the room). */
+  typingIntervalMs: 1000,
+  /** How long a kicked user may not rejoin the room. */
+  kickBanMs: 60_000,
+  /** Long polling: how long a GET /poll waits for a message before answering []. */
+  pollWaitMs: 25_000,
+  /** Long polling: a connection not polled for this long is closed (the user leaves). */
+  pollIdleMs: 30_000,
+  /** Ping every this long; a peer that has not answered is dropped (0: off). */
+  heartbeatMs: 30_000,
+};
+
+export interface ChatServerOptions extends Partial<typeof CHAT_DEFAULTS> {
+  /** The broker to put rooms on. Default: a broker of its own on `dataDir` (closed with the server). */
+  broker?: Broker;
+  /** Where a broker of its own keeps the log (default: in memory). */
+  dataDir?: string | null;
+  tracer?: Tracer;
+}
+
+export type ResolvedChatOptions = ReturnType<typeof resolveChatOptions>;
+
+export function resolveChatOptions(options: ChatServerOptions) {
+  const o = withDefaults(CHAT_DEFAULTS, options);
+  checkInt('port', o.port, 0, 65535);
+  checkInt('maxNameChars', o.maxNameChars, 1, 1000);
+  checkInt('maxMessageChars', o.maxMessageChars, 1, 1_000_000);
+  checkInt('maxFrameBytes', o.maxFrameBytes, 256, 16 * 1024 * 1024);
+  checkInt('maxRoomsPerConnection', o.maxRoomsPerConnection, 1, 100_000);
+  checkInt('maxRooms', o.maxRooms, 1, 1_000_000);
+  checkInt('maxConnections', o.maxConnections, 1, 1_000_000);
+  checkInt('historyOnJoin', o.historyOnJoin, 0, 10_000);
+  checkInt('maxHistoryPage', o.maxHistoryPage, 1, 10_000);
+  checkInt('maxRecoverEvents', o.maxRecoverEvents, 0, 1_000_000);
+  checkInt('ratePerSecond', o.ratePerSecond, 1, 1_000_000);
+  checkInt('rateBurst', o.rateBurst, 1, 1_000_000);
+  checkInt('maxFramesPerSecond', o.maxFramesPerSecond, 1, 1_000_000);
+  checkInt('maxBadFrames', o.maxBadFrames, 0, 1_000_000);
+  checkInt('maxBufferedBytes', o.maxBufferedBytes, 1024, 1024 * 1024 * 1024);
+  checkInt('typingIntervalMs', o.typingIntervalMs, 0, 60_000);
+  checkInt('kickBanMs', o.kickBanMs, 0, 86_400_000);
+  checkInt('pollWaitMs', o.pollWaitMs, 1, 600_000);
+  checkInt('pollIdleMs', o.pollIdleMs, 1, 3_600_000);
+  if (o.pollIdleMs <= o.pollWaitMs) throw new InvalidOptionError('pollIdleMs', 'more than pollWaitMs', o.pollIdleMs);
+  checkInt('heartbeatMs', o.heartbeatMs, 0, 3_600_000);
+  return o;
+}
+
+/** The limits a client is told in `welcome`. */
+export function publicLimits(o: ResolvedChatOptions): Record<string, number> {
+  const { maxNameChars, maxMessageChars, maxFrameBytes, maxRoomsPerConnection, historyOnJoin, maxHistoryPage, ratePerSecond, rateBurst } = o;
+  return { maxNameChars, maxMessageChars, maxFrameBytes, maxRoomsPerConnection, historyOnJoin, maxHistoryPage, ratePerSecond, rateBurst };
+}

@@ -1,0 +1,119 @@
+/**
+ * `wirelab chat --room lobby --name ana [--url ws://HOST:PORT/ws]`: the terminal chat client. Each stdin line is a
+ * message; /join ROOM, /who, /history [N], /leave, /quit, /help are commands. Piped stdin: sends every line, waits until
+ * each is stored, then exits 0. A lost connection reconnects and recovers the missed messages (apps/chat/client.ts).
+ */
+import { createInterface } from 'node:readline';
+import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
+import { connectChat, type ChatClient } from '../../apps/chat/client.ts';
+import { nameProblem, roomProblem, type ChatEvent, type ServerMessage } from '../../apps/chat/protocol.ts';
+import { CHAT_PORT } from '../../apps/chat/service.ts';
+
+export interface ChatFlags {
+  url?: string;
+  'port-base'?: string;
+  room?: string;
+  name?: string;
+  'timeout-ms'?: string;
+}
+
+const HELP = '/join ROOM  /who  /history [N]  /leave  /quit  (anything else is a message to the current room)';
+
+const time = (t: number): string => new Date(t).toTimeString().slice(0, 8);
+
+/** An event as one line; a live message says its transport and how long after the broker stored it it arrived. */
+function line(ev: ChatEvent, live: boolean): string | undefined {
+  const at = `[${time(ev.t)}] #${ev.room}`;
+  if (ev.kind === 'msg') return `${at} ${ev.user}: ${ev.text ?? ''}${live ? `  (ws, ${Math.max(0, Date.now() - ev.t)} ms after stored)` : ''}`;
+  if (ev.kind === 'edit') return `${at} ${ev.user} edited @${ev.ref}: ${ev.text ?? ''}`;
+  if (ev.kind === 'delete') return `${at} ${ev.user} deleted @${ev.ref}`;
+  if (ev.kind === 'created') return `${at} * created by ${ev.user}`;
+  if (ev.kind === 'kick') return `${at} * ${ev.user} kicked ${ev.target}`;
+  if (ev.kind === 'mute') return `${at} * ${ev.user} ${ev.until ? 'muted' : 'unmuted'} ${ev.target}`;
+  return undefined;
+}
+
+/** Exit 0 at the end of stdin or /quit, 1 when the server cannot be reached or refuses the name or room, 2 usage. */
+export async function chatCommand(flags: ChatFlags): Promise<number> {
+  const name = flags.name ?? process.env.USER ?? 'guest';
+  let room = flags.room ?? 'lobby';
+  const bad = nameProblem(name, 1000) ?? roomProblem(room);
+  if (bad) {
+    console.error(`wirelab chat: ${bad}`);
+    return 2;
+  }
+  if (flags.url !== undefined && flags['port-base'] !== undefined) {
+    console.error('wirelab chat: give --url or --port-base, not both');
+    return 2;
+  }
+  const base = flags['port-base'] === undefined ? DEFAULT_PORT_BASE : Number(flags['port-base']);
+  const url = flags.url ?? `ws://127.0.0.1:${base + CHAT_PORT}/ws`;
+  if (!/^wss?:\/\/[^/]+/.test(url)) {
+    console.error(`wirelab chat: --url must be ws://HOST:PORT/ws, got ${url}`);
+    return 2;
+  }
+  const timeoutMs = flags['timeout-ms'] === undefined ? 10_000 : Number(flags['timeout-ms']);
+  let client: ChatClient;
+  try {
+    client = await connectChat({ url, name, timeoutMs });
+  } catch (err) {
+    console.error(`wirelab chat: cannot chat on ${url}: ${err instanceof Error ? err.message : String(err)} (is wirelab up running? npm start)`);
+    return 1;
+  }
+  // Rooms whose catch-up is done: later events are live (a latency is shown), earlier ones are history.
+  const synced = new Set<string>();
+  client.on((m: ServerMessage) => {
+    if (m.type === 'event') {
+      const text = line(m, synced.has(m.room));
+      if (text) console.log(text);
+    } else if (m.type === 'presence') console.log(`* ${m.user} ${m.state === 'join' ? 'joined' : 'left'} #${m.room} (online: ${m.online.join(', ')})`);
+    else if (m.type === 'who') console.log(`* #${m.room} online: ${m.online.join(', ')}${m.owner ? `; owner ${m.owner}` : ''}`);
+    else if (m.type === 'history') for (const ev of m.events) console.log(line(ev, false) ?? '');
+    else if (m.type === 'synced') synced.add(m.room);
+    else if (m.type === 'left') console.log(`* left #${m.room}: ${m.reason}`);
+    else if (m.type === 'error') console.error(`! ${m.code}: ${m.message}`);
+    else if (m.type === 'joined' && !m.recovered && client.reconnects > 0) console.log(`* #${m.room}: could not recover from the last message seen; showing the newest ones`);
+  });
+  try {
+    await client.join(room);
+  } catch (err) {
+    console.error(`wirelab chat: cannot join #${room}: ${err instanceof Error ? err.message : String(err)}`);
+    client.close();
+    return 1;
+  }
+  console.log(`* ${name} in #${room} on ${url}. ${HELP}`);
+
+  const sends: Promise<unknown>[] = [];
+  const rl = createInterface({ input: process.stdin, terminal: process.stdin.isTTY === true });
+  const done = new Promise<void>((resolve) => rl.on('close', resolve));
+  rl.on('line', (input) => {
+    const text = input.trim();
+    if (text === '') return;
+    const [cmd, ...rest] = text.split(/\s+/);
+    if (cmd === '/quit') return rl.close();
+    if (cmd === '/help') return console.log(HELP);
+    if (cmd === '/who') return client.raw({ type: 'who', room });
+    if (cmd === '/leave') return client.leave(room);
+    if (cmd === '/history') {
+      const r = client.rooms.get(room);
+      const first = r?.events[0]?.offset ?? 0;
+      return client.raw({ type: 'history', room, before: first, limit: Number(rest[0] ?? 20) || 20 });
+    }
+    if (cmd === '/join') {
+      const next = rest[0] ?? '';
+      const problem = roomProblem(next);
+      if (problem) return console.error(`! ${problem}`);
+      room = next;
+      if (!client.rooms.has(next)) client.join(next).catch((err: Error) => console.error(`! ${err.message}`));
+      return;
+    }
+    if (cmd?.startsWith('/')) return console.error(`! unknown command ${cmd}: ${HELP}`);
+    sends.push(client.send(room, input).catch(() => {}));
+  });
+  await done;
+  // Piped input: every line stored before exiting (a rate-limited one is reported above, not retried).
+  await Promise.all(sends);
+  await new Promise((r) => setTimeout(r, 100));
+  client.close();
+  return 0;
+}

@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { startChatServer, type RunningChatServer } from '../../../apps/chat/server/index.ts';
+import { launchChromium } from '../../helpers/chromium.ts';
+import { requirePeer } from '../../helpers/peers.ts';
+
+let browser: Browser | undefined;
+let server: RunningChatServer;
+
+before(async () => {
+  server = await startChatServer({ heartbeatMs: 0 });
+  browser = await launchChromium();
+});
+after(async () => {
+  await browser?.close();
+  await server.close();
+});
+
+const texts = (page: Page): Promise<string[]> => page.$$eval('#messages li .text', (els) => els.map((e) => e.textContent ?? ''));
+/** The page's globals, typed here (the tests compile without the DOM library; the page's CSP forbids string eval). */
+interface Win {
+  document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null }> };
+  chat: { state: string; reconnects: number; dupes?: number; link: { close(): void } };
+  pwned?: number;
+}
+
+/** Waits until the page's message list shows `text` (compared as text, in the page). */
+async function shows(page: Page, text: string, timeout = 10_000): Promise<void> {
+  await page.waitForFunction((want) => [...(globalThis as unknown as Win).document.querySelectorAll('#messages .text')].some((e) => e.textContent === want), text, { timeout });
+}
+async function say(page: Page, text: string): Promise<void> {
+  await page.fill('#text', text);
+  await page.click('#sendbtn');
+}
+
+test('two browsers chat both ways: presence, typing, receipts, recovery after a reset, and an XSS payload stays text', { timeout: 60_000 }, async (t) => {
+  if (!requirePeer(t, 'chromium', 'chromium')) return;
+  const a = await browser!.newContext();
+  const b = await browser!.newContext();
+  const ana = await a.newPage();
+  const ben = await b.newPage();
+  const errors: string[] = [];
+  for (const p of [ana, ben]) p.on('pageerror', (e) => errors.push(e.message));
+  await ana.goto(`${server.url}?name=ana&room=lobby`);
+  await ana.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
+  await ben.goto(`${server.url}?name=ben&room=lobby`);
+  // Presence: ana's page lists ben.
+  await ana.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#online li')].some((li) => li.textContent === 'ben'));
+  // Typing: ben sees ana typing (ephemeral).
+  await ana.type('#text', 'hel');
+  await ben.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#typing')].some((e) => e.textContent?.includes('ana typing')));
+  await say(ana, 'hello ben');
+  await shows(ben, 'hello ben');
+  // The wire and latency are shown next to the message.
+  const wire = await ben.$eval('#messages li:last-child .wire', (e) => e.textContent);
+  assert.match(wire ?? '', /^ws · \d+ ms since stored$/);
+  // ben's page is visible: the receipt turns to seen on ana's.
+  await ana.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#messages .receipt')].some((e) => e.textContent === 'seen by ben'));
+  await say(ben, 'hi ana');
+  await shows(ana, 'hi ana');
+
+  // XSS: the payload is shown as text, makes no element and runs nothing.
+  const payload = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>';
+  await say(ben, payload);
+  await shows(ana, payload);
+  assert.equal(await ana.evaluate(() => [...(globalThis as unknown as Win).document.querySelectorAll('#messages img, #messages script')].length), 0);
+  assert.equal(await ana.evaluate(() => (globalThis as unknown as Win).pwned), undefined);
+
+  // Recovery: ben's socket is dropped; what ana says meanwhile arrives once each, in order.
+  await ben.evaluate(() => (globalThis as unknown as Win).chat.link.close());
+  for (let i = 0; i < 5; i++) await say(ana, `while away ${i}`);
+  await shows(ben, 'while away 4', 15_000);
+  const seen = await texts(ben);
+  assert.deepEqual(seen.slice(-5), [0, 1, 2, 3, 4].map((i) => `while away ${i}`));
+  assert.equal(new Set(seen).size, seen.length, 'no message twice');
+  assert.equal(await ben.evaluate(() => (globalThis as unknown as Win).chat.reconnects >= 1 && !(globalThis as unknown as Win).chat.dupes), true);
+  assert.deepEqual(errors, []);
+  await a.close();
+  await b.close();
+});
+
+test('a WebSocket, an SSE + POST and a long-polling page chat in one room; each message says its transport', { timeout: 60_000 }, async (t) => {
+  if (!requirePeer(t, 'chromium', 'chromium')) return;
+  const pages: Record<string, Page> = {};
+  const contexts = [];
+  for (const [name, transport] of [['cat', 'ws'], ['dan', 'sse'], ['eli', 'poll']] as const) {
+    const c = await browser!.newContext();
+    contexts.push(c);
+    const p = await c.newPage();
+    await p.goto(`${server.url}?name=${name}&room=mixed&transport=${transport}`);
+    await p.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
+    pages[name] = p;
+  }
+  await pages.cat!.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#online li')].length === 3);
+  for (const [from, transport] of [['cat', 'ws'], ['dan', 'sse'], ['eli', 'poll']] as const) {
+    await say(pages[from]!, `from ${transport}`);
+    for (const [to, p] of Object.entries(pages)) {
+      await shows(p, `from ${transport}`);
+      if (to === from) continue;
+      const wire = await p.$$eval('#messages li', (els, text) => els.find((li) => li.querySelector('.text')?.textContent === text)?.querySelector('.wire')?.textContent ?? '', `from ${transport}`);
+      const own = to === 'cat' ? 'ws' : to === 'dan' ? 'sse' : 'poll';
+      assert.match(wire, new RegExp(`^${own} · \\d+ ms since stored$`), `${to} got ${from}'s message over ${own}`);
+    }
+  }
+  for (const c of contexts) await c.close();
+});

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { CLI } from '../../helpers/cli.ts';
+import { run } from '../../helpers/run.ts';
+import { startUp, type Endpoint, type UpProcess } from '../../helpers/up.ts';
+
+describe('wirelab up: the chat row, and wirelab chat with piped stdin', () => {
+  let up: UpProcess;
+  let row: Endpoint;
+  before(async () => {
+    up = await startUp(['--port-base', '0', '--only', 'chat'], 60_000);
+    row = up.endpoints.find((e) => e.name === 'chat')!;
+  });
+  after(async () => {
+    await up.stop();
+  });
+
+  test('the row prints the page URL, and the page answers', async () => {
+    assert.ok(row, 'a chat row');
+    assert.equal(row.url, `http://${row.host}:${row.port}/`);
+    const page = await fetch(row.url!);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /wirelab chat/);
+  });
+
+  test("the row's command works: lines piped in are stored; a second user sees them in the history", async () => {
+    const cmd = row.try.split(' ');
+    assert.deepEqual(cmd.slice(0, 2), ['npx', 'wirelab']);
+    const args = cmd.slice(2);
+    const first = await run(process.execPath, [CLI, ...args], { input: 'hello from a pipe\n/who\nsecond line\n', timeoutMs: 30_000 });
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /ana in #lobby/);
+    assert.match(first.stdout, /online: ana/);
+    const second = await run(process.execPath, [CLI, ...args.map((a) => (a === 'ana' ? 'ben' : a))], { input: '', timeoutMs: 30_000 });
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stdout, /ana: hello from a pipe/);
+    assert.match(second.stdout, /ana: second line/);
+  });
+
+  test('a bad name is a usage error; an unreachable server exits 1', async () => {
+    const bad = await run(process.execPath, [CLI, 'chat', '--name', 'a\u0007b', '--url', row.try.split('--url ')[1]!], { timeoutMs: 20_000 });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /control/);
+    const none = await run(process.execPath, [CLI, 'chat', '--name', 'x', '--url', 'ws://127.0.0.1:1/ws', '--timeout-ms', '2000'], { timeoutMs: 20_000 });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /cannot chat/);
+  });
+});

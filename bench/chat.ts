@@ -28,6 +28,9 @@ interface Round {
   p99: number;
   bytesPerConnection: number;
   lost: number;
+  /** CPU share of one core over the throughput phase: the server's, the load process's. */
+  serverCpu: number;
+  loadCpu: number;
 }
 
 const tsx = { execArgv: ['--import', 'tsx'] };
@@ -65,9 +68,11 @@ async function round(kind: Kind): Promise<Round> {
     await nextMessage(load, 'ready');
     const joined = await sample();
     const throughputP = nextMessage<PhaseResult>(load, 'throughput');
+    const t0 = performance.now();
     load.send('go');
     const t = await throughputP;
     const after = await sample();
+    const wallMs = performance.now() - t0;
     const latencyP = nextMessage<PhaseResult>(load, 'latency');
     load.send('go');
     const l = await latencyP;
@@ -80,6 +85,8 @@ async function round(kind: Kind): Promise<Round> {
       p99: l.p99,
       bytesPerConnection: (joined.rss - before.rss) / CONFIG.clients,
       lost: t.expected - t.delivered + (l.expected - l.delivered),
+      serverCpu: (after.cpu - joined.cpu) / 1000 / wallMs,
+      loadCpu: t.loadCpu,
     };
   } finally {
     server.send('exit');
@@ -93,6 +100,12 @@ export default defineBench({
     const results: Record<Kind, Round[]> = { socketio: [], wirelab: [] };
     for (let i = 0; i < ROUNDS; i++) for (const kind of Object.keys(SUBJECTS) as Kind[]) results[kind].push(await round(kind));
     const rows: BenchRow[] = [];
+    // Which side was the limit: a load process near 100% of a core means the rates compare the servers only as far as
+    // one client process can drive them (server CPU per delivery is the number that does not depend on that).
+    const share = (v: number): string => `${(v * 100).toFixed(0)}%`;
+    for (const kind of Object.keys(SUBJECTS) as Kind[]) {
+      console.log(`  ${SUBJECTS[kind]}, throughput phase, CPU of one core (median): server ${share(median(results[kind].map((r) => r.serverCpu)))}, load process ${share(median(results[kind].map((r) => r.loadCpu)))}`);
+    }
     const pick = (kind: Kind, f: (r: Round) => number): number => median(results[kind].map(f));
     const lbl = (what: string, kind: Kind): string => `${what}: ${SUBJECTS[kind]}`;
     for (const kind of Object.keys(SUBJECTS) as Kind[]) {

@@ -19,9 +19,9 @@ import type { LoadConfig, PhaseResult } from './fixtures/chat-load.ts';
 const CONFIG: LoadConfig = { clients: 1000, rooms: 10, throughputMs: 4000, window: 8, latencyRate: 100, latencyMs: 3000 };
 const ROUNDS = Number(process.env.WIRELAB_BENCH_ROUNDS ?? 3);
 const SUBJECTS = { socketio: 'Socket.IO 4', wirelab: 'wirelab chat' } as const;
-type Kind = keyof typeof SUBJECTS;
+export type Kind = keyof typeof SUBJECTS;
 
-interface Round {
+export interface ChatRound {
   rate: number;
   cpuPerDelivery: number;
   p50: number;
@@ -51,17 +51,20 @@ function nextMessage<T>(child: ChildProcess, key: string, whole = false): Promis
   });
 }
 
-async function round(kind: Kind): Promise<Round> {
+/** One turn of one server: a fresh server process, a fresh load process with `config` (test/apps/chat/bench.test.ts runs it small). */
+export async function chatRound(kind: Kind, config: LoadConfig = CONFIG): Promise<ChatRound> {
   const server = fork(fileURLToPath(new URL('./fixtures/chat-server.ts', import.meta.url)), [kind], { execArgv: ['--expose-gc', ...tsx.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const sample = (): Promise<{ cpu: number; rss: number }> => {
     const p = nextMessage<{ cpu: number; rss: number }>(server, 'rss', true);
     server.send('sample');
     return p;
   };
+  server.on('error', () => undefined);
+  let load: ChildProcess | undefined;
   try {
     const port = await nextMessage<number>(server, 'port');
     const before = await sample();
-    const load = fork(fileURLToPath(new URL('./fixtures/chat-load.ts', import.meta.url)), [kind, String(port), JSON.stringify(CONFIG)], { ...tsx, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    load = fork(fileURLToPath(new URL('./fixtures/chat-load.ts', import.meta.url)), [kind, String(port), JSON.stringify(config)], { ...tsx, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     load.on('error', () => undefined);
     const errors: string[] = [];
     load.on('message', (m: { error?: string }) => void (m.error && errors.length < 3 && errors.push(m.error)));
@@ -76,20 +79,22 @@ async function round(kind: Kind): Promise<Round> {
     const latencyP = nextMessage<PhaseResult>(load, 'latency');
     load.send('go');
     const l = await latencyP;
-    await new Promise((r) => (load.exitCode === null ? load.once('exit', r) : r(undefined)));
+    const loader = load;
+    await new Promise((r) => (loader.exitCode === null ? loader.once('exit', r) : r(undefined)));
     if (errors.length) console.log(`  ${SUBJECTS[kind]}: server refusals, e.g. ${errors.join('; ')}`);
     return {
       rate: t.rate,
       cpuPerDelivery: (after.cpu - joined.cpu) / Math.max(1, t.delivered),
       p50: l.p50,
       p99: l.p99,
-      bytesPerConnection: (joined.rss - before.rss) / CONFIG.clients,
+      bytesPerConnection: (joined.rss - before.rss) / config.clients,
       lost: t.expected - t.delivered + (l.expected - l.delivered),
       serverCpu: (after.cpu - joined.cpu) / 1000 / wallMs,
       loadCpu: t.loadCpu,
     };
   } finally {
-    server.send('exit');
+    if (load && load.exitCode === null) load.kill();
+    if (server.connected) server.send('exit');
   }
 }
 
@@ -97,8 +102,8 @@ export default defineBench({
   name: 'chat',
   title: `chat servers side by side: ${CONFIG.clients} WebSocket clients in ${CONFIG.rooms} rooms, throughput with ${CONFIG.window} messages in flight per room for ${CONFIG.throughputMs / 1000} s, latency at ${CONFIG.latencyRate} msg/s (x${CONFIG.clients / CONFIG.rooms} deliveries), ${ROUNDS} rounds taking turns, medians`,
   async run(): Promise<BenchRow[]> {
-    const results: Record<Kind, Round[]> = { socketio: [], wirelab: [] };
-    for (let i = 0; i < ROUNDS; i++) for (const kind of Object.keys(SUBJECTS) as Kind[]) results[kind].push(await round(kind));
+    const results: Record<Kind, ChatRound[]> = { socketio: [], wirelab: [] };
+    for (let i = 0; i < ROUNDS; i++) for (const kind of Object.keys(SUBJECTS) as Kind[]) results[kind].push(await chatRound(kind));
     const rows: BenchRow[] = [];
     // Which side was the limit: a load process near 100% of a core means the rates compare the servers only as far as
     // one client process can drive them (server CPU per delivery is the number that does not depend on that).
@@ -106,7 +111,7 @@ export default defineBench({
     for (const kind of Object.keys(SUBJECTS) as Kind[]) {
       console.log(`  ${SUBJECTS[kind]}, throughput phase, CPU of one core (median): server ${share(median(results[kind].map((r) => r.serverCpu)))}, load process ${share(median(results[kind].map((r) => r.loadCpu)))}`);
     }
-    const pick = (kind: Kind, f: (r: Round) => number): number => median(results[kind].map(f));
+    const pick = (kind: Kind, f: (r: ChatRound) => number): number => median(results[kind].map(f));
     const lbl = (what: string, kind: Kind): string => `${what}: ${SUBJECTS[kind]}`;
     for (const kind of Object.keys(SUBJECTS) as Kind[]) {
       const vs = kind === 'wirelab';

@@ -8,6 +8,7 @@ import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer 
 import { attachKeylog, tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, redactLine, type Tracer } from '../../core/trace/index.ts';
 import type { EventFeed } from '../http/feed.ts';
+import { Heartbeat } from './heartbeat.ts';
 import { acceptFor, CLOSE_CODES, traceFrames } from '../../protocols/ws.ts';
 
 export { acceptFor, FrameObserver, describeFrame, type FrameHeader } from '../../protocols/ws.ts';
@@ -133,7 +134,6 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
   const stats: WsServerStats = { connections: 0, refused: 0, messagesIn: 0, messagesOut: 0, closeCodes: {}, deadPeers: 0, bytesIn: 0, bytesOut: 0 };
   const sockets = new SocketSet();
   const rooms = new Map<string, Set<WebSocket>>();
-  const alive = new WeakMap<WebSocket, boolean>();
   // One ws server per maxPayload in use, so a path's own limit is checked by ws frame by frame (close 1009) before a
   // message is buffered whole.
   const servers = new Map<number, WebSocketServer>();
@@ -157,6 +157,10 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     paths.set(path, { accept, maxPayload });
   }
   const allClients = (): WebSocket[] => [...servers.values()].flatMap((w) => [...w.clients]);
+  const heartbeat = new Heartbeat(o.heartbeatMs, allClients, () => {
+    stats.deadPeers++;
+    tracer.emit('ws', 'ws-server', '*', 'dead-peer', () => `no pong within heartbeatMs=${o.heartbeatMs}: terminated`);
+  });
   const openCount = (): number => [...servers.values()].reduce((n, w) => n + w.clients.size, 0);
 
   const onPlainRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -219,8 +223,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     wssFor(extra?.maxPayload ?? o.maxPayload).handleUpgrade(req, socket, head, (ws) => {
       traceFrames(tracer, cid, socket, 'server');
       stats.connections++;
-      alive.set(ws, true);
-      ws.on('pong', () => alive.set(ws, true));
+      heartbeat.watch(ws);
       const openedAt = performance.now();
       // Before any handler runs: ws emits 'error' on a peer that broke the protocol, and an unhandled one would end the
       // process. ws has already sent close 1009 (message too big), 1007 (bad UTF-8) or 1002 (any other protocol
@@ -304,22 +307,6 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     });
   };
 
-  let heartbeat: NodeJS.Timeout | undefined;
-  if (o.heartbeatMs > 0) {
-    heartbeat = setInterval(() => {
-      for (const ws of allClients()) {
-        if (!alive.get(ws)) {
-          stats.deadPeers++;
-          tracer.emit('ws', 'ws-server', '*', 'dead-peer', () => `no pong within heartbeatMs=${o.heartbeatMs}: terminated`);
-          ws.terminate();
-          continue;
-        }
-        alive.set(ws, false);
-        ws.ping();
-      }
-    }, o.heartbeatMs);
-    heartbeat.unref();
-  }
 
   const port = await listenTcp(server, o.port, o.host);
   const hostForUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
@@ -336,7 +323,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
       return openCount();
     },
     close: async () => {
-      clearInterval(heartbeat);
+      heartbeat.stop();
       for (const ws of allClients()) ws.terminate();
       await Promise.all([...servers.values()].map((w) => new Promise<void>((r) => w.close(() => r()))));
       await closeTcpServer(server, sockets);

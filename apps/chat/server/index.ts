@@ -17,6 +17,7 @@ import { ChatCore, type ChatStats } from './core.ts';
 import { createFallbacks } from './fallbacks.ts';
 import { wireBytes } from './state.ts';
 import { resolveChatOptions, type ChatServerOptions } from './options.ts';
+import { Heartbeat } from '../../../servers/ws/heartbeat.ts';
 
 export { CHAT_DEFAULTS, type ChatServerOptions } from './options.ts';
 export type { ChatStats } from './core.ts';
@@ -53,9 +54,9 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
   wss.on('error', () => {});
+  const heartbeat = new Heartbeat(o.heartbeatMs, () => wss.clients);
   const sockets = new SocketSet();
   const counters = { bytesIn: 0, bytesOut: 0, closeCodes: {} as Record<number, number> };
-  const alive = new WeakMap<WebSocket, boolean>();
 
   const fallbacks = createFallbacks(core, o, tracer, () => wss.clients.size + fallbacks.open);
   const server = http.createServer((req, res) => {
@@ -98,8 +99,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
 
   const accept = (ws: WebSocket, socket: net.Socket): void => {
     const cid = nextCid('chat');
-    alive.set(ws, true);
-    ws.on('pong', () => alive.set(ws, true));
+    heartbeat.watch(ws);
     let sentCode: number | undefined;
     ws.on('error', (err: Error & { code?: string }) => {
       // ws has already sent 1009 (too big) / 1007 (bad UTF-8) / 1002 and drops the socket.
@@ -135,20 +135,6 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     });
   };
 
-  let heartbeat: NodeJS.Timeout | undefined;
-  if (o.heartbeatMs > 0) {
-    heartbeat = setInterval(() => {
-      for (const ws of wss.clients) {
-        if (!alive.get(ws)) {
-          ws.terminate();
-          continue;
-        }
-        alive.set(ws, false);
-        ws.ping();
-      }
-    }, o.heartbeatMs);
-    heartbeat.unref();
-  }
 
   let port: number;
   try {
@@ -179,7 +165,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     },
     close() {
       closing ??= (async () => {
-        if (heartbeat) clearInterval(heartbeat);
+        heartbeat.stop();
         await core.close();
         fallbacks.close();
         for (const ws of wss.clients) ws.terminate();

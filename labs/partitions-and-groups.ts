@@ -150,6 +150,6 @@ export default defineLab({
     }
     ctx.table(`throughput as partitions grow (4 members, ${WORK_MS} ms of work per message)`, ['partitions', 'members', 'messages', 'most in flight at once', 'ms', 'messages/s'], scale);
     ctx.claim('parallelism is capped by partitions: at most 1, 2 and 4 messages in flight with 1, 2 and 4 partitions (4 members each)', results.every((r) => r.maxInFlight === r.parts), results.map((r) => `${r.parts}: ${r.maxInFlight}`).join(', '));
-    ctx.claim('so throughput grows with partitions: 4 partitions drain the same backlog at least twice as fast as 1', results[2]!.ms * 2 < results[0]!.ms, `${results[0]!.ms} ms with 1 partition, ${results[2]!.ms} ms with 4`);
+    ctx.claim('so throughput grows with partitions: 4 partitions drain the same backlog at least 1.5x as fast as 1', results[2]!.ms * 1.5 < results[0]!.ms, `${results[0]!.ms} ms with 1 partition, ${results[2]!.ms} ms with 4`);
   },
 });

@@ -12,6 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { connectChat, type ChatClient } from '../../../apps/chat/client.ts';
+import { startChatServer } from '../../../apps/chat/server/index.ts';
+import { createBroker } from '../../../pubsub/broker/index.ts';
 import { ChatCodes, type ServerMessage } from '../../../apps/chat/protocol.ts';
 import { createJetStreamEngine, startNatsCluster, type NatsCluster } from '../../../pubsub/engines/jetstream/index.ts';
 import { hasCommand } from '../../helpers/peers.ts';
@@ -144,13 +146,37 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     await muteEvent;
     await assert.rejects(ben.send('lobby', 'am I muted?'), (e: Error & { code?: string }) => e.code === ChatCodes.MUTED);
     const left = ben.waitFor((m) => m.type === 'left' && m.room === 'lobby');
+    const benLeft = ana.waitFor(presence('ben', 'leave'));
     ana.raw({ type: 'kick', room: 'lobby', user: 'ben' });
     assert.match((await left as Extract<ServerMessage, { type: 'left' }>).reason, /kicked by ana/);
-    const benLeft = ana.waitFor(presence('ben', 'leave'));
     await benLeft;
     const refused = ben.waitFor((m) => m.type === 'error' && m.code === ChatCodes.KICKED);
     ben.raw({ type: 'join', room: 'lobby' });
     await refused;
+  });
+
+  it("a node started later learns who is online and the receipts from the others' snapshots", async () => {
+    // Node C in this process: a third node on the same NATS (its own broker on the engine, its own bus connection).
+    const engine = await createJetStreamEngine({ servers: nats.urls });
+    const broker = await createBroker({ engine });
+    const c = await startChatServer({ broker, cluster: { servers: nats.urls }, heartbeatMs: 0 });
+    try {
+      const ivy = await client(c.endpoint, 'ivy');
+      const receipt = ivy.waitFor((m) => m.type === 'receipt' && m.user === 'ben' && m.state === 'seen');
+      await ivy.join('lobby');
+      // ana and cy joined on A before C existed: C knows them only from A's snapshot (in `joined`, or as presence
+      // events when the snapshot came after ivy's join).
+      const end = Date.now() + 5000;
+      while (ivy.rooms.get('lobby')!.online.join() !== 'ana,cy,ivy' && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(ivy.rooms.get('lobby')!.online, ['ana', 'cy', 'ivy']);
+      await receipt;
+      assert.equal(c.cluster?.nodes, 2, 'C hears A and B');
+      ivy.close();
+    } finally {
+      await c.close();
+      await broker.close();
+      await engine.close();
+    }
   });
 
   it('a user moves from A to B with `since`: every missed event once, no gap, no duplicate', async () => {
@@ -176,7 +202,7 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     moved.ws.close();
   });
 
-  it("node A is SIGKILLed: its users leave B's presence within presenceLeaseMs", async () => {
+  it("node A is SIGKILLed: its users leave B's presence within presenceLeaseMs", async (t) => {
     const gus = await client(urlA, 'gus');
     await gus.join('kill');
     const hal = await client(urlB, 'hal');
@@ -190,6 +216,7 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     const left = (await gone) as Extract<ServerMessage, { type: 'presence' }>;
     const ms = performance.now() - t0;
     assert.deepEqual(left.online, ['hal']);
+    t.diagnostic(`gus left B's presence ${Math.round(ms)} ms after the SIGKILL (A's presenceLeaseMs ${LEASE_MS})`);
     // The lease runs from the last message heard (a beat at most lease / 3 before the kill); B checks every 250 ms.
     assert.ok(ms < LEASE_MS + 1500, `gus left after ${Math.round(ms)} ms (presenceLeaseMs ${LEASE_MS})`);
     assert.ok(ms >= LEASE_MS / 3, `not before the lease could run out (${Math.round(ms)} ms)`);

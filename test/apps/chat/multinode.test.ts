@@ -155,7 +155,7 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     await refused;
   });
 
-  it("a node started later learns who is online and the receipts from the others' snapshots", async () => {
+  it("a node started later learns who is online and the receipts from the others' snapshots; closed, its users leave at once", async () => {
     // Node C in this process: a third node on the same NATS (its own broker on the engine, its own bus connection).
     const engine = await createJetStreamEngine({ servers: nats.urls });
     const broker = await createBroker({ engine });
@@ -171,7 +171,13 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
       assert.deepEqual(ivy.rooms.get('lobby')!.online, ['ana', 'cy', 'ivy']);
       await receipt;
       assert.equal(c.cluster?.nodes, 2, 'C hears A and B');
-      ivy.close();
+      // C closes with ivy still connected: A's members see her leave without waiting out C's lease (6,000 ms).
+      const ana = clients.find((x) => x.name === 'ana')!;
+      const gone = ana.waitFor(presence('ivy', 'leave'));
+      const t0 = performance.now();
+      await c.close();
+      await gone;
+      assert.ok(performance.now() - t0 < 3000, `ivy left ${Math.round(performance.now() - t0)} ms after C closed`);
     } finally {
       await c.close();
       await broker.close();

@@ -75,7 +75,7 @@ type BusMessage = { n: string; s: number; l: number } & (
   | { op: 'receipt'; r: string; u: string; o: number; st: ReceiptState }
   | { op: 'beat' | 'bye' }
   | { op: 'sync'; to?: string }
-  | { op: 'snap'; last: boolean; rooms: SnapshotRoom[] }
+  | { op: 'snap'; p: number; last: boolean; rooms: SnapshotRoom[] }
 );
 
 interface Peer {
@@ -92,6 +92,9 @@ interface Peer {
 
 /** How often leases are checked at least (a node's own beats go every presenceLeaseMs / 3). */
 const CHECK_MS = 250;
+
+/** Rooms one snapshot may hold (maxRooms' own upper bound): a longer one is dropped, traced. */
+const MAX_SNAPSHOT_ROOMS = 1_000_000;
 
 /** A snapshot is sent in parts of about this many bytes (NATS's max_payload is 1 MiB by default). */
 const SNAPSHOT_PART_BYTES = 64 * 1024;
@@ -228,17 +231,18 @@ class NatsChatCluster implements ChatCluster {
     const rooms = this.#hooks?.snapshot() ?? [];
     let part: SnapshotRoom[] = [];
     let bytes = 0;
+    let p = 0;
     for (const r of rooms) {
       const size = JSON.stringify(r).length;
       if (part.length > 0 && bytes + size > SNAPSHOT_PART_BYTES) {
-        this.#publish({ op: 'snap', last: false, rooms: part }, false);
+        this.#publish({ op: 'snap', p: p++, last: false, rooms: part }, false);
         part = [];
         bytes = 0;
       }
       part.push(r);
       bytes += size;
     }
-    this.#publish({ op: 'snap', last: true, rooms: part }, false);
+    this.#publish({ op: 'snap', p, last: true, rooms: part }, false);
   }
 
   // ---- receiving ----
@@ -263,7 +267,13 @@ class NatsChatCluster implements ChatCluster {
         return;
       case 'snap':
         if (!Array.isArray(m.rooms)) return;
-        peer.parts.push(...m.rooms);
+        // A first part starts a snapshot afresh (the rest of one cut short by a reconnect is dropped).
+        if (m.p === 0) peer.parts = [];
+        if (peer.parts.length + m.rooms.length > MAX_SNAPSHOT_ROOMS) {
+          peer.parts = [];
+          return this.#trace('limit', `node ${m.n}: a snapshot of more than ${MAX_SNAPSHOT_ROOMS} rooms dropped`);
+        }
+        for (const r of m.rooms) peer.parts.push(r);
         if (!m.last) return;
         this.#replace(peer, peer.parts);
         peer.parts = [];

@@ -10,9 +10,11 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { connect as natsConnect } from 'nats';
 import WebSocket from 'ws';
 import { connectChat, type ChatClient } from '../../../apps/chat/client.ts';
 import { startChatServer } from '../../../apps/chat/server/index.ts';
+import { closedPort } from '../../../core/ports.ts';
 import { createBroker } from '../../../pubsub/broker/index.ts';
 import { ChatCodes, type ServerMessage } from '../../../apps/chat/protocol.ts';
 import { createJetStreamEngine, startNatsCluster, type NatsCluster } from '../../../pubsub/engines/jetstream/index.ts';
@@ -208,6 +210,34 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     moved.ws.close();
   });
 
+  it('the bus: bad input is skipped, a gap is not applied, a silent node expires after its own lease', async () => {
+    const nc = await natsConnect({ servers: nats.urls });
+    const subject = '_WL.chat.chat.bus';
+    const say = (m: object): void => nc.publish(subject, Buffer.from(JSON.stringify({ n: 'fake-1', l: 400, ...m })));
+    try {
+      const cy = clients.find((x) => x.name === 'cy')!;
+      const seen: string[] = [];
+      cy.on((m) => void (m.type === 'presence' && seen.push(`${m.user} ${m.state}`)));
+      const joined = cy.waitFor(presence('mallory', 'join'));
+      nc.publish(subject, Buffer.from('not json'));
+      nc.publish(subject, Buffer.from('{"n": 5}'));
+      say({ s: 0, op: 'snap', p: 0, last: true, rooms: [{ room: 'lobby', users: ['mallory'], receipts: [] }] });
+      await joined;
+      const left = cy.waitFor(presence('mallory', 'leave'));
+      const t0 = performance.now();
+      say({ s: 7, op: 'on', r: 'lobby', u: 'trent' }); // sequence 7 after 0: lost messages, so not applied
+      await left;
+      const ms = performance.now() - t0;
+      assert.ok(ms >= 300 && ms < 3000, `mallory left ${Math.round(ms)} ms after fake-1's last message (its lease 400 ms)`);
+      assert.deepEqual(seen, ['mallory join', 'mallory leave'], 'trent never appeared');
+      const back = cy.waitFor((m) => m.type === 'event' && m.text === 'still serving');
+      await clients.find((x) => x.name === 'ana')!.send('lobby', 'still serving');
+      await back;
+    } finally {
+      await nc.close();
+    }
+  });
+
   it("node A is SIGKILLed: its users leave B's presence within presenceLeaseMs", async (t) => {
     const gus = await client(urlA, 'gus');
     await gus.join('kill');
@@ -226,5 +256,19 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     // The lease runs from the last message heard (a beat at most lease / 3 before the kill); B checks every 250 ms.
     assert.ok(ms < LEASE_MS + 1500, `gus left after ${Math.round(ms)} ms (presenceLeaseMs ${LEASE_MS})`);
     assert.ok(ms >= LEASE_MS / 3, `not before the lease could run out (${Math.round(ms)} ms)`);
+  });
+});
+
+describe('multi-node options', () => {
+  it('a bad cluster option or lease is refused by name; an unreachable NATS is one error naming the URL', async () => {
+    await assert.rejects(startChatServer({ cluster: { servers: [] } }), (e: Error & { option?: string }) => e.option === 'cluster.servers');
+    await assert.rejects(startChatServer({ cluster: { servers: 'nats://127.0.0.1:1', namespace: 'a.b' } }), (e: Error & { option?: string }) => e.option === 'cluster.namespace');
+    await assert.rejects(startChatServer({ presenceLeaseMs: 10 }), (e: Error & { option?: string }) => e.option === 'presenceLeaseMs');
+    const port = await closedPort('tcp');
+    await assert.rejects(startChatServer({ cluster: { servers: `nats://127.0.0.1:${port}` } }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'WL_ERR_PUBSUB_UNAVAILABLE');
+      assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}`));
+      return true;
+    });
   });
 });

@@ -259,6 +259,47 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
   });
 });
 
+describe('multi-node chat when NATS goes away and comes back', { skip: SKIP }, () => {
+  it("each node drops the other's users after the lease, and has them back once NATS returns; chat goes on", async () => {
+    const nats = await startNatsCluster({ nodes: 1 });
+    const nodes: { chat: Awaited<ReturnType<typeof startChatServer>>; close(): Promise<void> }[] = [];
+    const users: ChatClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const engine = await createJetStreamEngine({ servers: nats.urls });
+        const broker = await createBroker({ engine });
+        const chat = await startChatServer({ broker, cluster: { servers: nats.urls }, presenceLeaseMs: 600, heartbeatMs: 0 });
+        nodes.push({ chat, close: async () => (await chat.close(), await broker.close(), await engine.close()) });
+      }
+      const ana = await connectChat({ url: nodes[0]!.chat.endpoint, name: 'ana', reconnect: false });
+      users.push(ana);
+      await ana.join('lobby');
+      const benJoined = ana.waitFor(presence('ben', 'join'));
+      const ben = await connectChat({ url: nodes[1]!.chat.endpoint, name: 'ben', reconnect: false });
+      users.push(ben);
+      await ben.join('lobby');
+      await benJoined;
+      const benLeft = ana.waitFor(presence('ben', 'leave'));
+      await nats.kill(0, 'SIGKILL');
+      await benLeft; // A has not heard B for B's lease: B's users are gone from A's presence
+      const benBack = ana.waitFor(presence('ben', 'join'), 15_000);
+      const t0 = performance.now();
+      await nats.restart(0);
+      await benBack; // B's beats reach A again; A asks B for a snapshot
+      const ms = performance.now() - t0;
+      assert.equal(nodes[0]!.chat.cluster?.nodes, 1);
+      const after = ana.waitFor((m) => m.type === 'event' && m.text === 'after the outage');
+      await ben.send('lobby', 'after the outage');
+      await after;
+      assert.ok(ms < 10_000, `ben back in A's presence ${Math.round(ms)} ms after nats-server restarted`);
+    } finally {
+      for (const u of users) u.close();
+      for (const n of nodes) await n.close();
+      await nats.close();
+    }
+  });
+});
+
 describe('multi-node options', () => {
   it('a bad cluster option or lease is refused by name; an unreachable NATS is one error naming the URL', async () => {
     await assert.rejects(startChatServer({ cluster: { servers: [] } }), (e: Error & { option?: string }) => e.option === 'cluster.servers');

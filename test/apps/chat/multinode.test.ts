@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { connect as natsConnect } from 'nats';
@@ -63,6 +64,24 @@ async function rawChat(url: string, name: string): Promise<{ ws: WebSocket; got:
     }
   };
   return { ws, got, until };
+}
+
+/**
+ * A single nats-server answers its monitor's /jsz (what startNatsCluster waits for) a moment before it accepts clients;
+ * a test that connects at once waits for the client port.
+ */
+async function clientPortOpen(url: string): Promise<void> {
+  const { hostname, port } = new URL(url);
+  const end = Date.now() + 10_000;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const s = net.connect(Number(port), hostname, () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (Date.now() > end) throw new Error(`nats-server at ${url} accepts no connection`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 const presence = (user: string, state: 'join' | 'leave') => (m: ServerMessage): boolean => m.type === 'presence' && m.user === user && m.state === state;
@@ -262,6 +281,7 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
 describe('multi-node chat when NATS goes away and comes back', { skip: SKIP }, () => {
   it("each node drops the other's users after the lease, and has them back once NATS returns; chat goes on", async () => {
     const nats = await startNatsCluster({ nodes: 1 });
+    await clientPortOpen(nats.urls[0]!);
     const nodes: { chat: Awaited<ReturnType<typeof startChatServer>>; close(): Promise<void> }[] = [];
     const users: ChatClient[] = [];
     try {

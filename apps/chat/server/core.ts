@@ -1,13 +1,12 @@
 /**
  * The chat server's state, independent of the transport: rooms on broker topics (`chat.room.<name>`, one partition,
  * history in the durable log), members with the next offset each still needs (so a reconnect from `since` is replayed
- * from the log with no gap and no duplicate), presence and typing (in memory, never stored), receipts, moderation,
- * limits. A transport (server/index.ts: WebSocket) gives it a `ChatConn` per client and feeds it text frames.
+ * from the log with no gap and no duplicate), presence, typing and receipts (never stored: server/nodes.ts, across
+ * nodes through server/cluster.ts), moderation, limits. A transport (server/index.ts: WebSocket) gives it a `ChatConn` per client and feeds it text frames.
  */
 import { PubsubError } from '../../../core/errors.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker, Message, Session, Subscription } from '../../../pubsub/broker/types.ts';
-import { TokenBucket } from '../../../pubsub/broker/rate.ts';
 import type { LogRecord } from '../../../pubsub/log/types.ts';
 import {
   ChatCodes,
@@ -19,12 +18,13 @@ import {
   type ChatCode,
   type ChatEvent,
   type ClientMessage,
-  type ReceiptState,
   type ServerMessage,
   type StoredEvent,
 } from '../protocol.ts';
 import { publicLimits, type ResolvedChatOptions } from './options.ts';
-import { decode, Expiring, onlineOf, type ChatConn, type ChatStats, type Client, type Member, type Room } from './state.ts';
+import type { ChatCluster } from './cluster.ts';
+import { RoomPresence } from './nodes.ts';
+import { decode, Expiring, UserBuckets, type ChatConn, type ChatStats, type Client, type Member, type Room } from './state.ts';
 
 export type { ChatConn, ChatStats, Transport } from './state.ts';
 
@@ -34,20 +34,26 @@ export class ChatCore {
   readonly stats: ChatStats = { connections: 0, rooms: 0, messages: 0, messageBytes: 0, eventsOut: 0, typingRelayed: 0, errors: {}, closedBadFrames: 0 };
   readonly #rooms = new Map<string, Room>();
   readonly #clients = new Set<Client>();
-  readonly #buckets = new Map<string, TokenBucket>();
   readonly #muted = new Expiring();
   readonly #banned = new Expiring();
   #subscription: Subscription | undefined;
+  readonly #presence: RoomPresence;
+  readonly #buckets: UserBuckets;
 
   constructor(
     readonly broker: Broker,
     readonly session: Session,
     readonly o: ResolvedChatOptions,
     readonly tracer: Tracer,
-  ) {}
+    cluster?: ChatCluster,
+  ) {
+    this.#buckets = new UserBuckets(o.ratePerSecond, o.rateBurst);
+    this.#presence = new RoomPresence({ rooms: this.#rooms, toRoom: (room, m, except) => this.#toRoom(room, m, except) }, cluster);
+  }
 
   /** One subscription for every room: live events fan out from here to the members. */
   async start(): Promise<void> {
+    await this.#presence.start();
     this.#subscription = await this.session.subscribe({ pattern: ROOM_PATTERN, ack: 'none', start: { kind: 'new' }, buffer: { size: 100_000, policy: 'block' } }, (m) => {
       this.#onLive(m);
       return true;
@@ -57,6 +63,7 @@ export class ChatCore {
   async close(): Promise<void> {
     for (const c of this.#clients) c.conn.close(1001, 'server closing');
     await this.#subscription?.close();
+    await this.#presence.close();
   }
 
   /** A new connection: returns what the transport calls with each text frame and when the connection ends. */
@@ -131,13 +138,13 @@ export class ChatCore {
           member.typingAt = now;
         } else member.typingAt = -Infinity;
         this.stats.typingRelayed++;
-        return this.#toRoom(room, { type: 'typing', room: room.name, user: name, on: m.on }, client);
+        return this.#presence.typing(room, name, m.on, client);
       case 'receipt':
-        return this.#receipt(client, name, room, m.offset, m.state);
+        return this.#presence.receipt(room, name, m.offset, m.state, client);
       case 'history':
         return this.#history(client, room, m.before, m.limit ?? this.o.historyOnJoin);
       case 'who':
-        return this.#send(client, { type: 'who', room: room.name, online: onlineOf(room), owner: room.owner });
+        return this.#send(client, { type: 'who', room: room.name, online: this.#presence.online(room), owner: room.owner });
       case 'mute':
       case 'kick':
         return this.#moderate(client, name, room, m);
@@ -199,8 +206,8 @@ export class ChatCore {
     member.next = from;
     const count = room.online.get(name) ?? 0;
     room.online.set(name, count + 1);
-    this.#send(client, { type: 'joined', room: roomName, owner: room.owner, online: onlineOf(room), recovered, from, end });
-    if (count === 0) this.#toRoom(room, { type: 'presence', room: roomName, user: name, state: 'join', online: onlineOf(room) }, client);
+    this.#send(client, { type: 'joined', room: roomName, owner: room.owner, online: this.#presence.online(room), recovered, from, end });
+    if (count === 0) this.#presence.arrived(room, name, client);
     await this.#catchUp(member);
     if (client.rooms.get(roomName) !== member) return;
     this.#send(client, { type: 'synced', room: roomName, next: member.next });
@@ -216,6 +223,7 @@ export class ChatCore {
     if (live) return live;
     if (this.#rooms.size >= this.o.maxRooms) return undefined;
     const room: Room = { name, topic: roomTopic(name), owner: undefined, members: new Set(), online: new Map(), receipts: new Map(), ready: Promise.resolve() };
+    this.#presence.seed(room);
     room.ready = (async () => {
       let [firstRecord] = await this.#read(room.topic, 0, 1);
       if (!firstRecord) {
@@ -276,9 +284,13 @@ export class ChatCore {
   }
 
   #onLive(m: Message): void {
-    const room = this.#rooms.get(m.topic.slice('chat.room.'.length));
+    const name = m.topic.slice('chat.room.'.length);
+    const room = this.#rooms.get(name);
+    if (!room && !this.#presence.cluster) return;
+    const ev = decode(name, m.offset, m.timestamp, m.payload);
+    // Multi-node: a mute or kick stored by another node's owner holds here too, live room or not.
+    if (this.#presence.cluster) this.#moderated(ev);
     if (!room) return;
-    const ev = decode(room.name, m.offset, m.timestamp, m.payload);
     if (!ev) {
       this.tracer.emit('chat', 'chat-server', '*', 'bad-record', () => `${m.topic}@${m.offset}: not a chat event, skipped`);
       for (const member of room.members) if (!member.catching && member.next === m.offset) member.next++;
@@ -317,7 +329,7 @@ export class ChatCore {
     const count = room.online.get(name) ?? 0;
     if (count <= 1) {
       room.online.delete(name);
-      if (count === 1) this.#toRoom(room, { type: 'presence', room: room.name, user: name, state: 'leave', online: onlineOf(room) });
+      if (count === 1) this.#presence.departed(room, name);
     } else room.online.set(name, count - 1);
     if (room.members.size === 0) {
       this.#rooms.delete(room.name);
@@ -346,7 +358,7 @@ export class ChatCore {
         return this.#bad(client);
       }
     }
-    if (!this.#bucket(name).take()) {
+    if (!this.#buckets.take(name)) {
       return this.#error(client, ChatCodes.RATE, `slow down: at most ${this.o.ratePerSecond} messages a second (burst ${this.o.rateBurst})`, {
         limit: 'ratePerSecond',
         retryAfterMs: Math.ceil(1000 / this.o.ratePerSecond),
@@ -371,25 +383,6 @@ export class ChatCore {
       this.stats.messageBytes += Buffer.byteLength(m.text);
       this.#send(client, { type: 'sent', room: room.name, cid: m.cid, offset: result.offset, t: result.timestamp, duplicate: result.duplicate });
     }
-  }
-
-  #bucket(name: string): TokenBucket {
-    let b = this.#buckets.get(name);
-    if (!b) {
-      if (this.#buckets.size >= 10_000) this.#buckets.delete(this.#buckets.keys().next().value!);
-      b = new TokenBucket(this.o.ratePerSecond, this.o.rateBurst);
-      this.#buckets.set(name, b);
-    }
-    return b;
-  }
-
-  #receipt(client: Client, name: string, room: Room, offset: number, state: ReceiptState): void {
-    let r = room.receipts.get(name);
-    if (!r) room.receipts.set(name, (r = { delivered: -1, seen: -1 }));
-    if (offset <= r[state]) return;
-    r[state] = offset;
-    if (state === 'seen' && offset > r.delivered) r.delivered = offset;
-    this.#toRoom(room, { type: 'receipt', room: room.name, user: name, offset, state }, client);
   }
 
   async #history(client: Client, room: Room, before: number, limit: number): Promise<void> {
@@ -418,6 +411,14 @@ export class ChatCore {
     this.#banned.set(room.name, m.user, Date.now() + this.o.kickBanMs);
     await this.session.publish({ topic: room.topic, payload: Buffer.from(JSON.stringify({ kind: 'kick', user: name, target: m.user } satisfies StoredEvent)) });
     for (const member of [...room.members]) if (member.client.name === m.user) this.#leave(member, `kicked by ${name}`);
+  }
+
+  #moderated(ev: ChatEvent | undefined): void {
+    if (ev?.target === undefined) return;
+    if (ev.kind === 'mute') this.#muted.set(ev.room, ev.target, ev.until ?? 0);
+    if (ev.kind !== 'kick') return;
+    this.#banned.set(ev.room, ev.target, ev.t + this.o.kickBanMs);
+    for (const member of [...(this.#rooms.get(ev.room)?.members ?? [])]) if (member.client.name === ev.target) this.#leave(member, `kicked by ${ev.user}`);
   }
 
   // ---- output ----

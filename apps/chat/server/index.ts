@@ -33,6 +33,8 @@ export interface RunningChatServer extends RunningServer {
   readonly stats: ChatStats & { bytesIn: number; bytesOut: number; closeCodes: Record<number, number> };
   /** Open connections now (WebSocket, SSE and long polling). */
   readonly clients: number;
+  /** Multi-node: this node's id and the other nodes it hears (undefined on a single node). */
+  readonly cluster: { node: string; nodes: number } | undefined;
 }
 
 const SECURITY_HEADERS = {
@@ -49,7 +51,13 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const ownBroker = options.broker === undefined;
   const broker = options.broker ?? (await createBroker({ dataDir: options.dataDir ?? null, fsync: 'batch', tracer }));
   const session = await broker.connect({ door: 'internal', peer: 'chat-server', tls: false, clientId: 'chat-server' });
-  const core = new ChatCore(broker, session, o, tracer);
+  // Multi-node (server/cluster.ts): loaded only then, so a single node never loads the nats client.
+  const cluster = options.cluster && (await (await import('./cluster.ts')).connectChatCluster(options.cluster, o.presenceLeaseMs, tracer).catch(async (err: unknown) => {
+    await session.close();
+    if (ownBroker) await broker.close();
+    throw err;
+  }));
+  const core = new ChatCore(broker, session, o, tracer, cluster);
   await core.start();
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
@@ -159,6 +167,9 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     broker,
     get clients() {
       return wss.clients.size + fallbacks.open;
+    },
+    get cluster() {
+      return cluster ? { node: cluster.node, nodes: cluster.nodes } : undefined;
     },
     get stats() {
       return { ...core.stats, errors: { ...core.stats.errors }, ...counters, closeCodes: { ...counters.closeCodes } };

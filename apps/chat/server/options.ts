@@ -1,6 +1,7 @@
 import { checkInt, InvalidOptionError, withDefaults } from '../../../core/options.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
+import type { ChatClusterOptions } from './cluster.ts';
 
 /** Every limit of the chat server, with its default (README "## Chat"). */
 export const CHAT_DEFAULTS = {
@@ -43,6 +44,11 @@ export const CHAT_DEFAULTS = {
   pollIdleMs: 30_000,
   /** Ping every this long; a peer that has not answered is dropped (0: off). */
   heartbeatMs: 30_000,
+  /**
+   * Multi-node (`cluster`): each node says it is alive every presenceLeaseMs / 3; one not heard from for this long
+   * (killed, or cut off from NATS) is dropped and its users leave the other nodes' presence.
+   */
+  presenceLeaseMs: 6000,
 };
 
 export interface ChatServerOptions extends Partial<typeof CHAT_DEFAULTS> {
@@ -50,6 +56,11 @@ export interface ChatServerOptions extends Partial<typeof CHAT_DEFAULTS> {
   broker?: Broker;
   /** Where a broker of its own keeps the log (default: in memory). */
   dataDir?: string | null;
+  /**
+   * Multi-node: share presence, typing and receipts with the other chat servers on this NATS cluster (server/cluster.ts).
+   * Give it with a broker on the JetStream engine of the same cluster, so rooms (streams) are shared too. Default: none.
+   */
+  cluster?: ChatClusterOptions;
   tracer?: Tracer;
 }
 
@@ -78,6 +89,7 @@ export function resolveChatOptions(options: ChatServerOptions) {
   checkInt('pollIdleMs', o.pollIdleMs, 1, 3_600_000);
   if (o.pollIdleMs <= o.pollWaitMs) throw new InvalidOptionError('pollIdleMs', 'more than pollWaitMs', o.pollIdleMs);
   checkInt('heartbeatMs', o.heartbeatMs, 0, 3_600_000);
+  checkInt('presenceLeaseMs', o.presenceLeaseMs, 150, 3_600_000);
   return o;
 }
 

@@ -1,4 +1,5 @@
 /** The chat server's state records, the stored-event decoder and the mute / ban book (server/core.ts uses them). */
+import { TokenBucket } from '../../../pubsub/broker/rate.ts';
 import type { ChatCode, ChatEvent, ServerMessage, StoredEvent } from '../protocol.ts';
 
 const WIRE = new WeakMap<ServerMessage, string>();
@@ -104,8 +105,23 @@ export class Expiring {
   }
 }
 
-export function onlineOf(room: Room): string[] {
-  return [...room.online.keys()].sort();
+/** The per-user rate limit (a token bucket each; the oldest of 10,000 users goes first). Per node: not shared across nodes. */
+export class UserBuckets {
+  readonly #buckets = new Map<string, TokenBucket>();
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+  ) {}
+
+  take(user: string): boolean {
+    let b = this.#buckets.get(user);
+    if (!b) {
+      if (this.#buckets.size >= 10_000) this.#buckets.delete(this.#buckets.keys().next().value!);
+      b = new TokenBucket(this.ratePerSecond, this.burst);
+      this.#buckets.set(user, b);
+    }
+    return b.take();
+  }
 }
 
 /** A stored record as a ChatEvent, or undefined when it is not one (something else published to the topic). */

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCodes, WirelabError } from '../../../core/errors.ts';
@@ -90,6 +91,17 @@ class Node implements NatsNode {
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
+}
+
+/** True once `port` accepts a TCP connection (nats-server's monitor answers ~20 ms before its client listener does). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on('error', () => resolve(false));
+  });
 }
 
 function httpGetJson<T>(port: number, path: string, timeoutMs = 2000): Promise<T> {
@@ -237,7 +249,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   const waitForLeader = async (what: string): Promise<void> => {
     const deadline = Date.now() + o.startTimeoutMs;
     for (;;) {
-      if (await metaLeader()) return;
+      if ((await metaLeader()) && (await Promise.all(nodes.filter((n) => n.running).map((n) => accepts(n.port)))).every(Boolean)) return;
       const dead = nodes.find((n) => n.child && !n.running && n.child.exitCode !== null && n.child.exitCode !== 0);
       if (dead) throw new WirelabError(ErrorCodes.CLOSED, `${dead.name} exited ${dead.child!.exitCode}:\n${dead.log.slice(-2000)}`);
       if (Date.now() > deadline) {

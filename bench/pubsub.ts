@@ -4,13 +4,16 @@
  * other broker's own client), taking turns, medians of the rounds. Three measures:
  *   fan-out   1 publisher -> 50 subscribers, 128 B, as fast as the broker delivers: deliveries/s and server CPU µs
  *             per delivery (at-most-once: QoS 0, core NATS, redis PUBLISH, wirelab ack 'none')
+ *   lean      the same fan-out for the MQTT brokers with a lean generator (raw sockets, pre-encoded PUBLISH,
+ *             subscribers in worker threads that only count packets: bench/fixtures/pubsub-lean.ts), so the generator
+ *             is not what caps the rate; its own CPU per delivery is printed beside the broker's
  *   latency   2,000 msg/s to 10 subscribers for 3 s: p50 / p99 publish -> receive
  *   durable   acknowledged publishes/s with 64 in flight: mosquitto QoS 1 (persistence on), redis XADD (AOF everysec),
  *             wirelab acks=all with fsync batch (fsync'd before the ack: a stronger guarantee than both)
  *   jetstream acks=1 acked publishes/s and server CPU µs per message: raw nats client -> R3 stream on a 3-node cluster
  *             (nats-server x3), wirelab on the jetstream engine (broker + nats-server x3), wirelab embedded (broker)
  * Needs mosquitto, nats-server and redis-server (npm run peers); a missing one is reported, and its rows left out.
- * While iterating: WIRELAB_BENCH_ONLY=fanout (or latency, durable; comma-separated) runs only those measures, and
+ * While iterating: WIRELAB_BENCH_ONLY=fanout (or lean, latency, durable, jetstream; comma-separated) runs only those measures, and
  * WIRELAB_BENCH_BROKERS=mosquitto,aedes,wirelab MQTT only the brokers whose label starts with one of those.
  */
 import { spawnSync } from 'node:child_process';
@@ -20,6 +23,7 @@ import { defineBench, type BenchRow } from './harness.ts';
 import { startMosquitto, startNats, startNodeBroker, startRedis, type BenchBroker } from './fixtures/brokers.ts';
 import { drivers, type Driver } from './fixtures/pubsub-drivers.ts';
 import { jetstreamRows } from './fixtures/pubsub-jetstream.ts';
+import { leanFanOut } from './fixtures/pubsub-lean.ts';
 
 const SUBSCRIBERS = 50;
 const MESSAGES = 10_000;
@@ -31,6 +35,7 @@ const LATENCY_MS = 3000;
 const DURABLE_MS = 3000;
 const DURABLE_IN_FLIGHT = 256;
 const ROUNDS = 3;
+const LEAN_WORKERS = 2; // subscriber threads of the lean MQTT generator (bench/fixtures/pubsub-lean.ts)
 
 const only = process.env.WIRELAB_BENCH_ONLY?.split(',').map((s) => s.trim());
 const runs = (measure: string): boolean => only === undefined || only.includes(measure);
@@ -42,6 +47,8 @@ interface Subject {
   label: string;
   start(): Promise<BenchBroker>;
   driver: (b: BenchBroker) => Driver;
+  /** An MQTT broker: also measured with the lean generator. */
+  mqtt?: boolean;
 }
 
 /** Deliveries per second and server CPU µs per delivery for one fan-out run. */
@@ -129,14 +136,14 @@ export default defineBench({
   async run(): Promise<BenchRow[]> {
     const subjects: Subject[] = [];
     const missing: string[] = [];
-    if (have('mosquitto')) subjects.push({ label: 'mosquitto QoS0', start: startMosquitto, driver: (b) => drivers.mqtt(b.ports.mqtt!) });
+    if (have('mosquitto')) subjects.push({ label: 'mosquitto QoS0', start: startMosquitto, driver: (b) => drivers.mqtt(b.ports.mqtt!), mqtt: true });
     else missing.push('mosquitto');
-    subjects.push({ label: 'aedes QoS0', start: () => startNodeBroker('aedes'), driver: (b) => drivers.mqtt(b.ports.mqtt!) });
+    subjects.push({ label: 'aedes QoS0', start: () => startNodeBroker('aedes'), driver: (b) => drivers.mqtt(b.ports.mqtt!), mqtt: true });
     if (have('nats-server')) subjects.push({ label: 'nats-server', start: startNats, driver: (b) => drivers.nats(b.ports.nats!) });
     else missing.push('nats-server');
     if (have('redis-server')) subjects.push({ label: 'redis pub/sub', start: startRedis, driver: (b) => drivers.redis(b.ports.redis!) });
     else missing.push('redis-server');
-    subjects.push({ label: 'wirelab MQTT QoS0', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.mqtt(b.ports.mqtt!) });
+    subjects.push({ label: 'wirelab MQTT QoS0', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.mqtt(b.ports.mqtt!), mqtt: true });
     subjects.push({ label: 'wirelab native TCP', start: () => startNodeBroker('wirelab'), driver: (b) => drivers.native(b.ports.native!) });
     if (missing.length) console.log(`  not measured (missing: ${missing.join(', ')}; npm run peers installs them)`);
     if (brokerFilter) subjects.splice(0, subjects.length, ...subjects.filter((s) => brokerFilter.some((b) => s.label.startsWith(b))));
@@ -145,6 +152,7 @@ export default defineBench({
     for (const s of subjects) brokers.set(s.label, await s.start());
     const rate: Record<string, number[]> = {};
     const cpu: Record<string, number[]> = {};
+    const lean: Record<string, { rate: number[]; cpu: number[]; gen: number[] }> = {};
     const lat: Record<string, { p50: number; p99: number }> = {};
     const acked: Record<string, number> = {};
     try {
@@ -154,6 +162,16 @@ export default defineBench({
           const r = await fanOut(b, s.driver(b), `bench.fan${round}`);
           (rate[s.label] ??= []).push(r.rate);
           (cpu[s.label] ??= []).push(r.cpuPerDelivery);
+        }
+      }
+      for (let round = 0; round < (runs('lean') ? ROUNDS : 0); round++) {
+        for (const s of subjects.filter((x) => x.mqtt)) {
+          const b = brokers.get(s.label)!;
+          const r = await leanFanOut(b, b.ports.mqtt!, `bench/lean${round}`, { subscribers: SUBSCRIBERS, messages: MESSAGES, payloadBytes: PAYLOAD_BYTES, window: WINDOW, workers: LEAN_WORKERS });
+          const l = (lean[s.label] ??= { rate: [], cpu: [], gen: [] });
+          l.rate.push(r.rate);
+          l.cpu.push(r.cpuPerDelivery);
+          l.gen.push(r.generatorCpuPerDelivery);
         }
       }
       for (const s of subjects) {
@@ -183,6 +201,16 @@ export default defineBench({
     if (rate['wirelab native TCP']) {
       rows.push({ label: 'fan-out: wirelab native TCP', value: median(rate['wirelab native TCP']!), unit: 'deliveries/s', ...(rate['redis pub/sub'] ? { baseline: 'fan-out: redis pub/sub', target: 0.5 } : {}) });
     }
+    // The lean generator's rows (fan-out, broker CPU and the generator's own CPU per delivery), MQTT brokers only.
+    const leanLabel = (l: string): string => `fan-out, lean generator: ${l}`;
+    for (const [label, l] of Object.entries(lean)) {
+      const wl = label.startsWith('wirelab');
+      const base = label !== 'mosquitto QoS0' && lean['mosquitto QoS0'] ? { baseline: leanLabel('mosquitto QoS0') } : {};
+      rows.push({ label: leanLabel(label), value: median(l.rate), unit: 'deliveries/s', ...base, ...(wl && base.baseline ? { target: 1 } : {}) });
+      if (wl && lean['aedes QoS0']) rows.push({ label: `${leanLabel(label)} (vs aedes)`, value: median(l.rate), unit: 'deliveries/s', baseline: leanLabel('aedes QoS0'), target: 2 });
+      rows.push({ label: `server CPU, lean generator: ${label}`, value: median(l.cpu), unit: 'µs/delivery', lowerIsBetter: true });
+      rows.push({ label: `generator CPU, lean generator: ${label}`, value: median(l.gen), unit: 'µs/delivery', lowerIsBetter: true });
+    }
     for (const label of Object.keys(cpu)) {
       rows.push({ label: `server CPU: ${label}`, value: median(cpu[label]!), unit: 'µs/delivery', lowerIsBetter: true, ...(label !== 'mosquitto QoS0' && cpu['mosquitto QoS0'] ? { baseline: 'server CPU: mosquitto QoS0' } : {}) });
     }
@@ -197,7 +225,7 @@ export default defineBench({
       rows.push({ label: `durable: ${name}`, value: v, unit: 'acked/s', ...base, ...(label.startsWith('wirelab') && base.baseline ? { target: 1 } : {}) });
     }
     // Issue 13: the jetstream engine next to the embedded one and raw JetStream publishing (bench/fixtures/pubsub-jetstream.ts).
-    if (have('nats-server')) rows.push(...(await jetstreamRows()));
+    if (have('nats-server') && runs('jetstream')) rows.push(...(await jetstreamRows()));
     return rows;
   },
 });

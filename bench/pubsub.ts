@@ -17,6 +17,7 @@
  * WIRELAB_BENCH_BROKERS=mosquitto,aedes,wirelab MQTT only the brokers whose label starts with one of those.
  */
 import { spawnSync } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { percentile, median } from '../core/stats.ts';
 import { sleep } from '../core/time.ts';
 import { defineBench, type BenchRow } from './harness.ts';
@@ -88,14 +89,25 @@ async function fanOut(broker: BenchBroker, driver: Driver, topic: string): Promi
   return { rate: delivered / elapsed, cpuPerDelivery: (cpu * 1000) / Math.max(1, delivered) };
 }
 
+interface Latency {
+  p50: number;
+  p99: number;
+  /** p99 event-loop delay (ms) of the generator and (a Node broker) of the broker during the run: where a tail comes from. */
+  generatorLoopP99: number;
+  brokerLoopP99?: number;
+}
+
 /** p50 and p99 latency (ms) at LATENCY_RATE msg/s to LATENCY_SUBSCRIBERS subscribers. */
-async function latency(driver: Driver, topic: string): Promise<{ p50: number; p99: number }> {
+async function latency(broker: BenchBroker, driver: Driver, topic: string): Promise<Latency> {
   const samples: number[] = [];
   await driver.subscribe(LATENCY_SUBSCRIBERS, topic, (payload) => {
     samples.push(Number(process.hrtime.bigint() - payload.readBigUInt64BE(0)) / 1e6);
   });
   const pub = await driver.publisher(topic);
   const total = (LATENCY_RATE * LATENCY_MS) / 1000;
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  await broker.loopDelay?.();
   const t0 = performance.now();
   for (let i = 0; i < total; i++) {
     const due = t0 + (i * 1000) / LATENCY_RATE;
@@ -107,16 +119,20 @@ async function latency(driver: Driver, topic: string): Promise<{ p50: number; p9
     await pub.flush();
   }
   for (let idle = 0; samples.length < total * LATENCY_SUBSCRIBERS && idle < 50; idle++) await sleep(10);
+  loop.disable();
+  const brokerLoop = await broker.loopDelay?.();
   await driver.close();
   samples.sort((a, b) => a - b);
-  return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
+  return { p50: percentile(samples, 50), p99: percentile(samples, 99), generatorLoopP99: loop.percentile(99) / 1e6, ...(brokerLoop ? { brokerLoopP99: brokerLoop.p99 } : {}) };
 }
 
-/** Acknowledged publishes per second with DURABLE_IN_FLIGHT outstanding. */
-async function durable(driver: Driver, topic: string): Promise<number> {
+/** Acknowledged publishes per second with DURABLE_IN_FLIGHT outstanding, and the broker's and generator's CPU per ack. */
+async function durable(broker: BenchBroker, driver: Driver, topic: string): Promise<Durable> {
   const pub = await driver.durablePublisher!(topic);
   const payload = Buffer.alloc(PAYLOAD_BYTES, 0x62);
   let acked = 0;
+  const cpu0 = broker.cpuMs();
+  const gen0 = process.cpuUsage();
   const end = performance.now() + DURABLE_MS;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: DURABLE_IN_FLIGHT }, async () => {
@@ -126,8 +142,17 @@ async function durable(driver: Driver, topic: string): Promise<number> {
     }
   }));
   const rate = acked / ((performance.now() - t0) / 1000);
+  const gen = process.cpuUsage(gen0);
+  const n = Math.max(1, acked);
+  const r = { rate, cpuPerAck: ((broker.cpuMs() - cpu0) * 1000) / n, generatorCpuPerAck: (gen.user + gen.system) / n };
   await driver.close();
-  return rate;
+  return r;
+}
+
+interface Durable {
+  rate: number;
+  cpuPerAck: number;
+  generatorCpuPerAck: number;
 }
 
 export default defineBench({
@@ -153,8 +178,14 @@ export default defineBench({
     const rate: Record<string, number[]> = {};
     const cpu: Record<string, number[]> = {};
     const lean: Record<string, { rate: number[]; cpu: number[]; gen: number[] }> = {};
-    const lat: Record<string, { p50: number; p99: number }> = {};
-    const acked: Record<string, number> = {};
+    const lat: Record<string, Latency> = {};
+    const acked: Record<string, Durable> = {};
+    // Like for like with mosquitto's QoS 1 (acked from memory): wirelab acked once written, before the fsync.
+    const likeForLike: Subject[] = runs('durable') && (!brokerFilter || brokerFilter.some((b) => 'wirelab'.startsWith(b))) ? [
+      { label: 'wirelab MQTT acks=1', start: () => startNodeBroker('wirelab-acks1'), driver: (b) => drivers.mqtt(b.ports.mqtt!) },
+      { label: 'wirelab native acks=1', start: () => startNodeBroker('wirelab-acks1'), driver: (b) => drivers.native(b.ports.native!, 1) },
+    ] : [];
+    for (const s of likeForLike) brokers.set(s.label, await s.start());
     try {
       for (let round = 0; round < (runs('fanout') ? ROUNDS : 0); round++) {
         for (const s of subjects) {
@@ -176,10 +207,12 @@ export default defineBench({
       }
       for (const s of subjects) {
         const b = brokers.get(s.label)!;
-        if (runs('latency')) lat[s.label] = await latency(s.driver(b), 'bench.latency');
-        if (!runs('durable')) continue;
+        if (runs('latency')) lat[s.label] = await latency(b, s.driver(b), 'bench.latency');
+      }
+      for (const s of runs('durable') ? [...subjects, ...likeForLike] : []) {
+        const b = brokers.get(s.label)!;
         const d = s.driver(b);
-        if (d.durablePublisher) acked[s.label] = await durable(d, 'bench.durable');
+        if (d.durablePublisher) acked[s.label] = await durable(b, d, 'bench.durable');
         else await d.close();
       }
     } finally {
@@ -218,11 +251,18 @@ export default defineBench({
       const base = lat['mosquitto QoS0'] && label !== 'mosquitto QoS0' ? { baseline: 'p99: mosquitto QoS0' } : {};
       rows.push({ label: `p99: ${label}`, value: l.p99, unit: 'ms', lowerIsBetter: true, ...base, ...(label.startsWith('wirelab') && base.baseline ? { target: 1 } : {}) });
       rows.push({ label: `p50: ${label}`, value: l.p50, unit: 'ms', lowerIsBetter: true });
+      rows.push({ label: `loop delay p99, generator: ${label}`, value: l.generatorLoopP99, unit: l.brokerLoopP99 === undefined ? 'ms' : `ms (broker ${l.brokerLoopP99.toFixed(2)})`, lowerIsBetter: true });
     }
+    const durableBase = 'durable: mosquitto QoS1, persistence on';
     for (const [label, v] of Object.entries(acked)) {
-      const name = { 'mosquitto QoS0': 'mosquitto QoS1, persistence on', 'aedes QoS0': 'aedes QoS1, in memory', 'redis pub/sub': 'redis XADD, AOF everysec', 'wirelab MQTT QoS0': 'wirelab MQTT QoS1, acks=all, fsync batch', 'wirelab native TCP': 'wirelab native, acks=all, fsync batch' }[label] ?? label;
-      const base = acked['mosquitto QoS0'] && label !== 'mosquitto QoS0' ? { baseline: 'durable: mosquitto QoS1, persistence on' } : {};
-      rows.push({ label: `durable: ${name}`, value: v, unit: 'acked/s', ...base, ...(label.startsWith('wirelab') && base.baseline ? { target: 1 } : {}) });
+      const name = {
+        'mosquitto QoS0': 'mosquitto QoS1, persistence on', 'aedes QoS0': 'aedes QoS1, in memory', 'redis pub/sub': 'redis XADD, AOF everysec',
+        'wirelab MQTT QoS0': 'wirelab MQTT QoS1, acks=all, fsync batch', 'wirelab native TCP': 'wirelab native, acks=all, fsync batch',
+        'wirelab MQTT acks=1': 'wirelab MQTT QoS1, acks=1 (written, not fsync\'d)', 'wirelab native acks=1': 'wirelab native, acks=1 (written, not fsync\'d)',
+      }[label] ?? label;
+      const base = acked['mosquitto QoS0'] && label !== 'mosquitto QoS0' ? { baseline: durableBase } : {};
+      rows.push({ label: `durable: ${name}`, value: v.rate, unit: 'acked/s', ...base, ...(label.startsWith('wirelab') && base.baseline ? { target: 1 } : {}) });
+      rows.push({ label: `durable CPU, server / generator: ${name}`, value: v.cpuPerAck, unit: `µs/ack (generator ${v.generatorCpuPerAck.toFixed(1)})`, lowerIsBetter: true });
     }
     // Issue 13: the jetstream engine next to the embedded one and raw JetStream publishing (bench/fixtures/pubsub-jetstream.ts).
     if (have('nats-server') && runs('jetstream')) rows.push(...(await jetstreamRows()));

@@ -95,6 +95,8 @@ interface Latency {
   /** p99 event-loop delay (ms) of the generator and (a Node broker) of the broker during the run: where a tail comes from. */
   generatorLoopP99: number;
   brokerLoopP99?: number;
+  /** The broker's CPU µs per published message (with its LATENCY_SUBSCRIBERS deliveries). */
+  cpuPerMessage: number;
 }
 
 /** p50 and p99 latency (ms) at LATENCY_RATE msg/s to LATENCY_SUBSCRIBERS subscribers. */
@@ -108,6 +110,7 @@ async function latency(broker: BenchBroker, driver: Driver, topic: string): Prom
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   await broker.loopDelay?.();
+  const cpu0 = broker.cpuMs();
   const t0 = performance.now();
   for (let i = 0; i < total; i++) {
     const due = t0 + (i * 1000) / LATENCY_RATE;
@@ -120,10 +123,11 @@ async function latency(broker: BenchBroker, driver: Driver, topic: string): Prom
   }
   for (let idle = 0; samples.length < total * LATENCY_SUBSCRIBERS && idle < 50; idle++) await sleep(10);
   loop.disable();
+  const cpuPerMessage = ((broker.cpuMs() - cpu0) * 1000) / total;
   const brokerLoop = await broker.loopDelay?.();
   await driver.close();
   samples.sort((a, b) => a - b);
-  return { p50: percentile(samples, 50), p99: percentile(samples, 99), generatorLoopP99: loop.percentile(99) / 1e6, ...(brokerLoop ? { brokerLoopP99: brokerLoop.p99 } : {}) };
+  return { p50: percentile(samples, 50), p99: percentile(samples, 99), generatorLoopP99: loop.percentile(99) / 1e6, cpuPerMessage, ...(brokerLoop ? { brokerLoopP99: brokerLoop.p99 } : {}) };
 }
 
 /** Acknowledged publishes per second with DURABLE_IN_FLIGHT outstanding, and the broker's and generator's CPU per ack. */
@@ -251,6 +255,7 @@ export default defineBench({
       const base = lat['mosquitto QoS0'] && label !== 'mosquitto QoS0' ? { baseline: 'p99: mosquitto QoS0' } : {};
       rows.push({ label: `p99: ${label}`, value: l.p99, unit: 'ms', lowerIsBetter: true, ...base, ...(label.startsWith('wirelab') && base.baseline ? { target: 1 } : {}) });
       rows.push({ label: `p50: ${label}`, value: l.p50, unit: 'ms', lowerIsBetter: true });
+      rows.push({ label: `server CPU at ${LATENCY_RATE} msg/s: ${label}`, value: l.cpuPerMessage, unit: `µs/message (${LATENCY_SUBSCRIBERS} deliveries)`, lowerIsBetter: true });
       rows.push({ label: `loop delay p99, generator: ${label}`, value: l.generatorLoopP99, unit: l.brokerLoopP99 === undefined ? 'ms' : `ms (broker ${l.brokerLoopP99.toFixed(2)})`, lowerIsBetter: true });
     }
     const durableBase = 'durable: mosquitto QoS1, persistence on';

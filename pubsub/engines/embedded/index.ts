@@ -149,7 +149,8 @@ class EmbeddedEngine implements Engine, GroupHost {
     const { result, duplicate } = topic.append(request, (rec, partition) => {
       const durability = ({ 0: 'none', 1: 'written', all: 'synced' } as const)[request.acks];
       this.lineage(() => ({ step: 'persisted', topic: topic.name, partition, offset: rec.offset, durability, t: Date.now() }));
-      for (const g of this.byId.values()) if (g.parts.has(partKey(topic.name, partition))) g.pump();
+      const key = partKey(topic.name, partition); // once per append, not once per group
+      for (const g of this.byId.values()) if (g.parts.has(key)) g.pump();
     });
     const r = await result;
     if (duplicate) this.lineage(() => ({ step: 'duplicate', topic: topic.name, msgId: request.msgId!, offset: r.offset, t: Date.now() }));

@@ -9,22 +9,10 @@ import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker, Message, Session, Subscription } from '../../../pubsub/broker/types.ts';
 import { TokenBucket } from '../../../pubsub/broker/rate.ts';
 import type { LogRecord } from '../../../pubsub/log/types.ts';
-import {
-  ChatCodes,
-  nameProblem,
-  parseClientMessage,
-  ROOM_PATTERN,
-  roomProblem,
-  roomTopic,
-  type ChatCode,
-  type ChatEvent,
-  type ClientMessage,
-  type ReceiptState,
-  type ServerMessage,
-  type StoredEvent,
-} from '../protocol.ts';
+import { ChatCodes, nameProblem, parseClientMessage, ROOM_PATTERN, roomProblem, roomTopic, type ChatCode, type ChatEvent, type ClientMessage, type ReceiptState, type ServerMessage, type StoredEvent } from '../protocol.ts';
 import { publicLimits, type ResolvedChatOptions } from './options.ts';
 import { decode, Expiring, onlineOf, type ChatConn, type ChatStats, type Client, type Member, type Room } from './state.ts';
+import { DmRouter, isDmMessage } from './dm.ts';
 
 export type { ChatConn, ChatStats, Transport } from './state.ts';
 
@@ -38,13 +26,17 @@ export class ChatCore {
   readonly #muted = new Expiring();
   readonly #banned = new Expiring();
   #subscription: Subscription | undefined;
+  /** Direct messages: WebRTC signaling and the relay fallback (server/dm.ts). */
+  readonly dm: DmRouter;
 
   constructor(
     readonly broker: Broker,
     readonly session: Session,
     readonly o: ResolvedChatOptions,
     readonly tracer: Tracer,
-  ) {}
+  ) {
+    this.dm = new DmRouter(o, tracer, { send: (c, m) => this.#send(c, m), error: (c, code, text, extra) => this.#error(c, code, text, extra), bad: (c) => this.#bad(c) });
+  }
 
   /** One subscription for every room: live events fan out from here to the members. */
   async start(): Promise<void> {
@@ -95,6 +87,7 @@ export class ChatCore {
     if (m.type === 'ping') return this.#send(client, { type: 'pong', t: m.t });
     if (m.type === 'hello') return this.#hello(client, m.name);
     if (client.name === undefined) return this.#error(client, ChatCodes.STATE, 'say hello with a name first');
+    if (isDmMessage(m)) return this.dm.handle(client, client.name, m);
     const fail = (err: unknown): void => {
       const pe = err instanceof PubsubError ? err : undefined;
       this.#error(client, ChatCodes.BROKER, `the broker refused: ${err instanceof Error ? err.message : String(err)}`, {
@@ -111,7 +104,7 @@ export class ChatCore {
     }
   }
 
-  #dispatch(client: Client, name: string, m: Exclude<ClientMessage, { type: 'ping' | 'hello' }>): void | Promise<void> {
+  #dispatch(client: Client, name: string, m: Exclude<ClientMessage, { type: 'ping' | 'hello' | 'signal' | 'dm' | 'dm-ack' }>): void | Promise<void> {
     if (m.type === 'join') return this.#join(client, name, m.room, m.since);
     const member = client.rooms.get(m.room);
     if (!member) return this.#error(client, ChatCodes.STATE, `not in room ${m.room}: join it first`, { room: m.room });
@@ -152,6 +145,7 @@ export class ChatCore {
       return this.#bad(client);
     }
     client.name = name;
+    this.dm.add(client);
     this.#send(client, { type: 'welcome', name, transport: client.conn.transport, limits: publicLimits(this.o) });
   }
 
@@ -329,6 +323,7 @@ export class ChatCore {
     if (client.closed) return;
     client.closed = true;
     this.#clients.delete(client);
+    this.dm.remove(client);
     for (const member of [...client.rooms.values()]) this.#remove(member);
   }
 

@@ -24,6 +24,8 @@ export const CHAT_CLIENT_DEFAULTS = {
   timeoutMs: 10_000,
   /** ws (default), sse (SSE + POST) or poll (long polling). */
   transport: 'ws' as ChatTransport,
+  /** Answer a DM offer (WebRTC) with bye: this client has no WebRTC of its own (apps/chat/dm-peer.ts adds one). */
+  declineDmOffers: true,
 };
 
 /** DM messages kept while reconnecting (the oldest goes past it). */
@@ -146,7 +148,7 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
       dms.delete(m.id);
       if (d) clearTimeout(d.timer);
       d?.resolve(performance.now() - d.at);
-    } else if (m.type === 'signal' && m.kind === 'offer') {
+    } else if (m.type === 'signal' && m.kind === 'offer' && o.declineDmOffers) {
       // No WebRTC here: decline at once, so the page uses the relay without waiting for its ICE timeout.
       writeDm({ type: 'signal', to: m.from, session: m.session, kind: 'bye' });
     } else if (m.type === 'error' && m.cid !== undefined && dms.has(m.cid)) {

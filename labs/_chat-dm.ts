@@ -8,6 +8,7 @@ import { openDmPeer, type DmPeer } from '../apps/chat/dm-peer.ts';
 import type { RunningChatServer } from '../apps/chat/server/index.ts';
 import { startTcpProxy } from '../core/impair/index.ts';
 import type { LabContext } from '../core/lab/index.ts';
+import { blip, until } from './_chat.ts';
 
 export interface DataChannelRun {
   latencies: number[];
@@ -29,13 +30,6 @@ export interface DataChannelRun {
   server: { signals: number; signalBytes: number; relayedBytes: number; messageBytes: number };
 }
 
-const until = async (cond: () => boolean, what: string, ms = 10_000): Promise<void> => {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-};
 
 /** Bytes both ways on the peer's selected ICE candidate pair (UDP payloads: STUN, DTLS records carrying SCTP). */
 async function udpBytes(p: DmPeer): Promise<number> {
@@ -96,9 +90,7 @@ export async function runDataChannel(ctx: LabContext, chat: RunningChatServer, s
 
   // The blip: ben's chat connection is reset; the DMs sent meanwhile do not need it.
   const r0 = ben.reconnects;
-  pb.addToxic({ name: 'blip', type: 'reset_peer', stream: 'downstream', attributes: { timeout: 0 } });
-  await until(() => (pb.stats.toxics.blip ?? 0) > 0, 'the reset');
-  pb.removeToxic('blip');
+  await blip(pb);
   const tBlip = performance.now();
   for (let i = 1; i <= shape.blip; i++) {
     void say(a, `ana blip ${i}`, false);

@@ -1,7 +1,7 @@
 import { startChatServer } from '../apps/chat/server/index.ts';
 import { startTcpProxy, type TcpImpairmentProxy } from '../core/impair/index.ts';
 import { defineLab } from '../core/lab/index.ts';
-import { openPeer, type ChatPeer, type Transport } from './_chat.ts';
+import { blip, openPeer, until, type ChatPeer, type Transport } from './_chat.ts';
 import { runDataChannel } from './_chat-dm.ts';
 import { r2, summarize } from './_stats.ts';
 
@@ -16,13 +16,6 @@ const TRANSPORTS: Array<{ id: Transport; label: string }> = [
   { id: 'poll', label: 'long polling' },
 ];
 
-const until = async (cond: () => boolean, what: string, ms = 10_000): Promise<void> => {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-};
 const texts = (p: ChatPeer): string[] => p.events.filter((e) => e.kind === 'msg').map((e) => e.text ?? '');
 
 interface Run {
@@ -91,9 +84,7 @@ export default defineLab({
 
       // The blip: every connection through ben's proxy is reset (RST both ways), once.
       const r0 = ben.reconnects;
-      pb.addToxic({ name: 'blip', type: 'reset_peer', stream: 'downstream', attributes: { timeout: 0 } });
-      await until(() => (pb.stats.toxics.blip ?? 0) > 0, 'the reset');
-      pb.removeToxic('blip');
+      await blip(pb);
       const tBlip = performance.now();
       const blipSends: Array<Promise<void>> = [];
       for (let i = 1; i <= BLIP; i++) {

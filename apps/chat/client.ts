@@ -66,6 +66,8 @@ export interface ChatClient {
   /** The underlying WebSocket, on the ws transport (tests reset it). */
   readonly socket: WebSocket;
   readonly transport: ChatTransport;
+  /** HTTP requests made so far, over every connection (a WebSocket's upgrade is one). */
+  readonly requests: number;
   /** Switches the transport live: the new connection rejoins from the last offset seen (no gap, no duplicate). */
   setTransport(transport: ChatTransport): Promise<void>;
   /** A DM through the server (relay); resolves with its round trip in ms when the receiver's dm-ack is back. */
@@ -84,6 +86,9 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
   const rooms = new Map<string, RoomState>();
   const pending = new Map<string, { room: string; text: string; resolve(n: number): void; reject(e: Error): void }>();
   let link!: ChatLink;
+  /** Requests of the links that ended. */
+  let requestsBefore = 0;
+  const ended = new WeakSet<ChatLink>();
   let transport = o.transport;
   let switching: Promise<void> = Promise.resolve();
   const dms = new Map<string, { at: number; resolve(ms: number): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
@@ -186,6 +191,8 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
           onMessage(m);
         },
         closed: (err) => {
+          requestsBefore += l.requests;
+          ended.add(l);
           if (!welcomed) reject(err ?? new ChatError(ChatCodes.STATE, 'closed before welcome'));
           if (closed || link !== l) return;
           ready = false;
@@ -243,6 +250,9 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
     },
     get transport() {
       return transport;
+    },
+    get requests() {
+      return requestsBefore + (ended.has(link) ? 0 : link.requests);
     },
     setTransport(t) {
       if (!CHAT_TRANSPORTS.includes(t)) return Promise.reject(new InvalidOptionError('transport', 'ws, sse or poll', t));

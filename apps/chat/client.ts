@@ -175,9 +175,9 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
       const l: ChatLink = openLink(transport, o.url, {
         open: () => l.send({ type: 'hello', name: o.name }),
         message: (m) => {
-          // A link being replaced (setTransport) passes on only DMs (never stored); the new one replays the rest.
+          // A link being replaced (setTransport) passes on only DMs and signals (never stored); the new one replays the rest.
           if (link !== l) {
-            if (m.type === 'dm' || m.type === 'dm-ack') onMessage(m);
+            if (m.type === 'dm' || m.type === 'dm-ack' || m.type === 'signal') onMessage(m);
             return;
           }
           if (!welcomed) {
@@ -309,7 +309,7 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
         write({ type: 'send', room, text, cid });
       });
     },
-    raw: write,
+    raw: (m) => (m.type === 'dm' || m.type === 'dm-ack' || m.type === 'signal' ? writeDm(m) : write(m)),
     waitFor: waitFor as ChatClient['waitFor'],
     close() {
       closed = true;

@@ -30,6 +30,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   label: { type: 'string', value: 'L', help: 'the data channel stdin lines go to (default chat); a caller makes it, an answerer needs a caller that does' },
   'timeout-ms': { type: 'string', value: 'MS', help: 'give up joining or connecting a peer after MS (default 10000)' },
   transport: { type: 'string', value: 'ws|sse|poll', help: 'chat: WebSocket (default), SSE + POST or long polling (/transport switches live)' },
+  'no-webrtc': { type: 'boolean', help: 'chat: DMs through the server only (no WebRTC data channel; offers are declined)' },
   // wirelab pub / sub (the native pub/sub client)
   user: { type: 'string', value: 'NAME', help: 'log in as NAME (the password from --password or $WIRELAB_PASSWORD)' },
   password: { type: 'string', value: 'P', help: "NAME's password (visible in ps: prefer $WIRELAB_PASSWORD)" },
@@ -150,10 +151,10 @@ it (orders.eu[0]@12 or 0@12), <partition>-<offset>, or the producer's msgId (loo
     details: `Joins --room (default lobby) as --name on the chat server (--url ws://HOST:PORT/ws, default wirelab up's chat
 row, port base + 3000) and prints the room's recent history, then every message, join and leave. Each line typed is a
 message; /join ROOM, /who, /history [N], /dm NAME TEXT, /transport ws|sse|poll, /leave, /quit, /help are commands
-(/dm goes through the server's relay: the terminal has no WebRTC). A lost connection reconnects and replays what was
+(/dm: peer to peer over a WebRTC data channel, werift, or the server's relay when ICE fails or with --no-webrtc). A lost connection reconnects and replays what was
 missed (no gap, no duplicate), and so does /transport. Piped stdin: every line is sent and stored, then it exits 0. Exit 1 when the
 server cannot be reached or refuses the name or room, 2 on a usage error.`,
-    flags: ['url', 'port-base', 'room', 'name', 'timeout-ms', 'transport'],
+    flags: ['url', 'port-base', 'room', 'name', 'timeout-ms', 'transport', 'no-webrtc'],
   },
   help: {
     name: 'help',

@@ -1,14 +1,16 @@
 /**
  * `wirelab chat --room lobby --name ana [--url ws://HOST:PORT/ws] [--transport ws|sse|poll]`: the terminal chat client.
  * Each stdin line is a message; /join ROOM, /who, /history [N], /dm NAME TEXT, /transport ws|sse|poll, /leave, /quit,
- * /help are commands. DMs from here go through the server's relay (no WebRTC in the terminal: a page's offer is
- * declined and the page relays too). Piped stdin: sends every line, waits until
+ * /help are commands. DMs go peer to peer over a WebRTC data channel (werift: apps/chat/dm-peer.ts) with a page or
+ * another terminal, and through the server's relay when ICE does not connect within dmIceTimeoutMs (or with --no-webrtc). Piped stdin: sends every line, waits until
  * each is stored, then exits 0. A lost connection reconnects and recovers the missed messages (apps/chat/client.ts).
  */
 import { createInterface } from 'node:readline';
 import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
 import { connectChat, type ChatClient, type ChatTransport } from '../../apps/chat/client.ts';
 import { CHAT_TRANSPORTS } from '../../apps/chat/link.ts';
+import { DmAgent } from '../../apps/chat/dm-peer.ts';
+import { CHAT_DEFAULTS } from '../../apps/chat/server/options.ts';
 import { nameProblem, roomProblem, type ChatEvent, type ServerMessage } from '../../apps/chat/protocol.ts';
 import { CHAT_PORT } from '../../apps/chat/service.ts';
 
@@ -19,12 +21,13 @@ export interface ChatFlags {
   name?: string;
   'timeout-ms'?: string;
   transport?: string;
+  'no-webrtc'?: boolean;
 }
 
 const HELP = [
   '/join ROOM  /who  /history [N]  /leave  /quit  /help',
-  '/dm NAME TEXT    a direct message to NAME (online in a room you are in); from the terminal it goes through the',
-  '                 server (relay): this client has no WebRTC, the web page DMs peer to peer when it can',
+  '/dm NAME TEXT    a direct message to NAME (online in a room you are in): peer to peer over a WebRTC data channel',
+  '                 when ICE connects, else through the server (relay); each says which, and its round trip',
   '/transport ws|sse|poll   switch the connection live (WebSocket, SSE + POST, long polling): no message lost or twice',
   'anything else is a message to the current room',
 ].join('\n');
@@ -70,11 +73,12 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
   }
   let client: ChatClient;
   try {
-    client = await connectChat({ url, name, timeoutMs, transport });
+    client = await connectChat({ url, name, timeoutMs, transport, declineDmOffers: flags['no-webrtc'] === true });
   } catch (err) {
     console.error(`wirelab chat: cannot chat on ${url}: ${err instanceof Error ? err.message : String(err)} (is wirelab up running? npm start)`);
     return 1;
   }
+  const agent = flags['no-webrtc'] ? undefined : new DmAgent(client, { iceTimeoutMs: CHAT_DEFAULTS.dmIceTimeoutMs, onDm: (from, text) => console.log(`[${time(Date.now())}] (dm) ${from}: ${text}  (webrtc (p2p))`) });
   // Rooms whose catch-up is done: later events are live (a latency is shown), earlier ones are history.
   const synced = new Set<string>();
   client.on((m: ServerMessage) => {
@@ -127,9 +131,10 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
       const to = rest[0] ?? '';
       const body = text.slice(text.indexOf(to) + to.length).trim();
       if (!to || !body) return console.error('! /dm NAME TEXT');
+      const sent = agent ? agent.send(to, body) : client.dm(to, body).then((ms) => ({ via: 'relay', ms }));
       sends.push(
-        client.dm(to, body).then(
-          (ms) => console.log(`* (dm) to ${to}: ${body}  (relay, ${ms.toFixed(1)} ms round trip)`),
+        sent.then(
+          ({ via, ms }) => console.log(`* (dm) to ${to}: ${body}  (${via}, ${ms.toFixed(1)} ms round trip)`),
           (err: Error) => console.error(`! dm to ${to}: ${err.message}`),
         ),
       );
@@ -148,6 +153,7 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
   // Piped input: every line stored before exiting (a rate-limited one is reported above, not retried).
   await Promise.all(sends);
   await new Promise((r) => setTimeout(r, 100));
+  await agent?.close();
   client.close();
   return 0;
 }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { connectChat } from '../../../apps/chat/client.ts';
+import { DmAgent } from '../../../apps/chat/dm-peer.ts';
 import { startChatServer, type RunningChatServer } from '../../../apps/chat/server/index.ts';
 import { CHROMIUM_WEBRTC_FLAGS } from '../../helpers/chromium.ts';
 import { hasCommand, requirePeer } from '../../helpers/peers.ts';
@@ -87,4 +89,30 @@ test('ICE that fails for real (iceTransportPolicy relay, no TURN server) falls b
   assert.equal(server.stats.messages, 0);
   await cat.context().close();
   await dan.context().close();
+});
+
+test('a page and a terminal client (werift) DM peer to peer both ways', { timeout: 60_000 }, async (t) => {
+  if (!requirePeer(t, 'chromium', 'chromium')) return;
+  const joe = await connectChat({ url: server.endpoint, name: 'joe', declineDmOffers: false });
+  await joe.join('dms');
+  const got: string[] = [];
+  const agent = new DmAgent(joe, { iceTimeoutMs: 10_000, onDm: (from, text) => got.push(`${from}: ${text}`) });
+  const kim = await open('kim');
+  try {
+    const before = server.stats.dm.relayed;
+    await kim.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#online li')].some((li) => li.textContent === 'joe'));
+    await kim.fill('#text', '/dm joe from the page');
+    await kim.click('#sendbtn');
+    assert.match(await dmVia(kim, 'from the page', 'round trip'), /^webrtc \(p2p\) · \d+ ms round trip$/);
+    assert.deepEqual(got, ['kim: from the page']);
+    // joe answers on the channel kim opened.
+    const back = await agent.send('kim', 'from the terminal');
+    assert.equal(back.via, 'webrtc (p2p)');
+    assert.equal(await dmVia(kim, 'from the terminal', '^webrtc'), 'webrtc (p2p)');
+    assert.equal(server.stats.dm.relayed, before, 'nothing relayed');
+  } finally {
+    await agent.close();
+    joe.close();
+    await kim.context().close();
+  }
 });

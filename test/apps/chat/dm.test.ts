@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connectChat, type ChatClient } from '../../../apps/chat/client.ts';
+import { DmAgent } from '../../../apps/chat/dm-peer.ts';
 import { ChatCodes, type ClientMessage, type ServerMessage } from '../../../apps/chat/protocol.ts';
 import { startChatServer, type RunningChatServer } from '../../../apps/chat/server/index.ts';
 import { CLI } from '../../helpers/cli.ts';
@@ -116,19 +117,30 @@ describe('chat DMs (relay, signaling limits) and the Node client switching trans
     assert.ok((await eve.dm('fay', 'and DMs too')) >= 0);
   });
 
-  test('wirelab chat: /transport and /dm from piped stdin', async () => {
-    const hal = await join('hal', 'cli');
-    const got = hal.waitFor((m) => m.type === 'dm', 20_000);
+  test('wirelab chat: /transport, and /dm peer to peer (werift) to one client and relayed to one without WebRTC', async () => {
+    // hal has WebRTC (a DmAgent, as the terminal command has); jon declines offers, so his DM falls back to the relay.
+    const hal = await connectChat({ url: server.endpoint, name: 'hal', declineDmOffers: false });
+    clients.push(hal);
+    await hal.join('cli');
+    const halGot: string[] = [];
+    const agent = new DmAgent(hal, { iceTimeoutMs: 5000, onDm: (from, text) => halGot.push(`${from}: ${text}`) });
+    const jon = await join('jon', 'cli');
+    const jonGot = jon.waitFor((m) => m.type === 'dm', 20_000);
+    const relayed0 = server.stats.dm.relayed;
     const r = await run(process.execPath, [CLI, 'chat', '--url', server.endpoint, '--name', 'ivy', '--room', 'cli'], {
-      input: 'before\n/transport sse\n/dm hal psst\n/transport poll\nafter\n/help\n',
+      input: 'before\n/transport sse\n/dm hal psst\n/dm jon hey\n/transport poll\nafter\n/help\n',
       timeoutMs: 30_000,
     });
+    await agent.close();
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /now on sse/);
     assert.match(r.stdout, /now on poll/);
-    assert.match(r.stdout, /\(dm\) to hal: psst {2}\(relay, [\d.]+ ms round trip\)/);
+    assert.match(r.stdout, /\(dm\) to hal: psst {2}\(webrtc \(p2p\), [\d.]+ ms round trip\)/);
+    assert.match(r.stdout, /\(dm\) to jon: hey {2}\(relay, [\d.]+ ms round trip\)/);
     assert.match(r.stdout, /\/transport ws\|sse\|poll/);
-    assert.equal((await got).type, 'dm');
+    assert.deepEqual(halGot, ['ivy: psst']);
+    assert.equal((await jonGot).type, 'dm');
+    assert.equal(server.stats.dm.relayed - relayed0, 1, 'only the DM to jon went through the server');
     const texts = (hal.rooms.get('cli')?.events ?? []).map((e) => e.text);
     const deadline = Date.now() + 5000;
     while (!(hal.rooms.get('cli')?.events ?? []).some((e) => e.text === 'after') && Date.now() < deadline) await hal.waitFor((m) => m.type === 'event', 1000).catch(() => undefined);

@@ -1,7 +1,8 @@
 import { startChatServer } from '../apps/chat/server/index.ts';
 import { startTcpProxy, type TcpImpairmentProxy } from '../core/impair/index.ts';
 import { defineLab } from '../core/lab/index.ts';
-import { openPeer, type ChatPeer, type Transport } from './_chat.ts';
+import { blip, openPeer, until, type ChatPeer, type Transport } from './_chat.ts';
+import { runDataChannel } from './_chat-dm.ts';
 import { r2, summarize } from './_stats.ts';
 
 /** Exchanges before and after the blip; plus BLIP messages each way sent while ben's connection is down. */
@@ -15,13 +16,6 @@ const TRANSPORTS: Array<{ id: Transport; label: string }> = [
   { id: 'poll', label: 'long polling' },
 ];
 
-const until = async (cond: () => boolean, what: string, ms = 10_000): Promise<void> => {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-};
 const texts = (p: ChatPeer): string[] => p.events.filter((e) => e.kind === 'msg').map((e) => e.text ?? '');
 
 interface Run {
@@ -43,9 +37,9 @@ interface Run {
 
 export default defineLab({
   id: 'chat-transports',
-  title: 'One chat conversation over WebSocket, SSE + POST and long polling, with a network blip',
-  concept: 'The chat app speaks one protocol over three transports. A WebSocket holds one connection both ways; the fallbacks pay an HTTP request per message sent (and per answer, for long polling). Offsets in the durable log let each recover a reset with no gap and no duplicate.',
-  protocols: ['ws', 'http', 'sse', 'chat'],
+  title: 'One chat conversation over WebSocket, SSE + POST, long polling and a WebRTC data channel, with a network blip',
+  concept: 'The chat app speaks one protocol over three transports. A WebSocket holds one connection both ways; the fallbacks pay an HTTP request per message sent (and per answer, for long polling). Offsets in the durable log let each recover a reset with no gap and no duplicate. A DM over a WebRTC data channel needs the server only for signaling: the text goes peer to peer, and a blip on the chat connection does not touch it.',
+  protocols: ['ws', 'http', 'sse', 'chat', 'webrtc'],
   timeoutMs: 60_000,
   async run(ctx) {
     // Rate limits raised: the lab sends faster than a person types (the defaults are 5/s per user).
@@ -90,9 +84,7 @@ export default defineLab({
 
       // The blip: every connection through ben's proxy is reset (RST both ways), once.
       const r0 = ben.reconnects;
-      pb.addToxic({ name: 'blip', type: 'reset_peer', stream: 'downstream', attributes: { timeout: 0 } });
-      await until(() => (pb.stats.toxics.blip ?? 0) > 0, 'the reset');
-      pb.removeToxic('blip');
+      await blip(pb);
       const tBlip = performance.now();
       const blipSends: Array<Promise<void>> = [];
       for (let i = 1; i <= BLIP; i++) {
@@ -143,20 +135,39 @@ export default defineLab({
       await ben.close();
     }
 
+    const dc = await runDataChannel(ctx, chat, { before: BEFORE, blip: BLIP, after: AFTER });
     const msgs = 2 * EACH_WAY;
+    const dcRow = [
+      'WebRTC data channel (DM)',
+      `${dc.complete ? msgs : `${dc.delivered} (missing)`}`,
+      r2(summarize(dc.latencies).p50),
+      r2(summarize(dc.latencies).p99),
+      r2(dc.steadyBytes),
+      r2(dc.totalBytes),
+      `${dc.heldSteady} + 1 UDP`,
+      dc.connections,
+      0,
+      r2(dc.recoveryMs),
+    ];
     ctx.table(`2 users, ${EACH_WAY} messages each way (${BLIP} each way sent during the blip), each transport through TCP proxies that count bytes`,
       ['transport', 'delivered', 'latency p50 ms', 'p99 ms', 'B/message steady', 'B/message all', 'TCP conns held', 'TCP conns opened', 'HTTP requests / message', 'blip → all recovered ms'],
       runs.map((r) => {
         const s = summarize(r.latencies);
         return [r.label, `${r.complete ? msgs : 'missing'}`, r2(s.p50), r2(s.p99), r2(r.steadyBytes), r2(r.totalBytes), r.heldSteady, r.connections, r2(r.requests / msgs), r2(r.recoveryMs)];
-      }));
+      }).concat([dcRow]));
     ctx.note('Latency: from send() to the event at the other user, both in this process; the blip messages are left out (their time is the recovery column). Bytes are what crossed the proxies both ways, headers and receipts included: "steady" is the first 20 exchanges, "all" includes joins, the blip and its recovery.');
-    ctx.note('WebRTC data channel DMs (issue 15) do not exist in the chat app yet: no row for them (see the webrtc-vs-websocket lab for a data channel next to a WebSocket relay).');
+    ctx.note(`WebRTC row: a DM between the same two users over a data channel (werift in this process), opened in ${r2(dc.setupMs)} ms with ${dc.server.signals} signals (${dc.signalingBytes} TCP bytes) through the chat server. Its bytes are the UDP candidate pair's counters (STUN consent, DTLS records carrying SCTP data and SACKs); "all" adds the signaling. The TCP connections held are the two chat connections that carried the signaling; the blip resets ben's.`);
 
     for (const r of runs) {
       ctx.claim(`${r.label}: the proxy reset ben's connection mid-conversation, he reconnected, and both users hold all ${msgs} messages, with no gap in the offsets and none twice`,
         r.resets >= 1 && r.reconnects >= 1 && r.complete && r.gapFree && r.duplicates === 0, r.evidence);
     }
+    ctx.claim('WebRTC data channel: every DM arrived once, and the chat server carried only the signaling (no DM text relayed, no chat message stored)',
+      dc.complete && dc.server.signals >= 3 && dc.server.relayedBytes === 0 && dc.server.messageBytes === 0,
+      `${dc.delivered} of ${msgs} arrived; server: ${dc.server.signals} signals (${dc.server.signalBytes} bytes of SDP and candidates), ${dc.server.relayedBytes} DM bytes relayed, ${dc.server.messageBytes} chat message bytes`);
+    ctx.claim(`WebRTC data channel: the blip reset ben's chat connection (he reconnected), and the ${2 * BLIP} DMs sent during it arrived anyway, peer to peer`,
+      dc.resets >= 1 && dc.reconnects >= 1 && Number.isFinite(dc.recoveryMs) && dc.server.relayedBytes === 0,
+      `${dc.resets} reset(s), ${dc.reconnects} reconnect(s); the blip DMs all arrived ${r2(dc.recoveryMs)} ms after the reset`);
     const [ws, sse, poll] = runs as [Run, Run, Run];
     ctx.claim('WebSocket held one TCP connection per user and opened a new one only for the reconnect', ws.heldSteady === 2 && ws.connections === 2 + ws.reconnects,
       `${ws.heldSteady} held, ${ws.connections} opened`);

@@ -1,21 +1,35 @@
 /**
- * The chat client for Node (the terminal client and the tests): one WebSocket, hello, rooms, and on a lost connection
- * a reconnect that rejoins each room from the last offset it saw (`since`) and resends messages not yet stored with the
- * same cid (the broker stores a resend once). Events come out of `on(listener)` in order, each stored event once.
+ * The chat client for Node (the terminal client and the tests): one connection (WebSocket, SSE + POST or long polling:
+ * link.ts), hello, rooms, and on a lost connection a reconnect that rejoins each room from the last offset it saw
+ * (`since`) and resends messages not yet stored with the same cid (the broker stores a resend once). `setTransport`
+ * switches the transport live the same way. Events come out of `on(listener)` in order, each stored event once.
+ * DMs: relay only (`dm`, answered by `dm-ack`); this client has no WebRTC, so it declines a page's offer with `bye` and
+ * the page falls back to the relay at once.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import WebSocket from 'ws';
-import { checkInt, checkString, withDefaults } from '../../core/options.ts';
+import type WebSocket from 'ws';
+import { checkInt, checkString, InvalidOptionError, withDefaults } from '../../core/options.ts';
+import { CHAT_TRANSPORTS, openLink, type ChatLink, type ChatTransport } from './link.ts';
 import { ChatCodes, ChatError, type ChatEvent, type ClientMessage, type ServerMessage } from './protocol.ts';
+
+export type { ChatTransport } from './link.ts';
 
 export const CHAT_CLIENT_DEFAULTS = {
   /** Reconnect after a lost connection (backoff from reconnectMinMs doubling to reconnectMaxMs). */
   reconnect: true,
   reconnectMinMs: 100,
   reconnectMaxMs: 5000,
-  /** How long connect() and request() wait. */
+  /** How long connect() and request() wait (and a DM waits for its receipt). */
   timeoutMs: 10_000,
+  /** ws (default), sse (SSE + POST) or poll (long polling). */
+  transport: 'ws' as ChatTransport,
+  /** Answer a DM offer (WebRTC) with bye: this client has no WebRTC of its own (apps/chat/dm-peer.ts adds one). */
+  declineDmOffers: true,
 };
+
+/** DM messages kept while reconnecting (the oldest goes past it). */
+const MAX_DM_OUTBOX = 1000;
 
 export interface ChatClientOptions extends Partial<typeof CHAT_CLIENT_DEFAULTS> {
   /** ws://host:port/ws */
@@ -49,8 +63,15 @@ export interface ChatClient {
   /** Resolves with the first server message `match` accepts, or rejects after timeoutMs. */
   waitFor<T extends ServerMessage>(match: (m: ServerMessage) => m is T, timeoutMs?: number): Promise<T>;
   waitFor(match: (m: ServerMessage) => boolean, timeoutMs?: number): Promise<ServerMessage>;
-  /** The underlying socket (tests reset it). */
+  /** The underlying WebSocket, on the ws transport (tests reset it). */
   readonly socket: WebSocket;
+  readonly transport: ChatTransport;
+  /** HTTP requests made so far, over every connection (a WebSocket's upgrade is one). */
+  readonly requests: number;
+  /** Switches the transport live: the new connection rejoins from the last offset seen (no gap, no duplicate). */
+  setTransport(transport: ChatTransport): Promise<void>;
+  /** A DM through the server (relay); resolves with its round trip in ms when the receiver's dm-ack is back. */
+  dm(to: string, text: string): Promise<number>;
   close(): void;
 }
 
@@ -59,11 +80,18 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
   checkString('url', o.url);
   checkString('name', o.name);
   checkInt('timeoutMs', o.timeoutMs, 1, 3_600_000);
+  if (!CHAT_TRANSPORTS.includes(o.transport)) throw new InvalidOptionError('transport', 'ws, sse or poll', o.transport);
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const rooms = new Map<string, RoomState>();
   const pending = new Map<string, { room: string; text: string; resolve(n: number): void; reject(e: Error): void }>();
-  let socket!: WebSocket;
+  let link!: ChatLink;
+  /** Requests of the links that ended. */
+  let requestsBefore = 0;
+  const ended = new WeakSet<ChatLink>();
+  let transport = o.transport;
+  let switching: Promise<void> = Promise.resolve();
+  const dms = new Map<string, { at: number; resolve(ms: number): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
   let closed = false;
   let reconnects = 0;
   let duplicates = 0;
@@ -71,14 +99,24 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
   let seq = 0;
   const cidBase = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
-  const write = (m: ClientMessage): void => {
-    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(m));
+  const write = (m: ClientMessage): void => link.send(m);
+  // DM messages written while no connection is welcomed (a reconnect, a transport switch) wait here; rooms and sends
+  // are rejoined and resent on welcome anyway.
+  let ready = false;
+  const outbox: ClientMessage[] = [];
+  const writeDm = (m: ClientMessage): void => {
+    if (ready) return write(m);
+    if (outbox.length >= MAX_DM_OUTBOX) outbox.shift();
+    outbox.push(m);
   };
 
   const onMessage = (m: ServerMessage): void => {
     if (m.type === 'welcome') {
+      ready = true;
       for (const [room, r] of rooms) write({ type: 'join', room, ...(r.last >= 0 ? { since: r.last } : {}) });
       for (const [cid, p] of pending) write({ type: 'send', room: p.room, text: p.text, cid });
+      // After the joins: the server relays a DM only between users in a shared room.
+      for (const x of outbox.splice(0)) write(x);
     } else if (m.type === 'joined') {
       const r = rooms.get(m.room);
       if (r) {
@@ -108,6 +146,21 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
       pending.delete(m.cid);
     } else if (m.type === 'left') {
       rooms.delete(m.room);
+    } else if (m.type === 'dm') {
+      writeDm({ type: 'dm-ack', to: m.from, id: m.id });
+    } else if (m.type === 'dm-ack') {
+      const d = dms.get(m.id);
+      dms.delete(m.id);
+      if (d) clearTimeout(d.timer);
+      d?.resolve(performance.now() - d.at);
+    } else if (m.type === 'signal' && m.kind === 'offer' && o.declineDmOffers) {
+      // No WebRTC here: decline at once, so the page uses the relay without waiting for its ICE timeout.
+      writeDm({ type: 'signal', to: m.from, session: m.session, kind: 'bye' });
+    } else if (m.type === 'error' && m.cid !== undefined && dms.has(m.cid)) {
+      const d = dms.get(m.cid)!;
+      dms.delete(m.cid);
+      clearTimeout(d.timer);
+      d.reject(new ChatError(m.code, m.message, m.limit ? { limit: m.limit } : {}));
     } else if (m.type === 'error' && m.cid !== undefined && m.code !== ChatCodes.BROKER) {
       pending.get(m.cid)?.reject(new ChatError(m.code, m.message, { ...(m.limit ? { limit: m.limit } : {}), ...(m.retryAfterMs !== undefined ? { retryAfterMs: m.retryAfterMs } : {}) }));
       pending.delete(m.cid);
@@ -117,49 +170,50 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
 
   const open = (): Promise<void> =>
     new Promise((resolve, reject) => {
-      const ws = new WebSocket(o.url);
-      socket = ws;
       let welcomed = false;
-      ws.on('error', (err) => {
-        if (!welcomed) reject(err);
-      });
-      ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', name: o.name } satisfies ClientMessage)));
-      ws.on('message', (data) => {
-        let m: ServerMessage;
-        try {
-          m = JSON.parse(data.toString()) as ServerMessage;
-        } catch {
-          return;
-        }
-        if (!welcomed) {
-          if (m.type === 'error') return reject(new ChatError(m.code, m.message));
-          if (m.type === 'welcome') {
-            welcomed = true;
-            attempts = 0;
-            resolve();
+      ready = false;
+      const l: ChatLink = openLink(transport, o.url, {
+        open: () => l.send({ type: 'hello', name: o.name }),
+        message: (m) => {
+          // A link being replaced (setTransport) passes on only DMs and signals (never stored); the new one replays the rest.
+          if (link !== l) {
+            if (m.type === 'dm' || m.type === 'dm-ack' || m.type === 'signal') onMessage(m);
+            return;
           }
-        }
-        onMessage(m);
-      });
-      ws.on('close', () => {
-        if (!welcomed) reject(new ChatError(ChatCodes.STATE, 'closed before welcome'));
-        if (closed || socket !== ws) return;
-        events.emit('disconnected');
-        if (!o.reconnect) return;
-        const retry = (): void => {
-          if (closed) return;
-          const delay = Math.min(o.reconnectMaxMs, o.reconnectMinMs * 2 ** attempts++);
-          setTimeout(() => {
+          if (!welcomed) {
+            if (m.type === 'error') return reject(new ChatError(m.code, m.message));
+            if (m.type === 'welcome') {
+              welcomed = true;
+              attempts = 0;
+              resolve();
+            }
+          }
+          onMessage(m);
+        },
+        closed: (err) => {
+          requestsBefore += l.requests;
+          ended.add(l);
+          if (!welcomed) reject(err ?? new ChatError(ChatCodes.STATE, 'closed before welcome'));
+          if (closed || link !== l) return;
+          ready = false;
+          events.emit('disconnected');
+          if (!o.reconnect) return;
+          const retry = (): void => {
             if (closed) return;
-            reconnects++;
-            open().catch(() => retry());
-          }, delay).unref();
-        };
-        retry();
+            const delay = Math.min(o.reconnectMaxMs, o.reconnectMinMs * 2 ** attempts++);
+            setTimeout(() => {
+              if (closed || link !== l) return;
+              reconnects++;
+              open().catch(() => retry());
+            }, delay).unref();
+          };
+          retry();
+        },
       });
+      link = l;
     });
 
-  const timer = setTimeout(() => socket?.terminate(), o.timeoutMs);
+  const timer = setTimeout(() => link?.close(), o.timeoutMs);
   try {
     await open();
   } finally {
@@ -192,7 +246,42 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
       return duplicates;
     },
     get socket() {
-      return socket;
+      return link.ws!;
+    },
+    get transport() {
+      return transport;
+    },
+    get requests() {
+      return requestsBefore + (ended.has(link) ? 0 : link.requests);
+    },
+    setTransport(t) {
+      if (!CHAT_TRANSPORTS.includes(t)) return Promise.reject(new InvalidOptionError('transport', 'ws, sse or poll', t));
+      // One switch at a time: each waits for the one before it to be welcomed (or to fail).
+      switching = switching.then(async () => {
+        transport = t;
+        // The old connection stays until the new one is welcomed and what it had to send has left.
+        const old = link;
+        try {
+          await open();
+        } finally {
+          await old.drained(2000);
+          old.close();
+        }
+      });
+      const done = switching;
+      switching = switching.catch(() => undefined);
+      return done;
+    },
+    dm(to, text) {
+      const id = randomBytes(9).toString('base64url');
+      return new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          dms.delete(id);
+          reject(new ChatError('WL_ERR_TIMEOUT', `no receipt from ${to} within ${o.timeoutMs} ms`));
+        }, o.timeoutMs);
+        dms.set(id, { at: performance.now(), resolve, reject, timer });
+        writeDm({ type: 'dm', to, id, text });
+      });
     },
     on(listener) {
       events.on('message', listener);
@@ -220,13 +309,18 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
         write({ type: 'send', room, text, cid });
       });
     },
-    raw: write,
+    raw: (m) => (m.type === 'dm' || m.type === 'dm-ack' || m.type === 'signal' ? writeDm(m) : write(m)),
     waitFor: waitFor as ChatClient['waitFor'],
     close() {
       closed = true;
       for (const p of pending.values()) p.reject(new ChatError('WL_ERR_CLOSED', 'client closed'));
       pending.clear();
-      socket.close(1000);
+      for (const d of dms.values()) {
+        clearTimeout(d.timer);
+        d.reject(new ChatError('WL_ERR_CLOSED', 'client closed'));
+      }
+      dms.clear();
+      link.close();
     },
   };
   return client;

@@ -31,6 +31,8 @@ export const ChatCodes = {
   NOT_FOUND: 'WL_ERR_CHAT_NOT_FOUND',
   /** The broker refused or failed (its code in `cause`). */
   BROKER: 'WL_ERR_CHAT_BROKER',
+  /** A DM or a DM signal to a user who is not online in a room the sender is in (server/dm.ts). */
+  PEER: 'WL_ERR_CHAT_PEER',
 } as const;
 export type ChatCode = (typeof ChatCodes)[keyof typeof ChatCodes];
 
@@ -93,7 +95,30 @@ export type ClientMessage =
   | { type: 'who'; room: string }
   | { type: 'mute'; room: string; user: string; ms: number }
   | { type: 'kick'; room: string; user: string }
-  | { type: 'ping'; t: number };
+  | { type: 'ping'; t: number }
+  | DmClientMessage;
+
+/**
+ * Direct messages (server/dm.ts). `signal` carries WebRTC signaling between two users (offer, answer, ICE candidates,
+ * bye) so they can open a data channel and DM peer to peer; `dm` is the relay fallback (through the server to the other
+ * user's connections only, never stored); `dm-ack` is the receiver's receipt of a relayed DM (its latency).
+ */
+export type DmSignalKind = 'offer' | 'answer' | 'candidate' | 'bye';
+export interface DmCandidate {
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  usernameFragment?: string | null;
+}
+export type DmClientMessage =
+  | { type: 'signal'; to: string; session: string; kind: DmSignalKind; sdp?: string; candidate?: DmCandidate | null }
+  | { type: 'dm'; to: string; id: string; text: string }
+  | { type: 'dm-ack'; to: string; id: string };
+export type DmServerMessage =
+  | { type: 'signal'; from: string; session: string; kind: DmSignalKind; sdp?: string; candidate?: DmCandidate | null }
+  | { type: 'dm'; from: string; id: string; text: string; t: number }
+  | { type: 'dm-ack'; from: string; id: string };
+export const DM_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export type ServerMessage =
   | { type: 'welcome'; name: string; transport: string; limits: Record<string, number> }
@@ -108,7 +133,8 @@ export type ServerMessage =
   | { type: 'who'; room: string; online: string[]; owner: string | undefined }
   | { type: 'left'; room: string; reason: string }
   | { type: 'error'; code: ChatCode; message: string; limit?: string; retryAfterMs?: number; room?: string; cid?: string }
-  | { type: 'pong'; t: number };
+  | { type: 'pong'; t: number }
+  | DmServerMessage;
 
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2066-\u2069]/;
@@ -180,8 +206,33 @@ export function parseClientMessage(text: string): ClientMessage | { invalid: str
     case 'ping':
       bad = typeof o.t === 'number' ? undefined : 't: a number';
       break;
+    case 'signal':
+    case 'dm':
+    case 'dm-ack':
+      bad = dmProblem(o);
+      break;
     default:
       return { invalid: `unknown type ${JSON.stringify(String(o.type)).slice(0, 40)}` };
   }
   return bad ? { invalid: `${String(o.type)}: ${bad}` } : (o as unknown as ClientMessage);
+}
+
+const isOptional = (v: unknown, ok: (v: unknown) => boolean): boolean => v === undefined || v === null || ok(v);
+
+/** The shape of a DM message (sizes are the server's limits: maxSdpBytes, maxCandidateBytes, maxMessageChars). */
+function dmProblem(o: Record<string, unknown>): string | undefined {
+  if (!isStr(o.to)) return 'to: a user name';
+  if (o.type !== 'signal') {
+    if (!isStr(o.id) || !DM_ID_RE.test(o.id)) return 'id: 1-64 of A-Z a-z 0-9 _ -';
+    return o.type === 'dm' && !isStr(o.text) ? 'text: a string' : undefined;
+  }
+  if (!isStr(o.session) || !DM_ID_RE.test(o.session)) return 'session: 1-64 of A-Z a-z 0-9 _ -';
+  if (o.kind === 'offer' || o.kind === 'answer') return isStr(o.sdp) ? undefined : 'sdp: a string';
+  if (o.kind === 'bye') return undefined;
+  if (o.kind !== 'candidate') return 'kind: offer, answer, candidate or bye';
+  if (o.candidate === null) return undefined;
+  const c = o.candidate as Record<string, unknown> | undefined;
+  if (typeof c !== 'object' || c === null || !isStr(c.candidate)) return 'candidate: an RTCIceCandidate as JSON, or null';
+  if (!isOptional(c.sdpMid, isStr) || !isOptional(c.sdpMLineIndex, isInt) || !isOptional(c.usernameFragment, isStr)) return 'candidate: sdpMid, sdpMLineIndex, usernameFragment of the wrong type';
+  return undefined;
 }

@@ -29,6 +29,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   name: { type: 'string', value: 'NAME', help: 'chat: your name in the room (default $USER)' },
   label: { type: 'string', value: 'L', help: 'the data channel stdin lines go to (default chat); a caller makes it, an answerer needs a caller that does' },
   'timeout-ms': { type: 'string', value: 'MS', help: 'give up joining or connecting a peer after MS (default 10000)' },
+  transport: { type: 'string', value: 'ws|sse|poll', help: 'chat: WebSocket (default), SSE + POST or long polling (/transport switches live)' },
+  'no-webrtc': { type: 'boolean', help: 'chat: DMs through the server only (no WebRTC data channel; offers are declined)' },
   // wirelab pub / sub (the native pub/sub client)
   user: { type: 'string', value: 'NAME', help: 'log in as NAME (the password from --password or $WIRELAB_PASSWORD)' },
   password: { type: 'string', value: 'P', help: "NAME's password (visible in ps: prefer $WIRELAB_PASSWORD)" },
@@ -148,10 +150,11 @@ it (orders.eu[0]@12 or 0@12), <partition>-<offset>, or the producer's msgId (loo
     summary: 'the terminal chat client: stdin lines are messages to a room (npm run chat starts the server)',
     details: `Joins --room (default lobby) as --name on the chat server (--url ws://HOST:PORT/ws, default wirelab up's chat
 row, port base + 3000) and prints the room's recent history, then every message, join and leave. Each line typed is a
-message; /join ROOM, /who, /history [N], /leave, /quit, /help are commands. A lost connection reconnects and replays
-what was missed (no gap, no duplicate). Piped stdin: every line is sent and stored, then it exits 0. Exit 1 when the
+message; /join ROOM, /who, /history [N], /dm NAME TEXT, /transport ws|sse|poll, /leave, /quit, /help are commands
+(/dm: peer to peer over a WebRTC data channel, werift, or the server's relay when ICE fails or with --no-webrtc). A lost connection reconnects and replays what was
+missed (no gap, no duplicate), and so does /transport. Piped stdin: every line is sent and stored, then it exits 0. Exit 1 when the
 server cannot be reached or refuses the name or room, 2 on a usage error.`,
-    flags: ['url', 'port-base', 'room', 'name', 'timeout-ms'],
+    flags: ['url', 'port-base', 'room', 'name', 'timeout-ms', 'transport', 'no-webrtc'],
   },
   help: {
     name: 'help',

@@ -1,11 +1,16 @@
 /**
- * `wirelab chat --room lobby --name ana [--url ws://HOST:PORT/ws]`: the terminal chat client. Each stdin line is a
- * message; /join ROOM, /who, /history [N], /leave, /quit, /help are commands. Piped stdin: sends every line, waits until
+ * `wirelab chat --room lobby --name ana [--url ws://HOST:PORT/ws] [--transport ws|sse|poll]`: the terminal chat client.
+ * Each stdin line is a message; /join ROOM, /who, /history [N], /dm NAME TEXT, /transport ws|sse|poll, /leave, /quit,
+ * /help are commands. DMs go peer to peer over a WebRTC data channel (werift: apps/chat/dm-peer.ts) with a page or
+ * another terminal, and through the server's relay when ICE does not connect within dmIceTimeoutMs (or with --no-webrtc). Piped stdin: sends every line, waits until
  * each is stored, then exits 0. A lost connection reconnects and recovers the missed messages (apps/chat/client.ts).
  */
 import { createInterface } from 'node:readline';
 import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
-import { connectChat, type ChatClient } from '../../apps/chat/client.ts';
+import { connectChat, type ChatClient, type ChatTransport } from '../../apps/chat/client.ts';
+import { CHAT_TRANSPORTS } from '../../apps/chat/link.ts';
+import { DmAgent } from '../../apps/chat/dm-peer.ts';
+import { CHAT_DEFAULTS } from '../../apps/chat/server/options.ts';
 import { nameProblem, roomProblem, type ChatEvent, type ServerMessage } from '../../apps/chat/protocol.ts';
 import { CHAT_PORT } from '../../apps/chat/service.ts';
 
@@ -15,16 +20,24 @@ export interface ChatFlags {
   room?: string;
   name?: string;
   'timeout-ms'?: string;
+  transport?: string;
+  'no-webrtc'?: boolean;
 }
 
-const HELP = '/join ROOM  /who  /history [N]  /leave  /quit  (anything else is a message to the current room)';
+const HELP = [
+  '/join ROOM  /who  /history [N]  /leave  /quit  /help',
+  '/dm NAME TEXT    a direct message to NAME (online in a room you are in): peer to peer over a WebRTC data channel',
+  '                 when ICE connects, else through the server (relay); each says which, and its round trip',
+  '/transport ws|sse|poll   switch the connection live (WebSocket, SSE + POST, long polling): no message lost or twice',
+  'anything else is a message to the current room',
+].join('\n');
 
 const time = (t: number): string => new Date(t).toTimeString().slice(0, 8);
 
 /** An event as one line; a live message says its transport and how long after the broker stored it it arrived. */
-function line(ev: ChatEvent, live: boolean): string | undefined {
+function line(ev: ChatEvent, live: boolean, transport = 'ws'): string | undefined {
   const at = `[${time(ev.t)}] #${ev.room}`;
-  if (ev.kind === 'msg') return `${at} ${ev.user}: ${ev.text ?? ''}${live ? `  (ws, ${Math.max(0, Date.now() - ev.t)} ms after stored)` : ''}`;
+  if (ev.kind === 'msg') return `${at} ${ev.user}: ${ev.text ?? ''}${live ? `  (${transport}, ${Math.max(0, Date.now() - ev.t)} ms after stored)` : ''}`;
   if (ev.kind === 'edit') return `${at} ${ev.user} edited @${ev.ref}: ${ev.text ?? ''}`;
   if (ev.kind === 'delete') return `${at} ${ev.user} deleted @${ev.ref}`;
   if (ev.kind === 'created') return `${at} * created by ${ev.user}`;
@@ -53,24 +66,31 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
     return 2;
   }
   const timeoutMs = flags['timeout-ms'] === undefined ? 10_000 : Number(flags['timeout-ms']);
+  const transport = (flags.transport ?? 'ws') as ChatTransport;
+  if (!CHAT_TRANSPORTS.includes(transport)) {
+    console.error(`wirelab chat: --transport is ws, sse or poll, got ${flags.transport}`);
+    return 2;
+  }
   let client: ChatClient;
   try {
-    client = await connectChat({ url, name, timeoutMs });
+    client = await connectChat({ url, name, timeoutMs, transport, declineDmOffers: flags['no-webrtc'] === true });
   } catch (err) {
     console.error(`wirelab chat: cannot chat on ${url}: ${err instanceof Error ? err.message : String(err)} (is wirelab up running? npm start)`);
     return 1;
   }
+  const agent = flags['no-webrtc'] ? undefined : new DmAgent(client, { iceTimeoutMs: CHAT_DEFAULTS.dmIceTimeoutMs, onDm: (from, text) => console.log(`[${time(Date.now())}] (dm) ${from}: ${text}  (webrtc (p2p))`) });
   // Rooms whose catch-up is done: later events are live (a latency is shown), earlier ones are history.
   const synced = new Set<string>();
   client.on((m: ServerMessage) => {
     if (m.type === 'event') {
-      const text = line(m, synced.has(m.room));
+      const text = line(m, synced.has(m.room), client.transport);
       if (text) console.log(text);
     } else if (m.type === 'presence') console.log(`* ${m.user} ${m.state === 'join' ? 'joined' : 'left'} #${m.room} (online: ${m.online.join(', ')})`);
     else if (m.type === 'who') console.log(`* #${m.room} online: ${m.online.join(', ')}${m.owner ? `; owner ${m.owner}` : ''}`);
     else if (m.type === 'history') for (const ev of m.events) console.log(line(ev, false) ?? '');
     else if (m.type === 'synced') synced.add(m.room);
     else if (m.type === 'left') console.log(`* left #${m.room}: ${m.reason}`);
+    else if (m.type === 'dm') console.log(`[${time(m.t)}] (dm) ${m.from}: ${m.text}  (relay)`);
     else if (m.type === 'error') console.error(`! ${m.code}: ${m.message}`);
     else if (m.type === 'joined' && !m.recovered && client.reconnects > 0) console.log(`* #${m.room}: could not recover from the last message seen; showing the newest ones`);
   });
@@ -107,6 +127,25 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
       if (!client.rooms.has(next)) client.join(next).catch((err: Error) => console.error(`! ${err.message}`));
       return;
     }
+    if (cmd === '/dm') {
+      const to = rest[0] ?? '';
+      const body = text.slice(text.indexOf(to) + to.length).trim();
+      if (!to || !body) return console.error('! /dm NAME TEXT');
+      const sent = agent ? agent.send(to, body) : client.dm(to, body).then((ms) => ({ via: 'relay', ms }));
+      sends.push(
+        sent.then(
+          ({ via, ms }) => console.log(`* (dm) to ${to}: ${body}  (${via}, ${ms.toFixed(1)} ms round trip)`),
+          (err: Error) => console.error(`! dm to ${to}: ${err.message}`),
+        ),
+      );
+      return;
+    }
+    if (cmd === '/transport') {
+      const next = rest[0] as ChatTransport;
+      if (!CHAT_TRANSPORTS.includes(next)) return console.error('! /transport ws|sse|poll');
+      sends.push(client.setTransport(next).then(() => console.log(`* now on ${next}`), (err: Error) => console.error(`! /transport ${next}: ${err.message}`)));
+      return;
+    }
     if (cmd?.startsWith('/')) return console.error(`! unknown command ${cmd}: ${HELP}`);
     sends.push(client.send(room, input).catch(() => {}));
   });
@@ -114,6 +153,7 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
   // Piped input: every line stored before exiting (a rate-limited one is reported above, not retried).
   await Promise.all(sends);
   await new Promise((r) => setTimeout(r, 100));
+  await agent?.close();
   client.close();
   return 0;
 }

@@ -8,23 +8,12 @@ import { PubsubError } from '../../../core/errors.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker, Message, Session, Subscription } from '../../../pubsub/broker/types.ts';
 import type { LogRecord } from '../../../pubsub/log/types.ts';
-import {
-  ChatCodes,
-  nameProblem,
-  parseClientMessage,
-  ROOM_PATTERN,
-  roomProblem,
-  roomTopic,
-  type ChatCode,
-  type ChatEvent,
-  type ClientMessage,
-  type ServerMessage,
-  type StoredEvent,
-} from '../protocol.ts';
+import { ChatCodes, nameProblem, parseClientMessage, ROOM_PATTERN, roomProblem, roomTopic, type ChatCode, type ChatEvent, type ClientMessage, type ServerMessage, type StoredEvent } from '../protocol.ts';
 import { publicLimits, type ResolvedChatOptions } from './options.ts';
 import type { ChatCluster } from './cluster.ts';
 import { RoomPresence } from './nodes.ts';
 import { decode, Expiring, UserBuckets, type ChatConn, type ChatStats, type Client, type Member, type Room } from './state.ts';
+import { DmRouter, isDmMessage } from './dm.ts';
 
 export type { ChatConn, ChatStats, Transport } from './state.ts';
 
@@ -39,6 +28,8 @@ export class ChatCore {
   #subscription: Subscription | undefined;
   readonly #presence: RoomPresence;
   readonly #buckets: UserBuckets;
+  /** Direct messages: WebRTC signaling and the relay fallback (server/dm.ts). */
+  readonly dm: DmRouter;
 
   constructor(
     readonly broker: Broker,
@@ -49,6 +40,7 @@ export class ChatCore {
   ) {
     this.#buckets = new UserBuckets(o.ratePerSecond, o.rateBurst);
     this.#presence = new RoomPresence({ rooms: this.#rooms, toRoom: (room, m, except) => this.#toRoom(room, m, except) }, cluster);
+    this.dm = new DmRouter(o, tracer, { send: (c, m) => this.#send(c, m), error: (c, code, text, extra) => this.#error(c, code, text, extra), bad: (c) => this.#bad(c) });
   }
 
   /** One subscription for every room: live events fan out from here to the members. */
@@ -102,6 +94,7 @@ export class ChatCore {
     if (m.type === 'ping') return this.#send(client, { type: 'pong', t: m.t });
     if (m.type === 'hello') return this.#hello(client, m.name);
     if (client.name === undefined) return this.#error(client, ChatCodes.STATE, 'say hello with a name first');
+    if (isDmMessage(m)) return this.dm.handle(client, client.name, m);
     const fail = (err: unknown): void => {
       const pe = err instanceof PubsubError ? err : undefined;
       this.#error(client, ChatCodes.BROKER, `the broker refused: ${err instanceof Error ? err.message : String(err)}`, {
@@ -118,7 +111,7 @@ export class ChatCore {
     }
   }
 
-  #dispatch(client: Client, name: string, m: Exclude<ClientMessage, { type: 'ping' | 'hello' }>): void | Promise<void> {
+  #dispatch(client: Client, name: string, m: Exclude<ClientMessage, { type: 'ping' | 'hello' | 'signal' | 'dm' | 'dm-ack' }>): void | Promise<void> {
     if (m.type === 'join') return this.#join(client, name, m.room, m.since);
     const member = client.rooms.get(m.room);
     if (!member) return this.#error(client, ChatCodes.STATE, `not in room ${m.room}: join it first`, { room: m.room });
@@ -159,6 +152,7 @@ export class ChatCore {
       return this.#bad(client);
     }
     client.name = name;
+    this.dm.add(client);
     this.#send(client, { type: 'welcome', name, transport: client.conn.transport, limits: publicLimits(this.o) });
   }
 
@@ -341,6 +335,7 @@ export class ChatCore {
     if (client.closed) return;
     client.closed = true;
     this.#clients.delete(client);
+    this.dm.remove(client);
     for (const member of [...client.rooms.values()]) this.#remove(member);
   }
 

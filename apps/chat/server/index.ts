@@ -13,6 +13,8 @@ import { createBroker } from '../../../pubsub/broker/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
 import type { ServerMessage } from '../protocol.ts';
 import { CHAT_JS, CHAT_PAGE } from '../web/page.ts';
+import { DM_JS } from '../web/dm.ts';
+import type { DmStats } from './dm.ts';
 import { ChatCore, type ChatStats } from './core.ts';
 import { createFallbacks } from './fallbacks.ts';
 import { wireBytes } from './state.ts';
@@ -30,7 +32,7 @@ export interface RunningChatServer extends RunningServer {
   /** ws://host:port/ws : the chat protocol. */
   endpoint: string;
   readonly broker: Broker;
-  readonly stats: ChatStats & { bytesIn: number; bytesOut: number; closeCodes: Record<number, number> };
+  readonly stats: ChatStats & { bytesIn: number; bytesOut: number; closeCodes: Record<number, number>; dm: DmStats };
   /** Open connections now (WebSocket, SSE and long polling). */
   readonly clients: number;
   /** Multi-node: this node's id and the other nodes it hears (undefined on a single node). */
@@ -70,13 +72,13 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const server = http.createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (fallbacks.serve(req, res, path, SECURITY_HEADERS)) return;
-    const body = path === '/' || path === '/index.html' ? CHAT_PAGE : path === '/chat.js' ? CHAT_JS : undefined;
+    const body = path === '/' || path === '/index.html' ? CHAT_PAGE : path === '/chat.js' ? CHAT_JS : path === '/dm.js' ? DM_JS : undefined;
     if (body === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(body === undefined ? 404 : 405, { 'content-type': 'text/plain', ...SECURITY_HEADERS });
       res.end(body === undefined ? 'not found\n' : 'GET only\n');
       return;
     }
-    const type = path === '/chat.js' ? 'text/javascript; charset=utf-8' : 'text/html; charset=utf-8';
+    const type = path.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/html; charset=utf-8';
     res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
@@ -172,7 +174,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
       return cluster ? { node: cluster.node, nodes: cluster.nodes } : undefined;
     },
     get stats() {
-      return { ...core.stats, errors: { ...core.stats.errors }, ...counters, closeCodes: { ...counters.closeCodes } };
+      return { ...core.stats, errors: { ...core.stats.errors }, ...counters, closeCodes: { ...counters.closeCodes }, dm: { ...core.dm.stats } };
     },
     close() {
       closing ??= (async () => {

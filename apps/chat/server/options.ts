@@ -49,6 +49,17 @@ export const CHAT_DEFAULTS = {
    * (killed, or cut off from NATS) is dropped and its users leave the other nodes' presence.
    */
   presenceLeaseMs: 6000,
+  // ---- direct messages (server/dm.ts) ----
+  /** Largest SDP in a DM offer / answer, in bytes. */
+  maxSdpBytes: 16 * 1024,
+  /** Largest ICE candidate line in a DM signal, in bytes. */
+  maxCandidateBytes: 1024,
+  /** DM sessions one user may have offered and not yet had answered (a flood of offers is refused past it). */
+  maxDmSessionsPerUser: 8,
+  /** A DM session's signaling is relayed for this long after its offer (ICE is done well before). */
+  dmSessionTtlMs: 30_000,
+  /** How long a page waits for the DM data channel to open before it falls back to the relay (told in welcome). */
+  dmIceTimeoutMs: 5000,
 };
 
 export interface ChatServerOptions extends Partial<typeof CHAT_DEFAULTS> {
@@ -90,11 +101,17 @@ export function resolveChatOptions(options: ChatServerOptions) {
   if (o.pollIdleMs <= o.pollWaitMs) throw new InvalidOptionError('pollIdleMs', 'more than pollWaitMs', o.pollIdleMs);
   checkInt('heartbeatMs', o.heartbeatMs, 0, 3_600_000);
   checkInt('presenceLeaseMs', o.presenceLeaseMs, 150, 3_600_000);
+  checkInt('maxSdpBytes', o.maxSdpBytes, 256, 1024 * 1024);
+  checkInt('maxCandidateBytes', o.maxCandidateBytes, 64, 64 * 1024);
+  checkInt('maxDmSessionsPerUser', o.maxDmSessionsPerUser, 1, 10_000);
+  checkInt('dmSessionTtlMs', o.dmSessionTtlMs, 1000, 3_600_000);
+  checkInt('dmIceTimeoutMs', o.dmIceTimeoutMs, 100, 600_000);
   return o;
 }
 
 /** The limits a client is told in `welcome`. */
 export function publicLimits(o: ResolvedChatOptions): Record<string, number> {
   const { maxNameChars, maxMessageChars, maxFrameBytes, maxRoomsPerConnection, historyOnJoin, maxHistoryPage, ratePerSecond, rateBurst } = o;
-  return { maxNameChars, maxMessageChars, maxFrameBytes, maxRoomsPerConnection, historyOnJoin, maxHistoryPage, ratePerSecond, rateBurst };
+  const { maxSdpBytes, maxCandidateBytes, dmIceTimeoutMs } = o;
+  return { maxNameChars, maxMessageChars, maxFrameBytes, maxRoomsPerConnection, historyOnJoin, maxHistoryPage, ratePerSecond, rateBurst, maxSdpBytes, maxCandidateBytes, dmIceTimeoutMs };
 }

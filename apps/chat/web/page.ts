@@ -2,6 +2,7 @@
  * The chat web page: plain HTML and one script, no build step, no external resource (the page's Content-Security-Policy
  * allows only its own origin). Every piece of user data reaches the DOM through textContent, never innerHTML.
  * `window.chat` is the page's API, used by the Chromium test. Query string: ?name=ana&room=lobby joins at once.
+ * Direct messages (WebRTC, relay fallback) are web/dm.ts, served as /dm.js.
  */
 
 export const CHAT_PAGE = `<!doctype html>
@@ -11,7 +12,7 @@ export const CHAT_PAGE = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>wirelab chat</title>
 <style>
-  body { font: 15px/1.4 system-ui, sans-serif; margin: 0; display: grid; grid-template-columns: 14em 1fr 12em; grid-template-rows: auto 1fr auto; height: 100vh; }
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 0; display: grid; grid-template-columns: 14em 1fr 18em; grid-template-rows: auto 1fr auto; height: 100vh; }
   header { grid-column: 1 / 4; padding: .4em .8em; background: #234; color: #fff; display: flex; gap: 1em; align-items: center; }
   header form { display: flex; gap: .4em; }
   #state { margin-left: auto; padding: .1em .6em; border-radius: 1em; background: #a33; }
@@ -32,6 +33,11 @@ export const CHAT_PAGE = `<!doctype html>
   footer input { flex: 1; }
   #typing { grid-column: 1 / 2; padding: .5em; color: #777; font-size: 13px; }
   #errors { color: #a33; font-size: 13px; }
+  #online li.dm::after { content: ' · DM'; color: #468; font-size: 12px; }
+  #dmbox { margin-top: 1em; border-top: 1px solid #ccd; padding-top: .4em; }
+  #dmlog { max-height: 50vh; overflow: auto; }
+  #dmlog li { cursor: default; border-bottom: 1px solid #e4e4e8; }
+  #dmbox input { width: 100%; box-sizing: border-box; }
 </style>
 </head>
 <body>
@@ -44,10 +50,12 @@ export const CHAT_PAGE = `<!doctype html>
 </header>
 <nav><b>rooms</b><ul id="rooms"></ul><button id="older" type="button">older messages</button></nav>
 <main><ul id="messages"></ul></main>
-<aside><b>online</b> <span id="owner" class="meta"></span><ul id="online"></ul></aside>
+<aside><b>online</b> <span id="owner" class="meta"></span><ul id="online"></ul>
+<div id="dmbox" hidden><b id="dmwith"></b><ul id="dmlog"></ul><input id="dmtext" placeholder="direct message" autocomplete="off"><button id="dmsend" type="button">send DM</button></div></aside>
 <div id="typing"></div>
 <footer><input id="text" placeholder="message" autocomplete="off" disabled><button id="sendbtn" disabled>send</button></footer>
 <script src="/chat.js"></script>
+<script src="/dm.js"></script>
 </body>
 </html>
 `;
@@ -130,7 +138,7 @@ const chat = {
   },
   on(m) {
     if (m.type === 'welcome') {
-      chat.setState('online');
+      chat.setState('online'); chat.limits = m.limits;
       for (const name of chat.rooms.keys()) chat.join(name);
       if (chat.current && !chat.rooms.has(chat.current)) chat.join(chat.current);
       // Messages not yet stored are sent again with the same cid: the broker's dedup stores them once.

@@ -36,6 +36,9 @@ export type WireMask = (chunk: Buffer, dir: Dir) => Buffer;
 
 const LF = 0x0a;
 
+/** A credential header echoed in a JSON body (the HTTP server's /anything, /headers): `"authorization": "..."`. */
+const JSON_SECRET = /^(\s*"(?:proxy-)?(?:authorization|cookie|set-cookie)"\s*:\s*")((?:[^"\\]|\\.)*)"/i;
+
 /** A line's secret part replaced by `*` of the same length (the line's framing and every length field stay valid). */
 function maskLine(line: Buffer, all: boolean): Buffer {
   let end = line.length;
@@ -45,10 +48,16 @@ function maskLine(line: Buffer, all: boolean): Buffer {
   let from: number;
   if (all) from = 0;
   else {
-    const red = redactLine(text);
-    if (red === text) return line;
-    from = 0;
-    while (from < text.length && red[from] === text[from]) from++;
+    const json = JSON_SECRET.exec(text);
+    if (json) {
+      end = json[1]!.length + json[2]!.length;
+      from = json[1]!.length;
+    } else {
+      const red = redactLine(text);
+      if (red === text) return line;
+      from = 0;
+      while (from < text.length && red[from] === text[from]) from++;
+    }
   }
   const out = Buffer.from(line);
   out.fill(0x2a, from, end);

@@ -290,7 +290,8 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
         const cid = (raw && cids.get(raw)) ?? nextCid(proto);
         cids.set(session, cid);
         if (raw) cids.set(raw, cid);
-        tracer.emit(proto, cid, '*', 'h2-session', () => `HTTP/2 session (ALPN ${socket?.alpnProtocol ?? '?'})`);
+        // 'session' comes before 'secureConnection': this is the connection's first event, with its ends.
+        tracer.emit(proto, cid, '*', 'h2-session', () => ({ summary: `HTTP/2 session (ALPN ${socket?.alpnProtocol ?? '?'})`, ...(socket ? socketEnds(socket, 'server') : {}) }));
       });
       server = h2;
     } else {

@@ -38,7 +38,8 @@ test('both ends of one connection share its conversation id (TCP, HTTP, SMTP); o
   const tcp = await startTcpServer({ tracer });
   const http = await startHttpServer({ tracer });
   const smtp = await startSmtpServer({ tracer, store: await memoryStore() });
-  t.after(() => Promise.all([tcp.close(), http.close(), smtp.close()]));
+  const https = await startHttpServer({ tracer, tls: true });
+  t.after(() => Promise.all([tcp.close(), http.close(), smtp.close(), https.close()]));
 
   const c = await connectTcp({ port: tcp.port, tracer });
   await c.send('ping');
@@ -47,6 +48,9 @@ test('both ends of one connection share its conversation id (TCP, HTTP, SMTP); o
   const hc = await createHttpClient({ tracer });
   await hc.request(`http://127.0.0.1:${http.port}/hello`);
   await hc.close();
+  const h2 = await createHttpClient({ tracer, http2: true });
+  await h2.request(`https://localhost:${https.port}/hello`);
+  await h2.close();
   const mail = await createSmtpClient({ port: smtp.port, tracer, ignoreTls: true });
   for (const n of [1, 2]) await mail.send({ from: 'ann@localhost', to: ['demo@localhost'], subject: `pairing ${n}`, text: 'x' });
   await tracer.close();
@@ -59,6 +63,12 @@ test('both ends of one connection share its conversation id (TCP, HTTP, SMTP); o
   assert.equal(smtpClientCids.size, 2, `the SMTP client's two TCP connections have two ids: ${[...smtpClientCids].join(', ')}`);
   assert.equal(new Set([...smtpClientCids].map((s) => s.split(' ')[0])).size, 2);
   for (const v of both) assert.equal(v.cids.size, 2, 'one id per end');
+  // HTTP/2 over TLS: the server's handshake and its session are one connection, one id.
+  const handshake = sink.events.find((e) => e.proto === 'tls' && e.kind === 'handshake' && e.role === 'server' && e.meta?.alpn === 'h2');
+  const session = sink.events.find((e) => e.kind === 'h2-session');
+  assert.ok(handshake && session, 'an HTTP/2 handshake and session were traced');
+  assert.equal(session.cid, handshake.cid);
+  assert.equal(session.conv, handshake.conv);
   // Library debug lines are off without libs: nodemailer's "Sending message" and the like never became events.
   assert.equal(sink.events.filter((e) => e.cid.startsWith('smtpc#') && (e.kind === 'info' || e.kind === 'debug')).length, 0);
   assert.ok(sink.events.every((e) => typeof e.ts === 'number' && Math.abs(e.ts - Date.now()) < 120_000));

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { ErrorCodes, WirelabError } from '../errors.ts';
 import type { TraceEvent } from './types.ts';
 
@@ -8,6 +8,8 @@ export type ReadEvent = TraceEvent & { dataTruncated?: boolean };
 export interface ReadTraceOptions {
   /** Events read at most; past it the rest of the file is ignored and `truncated` set. Default 2,000,000. */
   maxEvents?: number;
+  /** Larger files are refused (they are read whole). Default 512 MiB. */
+  maxFileBytes?: number;
 }
 
 export interface ReadTrace {
@@ -51,9 +53,13 @@ export function parseTraceLines(text: string, options: ReadTraceOptions = {}): R
 /** Reads a JSON-lines trace file. */
 export async function readTraceFile(path: string, options: ReadTraceOptions = {}): Promise<ReadTrace> {
   let text: string;
+  const max = options.maxFileBytes ?? 512 * 1024 * 1024;
   try {
+    const size = (await stat(path)).size;
+    if (size > max) throw new WirelabError(ErrorCodes.TRACE_FILE, `${path} is ${size} bytes, over maxFileBytes=${max}: cut it first (head -n)`);
     text = await readFile(path, 'utf8');
   } catch (err) {
+    if (err instanceof WirelabError) throw err;
     throw new WirelabError(ErrorCodes.TRACE_FILE, `cannot read the trace file ${path}: ${(err as Error).message}`, { cause: err });
   }
   return parseTraceLines(text, options);

@@ -1,16 +1,57 @@
-import { createTracer, JsonlSink, PrettySink, type TraceSink, type Tracer } from '../core/trace/index.ts';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { PcapngSink, type PcapngSummary } from '../core/export/pcapng.ts';
+import { createTracer, forwardTo, JsonlSink, PrettySink, type TraceSink, type Tracer } from '../core/trace/index.ts';
 
 export interface TraceFlags {
   trace?: boolean;
   'trace-file'?: string;
   hex?: boolean;
+  'trace-libs'?: boolean;
+  pcap?: string;
 }
 
-/** The tracer the command line asked for: `--trace` (terminal, on stderr), `--trace-file x.jsonl`, `--hex`. */
+/** True when --pcap names a folder (ends with / or exists as one): `wirelab labs` writes one file per lab there. */
+export function pcapIsDir(path: string | undefined): boolean {
+  if (!path) return false;
+  if (path.endsWith('/')) return true;
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** What a written pcapng holds, on stderr. */
+function written(summary: PcapngSummary, path: string): void {
+  const tls = summary.tlsConversations > 0 ? `, ${summary.tlsConversations} of them TLS (the plaintext)` : '';
+  process.stderr.write(
+    `pcapng: ${path}: ${summary.packets} packets, ${summary.tcpConversations} TCP and ${summary.udpConversations} UDP conversations${tls}; ` +
+      `headers synthesized from the trace (open with wireshark or tshark -r)\n`,
+  );
+}
+
+/** A sink writing `path` when the tracer closes, saying so on stderr. */
+export function pcapSink(path: string): PcapngSink {
+  return new PcapngSink(path, { onWritten: written });
+}
+
+/**
+ * The tracer the command line asked for: `--trace` (terminal, on stderr), `--trace-file x.jsonl`, `--hex`,
+ * `--trace-libs`, `--pcap out.pcapng` (a folder is left to `wirelab labs`, one file per lab).
+ */
 export function tracerFromFlags(flags: TraceFlags): Tracer {
   const sinks: TraceSink[] = [];
   // --hex alone implies --trace: dumps are only useful with the lines they belong to.
   if (flags.trace || flags.hex) sinks.push(new PrettySink({ stream: process.stderr, hex: flags.hex ?? false }));
   if (flags['trace-file']) sinks.push(new JsonlSink(flags['trace-file']));
-  return createTracer(sinks);
+  if (flags.pcap && !pcapIsDir(flags.pcap)) sinks.push(pcapSink(flags.pcap));
+  return createTracer(sinks, { libs: flags['trace-libs'] ?? false });
+}
+
+/** For one lab of `wirelab labs --pcap dir/`: the run's tracer plus a pcapng of this lab, `dir/<id>.pcapng`. */
+export function perLabTracer(outer: Tracer, dir: string, id: string): Tracer {
+  const sinks: TraceSink[] = [pcapSink(join(dir, `${id}.pcapng`))];
+  if (outer.enabled) sinks.push(forwardTo(outer));
+  return createTracer(sinks, { libs: outer.libs ?? false });
 }

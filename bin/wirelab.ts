@@ -10,6 +10,7 @@ import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands
 import { lineageCommand, type LineageFlags } from './commands/lineage.ts';
 import { chatCommand, type ChatFlags } from './commands/chat.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
+import { traceCommand, type TraceCommandFlags } from './commands/trace.ts';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -80,6 +81,8 @@ async function run(command: string, args: string[], values: FlagValues): Promise
       return lineageCommand(args, values as LineageFlags);
     case 'chat':
       return chatCommand(values as ChatFlags);
+    case 'trace':
+      return traceCommand(args, values as TraceCommandFlags);
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

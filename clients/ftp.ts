@@ -5,7 +5,7 @@ import { Client as BasicClient, type FileInfo, type FTPContext, type FTPResponse
 import { checkInt, checkPort } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, redactLine, socketEnds, type Tracer } from '../core/trace/index.ts';
 
 export interface FtpClientOptions {
   /** Default 127.0.0.1. */
@@ -113,7 +113,12 @@ export class FtpClient {
     ftp.log = (message: string): void => {
       if (message.startsWith('> ')) this.#emit('>', 'command', redactLine(message.slice(2)));
       else if (message.startsWith('< ')) this.#emit('<', 'reply', message.slice(2).trim().replace(/\r?\n/g, ' | '));
-      else this.#emit('*', 'log', message);
+      else if (message.startsWith('Connected to') && ftp.socket.remotePort !== undefined) {
+        // The control connection's TCP ends, so this client's events pair with the server's.
+        this.#tracer.emit('ftp-client', this.cid, '*', 'connected', () => ({ summary: message, ...socketEnds(ftp.socket, 'client') }));
+      }
+      // basic-ftp's own debug lines only with --trace-libs.
+      else if (this.#tracer.libs) this.#emit('*', 'log', message);
     };
   }
 

@@ -6,7 +6,7 @@ import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkBoolean, checkInt, InvalidOptionError, withDefaults } from '../core/options.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, redactLine, socketEnds, type Tracer } from '../core/trace/index.ts';
 import { round } from '../core/stats.ts';
 
 export interface HttpClientOptions {
@@ -160,6 +160,7 @@ function subscribeChannels(): void {
     info.client.tracer.emit('http', info.cid, '*', 'connected', () => ({
       summary: `${connectParams.protocol}//${connectParams.host}: TCP ${info.connectMs} ms${info.tlsMs !== undefined ? `, TLS ${info.tlsMs} ms (ALPN ${(socket as tls.TLSSocket).alpnProtocol || 'none'})` : ''}`,
       meta: { connectMs: info.connectMs, tlsMs: info.tlsMs },
+      ...socketEnds(socket as net.Socket, 'client'),
     }));
   });
   diagnostics.subscribe('undici:client:connectError', (m) => {

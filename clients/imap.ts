@@ -2,7 +2,7 @@ import { ImapFlow } from 'imapflow';
 import { checkPort } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+import { addressOf, endsOf, NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
 
 export interface ImapClientOptions {
   /** Default 127.0.0.1. */
@@ -20,6 +20,16 @@ export interface ImapClientOptions {
   tracer?: Tracer;
 }
 
+/** What imapflow puts in a log entry (the connection entry carries the TCP ends). */
+interface ImapflowLogEntry {
+  src?: string;
+  msg?: string;
+  address?: string;
+  port?: number;
+  localAddress?: string;
+  localPort?: number;
+}
+
 /**
  * imapflow (pinned to 2.1.2), connected and logged in. Its log of what it sends (`src: 'c'`) and reads (`src: 's'`)
  * feeds the tracer as `imap` events of connection `imapc#N`, credentials redacted.
@@ -28,9 +38,18 @@ export async function connectImap(options: ImapClientOptions): Promise<ImapFlow>
   checkPort('port', options.port);
   const tracer = options.tracer ?? NOOP_TRACER;
   const cid = nextCid('imapc');
-  const log = (level: string) => (entry: { src?: string; msg?: string }) => {
+  const log = (level: string) => (entry: ImapflowLogEntry) => {
     if (!tracer.enabled || typeof entry?.msg !== 'string') return;
     const dir = entry.src === 'c' ? '>' : entry.src === 's' ? '<' : '*';
+    if (dir === '*' && entry.src === 'connection' && entry.localPort !== undefined) {
+      // "Established TCP connection": the TCP ends, so this client's events pair with the server's.
+      const local = addressOf(entry.localAddress, entry.localPort);
+      const remote = addressOf(entry.address, entry.port);
+      tracer.emit('imap', cid, '*', 'connected', () => ({ summary: entry.msg!, ...(local && remote ? endsOf('tcp', 'client', local, remote) : {}) }));
+      return;
+    }
+    // imapflow's own debug lines only with --trace-libs; warnings and errors always.
+    if (dir === '*' && !tracer.libs && level !== 'warn' && level !== 'error') return;
     tracer.emit('imap', cid, dir, dir === '*' ? level : dir === '>' ? 'command' : 'response', () => redactLine(entry.msg!));
   };
   const base = await tlsClientOptions(options.tls ?? {});

@@ -5,7 +5,7 @@ import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkBoolean, checkInt, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { attachKeylog, tlsClientOptions, traceTlsHandshake, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, redactLine, socketEnds, type Tracer } from '../core/trace/index.ts';
 
 export interface Pop3ClientOptions {
   /** Default 127.0.0.1. */
@@ -71,6 +71,8 @@ export class Pop3Client {
     if (socket instanceof tls.TLSSocket) traceTlsHandshake(o.tracer, cid, socket, 'client');
     const c = new Pop3Client(socket, o, cid);
     const greeting = await c.#reply(false);
+    // The TCP ends, so this client's events pair with the server's.
+    o.tracer.emit('pop3', cid, '*', 'connected', () => ({ summary: `connected ${socket.localAddress}:${socket.localPort} → ${socket.remoteAddress}:${socket.remotePort}`, ...socketEnds(socket, 'client') }));
     if (!greeting.ok) throw new WirelabError(ErrorCodes.MAIL_PROTOCOL, `POP3 greeting: ${greeting.text}`, { status: greeting.text });
     c.greeting = greeting.text;
     if (o.startTls ?? !o.secure) await c.#startTls();

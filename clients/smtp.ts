@@ -3,7 +3,7 @@ import { format } from 'node:util';
 import { checkBoolean, checkInt, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, oneLine, redactLine, type Tracer } from '../core/trace/index.ts';
+import { addressOf, endsOf, NOOP_TRACER, nextCid, oneLine, redactLine, type Tracer } from '../core/trace/index.ts';
 
 export interface SmtpClientOptions {
   /** Default 127.0.0.1. */
@@ -42,6 +42,16 @@ export interface SentInfo {
   response: string;
 }
 
+/** What nodemailer puts in a log entry: its connection number, what the line is, and a connection's ends. */
+interface NodemailerLogEntry {
+  sid?: unknown;
+  tnx?: string;
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
+}
+
 /** Every default of SmtpClientOptions (`requireTls` defaults to `!ignoreTls`: STARTTLS or fail). */
 export const SMTP_CLIENT_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, secure: false, ignoreTls: false, timeoutMs: 10_000 });
 
@@ -56,15 +66,35 @@ export async function createSmtpClient(options: SmtpClientOptions) {
   checkInt('timeoutMs', o.timeoutMs, 1, 3600_000);
   const tracer = options.tracer ?? NOOP_TRACER;
   const cid = nextCid('smtpc');
+  // One id per TCP connection: nodemailer numbers its connections (`sid`); the first keeps the client's own id.
+  const cids = new Map<string, string>();
+  const cidOf = (sid: unknown): string => {
+    if (sid === undefined) return cid;
+    let c = cids.get(String(sid));
+    if (!c) {
+      c = cids.size === 0 ? cid : nextCid('smtpc');
+      if (cids.size >= 1000) cids.clear();
+      cids.set(String(sid), c);
+    }
+    return c;
+  };
   const log =
     (level: string) =>
-    (entry: { tnx?: string }, message: string, ...args: unknown[]): void => {
+    (entry: NodemailerLogEntry, message: string, ...args: unknown[]): void => {
       if (!tracer.enabled) return;
       const text = format(message, ...args);
+      const c = cidOf(entry?.sid);
       // nodemailer tags what it writes `tnx: 'client'` and what it reads `tnx: 'server'`.
-      if (entry?.tnx === 'client') tracer.emit('smtp', cid, '>', 'command', () => oneLine(redactLine(text.trim())));
-      else if (entry?.tnx === 'server') tracer.emit('smtp', cid, '<', 'reply', () => oneLine(text.trim()));
-      else tracer.emit('smtp', cid, '*', level, () => oneLine(redactLine(text)));
+      if (entry?.tnx === 'client') tracer.emit('smtp', c, '>', 'command', () => oneLine(redactLine(text.trim())));
+      else if (entry?.tnx === 'server') tracer.emit('smtp', c, '<', 'reply', () => oneLine(text.trim()));
+      else if (entry?.tnx === 'network' && entry.localPort !== undefined) {
+        // "Connection established": the TCP ends, so this client's events pair with the server's.
+        const local = addressOf(entry.localAddress, entry.localPort);
+        const remote = addressOf(entry.remoteAddress, entry.remotePort);
+        tracer.emit('smtp', c, '*', 'connected', () => ({ summary: oneLine(text), ...(local && remote ? endsOf('tcp', 'client', local, remote) : {}) }));
+      }
+      // nodemailer's own debug lines only with --trace-libs; warnings and errors always.
+      else if (tracer.libs || level === 'warn' || level === 'error' || level === 'fatal') tracer.emit('smtp', c, '*', level, () => oneLine(redactLine(text)));
     };
   const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
   const timeout = o.timeoutMs;

@@ -5,7 +5,7 @@ import { createDecoder, encodeFrame, FRAMINGS, type Framing, type FramingLimits 
 import { checkBoolean, checkInt, checkOneOf, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { attachKeylog, describeHandshake, handshakeInfo, tlsClientOptions, type HandshakeInfo, type TlsSettings } from '../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, preview, socketEnds, type Tracer } from '../core/trace/index.ts';
 import { describeEnd, type EndReason } from '../protocols/tcp.ts';
 import { round } from '../core/stats.ts';
 
@@ -179,6 +179,7 @@ export class TcpClient {
         ? `${describeHandshake(info)} (TCP + TLS)`
         : `connected ${socket.localAddress}:${socket.localPort} → ${host}:${options.port} in ${connectMs} ms`,
       meta: { connectMs, ...(info ?? {}) },
+      ...socketEnds(socket, 'client'),
     }));
     return new TcpClient(socket, proto, cid, connectMs, options, early, info);
   }

@@ -5,7 +5,7 @@ import { decodeHeader, encodeDatagram } from '../protocols/datagram.ts';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkBoolean, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
-import { NOOP_TRACER, nextCid, preview, type Tracer } from '../core/trace/index.ts';
+import { addressOf, endsOf, NOOP_TRACER, nextCid, preview, type Ends, type Tracer } from '../core/trace/index.ts';
 
 export interface UdpClientOptions {
   /** Default 127.0.0.1. */
@@ -100,7 +100,7 @@ export class UdpClient {
     const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
     this.#tracer.emit('udp', this.cid, '>', 'datagram', () => {
       const h = decodeHeader(b);
-      return { summary: `to ${this.host}:${this.port} ${h ? `seq=${h.seq}` : preview(b)}`, bytes: b.length, data: b };
+      return { summary: `to ${this.host}:${this.port} ${h ? `seq=${h.seq}` : preview(b)}`, bytes: b.length, data: b, ...this.#ends() };
     });
     return new Promise((resolve, reject) => {
       const cb = (err: Error | null): void => (err ? reject(err) : resolve());
@@ -132,6 +132,18 @@ export class UdpClient {
     return () => this.#listeners.delete(fn);
   }
 
+  /** This socket and the server as trace ends (none before the socket is bound). */
+  #ends(): Partial<Ends> {
+    try {
+      const a = this.#socket.address();
+      const local = addressOf(a.address, a.port);
+      const remote = addressOf(this.host, this.port);
+      return local && remote ? endsOf('udp', 'client', local, remote) : {};
+    } catch {
+      return {};
+    }
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => this.#socket.close(() => resolve()));
   }
@@ -141,7 +153,7 @@ export class UdpClient {
     for (const fn of this.#listeners) fn(msg);
     const h = decodeHeader(msg);
     if (!h) {
-      this.#tracer.emit('udp', this.cid, '<', 'datagram', () => ({ summary: preview(msg), bytes: msg.length, data: msg }));
+      this.#tracer.emit('udp', this.cid, '<', 'datagram', () => ({ summary: preview(msg), bytes: msg.length, data: msg, ...this.#ends() }));
       return;
     }
     const rttMs = nowMs() - h.sentAt;
@@ -153,6 +165,8 @@ export class UdpClient {
       summary: `seq=${h.seq} rtt=${rttMs.toFixed(3)} ms`,
       bytes: msg.length,
       meta: { seq: h.seq, rttMs },
+      data: msg,
+      ...this.#ends(),
     }));
     const waiter = this.#pending.get(h.seq);
     if (waiter) {

@@ -46,6 +46,8 @@ export const ErrorCodes = {
   LAB_INVALID: 'WL_ERR_LAB_INVALID',
   /** tcpdump could not be started or stopped early (core/capture). */
   CAPTURE_FAILED: 'WL_ERR_CAPTURE_FAILED',
+  /** A trace file could not be read or an export could not be written (core/trace/read.ts, core/export/pcapng). */
+  TRACE_FILE: 'WL_ERR_TRACE_FILE',
   /** An HTTP request answered with an error status (`status`); the HTTP server and the impairment control API. */
   HTTP_STATUS: 'WL_ERR_HTTP_STATUS',
   /** A request body over the server's maxBodyBytes (status 413). */

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LabContext } from '../core/lab/index.ts';
-import { createTracer, MemorySink, type TraceEvent, type Tracer } from '../core/trace/index.ts';
+import { createTracer, forwardTo, MemorySink, type Tracer } from '../core/trace/index.ts';
 import { startFtpServer, type FtpServerOptions, type RunningFtpServer } from '../servers/ftp/index.ts';
 
 /** Shared by the FTP labs (files starting with `_` are not labs themselves). */
@@ -16,15 +16,7 @@ export interface LabFtp {
 
 /** A tracer that keeps events in `sink` and hands each one on to `outer` too. */
 export function teeTracer(outer: Tracer, sink: MemorySink): Tracer {
-  return createTracer([
-    sink,
-    {
-      write: (e: TraceEvent) => {
-        const { proto, cid, dir, kind, t: _t, ...body } = e;
-        outer.emit(proto, cid, dir, kind, () => body);
-      },
-    },
-  ]);
+  return createTracer(outer.enabled ? [sink, forwardTo(outer)] : [sink], { libs: outer.libs ?? false });
 }
 
 /** An FTP server on a free port with a throw-away root (the demo user, its readme), closed when the lab ends. */

@@ -8,6 +8,14 @@ export const FLAGS: Record<string, FlagSpec> = {
   trace: { type: 'boolean', help: 'every connection, read, write, command, frame and datagram on stderr' },
   hex: { type: 'boolean', help: 'a hex dump of each payload under its traced line (implies --trace)' },
   'trace-file': { type: 'string', value: 'F', help: 'the same events as JSON lines in the file F' },
+  'trace-libs': { type: 'boolean', help: "with tracing: the mail and FTP libraries' own debug lines too (nodemailer, imapflow, basic-ftp, smtp-server)" },
+  pcap: { type: 'string', value: 'F', help: 'write the traffic as a pcapng file F for Wireshark / tshark (synthesized headers; labs: a dir/ for one file per lab)' },
+  // wirelab trace
+  proto: { type: 'string', value: 'a,b', help: 'trace show: only these protocols (smtp,tls)' },
+  cid: { type: 'string', value: 'ID', help: "trace show: only this connection (smtp#3) and its other end's events" },
+  grep: { type: 'string', value: 'RE', help: 'trace show: only events whose summary matches RE (case-insensitive)' },
+  to: { type: 'string', value: 'FORMAT', help: 'trace convert: the output format (pcapng)' },
+  output: { type: 'string', short: 'o', value: 'F', help: 'trace convert: the file to write' },
   'port-base': { type: 'string', value: 'N', help: 'each server on N + its IANA port (default 7000: tcp echo 7007); 0 picks free ports' },
   host: { type: 'string', value: 'H', help: 'bind H instead of 127.0.0.1 (only when you mean it)' },
   only: { type: 'string', value: 'a,b', help: 'start only these services (names or protocols: tcp-echo,udp)' },
@@ -46,7 +54,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   count: { type: 'string', value: 'N', help: 'exit after N messages' },
 };
 
-const TRACING = ['trace', 'hex', 'trace-file'];
+const TRACING = ['trace', 'hex', 'trace-file', 'trace-libs'];
 const PUBSUB_CONNECT = ['url', 'port-base', 'user', 'password', 'token'];
 
 export const COMMANDS: Record<string, CommandSpec> = {
@@ -60,7 +68,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
 POP3) and prints a table with a command to try each one; runs until Ctrl-C or SIGTERM.
 With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxiproxy-style control API listens on
 port base + 1474. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
-    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING],
+    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap'],
   },
   lab: {
     name: 'lab',
@@ -71,7 +79,7 @@ port base + 1474. With --json, one line: a JSON array of { name, proto, host, po
     details: `Runs a built-in lab by id, or a lab file of your own from any folder (README, "Write your own lab"); the file
 imports from 'wirelab'. Exit 0 when every claim held, 1 when one did not, 2 for a usage error or a lab not found.
 Without an id, lists the labs.`,
-    flags: ['json', ...TRACING],
+    flags: ['json', ...TRACING, 'pcap'],
   },
   labs: {
     name: 'labs',
@@ -79,8 +87,20 @@ Without an id, lists the labs.`,
     minArgs: 0,
     maxArgs: 0,
     summary: 'run every lab, then a summary table',
-    details: 'Runs every lab in labs/ one after another; exit 1 if any failed.',
-    flags: ['json', ...TRACING],
+    details: 'Runs every lab in labs/ one after another; exit 1 if any failed. --pcap dir/ writes dir/<id>.pcapng per lab.',
+    flags: ['json', ...TRACING, 'pcap'],
+  },
+  trace: {
+    name: 'trace',
+    args: '<show|convert|stats> <file.jsonl>',
+    minArgs: 2,
+    maxArgs: 2,
+    summary: 'read a --trace-file: show it, convert it to pcapng, count it',
+    details: `Reads the JSON lines of --trace-file. show: the pretty view (--proto, --cid with the other end of that
+connection, --grep, --hex for the bytes on the wire). convert --to pcapng -o out.pcapng: a capture for Wireshark
+(synthesized headers, the traced payloads; the file's payload cap cuts long ones). stats: per protocol, events,
+connections, conversations and payload bytes each way (--json). Exit 0, 1 when the file has no trace event, 2 usage.`,
+    flags: ['proto', 'cid', 'grep', 'hex', 'to', 'output', 'json'],
   },
   list: {
     name: 'list',

@@ -1,9 +1,13 @@
 import { loadAllLabs, loadLab, runLab, LabReporter, type Lab, type LabResult } from '../../core/lab/index.ts';
 import { WirelabError } from '../../core/errors.ts';
 import type { Tracer } from '../../core/trace/index.ts';
+import { mkdir } from 'node:fs/promises';
+import { pcapIsDir, perLabTracer } from '../tracing.ts';
 
 export interface LabFlags {
   json?: boolean;
+  /** `wirelab labs --pcap dir/`: one pcapng per lab (a file path goes to the run's tracer instead). */
+  pcap?: string;
 }
 
 function interrupted(): AbortSignal {
@@ -34,7 +38,10 @@ export async function labCommand(idOrPath: string, flags: LabFlags, tracer: Trac
     }
     throw err;
   }
-  const result = await runOne(lab, flags, tracer, interrupted());
+  const perLab = pcapIsDir(flags.pcap) ? perLabTracer(tracer, flags.pcap!, lab.id) : undefined;
+  if (perLab) await mkdir(flags.pcap!, { recursive: true });
+  const result = await runOne(lab, flags, perLab ?? tracer, interrupted());
+  await perLab?.close();
   await tracer.close();
   if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
   return result.ok ? 0 : 1;
@@ -48,7 +55,10 @@ export async function labsCommand(flags: LabFlags, tracer: Tracer): Promise<numb
   for (const [i, lab] of labs.entries()) {
     if (signal.aborted) break;
     process.stderr.write(`[${i + 1}/${labs.length}] ${lab.id} …\n`);
-    const r = await runOne(lab, flags, tracer, signal);
+    const perLab = pcapIsDir(flags.pcap) ? perLabTracer(tracer, flags.pcap!, lab.id) : undefined;
+    if (perLab) await mkdir(flags.pcap!, { recursive: true });
+    const r = await runOne(lab, flags, perLab ?? tracer, signal);
+    await perLab?.close();
     if (!flags.json) process.stdout.write('\n');
     process.stderr.write(`[${i + 1}/${labs.length}] ${lab.id} ${r.ok ? 'pass' : 'FAIL'} (${r.durationMs} ms)\n`);
     results.push(r);

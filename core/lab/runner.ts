@@ -53,7 +53,7 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
     recorder() {
       const events = new MemorySink();
       const user = options.tracer ?? NOOP_TRACER;
-      return { tracer: createTracer(user.enabled ? [events, forwardTo(user)] : [events]), events };
+      return { tracer: createTracer(user.enabled ? [events, forwardTo(user)] : [events], { libs: user.libs ?? false }), events };
     },
     async start<T extends RunningServer>(server: Promise<T> | T): Promise<T> {
       const s = await server;

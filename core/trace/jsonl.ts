@@ -6,8 +6,10 @@ export interface JsonlSinkOptions {
   maxPayloadBytes?: number;
 }
 
-/** One JSON object per line, for jq, scripts and later exporters. */
+/** One JSON object per line (absolute `ts`, `role`, `conv`, payload hex in `data`), for jq, scripts and `wirelab trace`. */
 export class JsonlSink implements TraceSink {
+  /** The bytes on the wire go to the file too, so `wirelab trace convert` can write a pcapng from it. */
+  readonly wantsWire = true;
   readonly #out: WriteStream;
   readonly #maxPayload: number;
 

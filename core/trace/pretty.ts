@@ -14,13 +14,19 @@ export interface PrettySinkOptions {
 }
 
 const ARROWS = { '>': '→', '<': '←', '*': '•' } as const;
+const ROLES = { client: 'C', server: 'S' } as const;
 
-/** One line per command, frame or datagram: ms since start, connection id, direction, kind, summary. */
+/**
+ * One line per command, frame or datagram: ms since start, connection id, which end traced it (C client, S server,
+ * with the client's port: both ends of one connection show the same one), direction, kind, summary. The raw `bytes`
+ * events of socket taps are shown only with `hex`.
+ */
 export class PrettySink implements TraceSink {
   readonly #stream: NodeJS.WritableStream;
   readonly #c: ReturnType<typeof pc.createColors>;
   readonly #hex: boolean;
   readonly #hexMax: number;
+  readonly wantsWire: boolean;
 
   constructor(options: PrettySinkOptions = {}) {
     this.#stream = options.stream ?? process.stderr;
@@ -28,6 +34,7 @@ export class PrettySink implements TraceSink {
     this.#c = pc.createColors(options.color ?? (tty && !process.env.NO_COLOR));
     this.#hex = options.hex ?? false;
     this.#hexMax = options.hexMaxBytes ?? 256;
+    this.wantsWire = this.#hex;
   }
 
   format(e: TraceEvent): string {
@@ -36,7 +43,9 @@ export class PrettySink implements TraceSink {
     const colour = e.dir === '>' ? c.cyan : e.dir === '<' ? c.magenta : c.yellow;
     const arrow = colour(ARROWS[e.dir]);
     const size = e.bytes === undefined ? '' : c.dim(` (${e.bytes} B)`);
-    let line = `${t} ${c.bold(e.cid.padEnd(10))} ${arrow} ${colour(e.kind.padEnd(10))} ${e.summary}${size}`;
+    const port = e.conv ? e.conv.slice(e.conv.lastIndexOf(':', e.conv.indexOf('>')) + 1, e.conv.indexOf('>')) : '';
+    const role = e.role ? ' ' + c.dim(`${ROLES[e.role]}:${port}`.padEnd(7)) : '';
+    let line = `${t} ${c.bold(e.cid.padEnd(10))}${role} ${arrow} ${colour(e.kind.padEnd(10))} ${e.summary}${size}`;
     if (this.#hex && e.data && e.data.byteLength > 0) {
       line += '\n' + hexDump(e.data, this.#hexMax).map((l) => c.dim(`${' '.repeat(14)}${l}`)).join('\n');
     }
@@ -44,6 +53,7 @@ export class PrettySink implements TraceSink {
   }
 
   write(e: TraceEvent): void {
+    if (e.kind === 'bytes' && !this.#hex) return;
     this.#stream.write(this.format(e) + '\n');
   }
 }

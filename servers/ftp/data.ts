@@ -1,7 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { Transform, type TransformCallback } from 'node:stream';
-import { nextCid, type Tracer } from '../../core/trace/index.ts';
+import { nextCid, socketEnds, tapSocket, type Tracer } from '../../core/trace/index.ts';
 import { dataConnectionError } from './errors.ts';
 
 /** Where the next data connection comes from: we listen (passive) or we connect to the client (active). */
@@ -159,7 +159,10 @@ export class DataChannel {
     this.#s.tracer.emit('ftp-data', cid, '*', 'open', () => ({
       summary: `${mode.kind}: ${route}${this.#s.secureContext ? ' (TLS, PROT P)' : ''} for ${this.#ownerCid}`,
       meta: { mode: mode.kind, route, control: this.#ownerCid, tls: Boolean(this.#s.secureContext) },
+      // Active mode: this server opened the TCP connection (its client end).
+      ...socketEnds(socket, mode.kind === 'active' ? 'client' : 'server'),
     }));
+    tapSocket(this.#s.tracer, 'ftp-data', cid, socket, mode.kind === 'active' ? 'client' : 'server');
     return conn;
   }
 

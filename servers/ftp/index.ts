@@ -4,7 +4,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { closeTcpServer, SocketSet, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid } from '../../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, socketEnds } from '../../core/trace/index.ts';
 import { authCommands } from './commands/auth.ts';
 import { connectionCommands } from './commands/connection.ts';
 import { fileCommands } from './commands/files.ts';
@@ -74,6 +74,7 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
     tracer.emit('ftp', cid, '*', 'accept', () => ({
       summary: `control connection ${socket.remoteAddress}:${socket.remotePort} → ${socket.localAddress}:${socket.localPort}${o.implicitTls ? ' (implicit TLS)' : ''}`,
       meta: { peer: `${socket.remoteAddress}:${socket.remotePort}` },
+      ...socketEnds(socket, 'server'),
     }));
     const session = new FtpSession(ctx, socket, cid);
     void session.reply(220, 'wirelab FTP server ready.');

@@ -6,7 +6,7 @@ import type tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { closeTcpServer, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, handshakeInfo, tlsServerOptions } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
+import { lineMask, NOOP_TRACER, nextCid, socketEnds, tapSocket, type Tracer } from '../../core/trace/index.ts';
 import { handleConnect, normalizeTarget } from './connect.ts';
 import { clientAddress, problem, RequestContext, STATUS_TEXT, type Ctx, type Req, type Res, type ServerState } from './context.ts';
 import { EventFeed } from './feed.ts';
@@ -253,7 +253,12 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
     const cid = nextCid(proto);
     cids.set(socket, cid);
     const openedAt = performance.now();
-    tracer.emit(proto, cid, '*', 'accept', () => `accepted ${socket.remoteAddress}:${socket.remotePort} → ${socket.localAddress}:${socket.localPort}`);
+    tracer.emit(proto, cid, '*', 'accept', () => ({
+      summary: `accepted ${socket.remoteAddress}:${socket.remotePort} → ${socket.localAddress}:${socket.localPort}`,
+      ...socketEnds(socket, 'server'),
+    }));
+    // The bytes on the wire (pcapng), credentials in headers masked.
+    tapSocket(tracer, proto, cid, socket, 'server', lineMask({ sasl: false }));
     if (tracer.enabled) socket.once('close', () => tracer.emit(proto, cid, '*', 'close', () => `connection closed after ${Math.round(performance.now() - openedAt)} ms`));
   };
 
@@ -279,11 +284,14 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
       h2.on('request', onRequest);
       h2.on('checkContinue', onCheckContinue);
       h2.on('session', (session: http2.ServerHttp2Session) => {
+        // session.socket is a proxy of the TLS socket: key the connection by the TCP socket under it, as onSocketTls does.
         const socket = session.socket as tls.TLSSocket;
-        const cid = (socket && cids.get(socket)) ?? nextCid(proto);
+        const raw = (socket as tls.TLSSocket & { _parent?: net.Socket })?._parent;
+        const cid = (raw && cids.get(raw)) ?? nextCid(proto);
         cids.set(session, cid);
-        if (socket) cids.set(socket, cid);
-        tracer.emit(proto, cid, '*', 'h2-session', () => `HTTP/2 session (ALPN ${socket?.alpnProtocol ?? '?'})`);
+        if (raw) cids.set(raw, cid);
+        // 'session' comes before 'secureConnection': this is the connection's first event, with its ends.
+        tracer.emit(proto, cid, '*', 'h2-session', () => ({ summary: `HTTP/2 session (ALPN ${socket?.alpnProtocol ?? '?'})`, ...(socket ? socketEnds(socket, 'server') : {}) }));
       });
       server = h2;
     } else {
@@ -306,14 +314,20 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
     server = s1;
   }
   function onSocketTls(s: tls.TLSSocket): void {
-    const cid = cids.get(s) ?? nextCid(proto);
+    // One id per TCP connection: the TLS socket's, its TCP socket's (under _parent) and an HTTP/2 session's are one.
+    const raw = (s as tls.TLSSocket & { _parent?: net.Socket })._parent;
+    const cid = cids.get(s) ?? (raw && cids.get(raw)) ?? nextCid(proto);
     cids.set(s, cid);
+    if (raw) cids.set(raw, cid);
     stats.connections++;
     const info = handshakeInfo(s, performance.now());
     tracer.emit('tls', cid, '*', 'handshake', () => ({
       summary: `server: ${info.version} ${info.cipher} alpn=${info.alpn || 'none'} ${info.resumed ? 'resumed' : 'full'}`,
       meta: { side: 'server', ...info },
+      ...socketEnds(s, 'server'),
     }));
+    // The plaintext HTTP/1.1 bytes (pcapng). HTTP/2 frames go from the session to the socket's handle, past any tap.
+    if (info.alpn !== 'h2') tapSocket(tracer, proto, cid, s, 'server', lineMask({ sasl: false }));
   }
   server.on('connection', (socket: net.Socket) => {
     socket.once('close', () => {

@@ -1,6 +1,6 @@
 import tls from 'node:tls';
 import { ErrorCodes } from '../../core/errors.ts';
-import { oneLine, REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { oneLine, REDACTED, redactLine, socketEnds, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
 import { sleep } from '../../core/time.ts';
@@ -77,7 +77,7 @@ export class ImapSession {
   ) {
     const socket = conn.socket;
     o.store.on('change', this.#onChange);
-    o.tracer.emit(o.proto, cid, '*', 'accept', () => `accepted ${socket.remoteAddress}:${socket.remotePort}`);
+    o.tracer.emit(o.proto, cid, '*', 'accept', () => ({ summary: `accepted ${socket.remoteAddress}:${socket.remotePort}`, ...socketEnds(socket, 'server') }));
     if (socket instanceof tls.TLSSocket) traceTlsHandshake(o.tracer, cid, socket, 'server');
     conn.start({
       // A synchronizing literal: the client waits for this before sending it.

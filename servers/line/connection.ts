@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import { createDecoder } from '../../core/framing.ts';
 import { attachKeylog, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
-import type { Tracer } from '../../core/trace/index.ts';
+import { lineMask, tapSocket, type Tracer, type WireMask } from '../../core/trace/index.ts';
 
 /**
  * One server connection of a line protocol (IMAP, POP3, FTP control): the transport, apart from the commands, as
@@ -129,6 +129,8 @@ export class LineConnection<T> {
   #closed = false;
   #lingerExpired = false;
   readonly #o: LineConnectionOptions<T>;
+  /** Secrets out of the traced wire bytes; one state across STARTTLS (the plaintext on both sides of it). */
+  readonly #mask: WireMask = lineMask();
   readonly #onData = (chunk: Buffer): void => this.#read(chunk);
   readonly #onTimeout = (): void => this.#handlers.idle();
   readonly #onError = (err: NodeJS.ErrnoException): void => this.#handlers.error?.(err);
@@ -168,6 +170,8 @@ export class LineConnection<T> {
     socket.setNoDelay(true);
     if (this.#o.idleTimeoutMs > 0) socket.setTimeout(this.#o.idleTimeoutMs);
     socket.on('timeout', this.#onTimeout);
+    // The bytes on the wire, for pcapng (after STARTTLS: the TLS socket's plaintext).
+    tapSocket(this.#o.tracer, this.#o.proto, this.#o.cid, socket, 'server', this.#mask);
     socket.on('data', this.#onData);
     socket.on('error', this.#onError);
     socket.on('close', () => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
-import { REDACTED, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { REDACTED, redactLine, socketEnds, type Tracer } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
 import type { LineConnection, ServerTls } from '../line/connection.ts';
 import type { MailServerStats } from '../mail/conn.ts';
@@ -58,7 +58,7 @@ export class Pop3Session {
   ) {
     this.timestamp = `<${process.pid}.${Date.now()}.${cid.replace(/\W/g, '')}@wirelab.test>`;
     const socket = conn.socket;
-    o.tracer.emit(o.proto, cid, '*', 'accept', () => `accepted ${socket.remoteAddress}:${socket.remotePort}`);
+    o.tracer.emit(o.proto, cid, '*', 'accept', () => ({ summary: `accepted ${socket.remoteAddress}:${socket.remotePort}`, ...socketEnds(socket, 'server') }));
     if (socket instanceof tls.TLSSocket) traceTlsHandshake(o.tracer, cid, socket, 'server');
     conn.start({
       unit: (line) => {

@@ -4,7 +4,7 @@ import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import { checkBoolean, checkInt, checkPort, rejectRenamed } from '../../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, oneLine, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { lineMask, NOOP_TRACER, nextCid, oneLine, redactLine, socketEnds, tapSocket, type Tracer, type WireMask } from '../../core/trace/index.ts';
 import { sleep } from '../../core/time.ts';
 import { authFailureDelay, defaultMailStore } from '../mail/shared.ts';
 import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from '../mail/chaos.ts';
@@ -147,8 +147,24 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       const cid = cidOf(entry.cid);
       if (text.startsWith('C:')) tracer.emit(proto, cid, '>', 'command', () => oneLine(redactLine(text.slice(2).trim())));
       else if (text.startsWith('S:')) tracer.emit(proto, cid, '<', 'reply', () => oneLine(text.slice(2).trim()));
-      else tracer.emit(proto, cid, '*', level, () => oneLine(redactLine(text)));
+      // Its own debug lines (connection info, TLS details) only with --trace-libs; warnings and errors always.
+      else if (tracer.libs || level === 'warn' || level === 'error' || level === 'fatal') tracer.emit(proto, cid, '*', level, () => oneLine(redactLine(text)));
     };
+  // The bytes on the wire (pcapng): the plain socket from onConnect, the TLS socket's plaintext from onSecure.
+  const masks = new Map<string, WireMask>();
+  const tapped = new WeakSet<object>();
+  const tap = (socket: import('node:net').Socket | undefined, session: SMTPServerSession): void => {
+    if (!tracer.wire || !socket || tapped.has(socket)) return;
+    tapped.add(socket);
+    const key = String(session.id);
+    let mask = masks.get(key);
+    if (!mask) masks.set(key, (mask = lineMask()));
+    tapSocket(tracer, proto, cidOf(session.id), socket, 'server', mask);
+  };
+  const socketOf = (session: SMTPServerSession): import('node:net').Socket | undefined => {
+    for (const c of server.connections) if (c.id === session.id) return c._socket;
+    return undefined;
+  };
   const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
 
   const injected = (trigger: SmtpChaosTrigger, session: SMTPServerSession): Error | null => {
@@ -199,7 +215,16 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       perAddress.set(address, n + 1);
       admitted.set(String(session.id), address);
       stats.connections++;
-      tracer.emit(proto, cidOf(session.id), '*', 'accept', () => `accepted ${session.remoteAddress}:${session.remotePort}`);
+      const socket = tracer.enabled ? socketOf(session) : undefined;
+      tracer.emit(proto, cidOf(session.id), '*', 'accept', () => ({
+        summary: `accepted ${session.remoteAddress}:${session.remotePort}`,
+        ...(socket ? socketEnds(socket, 'server') : {}),
+      }));
+      tap(socket, session);
+      callback();
+    },
+    onSecure(socket, session, callback) {
+      tap(socket as import('node:net').Socket, session);
       callback();
     },
     onClose(session) {
@@ -212,6 +237,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       }
       tracer.emit(proto, cidOf(session.id), '*', 'close', () => 'connection closed');
       cids.delete(String(session.id));
+      masks.delete(String(session.id));
       failures.delete(String(session.id));
     },
     onAuth(auth: SMTPServerAuthentication, session, callback) {

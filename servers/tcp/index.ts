@@ -5,7 +5,7 @@ import { createDecoder, encodeFrame, FRAMINGS, FRAMING_DEFAULTS, type Framing } 
 import { checkInt, checkOneOf, checkPort, rejectRenamed } from '../../core/options.ts';
 import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, preview, type Tracer } from '../../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, preview, socketEnds, type Tracer } from '../../core/trace/index.ts';
 import { describeEnd, type EndReason } from '../../protocols/tcp.ts';
 
 export type TcpMode = 'echo' | 'discard' | 'chargen';
@@ -159,6 +159,7 @@ function serveConnection(
   tracer.emit(proto, cid, '*', 'accept', () => ({
     summary: `accepted ${peer} → ${socket.localAddress}:${socket.localPort}`,
     meta: { peer, mode: o.mode, framing: o.framing },
+    ...socketEnds(socket, 'server'),
   }));
   if (socket instanceof tls.TLSSocket) traceTlsHandshake(tracer, cid, socket, 'server');
 

@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { decodeHeader } from '../../protocols/datagram.ts';
 import { checkInt, checkPort } from '../../core/options.ts';
 import { bindUdp, DEFAULT_HOST, type RunningServer } from '../../core/server.ts';
-import { NOOP_TRACER, preview, type Tracer } from '../../core/trace/index.ts';
+import { addressOf, endsOf, NOOP_TRACER, preview, type Ends, type Tracer } from '../../core/trace/index.ts';
 
 export interface UdpServerOptions {
   /** Default 127.0.0.1. */
@@ -41,6 +41,14 @@ export async function startUdpServer(options: UdpServerOptions = {}): Promise<Ru
   let windowStart = 0;
   let inWindow = 0;
 
+  /** The socket and a datagram's sender as trace ends: a server socket talks to many, so each datagram carries its own. */
+  const ends = (rinfo: dgram.RemoteInfo): Partial<Ends> => {
+    const a = socket.address();
+    const local = addressOf(a.address, a.port);
+    const remote = addressOf(rinfo.address, rinfo.port);
+    return local && remote ? endsOf('udp', 'server', local, remote) : {};
+  };
+
   socket.on('message', (msg, rinfo) => {
     stats.received++;
     stats.bytesIn += msg.length;
@@ -48,7 +56,7 @@ export async function startUdpServer(options: UdpServerOptions = {}): Promise<Ru
     tracer.emit('udp', cid, '>', 'datagram', () => {
       const h = decodeHeader(msg);
       const what = h ? `seq=${h.seq} one-way=${(performance.timeOrigin + performance.now() - h.sentAt).toFixed(3)} ms` : preview(msg);
-      return { summary: `from ${from} ${what}`, bytes: msg.length, data: msg, meta: { from, ...(h ?? {}) } };
+      return { summary: `from ${from} ${what}`, bytes: msg.length, data: msg, meta: { from, ...(h ?? {}) }, ...ends(rinfo) };
     });
     const now = performance.now();
     if (now - windowStart >= 1000) {
@@ -66,7 +74,7 @@ export async function startUdpServer(options: UdpServerOptions = {}): Promise<Ru
         return;
       }
       stats.echoed++;
-      tracer.emit('udp', cid, '<', 'datagram', () => ({ summary: `echo to ${from}`, bytes: msg.length }));
+      tracer.emit('udp', cid, '<', 'datagram', () => ({ summary: `echo to ${from}`, bytes: msg.length, data: msg, ...ends(rinfo) }));
     });
   });
   // A datagram socket's errors (ICMP errors surfacing on send, say) never stop the server.

@@ -1,12 +1,12 @@
 import http from 'node:http';
 import https from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { checkInt, InvalidOptionError } from '../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, preview, redactLine, type Tracer } from '../../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, preview, redactLine, socketEnds, type Tracer } from '../../core/trace/index.ts';
 import type { EventFeed } from '../http/feed.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { acceptFor, CLOSE_CODES, traceFrames } from '../../protocols/ws.ts';
@@ -202,7 +202,11 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     tracer.emit('ws', cid, '>', 'handshake', () => {
       const lines: string[] = [];
       for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) lines.push(redactLine(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`));
-      return { summary: `${req.method} ${req.url} HTTP/${req.httpVersion} key=${req.headers['sec-websocket-key'] ?? 'none'}`, meta: { headers: lines } };
+      return {
+        summary: `${req.method} ${req.url} HTTP/${req.httpVersion} key=${req.headers['sec-websocket-key'] ?? 'none'}`,
+        meta: { headers: lines },
+        ...(socket instanceof net.Socket ? socketEnds(socket, 'server') : {}),
+      };
     });
     const pathname = new URL(req.url ?? '/', 'http://x').pathname;
     const extra = paths.get(pathname);

@@ -12,7 +12,8 @@ test('an event has the shape of DESIGN.md', () => {
   tracer.emit('tcp', 'tcp#1', '>', 'read', () => ({ summary: 'read 3 B', bytes: 3, meta: { n: 1 } }));
   tracer.emit('tcp', 'tcp#1', '*', 'close', () => 'closed');
   const [a, b] = mem.events;
-  assert.deepEqual(Object.keys(a!).sort(), ['bytes', 'cid', 'dir', 'kind', 'meta', 'proto', 'summary', 't']);
+  assert.deepEqual(Object.keys(a!).sort(), ['bytes', 'cid', 'dir', 'kind', 'meta', 'proto', 'summary', 't', 'ts']);
+  assert.ok(Math.abs(a!.ts! - Date.now()) < 60_000, 'ts is epoch milliseconds');
   assert.equal(a!.dir, '>');
   assert.equal(b!.summary, 'closed');
   assert.ok(b!.t >= a!.t);

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { IConnectPacket, IDisconnectPacket, Packet } from 'mqtt-packet';
 import { PubsubError } from '../../../core/errors.ts';
-import type { Tracer } from '../../../core/trace/index.ts';
+import type { Ends, EventBody, Tracer } from '../../../core/trace/index.ts';
 import type { Session } from '../../broker/types.ts';
 import type { LiveConnection, MqttDoor, Will } from './door.ts';
 import { encodePacket, connectLevel, PACKET_TYPES, PacketReader, type FramingError } from './framing.ts';
@@ -23,6 +23,8 @@ export interface ConnectionContext {
   cid: string;
   peer: string;
   tls: boolean;
+  /** The connection's ends for the accept event (role, conversation, addresses). */
+  ends?: () => Partial<Ends>;
   tracer: Tracer;
   onClose(): void;
 }
@@ -90,10 +92,10 @@ export class MqttConnection implements LiveConnection {
       if (this.state !== 'awaiting-connect') return;
       this.badInput('connect-timeout', `no CONNECT within connectTimeoutMs=${door.limits.connectTimeoutMs}`, undefined);
     }, door.limits.connectTimeoutMs);
-    this.trace('*', 'accept', () => `connection from ${ctx.peer}${ctx.tls ? ' (TLS)' : ''}`);
+    this.trace('*', 'accept', () => ({ summary: `connection from ${ctx.peer}${ctx.tls ? ' (TLS)' : ''}`, ...ctx.ends?.() }));
   }
 
-  trace(dir: '>' | '<' | '*', kind: string, build: () => string | { summary: string; meta?: Record<string, unknown> }): void {
+  trace(dir: '>' | '<' | '*', kind: string, build: () => EventBody): void {
     this.ctx.tracer.emit(TRACE, this.ctx.cid, dir, kind, build);
   }
 

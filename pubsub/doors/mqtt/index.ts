@@ -12,7 +12,8 @@ import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws';
 import { InvalidOptionError, checkPort } from '../../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../../core/server.ts';
 import { attachKeylog, tlsServerOptions } from '../../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, type Tracer } from '../../../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, socketEnds, tapSocket, type Tracer } from '../../../core/trace/index.ts';
+import { mqttConnectMask } from './wire-mask.ts';
 import { MqttConnection } from './connection.ts';
 import { doorFor, releaseDoor, type MqttDoor } from './door.ts';
 import { checkWsPath, MQTT_WS_DEFAULT_PATH, resolveLimits, type MqttServerOptions } from './options.ts';
@@ -46,11 +47,15 @@ export async function startMqttServer(options: MqttServerOptions): Promise<Runni
     // A broker's small packets must not wait for Nagle's algorithm (up to 40 ms with delayed ACKs): writes of one
     // turn of the event loop are batched already.
     raw.setNoDelay(true);
+    // The bytes on the wire (pcapng; TLS: the plaintext), the CONNECT password masked. Not over WebSocket: the
+    // upgrade request was read before this point, so the exported stream would start in the middle.
+    if (stream instanceof net.Socket) tapSocket(tracer, 'mqtt', cid, stream, 'server', mqttConnectMask());
     const conn = new MqttConnection(door, stream, {
       cid,
       peer: `${raw.remoteAddress ?? '?'}:${raw.remotePort ?? 0}`,
       tls: secure,
       tracer,
+      ends: () => socketEnds(raw, 'server'),
       onClose: () => {
         connections.delete(conn);
         sockets.release(raw);

@@ -1,13 +1,13 @@
 /**
  * `--diagram F` and `--report F` (`labs --report DIR`): what a lab's run is written as besides the terminal. The lab
- * runs with a MemorySink next to the user's tracer (only when one of them was asked for), so its events can be drawn.
+ * runs with a DiagramTracer in front of the user's tracer (only when one of them was asked for), so its events can be drawn.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { buildDiagram, toMermaid, toSvg } from '../../core/export/diagram.ts';
+import { DiagramTracer, type DiagramSink, toMermaid, toSvg } from '../../core/export/diagram.ts';
 import { renderLabReport, renderReportIndex } from '../../core/export/html.ts';
 import type { LabResult } from '../../core/lab/index.ts';
-import { createTracer, forwardTo, MemorySink, type TraceEvent, type Tracer } from '../../core/trace/index.ts';
+import type { Tracer } from '../../core/trace/index.ts';
 
 export interface ExportFlags {
   diagram?: string;
@@ -17,15 +17,13 @@ export interface ExportFlags {
   pcap?: string;
 }
 
-/** Events kept per lab for its diagram and report (a lab of 10,000 datagrams keeps the last ones). */
-export const EXPORT_MAX_EVENTS = 50_000;
-
 /** A tracer that also keeps the lab's events when a diagram or report was asked for; the user's tracer otherwise. */
-export function captureFor(flags: ExportFlags, tracer: Tracer): { tracer: Tracer; events?: MemorySink } {
+export function captureFor(flags: ExportFlags, tracer: Tracer): { tracer: Tracer; events?: DiagramSink } {
   if (!flags.diagram && !flags.report) return { tracer };
-  const events = new MemorySink({ maxEvents: EXPORT_MAX_EVENTS });
-  // The user's tracer is closed by the command (it writes --trace-file and --har), not with this one.
-  return { tracer: createTracer(tracer.enabled ? [events, forwardTo(tracer)] : [events]), events };
+  // The first DIAGRAM_DEFAULTS.maxArrows events with a direction, without payloads: what the diagram draws. The user's
+  // tracer (--trace, --trace-file, --har) gets every event, and is closed by the command.
+  const capture = new DiagramTracer(tracer);
+  return { tracer: capture, events: capture.sink };
 }
 
 function link(from: string, file: string | undefined, label: string): Array<{ label: string; href: string }> {
@@ -33,9 +31,9 @@ function link(from: string, file: string | undefined, label: string): Array<{ la
 }
 
 /** Writes `--diagram F` (Mermaid, and F.svg) and `--report F` for one lab. Returns the files written. */
-export async function writeLabExports(result: LabResult, events: TraceEvent[], flags: ExportFlags, reportPath = flags.report): Promise<string[]> {
+export async function writeLabExports(result: LabResult, events: DiagramSink, flags: ExportFlags, reportPath = flags.report): Promise<string[]> {
   const written: string[] = [];
-  const model = buildDiagram(events);
+  const model = events.model();
   const title = `${result.id}: ${result.title}`;
   const svg = toSvg(model, title);
   if (flags.diagram) {

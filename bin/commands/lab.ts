@@ -23,7 +23,7 @@ async function runOne(lab: Lab, flags: LabFlags, tracer: Tracer, signal: AbortSi
   const result = await runLab(lab, { tracer: capture.tracer, signal, ...(reporter ? { onFinding: (f) => reporter.finding(f) } : {}) });
   reporter?.result(result);
   if (capture.events) {
-    const files = await writeLabExports(result, capture.events.events, flags, reportPath);
+    const files = await writeLabExports(result, capture.events, flags, reportPath);
     process.stderr.write(`wrote ${files.join(', ')}\n`);
   }
   return result;

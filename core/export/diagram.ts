@@ -3,7 +3,8 @@
  * direction), time on the side, datagrams the impairment relay dropped drawn as lost. As Mermaid `sequenceDiagram` text
  * here, and as a self-contained SVG in diagram-svg.ts.
  */
-import type { TraceEvent } from '../trace/index.ts';
+import { round } from '../stats.ts';
+import type { Dir, EventBody, TraceEvent, TraceSink, Tracer } from '../trace/index.ts';
 
 export interface DiagramOptions {
   /** Arrows drawn at most; the rest are counted in one "N more" line. Default 400. */
@@ -114,6 +115,81 @@ export function buildDiagram(events: Iterable<TraceEvent>, options: DiagramOptio
 }
 
 const MERMAID_ESCAPES: Record<string, string> = { '#': '#35;', ';': '#59;', '<': '#lt;', '>': '#gt;' };
+
+/**
+ * Keeps what a diagram draws while a lab runs: the first maxArrows events with a direction, without their payloads,
+ * and a count of the rest (a lab moving 100 MiB keeps a few hundred small objects, not the bytes).
+ */
+export class DiagramSink implements TraceSink {
+  readonly events: TraceEvent[] = [];
+  omitted = 0;
+  readonly #max: number;
+
+  constructor(options: DiagramOptions = {}) {
+    this.#max = options.maxArrows ?? DIAGRAM_DEFAULTS.maxArrows;
+  }
+
+  write(event: TraceEvent): void {
+    if (event.dir === '*') return;
+    if (this.events.length >= this.#max) {
+      this.omitted++;
+      return;
+    }
+    const { data: _payload, ...kept } = event;
+    this.events.push(kept);
+  }
+
+  /** True once maxArrows events are kept: later ones are only counted. */
+  get full(): boolean {
+    return this.events.length >= this.#max;
+  }
+
+  model(options: DiagramOptions = {}): DiagramModel {
+    const m = buildDiagram(this.events, { maxArrows: this.#max, ...options });
+    return { ...m, omitted: m.omitted + this.omitted };
+  }
+}
+
+/**
+ * A tracer for `--diagram` / `--report` that builds an event only while the diagram still takes it (or when `forward`,
+ * the user's tracer, is on): past maxArrows a lab moving 100 MiB pays one call per event, as with tracing off.
+ */
+export class DiagramTracer implements Tracer {
+  readonly enabled = true;
+  readonly sink: DiagramSink;
+  readonly #forward: Tracer | undefined;
+  readonly #start = performance.now();
+
+  constructor(forward?: Tracer, options: DiagramOptions = {}) {
+    this.sink = new DiagramSink(options);
+    this.#forward = forward?.enabled ? forward : undefined;
+  }
+
+  emit(proto: string, cid: string, dir: Dir, kind: string, build: () => EventBody): void {
+    if (this.#forward) {
+      let body: EventBody | undefined;
+      const once = (): EventBody => (body ??= build());
+      this.#forward.emit(proto, cid, dir, kind, once);
+      if (dir !== '*') this.#keep(proto, cid, dir, kind, once);
+      return;
+    }
+    if (dir === '*') return;
+    this.#keep(proto, cid, dir, kind, build);
+  }
+
+  #keep(proto: string, cid: string, dir: Dir, kind: string, build: () => EventBody): void {
+    if (this.sink.full) {
+      this.sink.omitted++;
+      return;
+    }
+    const body = build();
+    const t = round(performance.now() - this.#start);
+    this.sink.write(typeof body === 'string' ? { t, proto, cid, dir, kind, summary: body } : { t, proto, cid, dir, kind, ...body });
+  }
+
+  /** The user's tracer is closed by whoever made it. */
+  async close(): Promise<void> {}
+}
 
 /** Text safe in a Mermaid message or participant name: `#`, `;`, `<`, `>` as Mermaid entity codes. */
 export function mermaidText(s: string): string {

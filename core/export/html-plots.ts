@@ -114,7 +114,7 @@ export const CHART_SCRIPT = `
     var series = [{ label: spec.xLabel }];
     spec.labels.forEach(function (label, k) {
       var s = { label: label, stroke: colours[k % colours.length], width: 2, spanGaps: true };
-      if (spec.style === 'bars') { s.paths = uPlot.paths.stepped({ align: 1 }); s.fill = colours[k % colours.length] + '33'; }
+      if (spec.style === 'bars') { s.paths = uPlot.paths.stepped({ align: 1 }); s.fill = colours[k % colours.length] + '33'; s.points = { show: false }; }
       series.push(s);
     });
     var opts = {

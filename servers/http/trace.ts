@@ -69,12 +69,15 @@ export function traceResponse(tracer: Tracer, cid: string, req: Req, res: Res, s
   const originalWrite = r.write;
   const originalEnd = r.end;
   // Copies what the handler writes (up to the cap) for the HAR exchange; only installed when tracing is on.
+  let ending = false;
   r.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    if (typeof chunk === 'string' || chunk instanceof Uint8Array) resBody.add(chunk);
+    // HTTP/2's end(chunk) calls write(chunk) itself: counted once, in end.
+    if (!ending && (typeof chunk === 'string' || chunk instanceof Uint8Array)) resBody.add(chunk);
     return (originalWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as ServerResponse['write'];
   r.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-    if (typeof chunk === 'string' || chunk instanceof Uint8Array) resBody.add(chunk);
+    if (!ending && (typeof chunk === 'string' || chunk instanceof Uint8Array)) resBody.add(chunk);
+    ending = true;
     return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as ServerResponse['end'];
   r.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
@@ -111,7 +114,7 @@ export function traceResponse(tracer: Tracer, cid: string, req: Req, res: Res, s
 function serverExchange(req: Req, r: ServerResponse, cid: string, responseHeaders: string[], at: { startedDate: number; startedAt: number; headAt: number; done: number }, resBody: BodyCollector): HttpExchange {
   const { startedDate, startedAt, headAt, done } = at;
   const h2 = req.httpVersionMajor === 2;
-  const scheme = (req.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'https' : 'http';
+  const scheme = h2 ? ((req as { scheme?: string }).scheme ?? 'https') : (req.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'https' : 'http';
   const host = h2 ? ((req as { authority?: string }).authority ?? req.headers.host) : req.headers.host;
   const reqBody = requestBodies.get(req);
   const bodyAt = reqBody ? Math.min(reqBody.at, headAt) : startedAt;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { openUdp } from '../../../clients/udp.ts';
-import { buildDiagram, toMermaid, toSvg } from '../../../core/export/diagram.ts';
+import { buildDiagram, DiagramTracer, toMermaid, toSvg } from '../../../core/export/diagram.ts';
 import { startUdpRelay } from '../../../core/impair/index.ts';
 import { createTracer, MemorySink, type TraceEvent } from '../../../core/trace/index.ts';
 import { datagramSeq } from '../../../protocols/datagram.ts';
@@ -87,4 +87,22 @@ test('maxArrows cuts the diagram and says how many more', async () => {
   assert.equal(model.omitted, directional - 10);
   assert.match(toMermaid(model), new RegExp(`Note over L0,L\\d+: ${directional - 10} more not drawn \\(maxArrows=10\\)`));
   assert.deepEqual(parseSvg(toSvg(model)), { arrows: 10, lost: model.arrows.filter((a) => a.lost).length, more: 1 });
+});
+
+test('DiagramTracer builds an event only while the diagram keeps it, and counts the rest', async () => {
+  const { events } = await trace;
+  const tracer = new DiagramTracer(undefined, { maxArrows: 5 });
+  let built = 0;
+  for (const e of events) {
+    tracer.emit(e.proto, e.cid, e.dir, e.kind, () => {
+      built++;
+      return { summary: e.summary, ...(e.meta ? { meta: e.meta } : {}), ...(e.data ? { data: e.data } : {}) };
+    });
+  }
+  const directional = events.filter((e) => e.dir !== '*').length;
+  assert.equal(built, 5, 'state events and events past maxArrows are never built');
+  assert.ok(tracer.sink.events.every((e) => e.data === undefined), 'payloads are not kept');
+  const model = tracer.sink.model();
+  assert.equal(model.arrows.length, 5);
+  assert.equal(model.omitted, directional - 5);
 });

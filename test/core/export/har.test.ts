@@ -77,3 +77,23 @@ test('headers and bodies on both sides, secrets redacted, big bodies cut at TRAC
     assert.ok(set.response.headers.some((h) => h.name.toLowerCase() === 'set-cookie' && h.value === '****'), `${side}: Set-Cookie redacted`);
   }
 });
+
+test('HTTP/2 over TLS: both sides say HTTP/2 and https, the client has its ssl phase, body sizes agree', async () => {
+  const sink = new MemorySink();
+  const tracer = createTracer([sink]);
+  const h2 = await startHttpServer({ tls: {}, http2: true, rateLimitBurst: 0, tracer });
+  const client = await createHttpClient({ http2: true, tracer });
+  try {
+    await client.request(`${h2.url}/bytes/100000`);
+  } finally {
+    await client.close();
+    await h2.close();
+  }
+  const har = toHar(sink.events);
+  assert.deepEqual(await harErrors(har), []);
+  assert.deepEqual(har.log.entries.map((e) => [e._side, e.request.httpVersion, new URL(e.request.url).protocol, e.response.content.size]).sort(), [
+    ['client', 'HTTP/2', 'https:', 100000],
+    ['server', 'HTTP/2', 'https:', 100000],
+  ]);
+  assert.ok(har.log.entries.find((e) => e._side === 'client')!.timings.ssl >= 0);
+});

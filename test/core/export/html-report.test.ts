@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import { openUdp } from '../../../clients/udp.ts';
 import { buildDiagram, toSvg } from '../../../core/export/diagram.ts';
-import { renderLabReport } from '../../../core/export/html.ts';
+import { renderLabReport, renderReportIndex } from '../../../core/export/html.ts';
 import { startUdpRelay } from '../../../core/impair/index.ts';
 import { runLab, type LabResult } from '../../../core/lab/index.ts';
 import type { TraceEvent } from '../../../core/trace/index.ts';
@@ -94,4 +94,13 @@ test('Chromium opens the report from file:// with no network request; the plots 
   } finally {
     await browser.close();
   }
+});
+
+test('the labs index links each lab page and says how many failed', () => {
+  const failed: LabResult = { ...result, id: 'other <lab>', ok: false, claims: { held: 0, total: 1 } };
+  const page = renderReportIndex([{ result, href: 'report-fixture.html' }, { result: failed, href: 'other.html' }]);
+  assert.match(page, /<a href="report-fixture\.html">report-fixture<\/a>/);
+  assert.match(page, /<a href="other\.html">other &lt;lab&gt;<\/a>/);
+  assert.match(page, /1 failed/);
+  assert.doesNotMatch(page, /<script/, 'the index has no plots, so no script');
 });

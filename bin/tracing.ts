@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PcapngSink, type PcapngSummary } from '../core/export/pcapng.ts';
 import { createTracer, forwardTo, JsonlSink, PrettySink, type TraceSink, type Tracer } from '../core/trace/index.ts';
+import { HarFileSink } from '../core/export/har.ts';
 
 export interface TraceFlags {
   trace?: boolean;
@@ -9,6 +10,8 @@ export interface TraceFlags {
   hex?: boolean;
   'trace-libs'?: boolean;
   pcap?: string;
+  /** HAR 1.2 of every HTTP exchange, written when the tracer closes. */
+  har?: string;
 }
 
 /** True when --pcap names a folder (ends with / or exists as one): `wirelab labs` writes one file per lab there. */
@@ -46,6 +49,7 @@ export function tracerFromFlags(flags: TraceFlags): Tracer {
   if (flags.trace || flags.hex) sinks.push(new PrettySink({ stream: process.stderr, hex: flags.hex ?? false }));
   if (flags['trace-file']) sinks.push(new JsonlSink(flags['trace-file']));
   if (flags.pcap && !pcapIsDir(flags.pcap)) sinks.push(pcapSink(flags.pcap));
+  if (flags.har) sinks.push(new HarFileSink(flags.har));
   return createTracer(sinks, { libs: flags['trace-libs'] ?? false });
 }
 

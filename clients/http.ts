@@ -8,6 +8,7 @@ import { checkBoolean, checkInt, InvalidOptionError, withDefaults } from '../cor
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, socketEnds, type Tracer } from '../core/trace/index.ts';
 import { round } from '../core/stats.ts';
+import { ExchangeRecord, subscribeExchangeChannels } from './http-exchange.ts';
 
 export interface HttpClientOptions {
   /** Reuse connections between requests (keep-alive). Off: every request says Connection: close, so each opens a new connection. Default true. */
@@ -101,7 +102,7 @@ interface SocketInfo {
 
 const als = new AsyncLocalStorage<RequestCtx>();
 const sockets = new WeakMap<object, SocketInfo>();
-const requests = new WeakMap<object, { ctx?: RequestCtx; client: HttpClient; cid: string; line: string }>();
+const requests = new WeakMap<object, { ctx?: RequestCtx; client: HttpClient; cid: string; line: string; rec?: ExchangeRecord }>();
 let subscribed = false;
 
 /** undici's own diagnostics channels, subscribed once when the first client is made (no monkey-patching). */
@@ -111,7 +112,8 @@ function subscribeChannels(): void {
   diagnostics.subscribe('undici:request:create', (m) => {
     const { request } = m as { request: object };
     const ctx = als.getStore();
-    if (ctx) requests.set(request, { ctx, client: ctx.client, cid: '', line: '' });
+    // A HAR record only for a client that traces: its phases and bodies for the `done` event.
+    if (ctx) requests.set(request, { ctx, client: ctx.client, cid: '', line: '', ...(ctx.client.tracer.enabled ? { rec: new ExchangeRecord() } : {}) });
   });
   diagnostics.subscribe('undici:client:sendHeaders', (m) => {
     const { request, headers, socket } = m as { request: { method: string; path: string; origin: string }; headers: string; socket: object };
@@ -125,6 +127,20 @@ function subscribeChannels(): void {
     if (info) info.used = true;
     const cid = info?.cid ?? 'http';
     requests.set(request, { ...(entry ?? {}), client, cid, line });
+    const rec = entry?.rec;
+    if (rec) {
+      rec.sentHeadersAt = performance.now();
+      rec.method = request.method;
+      rec.url = `${request.origin}${request.path}`;
+      rec.h2 = h2;
+      rec.connection = cid;
+      rec.serverIPAddress = (socket as net.Socket).remoteAddress ?? '';
+      rec.requestHeaders = headers.split('\r\n').filter(Boolean).map(redactLine);
+      if (!reused && info) {
+        rec.connectMs = info.connectMs;
+        if (info.tlsMs !== undefined) rec.tlsMs = info.tlsMs;
+      }
+    }
     if (entry?.ctx) {
       entry.ctx.reused = reused;
       entry.ctx.httpVersion = h2 ? '2' : '1.1';
@@ -142,6 +158,13 @@ function subscribeChannels(): void {
     const { request, response } = m as { request: object; response: { statusCode: number; statusText: string; headers: Buffer[] } };
     const entry = requests.get(request);
     if (!entry) return;
+    if (entry.rec) {
+      const rec = entry.rec;
+      rec.headersAt = performance.now();
+      rec.status = response.statusCode;
+      rec.statusText = response.statusText ?? '';
+      for (let i = 0; i + 1 < response.headers.length; i += 2) rec.responseHeaders.push(redactLine(`${response.headers[i]}: ${response.headers[i + 1]}`));
+    }
     entry.client.tracer.emit('http', entry.cid, '<', 'response', () => {
       const lines: string[] = [];
       for (let i = 0; i + 1 < response.headers.length; i += 2) lines.push(redactLine(`${response.headers[i]}: ${response.headers[i + 1]}`));
@@ -170,6 +193,18 @@ function subscribeChannels(): void {
   });
 }
 
+/** The end of a traced response: one `done` event carrying the client's side of the exchange (for HAR). */
+function emitDone(request: object, rec: ExchangeRecord): void {
+  const entry = requests.get(request);
+  if (!entry) return;
+  delete entry.rec;
+  const x = rec.exchange();
+  entry.client.tracer.emit('http', entry.cid || 'http', '*', 'done', () => ({
+    summary: `${x.status} ${x.method} ${x.url}: wait ${x.timings.wait} ms, receive ${x.timings.receive} ms`,
+    ...(x.responseBody ? { bytes: x.responseBody.size } : {}),
+    meta: { status: x.status, exchange: x },
+  }));
+}
 
 /** Seconds (or an HTTP date) in Retry-After, as milliseconds. */
 export function retryAfterMs(value: string | string[] | undefined, now = Date.now()): number | undefined {
@@ -260,6 +295,7 @@ export class HttpClient {
     owner.client = client;
     // Always on: the channels also tell each response whether its connection was new or reused.
     subscribeChannels();
+    if (client.tracer.enabled) subscribeExchangeChannels((request) => requests.get(request)?.rec, emitDone);
     return client;
   }
 

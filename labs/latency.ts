@@ -79,6 +79,7 @@ export default defineLab({
     ctx.table(`round trip of ${PAYLOAD.length} B, ${ROUND_TRIPS} times each (after ${WARM_UP} to warm up); histogram on shared log buckets ${r2(Math.min(...all))}–${r2(Math.max(...all))} ms`,
       ['rank', 'transport', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / TCP', 'histogram'],
       stats.map((s, i) => [i + 1, s.name, r2(s.p50), r2(s.p90), r2(s.p99), `${r2(s.p50 / base.p50)}x`, sparkline(s.ms, edges)]));
+    ctx.samples(`round trip of ${PAYLOAD.length} B`, 'ms', Object.fromEntries(samples));
     const by = (prefix: string) => stats.find((s) => s.name.startsWith(prefix))!;
     ctx.claim(`a new connection per request pays a TCP connect every time: ${ROUND_TRIPS} requests opened ${ROUND_TRIPS} connections, keep-alive reused one`, freshOpened === ROUND_TRIPS && keepOpened === 0,
       `connections opened during the ${ROUND_TRIPS} round trips: new-connection client ${freshOpened}, keep-alive client ${keepOpened} (its one was opened while warming up); slowest p50: ${stats[stats.length - 1]!.name}`);

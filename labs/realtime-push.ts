@@ -107,6 +107,7 @@ export default defineLab({
       WebSocket: wsSrv.stats.bytesIn + wsSrv.stats.bytesOut,
     };
     const s = Object.fromEntries(Object.entries(got).map(([k, d]) => [k, summarize(d.latencies)]));
+    ctx.samples('delivery latency', 'ms', Object.fromEntries(Object.entries(got).map(([k, d]) => [k, d.latencies])));
     ctx.table(`${EVENTS} events, one every ${SPACING_MS} ms (polling every ${POLL_MS} ms)`, ['delivery', 'events', 'latency p50 ms', 'p99 ms', 'requests made', 'bytes on the wire / event'],
       Object.keys(got).map((k) => [k, got[k]!.ids.length, r2(s[k]!.p50), r2(s[k]!.p99), requests[k]!, r2(bytes[k]! / EVENTS)]));
 

@@ -54,8 +54,11 @@ export default defineLab({
       rows.push(['UDP', label, r.sent, r.delivered, r.lost, r.duplicates, r.outOfOrder, r.p50, r.p99, '-']);
       return { r, relayed };
     };
+    const lossOverTime: Record<string, number[]> = {};
     for (const loss of LOSSES) {
+      const firstN = relay.records.at(-1)?.n ?? 0;
       const { r, relayed } = await udpRun(`loss ${pct(loss)}`, { loss });
+      lossOverTime[`loss ${pct(loss)}`] = lostPerTwentieth(relay.records.filter((x) => x.stream === 'upstream' && x.n > firstN));
       chart.push([`UDP ${pct(loss)} lost`, r.lost]);
       if (loss === 0) {
         ctx.claim('UDP on a clean path: every datagram arrives, in order', r.delivered === r.sent && r.outOfOrder === 0, `${r.delivered}/${r.sent}, ${r.outOfOrder} out of order`);
@@ -63,6 +66,7 @@ export default defineLab({
         ctx.claim(`UDP at ${pct(loss)} loss: every datagram the relay dropped is missing, nothing is resent`, r.lost === relayed.lost && plausibleLoss(r.lost, r.sent, loss), `lost ${r.lost}, relay dropped ${relayed.lost}, expected about ${Math.round(r.sent * loss)}`);
       }
     }
+    ctx.series('UDP datagrams the relay dropped, over each run', 'datagrams sent (%)', Array.from({ length: 20 }, (_, i) => (i + 1) * 5), 'dropped (%)', lossOverTime);
     const re = await udpRun('reorder 5%', { reorder: 0.05, reorderGap: 3 });
     ctx.claim('UDP with reordering: datagrams arrive out of order and UDP does not put them back', re.r.outOfOrder > 0 && re.r.lost === 0, `${re.r.outOfOrder} out of order (relay held back ${re.relayed.reordered}), ${re.r.lost} lost`);
     const du = await udpRun('duplicate 5%', { duplicate: 0.05 });
@@ -122,3 +126,11 @@ export default defineLab({
     ctx.note(`TCP: ${TCP_MESSAGES.toLocaleString('en')} messages per row rather than 10,000, paced at ${TCP_RATE}/s so each is its own segment, which keeps the lab under 15 s.`);
   },
 });
+
+/** Percent of datagrams lost in each twentieth of a run (by the relay's own record of each datagram's fate). */
+function lostPerTwentieth(records: Array<{ fate: string }>): number[] {
+  return Array.from({ length: 20 }, (_, i) => {
+    const part = records.slice(Math.floor((i * records.length) / 20), Math.floor(((i + 1) * records.length) / 20));
+    return part.length === 0 ? 0 : Math.round((1000 * part.filter((x) => x.fate === 'lost').length) / part.length) / 10;
+  });
+}

@@ -253,6 +253,7 @@ export default defineLab({
     }
     const get = (m: Mode, l: number): Result => results.get(`${m}@${l}`)!;
     const worst = LOSSES[LOSSES.length - 1]!;
+    ctx.series('goodput against loss', 'loss %', LOSSES.map((l) => l * 100), 'goodput Mbit/s', Object.fromEntries(MODES.map((m) => [m, LOSSES.map((l) => goodput(get(m, l).ms))])));
 
     // TCP next to it: real TCP under the same loss both ways, in kernel mode where available.
     const support = kernelSupport();

@@ -52,6 +52,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   ack: { type: 'string', value: 'manual|none', help: 'manual: each message acked once printed (at-least-once, default); none: at-most-once' },
   from: { type: 'string', value: 'WHERE', help: 'earliest, new (default), an offset, or an ISO time (2026-01-31T12:00:00Z)' },
   count: { type: 'string', value: 'N', help: 'exit after N messages' },
+  // Inspection exports (issue 16): README "Inspecting traffic"
+  har: { type: 'string', value: 'F', help: 'every HTTP exchange, client and server side, as HAR 1.2 in F (Chrome DevTools: Network, Import HAR)' },
+  diagram: { type: 'string', value: 'F', help: "the lab's trace as a Mermaid sequence diagram in F (F.svg: the same drawn by wirelab)" },
+  report: { type: 'string', value: 'F', help: 'an HTML report (findings, plots, the sequence diagram) in F; labs: a folder with index.html' },
 };
 
 const TRACING = ['trace', 'hex', 'trace-file', 'trace-libs'];
@@ -68,7 +72,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
 POP3) and prints a table with a command to try each one; runs until Ctrl-C or SIGTERM.
 With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxiproxy-style control API listens on
 port base + 1474. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
-    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap'],
+    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap', 'har'],
   },
   lab: {
     name: 'lab',
@@ -79,7 +83,7 @@ port base + 1474. With --json, one line: a JSON array of { name, proto, host, po
     details: `Runs a built-in lab by id, or a lab file of your own from any folder (README, "Write your own lab"); the file
 imports from 'wirelab'. Exit 0 when every claim held, 1 when one did not, 2 for a usage error or a lab not found.
 Without an id, lists the labs.`,
-    flags: ['json', ...TRACING, 'pcap'],
+    flags: ['json', ...TRACING, 'pcap', 'har', 'diagram', 'report'],
   },
   labs: {
     name: 'labs',
@@ -87,8 +91,8 @@ Without an id, lists the labs.`,
     minArgs: 0,
     maxArgs: 0,
     summary: 'run every lab, then a summary table',
-    details: 'Runs every lab in labs/ one after another; exit 1 if any failed. --pcap dir/ writes dir/<id>.pcapng per lab.',
-    flags: ['json', ...TRACING, 'pcap'],
+    details: 'Runs every lab in labs/ one after another; exit 1 if any failed. --pcap dir/ writes dir/<id>.pcapng per lab; --report DIR: DIR/index.html and a page per lab.',
+    flags: ['json', ...TRACING, 'pcap', 'har', 'report'],
   },
   trace: {
     name: 'trace',

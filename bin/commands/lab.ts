@@ -3,8 +3,10 @@ import { WirelabError } from '../../core/errors.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import { mkdir } from 'node:fs/promises';
 import { pcapIsDir, perLabTracer } from '../tracing.ts';
+import { join } from 'node:path';
+import { captureFor, writeLabExports, writeReportIndex, type ExportFlags } from './lab-export.ts';
 
-export interface LabFlags {
+export interface LabFlags extends ExportFlags {
   json?: boolean;
   /** `wirelab labs --pcap dir/`: one pcapng per lab (a file path goes to the run's tracer instead). */
   pcap?: string;
@@ -18,11 +20,16 @@ function interrupted(): AbortSignal {
   return controller.signal;
 }
 
-async function runOne(lab: Lab, flags: LabFlags, tracer: Tracer, signal: AbortSignal): Promise<LabResult> {
+async function runOne(lab: Lab, flags: LabFlags, tracer: Tracer, signal: AbortSignal, reportPath = flags.report): Promise<LabResult> {
   const reporter = flags.json ? undefined : new LabReporter(process.stdout);
   reporter?.header(lab);
-  const result = await runLab(lab, { tracer, signal, ...(reporter ? { onFinding: (f) => reporter.finding(f) } : {}) });
+  const capture = captureFor({ ...flags, report: reportPath }, tracer);
+  const result = await runLab(lab, { tracer: capture.tracer, signal, ...(reporter ? { onFinding: (f) => reporter.finding(f) } : {}) });
   reporter?.result(result);
+  if (capture.events) {
+    const files = await writeLabExports(result, capture.events, flags, reportPath);
+    process.stderr.write(`wrote ${files.join(', ')}\n`);
+  }
   return result;
 }
 
@@ -57,13 +64,14 @@ export async function labsCommand(flags: LabFlags, tracer: Tracer): Promise<numb
     process.stderr.write(`[${i + 1}/${labs.length}] ${lab.id} …\n`);
     const perLab = pcapIsDir(flags.pcap) ? perLabTracer(tracer, flags.pcap!, lab.id) : undefined;
     if (perLab) await mkdir(flags.pcap!, { recursive: true });
-    const r = await runOne(lab, flags, perLab ?? tracer, signal);
+    const r = await runOne(lab, { ...flags, diagram: undefined }, perLab ?? tracer, signal, flags.report ? join(flags.report, `${lab.id}.html`) : undefined);
     await perLab?.close();
     if (!flags.json) process.stdout.write('\n');
     process.stderr.write(`[${i + 1}/${labs.length}] ${lab.id} ${r.ok ? 'pass' : 'FAIL'} (${r.durationMs} ms)\n`);
     results.push(r);
   }
   await tracer.close();
+  if (flags.report) process.stderr.write(`wrote ${await writeReportIndex(flags.report, results)}\n`);
   if (flags.json) process.stdout.write(JSON.stringify(results) + '\n');
   else new LabReporter(process.stdout).summary(results);
   return results.length === labs.length && results.every((r) => r.ok) ? 0 : 1;

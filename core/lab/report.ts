@@ -42,6 +42,16 @@ export class LabReporter {
       case 'note':
         this.#line(`  ${c.yellow('!')} ${f.text}`);
         break;
+      case 'samples':
+        for (const set of f.sets) {
+          const v = set.values;
+          const q = (p: number): string => formatNumber(v[Math.min(v.length - 1, Math.floor(p * v.length))] ?? NaN);
+          this.#line(`  ${c.blue('·')} ${f.title}, ${set.label}: ${v.length === 0 ? 'no samples' : `${set.thinnedFrom ?? v.length} samples, p50 ${q(0.5)}, p99 ${q(0.99)} ${f.unit}`}`);
+        }
+        break;
+      case 'series':
+        this.#line(`  ${c.blue('·')} ${f.title}: ${f.lines.map((l) => l.label).join(', ')} against ${f.xLabel}, ${f.x.length} points ${c.dim('(plotted by --report)')}`);
+        break;
       case 'table': {
         const t = new Table({ head: f.columns, style: { head: this.#c.isColorSupported ? ['cyan'] : [], border: [] }, chars: COMPACT });
         for (const row of f.rows) t.push(row.map(String));

@@ -1,7 +1,7 @@
 import { ErrorCodes, WirelabError } from '../errors.ts';
 import { createTracer, forwardTo, MemorySink, NOOP_TRACER, type Tracer } from '../trace/index.ts';
 import type { RunningServer } from '../server.ts';
-import type { Finding, Lab, LabContext, LabResult } from './types.ts';
+import type { Finding, Lab, LabContext, LabResult, SamplesFinding } from './types.ts';
 
 export interface RunLabOptions {
   tracer?: Tracer;
@@ -14,6 +14,17 @@ export interface RunLabOptions {
 }
 
 export const DEFAULT_LAB_TIMEOUT_MS = 60_000;
+
+/** Values kept per set of ctx.samples (a result stays small enough to print as JSON and inline in a report). */
+export const MAX_SAMPLES_PER_SET = 5_000;
+
+/** The sorted samples, thinned evenly to MAX_SAMPLES_PER_SET when there are more (quantiles and shape stay). */
+function thinSamples(label: string, values: number[]): SamplesFinding['sets'][number] {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length <= MAX_SAMPLES_PER_SET) return { label, values: sorted };
+  const step = (sorted.length - 1) / (MAX_SAMPLES_PER_SET - 1);
+  return { label, values: Array.from({ length: MAX_SAMPLES_PER_SET }, (_, i) => sorted[Math.round(i * step)]!), thinnedFrom: sorted.length };
+}
 
 /** Thrown by ctx.skip(); caught here. */
 class LabSkipped extends Error {}
@@ -45,6 +56,12 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
     },
     note(text) {
       add({ type: 'note', text });
+    },
+    samples(title, unit, sets) {
+      add({ type: 'samples', title, unit, sets: Object.entries(sets).map(([label, values]) => thinSamples(label, values)) });
+    },
+    series(title, xLabel, x, yLabel, lines) {
+      add({ type: 'series', title, xLabel, yLabel, x: [...x], lines: Object.entries(lines).map(([label, values]) => ({ label, values: [...values] })) });
     },
     skip(reason): never {
       if (process.env.CI === 'true') throw new WirelabError(ErrorCodes.LAB_INVALID, `CI=true and the lab would skip: ${reason}`);

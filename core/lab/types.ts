@@ -26,7 +26,25 @@ export interface NoteFinding {
   type: 'note';
   text: string;
 }
-export type Finding = ClaimFinding | TableFinding | MeasureFinding | NoteFinding;
+/** Samples of one quantity per set (latencies per transport...): the HTML report plots a histogram and a CDF. */
+export interface SamplesFinding {
+  type: 'samples';
+  title: string;
+  unit: string;
+  /** At most MAX_SAMPLES_PER_SET values each (evenly thinned from the sorted samples past it, so quantiles stay). */
+  sets: Array<{ label: string; values: number[]; thinnedFrom?: number }>;
+}
+/** y against x, one line per series (loss over time, goodput against loss): the HTML report plots it. */
+export interface SeriesFinding {
+  type: 'series';
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  x: number[];
+  /** One value per x (null: no value there). */
+  lines: Array<{ label: string; values: Array<number | null> }>;
+}
+export type Finding = ClaimFinding | TableFinding | MeasureFinding | NoteFinding | SamplesFinding | SeriesFinding;
 
 export interface LabContext {
   /** The tracer chosen on the command line (`--trace`, `--trace-file`); the no-op tracer otherwise. */
@@ -37,6 +55,10 @@ export interface LabContext {
   claim(text: string, holds: boolean, evidence?: string): boolean;
   table(title: string, columns: string[], rows: Array<Array<string | number>>): void;
   measure(label: string, value: number, unit: string): void;
+  /** Records the samples behind a measure (per set: 'TCP', 'UDP'...), for the report's histogram and CDF plots. */
+  samples(title: string, unit: string, sets: Record<string, number[]>): void;
+  /** Records y against x per line (loss over time, goodput against loss), for the report's plots. */
+  series(title: string, xLabel: string, x: number[], yLabel: string, lines: Record<string, Array<number | null>>): void;
   /** Says what could not be observed here, and why. */
   note(text: string): void;
   /**

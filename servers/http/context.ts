@@ -4,6 +4,7 @@ import { ErrorCodes } from '../../core/errors.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import type { EventFeed } from './feed.ts';
 import { HttpError } from './limits.ts';
+import { noteRequestBody } from './trace.ts';
 import type { ResolvedHttpOptions } from './options.ts';
 
 export type Req = IncomingMessage | Http2ServerRequest;
@@ -135,7 +136,11 @@ export function readBody(ctx: Ctx): Promise<Buffer> {
       }
       parts.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(parts, n)));
+    req.on('end', () => {
+      const body = Buffer.concat(parts, n);
+      if (ctx.state.tracer.enabled) noteRequestBody(ctx.req, body);
+      resolve(body);
+    });
     req.on('error', reject);
   });
 }

@@ -5,3 +5,4 @@ export { JsonlSink } from './jsonl.ts';
 export { PrettySink } from './pretty.ts';
 export { hexDump, oneLine, preview } from './hex.ts';
 export { REDACTED, redactLine } from './redact.ts';
+export { LiveTracer } from './live.ts';

@@ -10,7 +10,8 @@ class NoopTracer implements Tracer {
 /** The tracer every server and client uses when none is given. */
 export const NOOP_TRACER: Tracer = new NoopTracer();
 
-class FanoutTracer implements Tracer {
+/** Hands each event to every sink of `sinks` (the array is kept, not copied: core/trace/live.ts adds to it at run time). */
+export class FanoutTracer implements Tracer {
   readonly enabled = true;
   readonly #start = performance.now();
   readonly #sinks: TraceSink[];

@@ -9,6 +9,7 @@ import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
 import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
 import { lineageCommand, type LineageFlags } from './commands/lineage.ts';
 import { chatCommand, type ChatFlags } from './commands/chat.ts';
+import { impairCommand, type ImpairFlags } from './commands/impair.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 
 function version(): string {
@@ -80,6 +81,8 @@ async function run(command: string, args: string[], values: FlagValues): Promise
       return lineageCommand(args, values as LineageFlags);
     case 'chat':
       return chatCommand(values as ChatFlags);
+    case 'impair':
+      return impairCommand(args, values as ImpairFlags);
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

@@ -162,7 +162,8 @@ export async function runImpair(args: string[], flags: ImpairFlags, out: (line: 
         if (Object.keys(set).length > 0) result = await call(base, 'POST', `/relays/${enc(relay)}/impairments`, { stream, ...set });
       }
       if (result === undefined) throw new Usage(`${specs.join(',')} names no UDP impairment`);
-      print(result, () => `relay ${relay}: ${JSON.stringify(result)}`);
+      const imp = ((result as { impairments?: Record<string, unknown> }).impairments ?? {}) as Record<string, unknown>;
+      print(result, () => `relay ${relay}: upstream ${JSON.stringify(imp.upstream ?? {})}; downstream ${JSON.stringify(imp.downstream ?? {})}`);
       return;
     }
     case 'reset': {

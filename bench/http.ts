@@ -11,7 +11,7 @@ export default defineBench({
   name: 'http',
   title: `keep-alive GET /hello, ${CONCURRENCY} in flight on 8 connections, each server in its own process; ${ROUNDS} rounds of ${MS / 1000} s taking turns, medians`,
   async run(): Promise<BenchRow[]> {
-    const kinds = ['http-bare', 'http-off', 'http-on'] as const;
+    const kinds = ['http-bare', 'http-off', 'http-on', 'http-live'] as const;
     const servers = await Promise.all(kinds.map((k) => startChildServer(k)));
     const pools = servers.map((s) => new Pool(`http://127.0.0.1:${s.port}`, { connections: 8 }));
     const onceFor = (pool: Pool) => async (): Promise<void> => {
@@ -37,6 +37,9 @@ export default defineBench({
       { label: 'bare node:http, server CPU', value: median(cpu[0]!), unit: 'µs/req', lowerIsBetter: true },
       { label: 'wirelab http, tracing off, server CPU', value: median(cpu[1]!), unit: 'µs/req', baseline: 'bare node:http, server CPU', lowerIsBetter: true, target: 0.95 },
       { label: 'wirelab http, tracer on, server CPU', value: median(cpu[2]!), unit: 'µs/req', baseline: 'bare node:http, server CPU', lowerIsBetter: true },
+      // wirelab up's LiveTracer while no dashboard page watches: no event is built, so it runs as tracing off does.
+      { label: 'wirelab http, live tracer idle (up, nobody watching)', value: median(rates[3]!), unit: 'req/s', baseline: 'wirelab http, tracing off', target: 0.95 },
+      { label: 'wirelab http, live tracer idle, server CPU', value: median(cpu[3]!), unit: 'µs/req', baseline: 'wirelab http, tracing off, server CPU', lowerIsBetter: true, target: 0.95 },
     ];
   },
 });

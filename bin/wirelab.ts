@@ -9,6 +9,7 @@ import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
 import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
 import { lineageCommand, type LineageFlags } from './commands/lineage.ts';
 import { chatCommand, type ChatFlags } from './commands/chat.ts';
+import { impairCommand, type ImpairFlags } from './commands/impair.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 import { traceCommand, type TraceCommandFlags } from './commands/trace.ts';
 
@@ -83,6 +84,8 @@ async function run(command: string, args: string[], values: FlagValues): Promise
       return chatCommand(values as ChatFlags);
     case 'trace':
       return traceCommand(args, values as TraceCommandFlags);
+    case 'impair':
+      return impairCommand(args, values as ImpairFlags);
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

@@ -68,6 +68,11 @@ export async function acquireSharedBroker(tracer: Tracer, options: BrokerOptions
   return shared.broker;
 }
 
+/** The process's broker when some door has started it, without taking a share (the dashboard only looks). */
+export function currentSharedBroker(): Promise<Broker> | undefined {
+  return shared?.broker;
+}
+
 /** One user fewer; the last closes the broker. */
 export async function releaseSharedBroker(): Promise<void> {
   const s = shared;

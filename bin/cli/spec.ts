@@ -31,7 +31,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   url: {
     type: 'string',
     value: 'URL',
-    help: "the server: webrtc ws://HOST:PORT/signal; chat ws://HOST:PORT/ws; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT (default: wirelab up's, from --port-base)",
+    help: "the server: webrtc ws://HOST:PORT/signal; chat ws://HOST:PORT/ws; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT; impair the control API http://HOST:PORT (default: wirelab up's, from --port-base)",
   },
   room: { type: 'string', value: 'NAME', help: 'the room to join (webrtc: default demo, as the browser page; chat: default lobby)' },
   name: { type: 'string', value: 'NAME', help: 'chat: your name in the room (default $USER)' },
@@ -179,6 +179,20 @@ message; /join ROOM, /who, /history [N], /dm NAME TEXT, /transport ws|sse|poll, 
 missed (no gap, no duplicate), and so does /transport. Piped stdin: every line is sent and stored, then it exits 0. Exit 1 when the
 server cannot be reached or refuses the name or room, 2 on a usage error.`,
     flags: ['url', 'port-base', 'room', 'name', 'timeout-ms', 'transport', 'no-webrtc'],
+  },
+  impair: {
+    name: 'impair',
+    args: '[list | inspect P | toggle P | add P SPEC | update P T k=v.. | remove P T | relay R SPEC | reset]',
+    minArgs: 0,
+    maxArgs: 32,
+    summary: "the impairment proxies and relays of a running wirelab up --impair: list, add / update / remove a toxic",
+    details: `Talks to the Toxiproxy-compatible control API (--url http://HOST:PORT, default wirelab up's, port base + 1474 =
+8474), as toxiproxy-cli does. list (the default): every TCP proxy with its toxics and every UDP relay. inspect P: one
+proxy as JSON. toggle P: enable or disable a proxy. add P SPEC: toxics in --impair's syntax (latency=300ms,jitter=20ms;
+key@up=V or key@down=V for one direction; toxicity=0.5). update P T k=v...: a toxic's attributes in Toxiproxy's units
+(latency=100, rate=125) or its toxicity. remove P T. relay R SPEC: a UDP relay's impairments (loss=5%,delay@down=20ms).
+reset: every toxic removed, every relay cleared. Exit 0 done, 1 the API refused or did not answer, 2 usage.`,
+    flags: ['url', 'port-base', 'json'],
   },
   help: {
     name: 'help',

@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import { WirelabError, ErrorCodes } from '../../core/errors.ts';
 import { DEFAULT_PORT_BASE, maxPortBase, type ServiceEntry } from '../../core/registry.ts';
 import type { RunningServer } from '../../core/server.ts';
-import type { Tracer } from '../../core/trace/index.ts';
+import { LiveTracer, type Tracer } from '../../core/trace/index.ts';
 import { SERVICES as SERVER_SERVICES } from '../../servers/index.ts';
 import { PUBSUB_SERVICES } from '../../pubsub/services.ts';
 import { CHAT_SERVICE } from '../../apps/chat/service.ts';
@@ -10,6 +10,9 @@ import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
 import { datagramSeq } from '../../protocols/datagram.ts';
 import { startUpEngine, type UpEngine } from '../../pubsub/engines/jetstream/up.ts';
+import { createDashboard, DASHBOARD_PATH, routerOf } from '../../apps/dashboard/index.ts';
+import { defaultMailStore } from '../../servers/mail/shared.ts';
+import { currentSharedBroker } from '../../pubsub/services.ts';
 import { checkTargets, impairServer, parseImpairSpecs, plansFor, startUpControl, type ImpairPlan } from '../../core/impair/cli.ts';
 
 export interface UpFlags {
@@ -33,7 +36,9 @@ interface Started {
 }
 
 /** Exit code 2 on a usage error; otherwise runs until SIGINT / SIGTERM and exits 0. */
-export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
+export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
+  // The dashboard (/_wirelab/ on the HTTP server) attaches to this tracer while a page watches; --trace stays its base.
+  const tracer = new LiveTracer(flagTracer);
   const base = flags['port-base'] === undefined ? DEFAULT_PORT_BASE : Number(flags['port-base']);
   const limit = maxPortBase(SERVICES);
   if (!Number.isInteger(base) || base < 0 || base > limit) {
@@ -78,6 +83,8 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     console.error(`wirelab up: ${err instanceof Error ? err.message : String(err)}`);
     return err instanceof WirelabError && err.code === ErrorCodes.USAGE ? 2 : 1;
   }
+  const mail = services.some((s) => ['smtp', 'imap', 'pop3'].includes(s.proto));
+  const dashboard = createDashboard({ tracer, broker: currentSharedBroker, ...(mail ? { mailStore: defaultMailStore } : {}), ...(control ? { controlUrl: control.url! } : {}) });
   const started: Started[] = [];
   const closeAll = (): Promise<unknown> =>
     Promise.allSettled([...started.map((s) => s.server.close()), control?.close()]).then(() => engineUp?.close());
@@ -86,6 +93,8 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     try {
       const mine = plansFor(plans, entry);
       const server = await entry.start({ host, port: mine.length > 0 ? 0 : port, tracer });
+      const router = entry.name === 'http' ? routerOf(server) : undefined;
+      if (router) dashboard.register(router);
       started.push({ entry, server: mine.length > 0 ? await impairServer(entry, server, mine, { host, port, tracer, control, sequenceOf: datagramSeq }) : server });
     } catch (err) {
       await closeAll();
@@ -113,7 +122,11 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     ...('impairment' in server ? { impairment: server.impairment } : {}),
   }));
   for (const r of engineUp?.rows ?? []) rows.push(r);
+  const httpRow = rows.find((r) => r.name === 'http');
+  const dashboardUrl = httpRow?.url ? `${httpRow.url}${DASHBOARD_PATH}/` : undefined;
+  if (httpRow && dashboardUrl) Object.assign(httpRow, { dashboard: dashboardUrl });
   if (control) rows.push({ name: 'impair-control', proto: 'http', host: control.host, port: control.port, url: control.url!, try: `curl ${control.url}/proxies` });
+  dashboard.setServers(rows.map((r) => ({ ...r, describe: services.find((s) => s.name === r.name)?.describe })));
   if (flags.json) {
     process.stdout.write(JSON.stringify(rows) + '\n');
   } else {
@@ -131,6 +144,7 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     for (const { entry, server } of started) {
       for (const [k, v] of Object.entries(entry.extra?.(server, byName) ?? {})) if (typeof v === 'string') console.log(`${entry.name} ${k}: ${v}`);
     }
+    if (dashboardUrl) console.log(`dashboard: ${dashboardUrl} (live traffic, servers, pub/sub, impairments, mail)`);
     console.log(`wirelab is up: ${rows.length} servers on ${host}. Ctrl-C stops them. Trace with: npm start -- --trace`);
   }
 

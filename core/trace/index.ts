@@ -6,3 +6,4 @@ export { PrettySink } from './pretty.ts';
 export { hexDump, oneLine, preview } from './hex.ts';
 export { REDACTED, redactLine } from './redact.ts';
 export { addressOf, convOf, endsOf, lineMask, socketEnds, tapSocket, type WireMask } from './ends.ts';
+export { LiveTracer } from './live.ts';

@@ -27,7 +27,8 @@ function epochMs(now: number): number {
   return Math.round((ORIGIN + now) * 1000) / 1000;
 }
 
-class FanoutTracer implements Tracer {
+/** Hands each event to every sink of `sinks` (the array is kept, not copied: core/trace/live.ts adds to it at run time). */
+export class FanoutTracer implements Tracer {
   readonly enabled = true;
   readonly libs: boolean;
   readonly wire: boolean;

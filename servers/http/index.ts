@@ -55,6 +55,8 @@ export interface RunningHttpServer extends RunningServer {
   readonly feed: EventFeed;
   /** Requests in progress now. */
   readonly active: number;
+  /** The route table, consulted per request: routes added after start serve at once (`wirelab up`'s dashboard). */
+  readonly router: Router;
 }
 
 /** The full route table of the playground (exported so a user's own server can extend it). */
@@ -354,6 +356,7 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
     url: state.origin,
     stats,
     feed,
+    router,
     get active() {
       return active;
     },

@@ -1,6 +1,7 @@
 import { clientAddress, json, problem, readBody, send, type Ctx } from '../context.ts';
 import { HttpError } from '../limits.ts';
 import type { Router } from '../router.ts';
+import { INDEX_PAGE } from './index-page.ts';
 
 /** What /anything echoes: the request as the server parsed it. */
 export async function describeRequest(ctx: Ctx, withBody: boolean): Promise<Record<string, unknown>> {
@@ -47,15 +48,8 @@ export function pickStatus(spec: string, random = Math.random): number {
   return choices[choices.length - 1]!.c;
 }
 
-const INDEX = `<!doctype html><meta charset="utf-8"><title>wirelab http</title>
-<h1>wirelab HTTP playground</h1>
-<p>/anything /headers /ip /user-agent /status/:codes /redirect/:n /absolute-redirect/:n /redirect-to?url=&amp;status_code=
-/delay/:s /drip /stream/:n /bytes/:n (Range) /cookies /cookies/set?k=v /cookies/delete?k /basic-auth/:user/:pass /bearer
-/admin /cache /cache/:seconds /etag/:etag /gzip /deflate /brotli /compressed /sse /events /upload /resources /gateway
-/boom /docs</p>`;
-
 export function registerEcho(router: Router): void {
-  router.add(['GET'], '/', (ctx) => send(ctx, 200, INDEX, { 'content-type': 'text/html; charset=utf-8' }));
+  router.add(['GET'], '/', (ctx) => send(ctx, 200, INDEX_PAGE, { 'content-type': 'text/html; charset=utf-8' }));
   router.add(['GET'], '/hello', (ctx) => send(ctx, 200, 'hello\n', { 'content-type': 'text/plain' }));
   const anything = async (ctx: Ctx): Promise<void> => json(ctx, 200, await describeRequest(ctx, ctx.method !== 'GET' && ctx.method !== 'HEAD'));
   router.add(['GET', 'POST', 'PUT', 'PATCH', 'DELETE'], '/anything', anything);

@@ -119,6 +119,11 @@ export class MailStore extends EventEmitter {
     return this.#users.get(address.slice(0, at).toLowerCase()) ?? null;
   }
 
+  /** Every user's stored name (the dashboard's mail view lists their mailboxes). */
+  userNames(): string[] {
+    return [...this.#users.values()].map((u) => u.name);
+  }
+
   addressOf(user: string): string {
     return `${user}@${this.domains[0] ?? 'localhost'}`;
   }

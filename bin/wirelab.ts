@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../core/paths.ts';
 import { parseCommandLine, UsageError, type FlagValues } from './cli/args.ts';
 import { COMMANDS, FLAGS, commandHelp, usage } from './cli/spec.ts';
-import { labCommand, labsCommand, listCommand } from './commands/lab.ts';
+import { labCommand, labHelp, labsCommand, listCommand } from './commands/lab.ts';
 import { up, type UpFlags } from './commands/up.ts';
 import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
 import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
@@ -45,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
+    if (command === 'lab' && positionals[0] !== undefined) return labHelp(positionals[0], commandHelp(spec));
     console.log(commandHelp(spec));
     return 0;
   }

@@ -42,6 +42,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   ack: { type: 'string', value: 'manual|none', help: 'manual: each message acked once printed (at-least-once, default); none: at-most-once' },
   from: { type: 'string', value: 'WHERE', help: 'earliest, new (default), an offset, or an ISO time (2026-01-31T12:00:00Z)' },
   count: { type: 'string', value: 'N', help: 'exit after N messages' },
+  param: { type: 'string', multiple: true, value: 'NAME=V', help: "set a lab parameter (loss=10%, count=5000); wirelab lab <id> --help lists them; repeatable" },
 };
 
 const TRACING = ['trace', 'hex', 'trace-file'];
@@ -68,8 +69,9 @@ port base + 1474. With --json, one line: a JSON array of { name, proto, host, po
     summary: 'run one lab (without an id: list the labs)',
     details: `Runs a built-in lab by id, or a lab file of your own from any folder (README, "Write your own lab"); the file
 imports from 'wirelab'. Exit 0 when every claim held, 1 when one did not, 2 for a usage error or a lab not found.
-Without an id, lists the labs.`,
-    flags: ['json', ...TRACING],
+Without an id, lists the labs. A lab's parameters (loss, delay, size, count, N peers) are set with --param
+NAME=VALUE, checked against their kind and range (exit 2 when not); wirelab lab <id> --help lists them.`,
+    flags: ['param', 'json', ...TRACING],
   },
   labs: {
     name: 'labs',

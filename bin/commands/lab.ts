@@ -1,9 +1,11 @@
-import { loadAllLabs, loadLab, runLab, LabReporter, type Lab, type LabResult } from '../../core/lab/index.ts';
+import { loadAllLabs, loadLab, paramHelp, parseParamFlags, resolveLabParams, runLab, LabReporter, type Lab, type LabResult } from '../../core/lab/index.ts';
 import { WirelabError } from '../../core/errors.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 
 export interface LabFlags {
   json?: boolean;
+  /** `--param NAME=VALUE`, repeatable (wirelab lab only). */
+  param?: string[];
 }
 
 function interrupted(): AbortSignal {
@@ -14,16 +16,37 @@ function interrupted(): AbortSignal {
   return controller.signal;
 }
 
-async function runOne(lab: Lab, flags: LabFlags, tracer: Tracer, signal: AbortSignal): Promise<LabResult> {
+async function runOne(lab: Lab, flags: LabFlags, tracer: Tracer, signal: AbortSignal, given: Record<string, string> = {}): Promise<LabResult> {
   const reporter = flags.json ? undefined : new LabReporter(process.stdout);
-  reporter?.header(lab);
-  const result = await runLab(lab, { tracer, signal, ...(reporter ? { onFinding: (f) => reporter.finding(f) } : {}) });
+  reporter?.header(lab, resolveLabParams(lab, given));
+  const result = await runLab(lab, { tracer, signal, params: given, ...(reporter ? { onFinding: (f) => reporter.finding(f) } : {}) });
   reporter?.result(result);
   return result;
 }
 
 /** `wirelab lab <id | ./file.ts>`: exit 0 when every claim held, 1 otherwise. */
 export async function labCommand(idOrPath: string, flags: LabFlags, tracer: Tracer): Promise<number> {
+  let lab: Lab;
+  let given: Record<string, string>;
+  try {
+    lab = await loadLab(idOrPath);
+    given = parseParamFlags(flags.param);
+    resolveLabParams(lab, given);
+  } catch (err) {
+    if (err instanceof WirelabError) {
+      console.error(`wirelab lab: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const result = await runOne(lab, flags, tracer, interrupted(), given);
+  await tracer.close();
+  if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
+  return result.ok ? 0 : 1;
+}
+
+/** `wirelab lab <id> --help`: the command's help, then the lab's parameters. */
+export async function labHelp(idOrPath: string, commandText: string): Promise<number> {
   let lab: Lab;
   try {
     lab = await loadLab(idOrPath);
@@ -34,10 +57,9 @@ export async function labCommand(idOrPath: string, flags: LabFlags, tracer: Trac
     }
     throw err;
   }
-  const result = await runOne(lab, flags, tracer, interrupted());
-  await tracer.close();
-  if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
-  return result.ok ? 0 : 1;
+  const params = paramHelp(lab);
+  console.log(`${commandText}\n\n${lab.id}: ${lab.title}\n  ${lab.concept}\n\nparameters${params.length ? ' (--param NAME=VALUE; wirelab labs runs the defaults)' : ''}:\n${params.join('\n') || '  none'}`);
+  return 0;
 }
 
 /** `wirelab labs`: every lab in labs/, one after another, with progress and a summary table. */
@@ -62,7 +84,7 @@ export async function labsCommand(flags: LabFlags, tracer: Tracer): Promise<numb
 /** `wirelab list` (and `wirelab lab` without an id): each lab's id and title. */
 export async function listCommand(flags: LabFlags = {}): Promise<number> {
   const labs = await loadAllLabs();
-  if (flags.json) process.stdout.write(JSON.stringify(labs.map((l) => ({ id: l.id, title: l.title, protocols: l.protocols }))) + '\n');
+  if (flags.json) process.stdout.write(JSON.stringify(labs.map((l) => ({ id: l.id, title: l.title, protocols: l.protocols, params: Object.keys(l.params ?? {}) }))) + '\n');
   else for (const lab of labs) console.log(`${lab.id.padEnd(28)} ${lab.title}`);
   return 0;
 }

@@ -9,6 +9,7 @@ import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
 import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
 import { lineageCommand, type LineageFlags } from './commands/lineage.ts';
 import { chatCommand, type ChatFlags } from './commands/chat.ts';
+import { perfCommand, type PerfFlags } from './commands/perf.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 
 function version(): string {
@@ -81,6 +82,8 @@ async function run(command: string, args: string[], values: FlagValues): Promise
       return lineageCommand(args, values as LineageFlags);
     case 'chat':
       return chatCommand(values as ChatFlags);
+    case 'perf':
+      return perfCommand(args, values as unknown as PerfFlags, tracerFromFlags(values as TraceFlags));
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

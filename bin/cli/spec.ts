@@ -42,6 +42,18 @@ export const FLAGS: Record<string, FlagSpec> = {
   ack: { type: 'string', value: 'manual|none', help: 'manual: each message acked once printed (at-least-once, default); none: at-most-once' },
   from: { type: 'string', value: 'WHERE', help: 'earliest, new (default), an offset, or an ISO time (2026-01-31T12:00:00Z)' },
   count: { type: 'string', value: 'N', help: 'exit after N messages' },
+  config: { type: 'string', value: 'FILE', help: 'server options from a JSON file: { "servers": { "ftp": { "pasvPortMin": 30000, "chaos": {...} } } } (README "Protocol chaos")' },
+  set: { type: 'string', multiple: true, value: 'S.O=V', help: 'one server option, over --config: ftp.requireTls=true, pop3.maxConnections=5; repeatable' },
+  // wirelab perf (iperf3's letters)
+  port: { type: 'string', short: 'p', value: 'PORT', help: 'perf: the server port (default 5201, as iperf3); HTTP, WebSocket and signaling use the next three' },
+  client: { type: 'string', short: 'c', value: 'HOST', help: 'perf client: the server to test against (default 127.0.0.1)' },
+  proto: { type: 'string', value: 'P', help: 'perf client: tcp (default), udp, ws, http or webrtc' },
+  time: { type: 'string', short: 't', value: 'S', help: 'perf client: seconds to send (default 10)' },
+  parallel: { type: 'string', short: 'P', value: 'N', help: 'perf client: parallel streams (default 1)' },
+  reverse: { type: 'boolean', short: 'R', help: 'perf client: the server sends, the client receives' },
+  bitrate: { type: 'string', short: 'b', value: 'RATE', help: 'perf client: bits per second per stream, 100M, 1G (default unlimited; UDP 1M)' },
+  length: { type: 'string', short: 'l', value: 'LEN', help: 'perf client: bytes per write / datagram / message (128K; UDP 1448; 1M for http)' },
+  interval: { type: 'string', short: 'i', value: 'S', help: 'perf client: seconds between reports (default 1)' },
   param: { type: 'string', multiple: true, value: 'NAME=V', help: "set a lab parameter (loss=10%, count=5000); wirelab lab <id> --help lists them; repeatable" },
 };
 
@@ -58,8 +70,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
     details: `Starts every server (TCP/UDP echo, discard, chargen, HTTP(S), WebSocket, WebRTC signaling, FTP(S), SMTP, IMAP,
 POP3) and prints a table with a command to try each one; runs until Ctrl-C or SIGTERM.
 With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxiproxy-style control API listens on
-port base + 1474. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
-    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING],
+port base + 1474. --config FILE and --set SERVICE.OPTION=VALUE give servers options (chaos, limits, FTP's passive
+range, requireTls) and start the control API too, where POST /servers/<name>/chaos changes a server's chaos while it
+runs. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
+    flags: ['port-base', 'host', 'only', 'impair', 'config', 'set', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING],
   },
   lab: {
     name: 'lab',
@@ -154,6 +168,19 @@ message; /join ROOM, /who, /history [N], /leave, /quit, /help are commands. A lo
 what was missed (no gap, no duplicate). Piped stdin: every line is sent and stored, then it exits 0. Exit 1 when the
 server cannot be reached or refuses the name or room, 2 on a usage error.`,
     flags: ['url', 'port-base', 'room', 'name', 'timeout-ms'],
+  },
+  perf: {
+    name: 'perf',
+    args: '<server | client>',
+    minArgs: 1,
+    maxArgs: 1,
+    summary: "iperf3-style throughput on wirelab's own pairs: tcp, udp, ws, http, webrtc",
+    details: `wirelab perf server [-p PORT] listens on PORT (TCP and UDP; default 5201) and the next three (HTTP, WebSocket,
+WebRTC signaling). wirelab perf client -c HOST --proto tcp|udp|ws|http|webrtc -t 5 -P 4 -R -b 100M -l 1400 prints a
+line per interval (-i) and a sender and a receiver summary, as iperf3 does: retransmitted segments for TCP-based
+tests (the kernel's, host-wide), loss and jitter for UDP. --impair 'latency=20ms,loss=1%' puts wirelab's impairment
+proxy (TCP) or relay (UDP) in front of the data connections. --json prints one JSON object.`,
+    flags: ['port', 'client', 'proto', 'time', 'parallel', 'reverse', 'bitrate', 'length', 'interval', 'impair', 'json', ...TRACING],
   },
   help: {
     name: 'help',

@@ -10,6 +10,7 @@ import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
 import { datagramSeq } from '../../protocols/datagram.ts';
 import { startUpEngine, type UpEngine } from '../../pubsub/engines/jetstream/up.ts';
+import { chaosControl, loadUpConfig, type UpConfig } from './up-config.ts';
 import { checkTargets, impairServer, parseImpairSpecs, plansFor, startUpControl, type ImpairPlan } from '../../core/impair/cli.ts';
 
 export interface UpFlags {
@@ -21,6 +22,10 @@ export interface UpFlags {
   engine?: string;
   'nats-url'?: string;
   'on-unavailable'?: string;
+  /** A JSON file of server options: { "servers": { "ftp": { "pasvPortMin": 30000, "chaos": {...} } } } (up-config.ts). */
+  config?: string;
+  /** SERVICE.OPTION=VALUE, over the config file. */
+  set?: string[];
 }
 
 /** The servers of servers/, then the pub/sub broker's doors (pubsub/services.ts: one broker shared by them), then the chat app on that broker. */
@@ -53,9 +58,11 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
   }
 
   let plans: ImpairPlan[];
+  let config: UpConfig;
   try {
     plans = parseImpairSpecs(flags.impair);
     checkTargets(plans, services);
+    config = await loadUpConfig(flags.config, flags.set);
   } catch (err) {
     console.error(`wirelab up: ${err instanceof Error ? err.message : String(err)}`);
     return 2;
@@ -63,7 +70,9 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
   // With --impair, each matching server listens on a free port and a proxy or relay takes its place (core/impair/cli.ts).
   let control: Awaited<ReturnType<typeof startUpControl>> | undefined;
   try {
-    control = plans.length > 0 ? await startUpControl(host, base, tracer) : undefined;
+    // The control API also sets server chaos at run time (POST /servers/<name>/chaos) once --config or --set is given.
+    const configured = flags.config !== undefined || (flags.set?.length ?? 0) > 0;
+    control = plans.length > 0 || configured ? await startUpControl(host, base, tracer) : undefined;
   } catch (err) {
     console.error(`wirelab up: the impairment control API did not start: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
@@ -85,7 +94,10 @@ export async function up(flags: UpFlags, tracer: Tracer): Promise<number> {
     const port = base === 0 ? 0 : base + entry.wellKnownPort;
     try {
       const mine = plansFor(plans, entry);
-      const server = await entry.start({ host, port: mine.length > 0 ? 0 : port, tracer });
+      // --config / --set options ride along: each service's start passes its options object on to the server.
+      const server = await entry.start({ ...config[entry.name], host, port: mine.length > 0 ? 0 : port, tracer });
+      const chaos = chaosControl(server);
+      if (chaos && control) control.servers.set(entry.name, chaos);
       started.push({ entry, server: mine.length > 0 ? await impairServer(entry, server, mine, { host, port, tracer, control, sequenceOf: datagramSeq }) : server });
     } catch (err) {
       await closeAll();

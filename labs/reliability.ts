@@ -38,7 +38,7 @@ export default defineLab({
   // Normally ~20 s; the TCP deadline can stretch one row in the rare long backoff.
   timeoutMs: 120_000,
   params: {
-    loss: { kind: 'percent', default: '20%', min: 0.02, max: 0.25, help: 'the highest loss rate measured (rows: 0, 1%, 5% below it, and it); over 25% a TCP row may outlast its 45 s deadline' },
+    loss: { kind: 'percent', default: '20%', min: 0.02, max: 0.2, help: 'the highest loss rate measured (rows: 0, 1%, 5% below it, and it); above 20% a TCP row may outlast its 45 s deadline' },
     count: { kind: 'count', default: 10_000, min: 1_000, max: 100_000, help: 'numbered UDP datagrams per row' },
     'tcp-count': { kind: 'count', default: 1_500, min: 1_000, max: 10_000, help: 'numbered TCP messages per row, paced at 2,000/s' },
   },

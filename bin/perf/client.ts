@@ -284,6 +284,7 @@ async function openStream(
         counted: 0,
         run: () =>
           new Promise<void>((resolve) => {
+            ws.on('close', () => resolve()); // refused (1008) or cut: the server's count is then not reported
             ws.on('message', (data: Buffer, binary: boolean) => {
               if (binary) st.counted += data.length;
               else {

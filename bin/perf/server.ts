@@ -10,7 +10,7 @@ import { NOOP_TRACER, type Tracer } from '../../core/trace/index.ts';
 import { startHttpServer } from '../../servers/http/index.ts';
 import { startWsServer } from '../../servers/ws/index.ts';
 import { startSignalingServer } from '../../servers/webrtc/index.ts';
-import { wsWriter, MAX_HEADER_BYTES, nowUs, readUdpHeader, splitFirstLine, UDP_HEADER, UdpStreamCounter, writeUdpHeader, type StartRequest, type StreamCount } from './wire.ts';
+import { checkStart, wsWriter, MAX_HEADER_BYTES, nowUs, readUdpHeader, splitFirstLine, UDP_HEADER, UdpStreamCounter, writeUdpHeader, type StartRequest, type StreamCount } from './wire.ts';
 
 export interface PerfServerOptions {
   host?: string;
@@ -98,6 +98,11 @@ export async function startPerfServer(options: PerfServerOptions = {}): Promise<
   };
 
   const control = (socket: net.Socket, req: StartRequest, rest: Buffer): void => {
+    const bad = checkStart(req);
+    if (bad) {
+      socket.end(JSON.stringify({ error: bad }) + '\n');
+      return;
+    }
     if (tests.size >= maxTests) {
       socket.end(`{"error":"maxTests=${maxTests} reached"}\n`);
       return;
@@ -138,7 +143,7 @@ export async function startPerfServer(options: PerfServerOptions = {}): Promise<
     void pump((b) => socket.write(b), () => new Promise((r) => socket.once('drain', r)), test.req.len, test.req.time * 1000, test.req.rate, () => socket.destroyed).then((n) => {
       count.bytes = n;
       socket.end();
-    });
+    }, () => socket.destroy());
   };
 
   // UDP: count each test's datagrams; a "hello" (sequence 0xffffffff) from the client starts a reverse stream to it.
@@ -162,7 +167,7 @@ export async function startPerfServer(options: PerfServerOptions = {}): Promise<
         Math.max(UDP_HEADER, test.req.len),
         test.req.time * 1000,
         test.req.rate,
-      ).then((n) => (count.bytes = n));
+      ).then((n) => (count.bytes = n), () => undefined); // the socket closed under it (server stopping)
       return;
     }
     let c = test.udp.get(h.stream);
@@ -238,11 +243,16 @@ function wsPerf(ws: WebSocket): void {
       ws.close(1003, 'the first message must be JSON');
       return;
     }
+    const bad = checkStart(req);
+    if (bad) {
+      ws.close(1008, bad.slice(0, 120));
+      return;
+    }
     if (!req.reverse) return;
     const r = req;
     const w = wsWriter(ws);
     void pump((b) => w.write(b), w.drained, r.len, r.time * 1000, r.rate, () => ws.readyState !== ws.OPEN).then((n) => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ bytes: n }));
-    });
+    }, () => ws.terminate());
   });
 }

@@ -22,6 +22,21 @@ export interface StartRequest {
   rate: number;
 }
 
+/** Limits the server holds a request to (each is a bound on what one client can make it allocate or keep doing). */
+export const PERF_LIMITS = { maxStreams: 128, maxSeconds: 3600, maxLen: 16 * 1024 * 1024, maxUdpLen: 65_507 };
+
+/** Why a start request cannot be served, or null. */
+export function checkStart(r: Partial<StartRequest>): string | null {
+  if (!PERF_PROTOS.includes(r.proto as PerfProto)) return `proto must be one of ${PERF_PROTOS.join(', ')}`;
+  if (!(Number.isInteger(r.streams) && r.streams! >= 1 && r.streams! <= PERF_LIMITS.maxStreams)) return `streams must be 1 to ${PERF_LIMITS.maxStreams}`;
+  if (!(typeof r.time === 'number' && r.time > 0 && r.time <= PERF_LIMITS.maxSeconds)) return `time must be over 0 and at most ${PERF_LIMITS.maxSeconds} s`;
+  const maxLen = r.proto === 'udp' ? PERF_LIMITS.maxUdpLen : PERF_LIMITS.maxLen;
+  if (!(Number.isInteger(r.len) && r.len! >= (r.proto === 'udp' ? UDP_HEADER : 1) && r.len! <= maxLen)) return `len must be up to ${maxLen} bytes`;
+  if (!(typeof r.rate === 'number' && r.rate >= 0 && Number.isFinite(r.rate))) return 'rate must be a number of bit/s, 0 for unlimited';
+  if (typeof r.reverse !== 'boolean') return 'reverse must be true or false';
+  return null;
+}
+
 /** What the receiving or sending side of one stream counted (the server's side in a result). */
 export interface StreamCount {
   bytes: number;

@@ -69,6 +69,22 @@ test('wirelab perf: UDP through the impairment relay counts the loss it applied;
   assert.equal(ws.end.sender!.bytes, ws.end.receiver!.bytes);
 });
 
+test('wirelab perf server: a request past its limits, or not JSON, gets an error line and the server keeps serving', async () => {
+  const ask = (line: string): Promise<string> =>
+    new Promise((resolve) => {
+      const s = net.connect(server.ports.tcp, '127.0.0.1', () => s.write(line + '\n'));
+      let got = '';
+      s.on('data', (d) => (got += d));
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(got));
+    });
+  assert.match(await ask(JSON.stringify({ op: 'start', proto: 'tcp', streams: 1, reverse: true, time: 1, len: 1e12, rate: 0 })), /"error":"len must be up to 16777216 bytes"/);
+  assert.match(await ask(JSON.stringify({ op: 'start', proto: 'udp', streams: 1000, reverse: false, time: 1, len: 100, rate: 0 })), /streams must be 1 to 128/);
+  assert.match(await ask('hello'), /the first line must be JSON/);
+  const ok = await runPerfClient({ host: '127.0.0.1', port: server.ports.tcp, proto: 'tcp', time: 0.2, streams: 1, reverse: false, rate: 0, len: 1024, interval: 1 });
+  assert.ok(ok.end.receiver!.bytes > 0);
+});
+
 test('wirelab perf: a bad flag is a usage error naming it', async () => {
   const r = await runCli(['perf', 'client', '--proto', 'sctp']);
   assert.equal(r.code, 2);

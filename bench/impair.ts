@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { startTcpProxy, startUdpRelay } from '../core/impair/index.ts';
 import { datagramSeq } from '../protocols/datagram.ts';
@@ -6,19 +6,11 @@ import { measureUdpEcho } from '../labs/measure/index.ts';
 import { startUdpServer } from '../servers/udp/index.ts';
 import { defineBench, type BenchRow } from './harness.ts';
 import { median } from '../core/stats.ts';
+import { freePort, has } from './fixtures/ports.ts';
 
 const SECONDS = 2;
 /** Each path is measured this many times, interleaved, and its median kept: the machine is shared and noisy. */
 const ROUNDS = 5;
-const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function waitListening(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {

@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../core/paths.ts';
 import { parseCommandLine, UsageError, type FlagValues } from './cli/args.ts';
 import { COMMANDS, FLAGS, commandHelp, usage } from './cli/spec.ts';
-import { labCommand, labsCommand, listCommand } from './commands/lab.ts';
+import { labCommand, labHelp, labsCommand, listCommand } from './commands/lab.ts';
 import { up, type UpFlags } from './commands/up.ts';
 import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
 import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
 import { lineageCommand, type LineageFlags } from './commands/lineage.ts';
 import { chatCommand, type ChatFlags } from './commands/chat.ts';
 import { impairCommand, type ImpairFlags } from './commands/impair.ts';
+import { perfCommand, type PerfFlags } from './commands/perf.ts';
 import { tracerFromFlags, type TraceFlags } from './tracing.ts';
 import { traceCommand, type TraceCommandFlags } from './commands/trace.ts';
 
@@ -47,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
+    if (command === 'lab' && positionals[0] !== undefined) return labHelp(positionals[0], commandHelp(spec));
     console.log(commandHelp(spec));
     return 0;
   }
@@ -86,6 +88,8 @@ async function run(command: string, args: string[], values: FlagValues): Promise
       return traceCommand(args, values as TraceCommandFlags);
     case 'impair':
       return impairCommand(args, values as ImpairFlags);
+    case 'perf':
+      return perfCommand(args, values as unknown as PerfFlags, tracerFromFlags(values as TraceFlags));
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

@@ -12,11 +12,6 @@ import { startTcpServer } from '../servers/tcp/index.ts';
 import { startUdpServer } from '../servers/udp/index.ts';
 import { startWsServer } from '../servers/ws/index.ts';
 
-const LATENCY = 20;
-const JITTER = 5;
-const RATE_KBPS = 125; // KB/s: 1 Mbit/s
-const SAMPLES = 5;
-const BODY = 64 * 1024;
 
 function httpGet(port: number, path = '/'): Promise<{ ttfb: number; total: number; bytes: number }> {
   return new Promise((resolve, reject) => {
@@ -50,7 +45,21 @@ export default defineLab({
   concept: 'Every round trip a protocol needs before its first byte costs one network delay: UDP and a TCP echo need one, an HTTP request one, a WebSocket two (upgrade, then the message).',
   protocols: ['tcp', 'udp', 'http', 'ws'],
   timeoutMs: 60_000,
+  params: {
+    latency: { kind: 'duration', default: '20ms', min: 2, max: 500, help: 'delay added on the way back (server to client) to each chunk' },
+    jitter: { kind: 'duration', default: '5ms', min: 0, max: 250, help: '± jitter on that delay (below latency)' },
+    rate: { kind: 'rate', default: '1mbit', min: 64_000, max: 1_000_000_000, help: 'the bandwidth cap, both ways' },
+    samples: { kind: 'count', default: 5, min: 3, max: 51, help: 'new connections per exchange (the median is shown)' },
+    body: { kind: 'size', default: '64KiB', min: 1024, max: 16 * 1024 * 1024, help: 'the HTTP body fetched through the cap' },
+  },
+  checkParams: (p) =>
+    p.jitter >= p.latency ? `jitter (${p.jitter} ms) must be below latency (${p.latency} ms): a crossing's delay is counted against latency − jitter`
+    : (p.body * 8) / p.rate > 10 ? `body at rate takes ${((p.body * 8) / p.rate).toFixed(1)} s; keep it under 10 s (a smaller body or a higher rate)`
+    : p.samples * (2 * (p.latency + p.jitter) + 10) * 4 > 30_000 ? 'samples × latency is over the lab\'s time budget; lower one of them'
+    : undefined,
   async run(ctx) {
+    const { latency: LATENCY, jitter: JITTER, samples: SAMPLES, body: BODY } = ctx.params;
+    const RATE_KBPS = ctx.params.rate / 8000; // KB/s (1 KB = 1000 bytes): the bandwidth toxic's unit
     const tcpServer = await ctx.start(startTcpServer({ mode: 'echo', framing: 'line', tracer: ctx.tracer }));
     const udpServer = await ctx.start(startUdpServer({ tracer: ctx.tracer }));
     const web = await ctx.start(startHttpServer({ tracer: ctx.tracer }));
@@ -150,7 +159,7 @@ export default defineLab({
         `counted ${counts.join(',')}; samples ${slow.map((t) => t.toFixed(1)).join(', ')} ms against ${applied.map((a) => a.toFixed(1)).join(', ')} ms applied (${LATENCY} ± ${JITTER} ms per crossing)`,
       );
     }
-    ctx.table(`time to first byte, median of ${SAMPLES}, clean vs ${LATENCY} ms ± ${JITTER} ms on the way back and a 1 Mbit/s cap`, ['exchange', 'round trips counted', 'clean ms', 'impaired ms', 'added ms', 'delay applied ms (median)'], rows);
+    ctx.table(`time to first byte, median of ${SAMPLES}, clean vs ${LATENCY} ms ± ${JITTER} ms on the way back and a ${ctx.params.rate / 1e6} Mbit/s cap`, ['exchange', 'round trips counted', 'clean ms', 'impaired ms', 'added ms', 'delay applied ms (median)'], rows);
 
     // The cap: a 64 KiB body cannot come faster than the proxy's serialisation of the bytes it forwarded at 1 Mbit/s.
     impair(true);
@@ -161,9 +170,9 @@ export default defineLab({
     const capped = (webProxy.stats.toxics.cap_down ?? 0) - capBefore;
     const requiredMs = forwarded / RATE_KBPS - EARLY_MS; // KB/s = bytes per ms
     const mbit = (big.bytes * 8) / big.total / 1000;
-    ctx.measure(`HTTP GET of ${BODY / 1024} KiB through the 1 Mbit/s cap`, +mbit.toFixed(3), 'Mbit/s');
+    ctx.measure(`HTTP GET of ${BODY / 1024} KiB through the ${ctx.params.rate / 1e6} Mbit/s cap`, +mbit.toFixed(3), 'Mbit/s');
     ctx.claim(
-      'the bandwidth cap holds: the response took at least as long as 1 Mbit/s needs for the bytes the proxy forwarded',
+      `the bandwidth cap holds: the response took at least as long as ${ctx.params.rate / 1e6} Mbit/s needs for the bytes the proxy forwarded`,
       big.bytes === BODY && capped > 0 && big.total >= requiredMs,
       `${big.bytes} B body, ${forwarded} B forwarded in ${capped} capped chunks: ${big.total.toFixed(0)} ms ≥ ${requiredMs.toFixed(0)} ms needed (${mbit.toFixed(3)} Mbit/s of body)`,
     );

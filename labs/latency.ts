@@ -10,12 +10,8 @@ import { startWsServer } from '../servers/ws/index.ts';
 import { startTcpRelay } from '../core/relay.ts';
 import { logEdges, r2, sparkline, summarize } from './_stats.ts';
 
-const ROUND_TRIPS = 300;
 const WARM_UP = 30;
-const PAYLOAD = Buffer.from('x'.repeat(32));
 const CHUNK = 1024 * 1024;
-/** 100 MiB (the issue's 100 MB, in 1 MiB writes): each transfer takes well under a second on loopback. */
-const BULK_BYTES = 100 * CHUNK;
 /** The servers' idle keep-alive time here (Node's default is 5 s). */
 const IDLE_MS = 60_000;
 
@@ -25,7 +21,15 @@ export default defineLab({
   concept: 'Every layer on top of a transport costs something per message; a new connection per request adds a TCP connect to each one. Ranks and ratios, not promises.',
   protocols: ['tcp', 'udp', 'http', 'ws'],
   timeoutMs: 90_000, // ~8 s on a quiet machine; 100 MiB three times takes far longer on a loaded one
+  params: {
+    'round-trips': { kind: 'count', default: 300, min: 50, max: 5_000, help: 'timed round trips of each way, after 30 to warm up' },
+    payload: { kind: 'size', default: 32, min: 1, max: 1_400, help: 'bytes in each round-trip message (one datagram, one segment)' },
+    bulk: { kind: 'size', default: '100MiB', min: 8 * 1024 * 1024, max: 1024 * 1024 * 1024, help: 'bytes sent client to server over each transport, in 1 MiB writes (a whole number of MiB)' },
+  },
+  checkParams: (p) => (p.bulk % CHUNK === 0 ? undefined : `bulk=${p.bulk} B is not a whole number of MiB (it is sent in 1 MiB writes)`),
   async run(ctx) {
+    const { 'round-trips': ROUND_TRIPS, bulk: BULK_BYTES } = ctx.params;
+    const PAYLOAD = Buffer.from('x'.repeat(ctx.params.payload));
     const tracer = ctx.tracer;
     const tcpEcho = await ctx.start(startTcpServer({ mode: 'echo', framing: 'line', tracer }));
     const tcpSink = await ctx.start(startTcpServer({ mode: 'discard', tracer }));

@@ -5,9 +5,10 @@ import { startSignalingServer } from '../servers/webrtc/index.ts';
 import { startWsServer } from '../servers/ws/index.ts';
 import { r2 } from './_stats.ts';
 
-const SIZES = [2, 4];
-const MESSAGES = 20;
-const BYTES = 200;
+// Set from ctx.params when run() starts (labs run one at a time); the values here are the defaults.
+let SIZES = [2, 4];
+let MESSAGES = 20;
+let BYTES = 200;
 
 interface Outcome {
   n: number;
@@ -120,7 +121,15 @@ export default defineLab({
   concept: 'In client-server every message goes through the one server, whose load grows with the clients; in peer-to-peer every node serves and consumes, and the server only introduces them.',
   protocols: ['ws', 'webrtc'],
   timeoutMs: 60_000, // a 4-node werift mesh took 2.7 s here, and over 15 s once with both cores loaded
+  params: {
+    peers: { kind: 'int', default: 4, min: 3, max: 6, help: 'nodes in the larger group (the smaller one has 2); a mesh of n needs n(n-1)/2 DTLS connections' },
+    messages: { kind: 'count', default: 20, min: 1, max: 500, help: 'messages each node sends to every other node' },
+    bytes: { kind: 'size', default: 200, min: 1, max: 16 * 1024, help: 'bytes per message' },
+  },
   async run(ctx) {
+    SIZES = [2, ctx.params.peers];
+    ({ messages: MESSAGES, bytes: BYTES } = ctx.params);
+    const big = ctx.params.peers;
     const cs: Outcome[] = [];
     const p2p: Outcome[] = [];
     for (const n of SIZES) {
@@ -138,15 +147,15 @@ export default defineLab({
     const [cs2, cs4] = [cs[0]!, cs[1]!];
     const [p2, p4] = [p2p[0]!, p2p[1]!];
     const expected = (n: number): number => n * (n - 1) * MESSAGES;
-    ctx.claim('both models delivered every message to every other node', cs.every((o) => o.delivered === expected(o.n)) && p2p.every((o) => o.delivered === expected(o.n)), `${cs4.delivered} and ${p4.delivered} of ${expected(4)} with 4 nodes`);
+    ctx.claim('both models delivered every message to every other node', cs.every((o) => o.delivered === expected(o.n)) && p2p.every((o) => o.delivered === expected(o.n)), `${cs4.delivered} and ${p4.delivered} of ${expected(big)} with ${big} nodes`);
     ctx.claim(
       'client-server (centralized): every message went through the server, which sent each one out to the n-1 others',
       cs.every((o) => o.serverMessagesIn === o.n * MESSAGES && o.serverMessagesOut === expected(o.n)),
-      `4 nodes: ${cs4.serverMessagesIn} in, ${cs4.serverMessagesOut} out`,
+      `${big} nodes: ${cs4.serverMessagesIn} in, ${cs4.serverMessagesOut} out`,
     );
     ctx.claim(
-      "client-server: the server's load grows faster than the group (twice the nodes, six times the messages out)",
-      cs4.serverMessagesOut / cs2.serverMessagesOut === expected(4) / expected(2),
+      `client-server: the server's load grows faster than the group (${big / 2} times the nodes, ${expected(big) / expected(2)} times the messages out)`,
+      cs4.serverMessagesOut / cs2.serverMessagesOut === expected(big) / expected(2),
       `${cs2.serverMessagesOut} → ${cs4.serverMessagesOut} messages out`,
     );
     ctx.claim(

@@ -6,9 +6,6 @@ import { EventFeed, startHttpServer, type FeedEvent } from '../servers/http/inde
 import { startWsServer } from '../servers/ws/index.ts';
 import { r2, summarize } from './_stats.ts';
 
-const EVENTS = 100;
-const SPACING_MS = 10;
-const POLL_MS = 100;
 
 const nowEpoch = (): number => performance.timeOrigin + performance.now();
 
@@ -23,7 +20,17 @@ export default defineLab({
   concept: 'Plain request/response HTTP cannot push: the client must ask. SSE (still HTTP) and WebSocket let the server send the moment something happens.',
   protocols: ['http', 'ws'],
   timeoutMs: 60_000,
+  params: {
+    events: { kind: 'count', default: 100, min: 20, max: 1_000, help: 'events the server publishes' },
+    spacing: { kind: 'duration', default: '10ms', min: 2, max: 100, help: 'time between two events' },
+    poll: { kind: 'duration', default: '100ms', min: 20, max: 2_000, help: "the polling client's interval" },
+  },
+  checkParams: (p) =>
+    (p.events * p.spacing) / p.poll < 10 ? `events × spacing / poll is ${((p.events * p.spacing) / p.poll).toFixed(1)}: polling must ask at least 10 times for its claims to be decided`
+    : p.events * p.spacing > 20_000 ? 'events × spacing is over 20 s; lower one of them'
+    : undefined,
   async run(ctx) {
+    const { events: EVENTS, spacing: SPACING_MS, poll: POLL_MS } = ctx.params;
     const feed = new EventFeed({ maxEvents: EVENTS * 2 });
     const tracer = ctx.tracer;
     // One server per way of delivering, all on the same feed, so each one's requests and bytes are its own.

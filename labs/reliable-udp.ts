@@ -18,12 +18,13 @@ import { bindUdp } from '../core/server.ts';
 
 type Mode = 'stop-and-wait' | 'go-back-N' | 'selective repeat';
 const MODES: Mode[] = ['stop-and-wait', 'go-back-N', 'selective repeat'];
-const MESSAGES = 150;
-const SIZE = 512;
-const WINDOW = 16;
-const DELAY_MS = 2; // each way, added by the relay
-const RTO_MS = 20; // fixed retransmission timeout: a few round trips of 2 × 2 ms
-const LOSSES = [0, 0.05, 0.2];
+// Set from ctx.params when run() starts (labs run one at a time); the values here are the defaults.
+let MESSAGES = 150;
+let SIZE = 512;
+let WINDOW = 16;
+let DELAY_MS = 2; // each way, added by the relay
+let RTO_MS = 20; // fixed retransmission timeout: five round trips of 2 × 2 ms
+let LOSSES = [0, 0.05, 0.2];
 /** Kernel TCP rows wait this long for the last echo: long enough that delivery, not the timer, decides the claim. */
 const TCP_DEADLINE_MS = 45_000;
 const HEADER = 9;
@@ -241,7 +242,22 @@ export default defineLab({
   protocols: ['udp', 'tcp'],
   // Normally ~12 s; the TCP deadline can stretch a row in a rare long backoff.
   timeoutMs: 120_000,
+  params: {
+    loss: { kind: 'percent', default: '20%', min: 0.1, max: 0.2, help: 'the highest loss rate, both ways (rows: 0, 5%, and it); above 20% kernel TCP can outlast its 45 s deadline (seen at 30%)' },
+    messages: { kind: 'count', default: 150, min: 50, max: 2_000, help: 'messages each protocol delivers per row' },
+    size: { kind: 'size', default: 512, min: 16, max: 1_400, help: 'payload bytes per message' },
+    window: { kind: 'int', default: 16, min: 2, max: 64, help: 'the go-back-N and selective-repeat window' },
+    delay: { kind: 'duration', default: '2ms', min: 1, max: 20, help: 'delay each way, added by the relay (the timeout is five round trips)' },
+  },
+  checkParams: (p) =>
+    p.messages < 4 * p.window ? `messages (${p.messages}) must be at least 4 × window (${p.window}) for a full window to be seen in flight`
+    : p.messages * p.loss < 15 ? `messages × loss (${(p.messages * p.loss).toFixed(1)}) must be at least 15 for losses to decide the retransmission claims`
+    : p.messages * p.delay * 2 > 30_000 ? 'stop-and-wait needs messages × round trip; over 30 s here, lower messages or delay'
+    : undefined,
   async run(ctx) {
+    ({ messages: MESSAGES, size: SIZE, window: WINDOW, delay: DELAY_MS } = ctx.params);
+    RTO_MS = 10 * DELAY_MS;
+    LOSSES = [0, 0.05, ctx.params.loss];
     const results = new Map<string, Result>();
     const rows: Array<Array<string | number>> = [];
     for (const loss of LOSSES) {

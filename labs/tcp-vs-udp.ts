@@ -13,6 +13,9 @@ import { startTcpServer } from '../servers/tcp/index.ts';
 import { startUdpServer } from '../servers/udp/index.ts';
 
 const BROADCAST = '127.255.255.255';
+// Set from ctx.params when run() starts (labs run one at a time); the values here are the defaults.
+let BIG_WRITE = 1024 * 1024;
+let DATAGRAM = 60_000;
 
 function errnoOf(err: unknown): string {
   return (err as NodeJS.ErrnoException)?.code ?? String(err);
@@ -90,22 +93,22 @@ async function streamVsMessages(ctx: LabContext, { echo, discard, udp }: Servers
   // One big write, cut up on the way.
   const big = await connectTcp({ port: discard.port, tracer });
   const bigPort = big.localPort;
-  await big.send(Buffer.alloc(1024 * 1024, 0x61));
+  await big.send(Buffer.alloc(BIG_WRITE, 0x61));
   await big.end();
   const bigReads = serverReads(bigPort);
-  ctx.claim('TCP: one 1 MiB write arrived as many reads', bigReads.length > 1 && bigReads.reduce((a, b) => a + b, 0) === 1024 * 1024, `${bigReads.length} reads, largest ${Math.max(...bigReads)} B`);
+  ctx.claim(`TCP: one ${BIG_WRITE} B write arrived as many reads`, bigReads.length > 1 && bigReads.reduce((a, b) => a + b, 0) === BIG_WRITE, `${bigReads.length} reads, largest ${Math.max(...bigReads)} B`);
 
-  // Ten datagrams of 10 bytes, then one of 60,000.
+  // Ten datagrams of 10 bytes, then one of DATAGRAM bytes.
   const u = await openUdp({ port: udp.port, tracer });
   const udpClientPort = u.localPort;
   const got: number[] = [];
   u.onMessage((m) => got.push(m.length));
   for (let i = 0; i < 10; i++) await u.sendRaw(Buffer.from(`dgram-${String(i).padStart(4, '0')}`));
-  await u.sendRaw(Buffer.alloc(60_000, 0x62));
+  await u.sendRaw(Buffer.alloc(DATAGRAM, 0x62));
   for (let i = 0; i < 50 && got.length < 11; i++) await sleep(10);
   const atServer = events.find({ proto: 'udp', kind: 'datagram', dir: '>' }).filter((e) => e.meta?.from === `127.0.0.1:${u.localPort}`).map((e) => e.bytes ?? 0);
   ctx.claim('UDP: 10 sends of 10 bytes arrived as exactly 10 datagrams of 10 bytes', atServer.slice(0, 10).length === 10 && atServer.slice(0, 10).every((n) => n === 10), `server saw [${atServer.slice(0, 10).join(', ')}]`);
-  ctx.claim('UDP: a 60,000-byte datagram arrived whole, in one read', atServer[10] === 60_000 && got.includes(60_000), `server read ${atServer[10] ?? 'nothing'} B`);
+  ctx.claim(`UDP: a ${DATAGRAM}-byte datagram arrived whole, in one read`, atServer[10] === DATAGRAM && got.includes(DATAGRAM), `server read ${atServer[10] ?? 'nothing'} B`);
   let tooBig: unknown;
   try {
     await u.sendRaw(Buffer.alloc(65_508));
@@ -255,7 +258,12 @@ export default defineLab({
   title: 'TCP vs UDP, row by row',
   concept: "The seed's TCP-vs-UDP table, each row that loopback can show observed and checked: connections, streams vs messages, handshakes, headers, broadcast.",
   protocols: ['tcp', 'udp'],
+  params: {
+    write: { kind: 'size', default: '1MiB', min: 256 * 1024, max: 64 * 1024 * 1024, help: 'the one big TCP write (over the 64 KiB loopback MTU, so it is cut up)' },
+    datagram: { kind: 'size', default: 60_000, min: 1_500, max: 65_507, help: 'the one big UDP datagram (up to the IPv4 maximum, 65,507 B)' },
+  },
   async run(ctx) {
+    ({ write: BIG_WRITE, datagram: DATAGRAM } = ctx.params);
     const { tracer, events } = ctx.recorder();
     const tcpClosed = await closedPort('tcp');
     const udpClosed = await closedPort('udp');

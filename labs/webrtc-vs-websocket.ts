@@ -4,12 +4,13 @@ import { defineLab } from '../core/lab/index.ts';
 import { startSignalingServer } from '../servers/webrtc/index.ts';
 import { r2, summarize } from './_stats.ts';
 
-const CHAT = 300;
-const CHAT_BYTES = 100;
-const BULK_BYTES = 4 * 1024 * 1024;
+// Set from ctx.params when run() starts (labs run one at a time); the values here are the defaults.
+let CHAT = 300;
+let CHAT_BYTES = 100;
+let BULK_BYTES = 4 * 1024 * 1024;
 /** Under werift's default max-message-size (65,536): bigger messages are faster, it is SCTP's per-message cost. */
 const CHUNK = 60_000;
-const BURST = 500;
+let BURST = 500;
 
 /**
  * One round trip each, one at a time: a sends a numbered message, the other side echoes it, a waits. Returns the
@@ -49,7 +50,14 @@ export default defineLab({
   concept: 'WebRTC needs the server only to introduce the peers; a WebSocket chat sends every message through the server.',
   protocols: ['webrtc', 'ws'],
   timeoutMs: 90_000, // 13 s under load here; over 30 s once with both cores loaded
+  params: {
+    chat: { kind: 'count', default: 300, min: 20, max: 5_000, help: 'chat round trips over each' },
+    'chat-bytes': { kind: 'size', default: 100, min: 8, max: 16 * 1024, help: 'bytes per chat message' },
+    bulk: { kind: 'size', default: '4MiB', min: 256 * 1024, max: 64 * 1024 * 1024, help: 'bytes sent one way over each' },
+    burst: { kind: 'count', default: 500, min: 50, max: 5_000, help: 'numbered messages sent at once on the ordered and the unordered channel' },
+  },
   async run(ctx) {
+    ({ chat: CHAT, 'chat-bytes': CHAT_BYTES, bulk: BULK_BYTES, burst: BURST } = ctx.params);
     const server = await ctx.start(startSignalingServer({ tracer: ctx.tracer, maxPayload: 1024 * 1024 }));
     const sig = server.signaling.stats;
 

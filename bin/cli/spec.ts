@@ -11,7 +11,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'trace-libs': { type: 'boolean', help: "with tracing: the mail and FTP libraries' own debug lines too (nodemailer, imapflow, basic-ftp, smtp-server)" },
   pcap: { type: 'string', value: 'F', help: 'write the traffic as a pcapng file F for Wireshark / tshark (synthesized headers; labs: a dir/ for one file per lab)' },
   // wirelab trace
-  proto: { type: 'string', value: 'a,b', help: 'trace show: only these protocols (smtp,tls)' },
+  proto: { type: 'string', value: 'a,b', help: 'trace show: only these protocols (smtp,tls); perf client: tcp (default), udp, ws, http or webrtc' },
   cid: { type: 'string', value: 'ID', help: "trace show: only this connection (smtp#3) and its other end's events" },
   grep: { type: 'string', value: 'RE', help: 'trace show: only events whose summary matches RE (case-insensitive)' },
   to: { type: 'string', value: 'FORMAT', help: 'trace convert: the output format (pcapng)' },
@@ -56,6 +56,18 @@ export const FLAGS: Record<string, FlagSpec> = {
   har: { type: 'string', value: 'F', help: 'every HTTP exchange, client and server side, as HAR 1.2 in F (Chrome DevTools: Network, Import HAR)' },
   diagram: { type: 'string', value: 'F', help: "the lab's trace as a Mermaid sequence diagram in F (F.svg: the same drawn by wirelab)" },
   report: { type: 'string', value: 'F', help: 'an HTML report (findings, plots, the sequence diagram) in F; labs: a folder with index.html' },
+  config: { type: 'string', value: 'FILE', help: 'server options from a JSON file: { "servers": { "ftp": { "pasvPortMin": 30000, "chaos": {...} } } } (README "Protocol chaos")' },
+  set: { type: 'string', multiple: true, value: 'S.O=V', help: 'one server option, over --config: ftp.requireTls=true, pop3.maxConnections=5; repeatable' },
+  // wirelab perf (iperf3's letters)
+  port: { type: 'string', short: 'p', value: 'PORT', help: 'perf: the server port (default 5201, as iperf3); HTTP, WebSocket and signaling use the next three' },
+  client: { type: 'string', short: 'c', value: 'HOST', help: 'perf client: the server to test against (default 127.0.0.1)' },
+  time: { type: 'string', short: 't', value: 'S', help: 'perf client: seconds to send (default 10)' },
+  parallel: { type: 'string', short: 'P', value: 'N', help: 'perf client: parallel streams (default 1)' },
+  reverse: { type: 'boolean', short: 'R', help: 'perf client: the server sends, the client receives' },
+  bitrate: { type: 'string', short: 'b', value: 'RATE', help: 'perf client: bits per second per stream, 100M, 1G (default unlimited; UDP 1M)' },
+  length: { type: 'string', short: 'l', value: 'LEN', help: 'perf client: bytes per write / datagram / message (128K; UDP 1448; 1M for http)' },
+  interval: { type: 'string', short: 'i', value: 'S', help: 'perf client: seconds between reports (default 1)' },
+  param: { type: 'string', multiple: true, value: 'NAME=V', help: "set a lab parameter (loss=10%, count=5000); wirelab lab <id> --help lists them; repeatable" },
 };
 
 const TRACING = ['trace', 'hex', 'trace-file', 'trace-libs'];
@@ -71,8 +83,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
     details: `Starts every server (TCP/UDP echo, discard, chargen, HTTP(S), WebSocket, WebRTC signaling, FTP(S), SMTP, IMAP,
 POP3) and prints a table with a command to try each one; runs until Ctrl-C or SIGTERM.
 With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxiproxy-style control API listens on
-port base + 1474. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
-    flags: ['port-base', 'host', 'only', 'impair', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap', 'har'],
+port base + 1474. --config FILE and --set SERVICE.OPTION=VALUE give servers options (chaos, limits, FTP's passive
+range, requireTls) and start the control API too, where POST /servers/<name>/chaos changes a server's chaos while it
+runs. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
+    flags: ['port-base', 'host', 'only', 'impair', 'config', 'set', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap', 'har'],
   },
   lab: {
     name: 'lab',
@@ -82,8 +96,9 @@ port base + 1474. With --json, one line: a JSON array of { name, proto, host, po
     summary: 'run one lab (without an id: list the labs)',
     details: `Runs a built-in lab by id, or a lab file of your own from any folder (README, "Write your own lab"); the file
 imports from 'wirelab'. Exit 0 when every claim held, 1 when one did not, 2 for a usage error or a lab not found.
-Without an id, lists the labs.`,
-    flags: ['json', ...TRACING, 'pcap', 'har', 'diagram', 'report'],
+Without an id, lists the labs. A lab's parameters (loss, delay, size, count, N peers) are set with --param
+NAME=VALUE, checked against their kind and range (exit 2 when not); wirelab lab <id> --help lists them.`,
+    flags: ['param', 'json', ...TRACING, 'pcap', 'har', 'diagram', 'report'],
   },
   labs: {
     name: 'labs',
@@ -193,6 +208,19 @@ key@up=V or key@down=V for one direction; toxicity=0.5). update P T k=v...: a to
 (latency=100, rate=125) or its toxicity. remove P T. relay R SPEC: a UDP relay's impairments (loss=5%,delay@down=20ms).
 reset: every toxic removed, every relay cleared. Exit 0 done, 1 the API refused or did not answer, 2 usage.`,
     flags: ['url', 'port-base', 'json'],
+  },
+  perf: {
+    name: 'perf',
+    args: '<server | client>',
+    minArgs: 1,
+    maxArgs: 1,
+    summary: "iperf3-style throughput on wirelab's own pairs: tcp, udp, ws, http, webrtc",
+    details: `wirelab perf server [-p PORT] listens on PORT (TCP and UDP; default 5201) and the next three (HTTP, WebSocket,
+WebRTC signaling). wirelab perf client -c HOST --proto tcp|udp|ws|http|webrtc -t 5 -P 4 -R -b 100M -l 1400 prints a
+line per interval (-i) and a sender and a receiver summary, as iperf3 does: retransmitted segments for TCP-based
+tests (the kernel's, host-wide), loss and jitter for UDP. --impair 'latency=20ms,loss=1%' puts wirelab's impairment
+proxy (TCP) or relay (UDP) in front of the data connections. --json prints one JSON object.`,
+    flags: ['port', 'client', 'proto', 'time', 'parallel', 'reverse', 'bitrate', 'length', 'interval', 'impair', 'json', ...TRACING],
   },
   help: {
     name: 'help',

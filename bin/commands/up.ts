@@ -13,6 +13,7 @@ import { startUpEngine, type UpEngine } from '../../pubsub/engines/jetstream/up.
 import { createDashboard, DASHBOARD_PATH, routerOf } from '../../apps/dashboard/index.ts';
 import { defaultMailStore } from '../../servers/mail/shared.ts';
 import { currentSharedBroker } from '../../pubsub/services.ts';
+import { chaosControl, loadUpConfig, type UpConfig } from './up-config.ts';
 import { checkTargets, impairServer, parseImpairSpecs, plansFor, startUpControl, type ImpairPlan } from '../../core/impair/cli.ts';
 
 export interface UpFlags {
@@ -24,6 +25,10 @@ export interface UpFlags {
   engine?: string;
   'nats-url'?: string;
   'on-unavailable'?: string;
+  /** A JSON file of server options: { "servers": { "ftp": { "pasvPortMin": 30000, "chaos": {...} } } } (up-config.ts). */
+  config?: string;
+  /** SERVICE.OPTION=VALUE, over the config file. */
+  set?: string[];
 }
 
 /** The servers of servers/, then the pub/sub broker's doors (pubsub/services.ts: one broker shared by them), then the chat app on that broker. */
@@ -58,9 +63,11 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
   }
 
   let plans: ImpairPlan[];
+  let config: UpConfig;
   try {
     plans = parseImpairSpecs(flags.impair);
     checkTargets(plans, services);
+    config = await loadUpConfig(flags.config, flags.set);
   } catch (err) {
     console.error(`wirelab up: ${err instanceof Error ? err.message : String(err)}`);
     return 2;
@@ -68,7 +75,9 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
   // With --impair, each matching server listens on a free port and a proxy or relay takes its place (core/impair/cli.ts).
   let control: Awaited<ReturnType<typeof startUpControl>> | undefined;
   try {
-    control = plans.length > 0 ? await startUpControl(host, base, tracer) : undefined;
+    // The control API also sets server chaos at run time (POST /servers/<name>/chaos) once --config or --set is given.
+    const configured = flags.config !== undefined || (flags.set?.length ?? 0) > 0;
+    control = plans.length > 0 || configured ? await startUpControl(host, base, tracer) : undefined;
   } catch (err) {
     console.error(`wirelab up: the impairment control API did not start: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
@@ -92,9 +101,12 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
     const port = base === 0 ? 0 : base + entry.wellKnownPort;
     try {
       const mine = plansFor(plans, entry);
-      const server = await entry.start({ host, port: mine.length > 0 ? 0 : port, tracer });
+      // --config / --set options ride along: each service's start passes its options object on to the server.
+      const server = await entry.start({ ...config[entry.name], host, port: mine.length > 0 ? 0 : port, tracer });
       const router = entry.name === 'http' ? routerOf(server) : undefined;
       if (router) dashboard.register(router);
+      const chaos = chaosControl(server);
+      if (chaos && control) control.servers.set(entry.name, chaos);
       started.push({ entry, server: mine.length > 0 ? await impairServer(entry, server, mine, { host, port, tracer, control, sequenceOf: datagramSeq }) : server });
     } catch (err) {
       await closeAll();

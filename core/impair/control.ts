@@ -18,9 +18,19 @@ export interface ControlApiOptions {
   tracer?: Tracer;
 }
 
+/** A server whose injected failures can be read and replaced at run time (`wirelab up`'s IMAP, POP3, FTP, SMTP). */
+export interface ChaosTarget {
+  /** The rules in force (with a toJSON), when the server keeps them. */
+  chaos?: unknown;
+  /** Replaces the rules; throws (a TypeError naming the field) for a bad one, leaving the old ones in force. */
+  setChaos(chaos: unknown): void;
+}
+
 export interface RunningControlApi extends RunningServer {
   readonly proxies: Map<string, TcpImpairmentProxy>;
   readonly relays: Map<string, UdpImpairmentRelay>;
+  /** Servers whose chaos the API sets: GET /servers, GET and POST /servers/<name>/chaos. */
+  readonly servers: Map<string, ChaosTarget>;
 }
 
 function hostPort(v: unknown, what: string): { host: string; port: number } {
@@ -47,6 +57,15 @@ export async function startControlApi(options: ControlApiOptions = {}): Promise<
   const tracer = o.tracer ?? NOOP_TRACER;
   const proxies = new Map<string, TcpImpairmentProxy>();
   const relays = new Map<string, UdpImpairmentRelay>();
+  const servers = new Map<string, ChaosTarget>();
+  /** The last rules set through the API, for a server that does not report its own. */
+  const lastSet = new Map<string, unknown>();
+  const target = (name: string): ChaosTarget => {
+    const s = servers.get(name);
+    if (!s) throw new HttpError(404, `no server ${name}; servers: ${[...servers.keys()].join(', ') || 'none'}`);
+    return s;
+  };
+  const chaosOf = (name: string): unknown => target(name).chaos ?? lastSet.get(name) ?? {};
   const created = new Set<TcpImpairmentProxy>();
 
   const proxy = (name: string): TcpImpairmentProxy => {
@@ -132,6 +151,19 @@ export async function startControlApi(options: ControlApiOptions = {}): Promise<
       for (const r of relays.values()) r.clear();
       return [204, undefined];
     }],
+    ['GET', /^\/servers$/, () => [200, Object.fromEntries([...servers.keys()].map((n) => [n, { chaos: chaosOf(n) }]))]],
+    ['GET', /^\/servers\/([^/]+)\/chaos$/, ([n]) => [200, chaosOf(n!)]],
+    ['POST', /^\/servers\/([^/]+)\/chaos$/, ([n], body) => {
+      const s = target(n!);
+      try {
+        s.setChaos(body);
+      } catch (err) {
+        throw new HttpError(400, (err as Error).message);
+      }
+      lastSet.set(n!, body);
+      tracer.emit('impair', 'control', '*', 'chaos', () => `${n}: chaos set to ${JSON.stringify(body).slice(0, 200)}`);
+      return [200, chaosOf(n!)];
+    }],
     ['GET', /^\/relays$/, () => [200, all(relays)]],
     ['GET', /^\/relays\/([^/]+)$/, ([n]) => [200, relay(n!).toJSON()]],
     ['POST', /^\/relays\/([^/]+)\/impairments$/, ([n], body) => {
@@ -179,6 +211,7 @@ export async function startControlApi(options: ControlApiOptions = {}): Promise<
     url: `http://${host}:${bound}`,
     proxies,
     relays,
+    servers,
     close: async () => {
       for (const p of created) await p.close();
       await new Promise<void>((resolve) => {

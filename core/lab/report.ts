@@ -1,5 +1,6 @@
 import Table from 'cli-table3';
 import pc from 'picocolors';
+import { describeParams } from './params.ts';
 import type { Finding, Lab, LabResult } from './types.ts';
 
 type Colors = ReturnType<typeof pc.createColors>;
@@ -22,10 +23,11 @@ export class LabReporter {
     this.#out.write(s + '\n');
   }
 
-  header(lab: Lab): void {
+  header(lab: Lab, params: Readonly<Record<string, number | string>> = {}): void {
     const c = this.#c;
     this.#line(`${c.bold(c.cyan(`▶ ${lab.id}`))}  ${c.bold(lab.title)}  ${c.dim(`[${lab.protocols.join(', ')}]`)}`);
     this.#line(c.dim(`  ${lab.concept}`));
+    if (Object.keys(params).length > 0) this.#line(`  ${c.dim('params:')} ${describeParams(lab, params)}`);
   }
 
   finding(f: Finding): void {

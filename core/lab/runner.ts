@@ -1,6 +1,7 @@
 import { ErrorCodes, WirelabError } from '../errors.ts';
 import { createTracer, forwardTo, MemorySink, NOOP_TRACER, type Tracer } from '../trace/index.ts';
 import type { RunningServer } from '../server.ts';
+import { resolveLabParams } from './params.ts';
 import type { Finding, Lab, LabContext, LabResult, SamplesFinding } from './types.ts';
 
 export interface RunLabOptions {
@@ -11,6 +12,8 @@ export interface RunLabOptions {
   timeoutMs?: number;
   /** Aborting it stops the lab (Ctrl-C). */
   signal?: AbortSignal;
+  /** `--param` values as typed (`{ loss: '10%' }`); the rest take their defaults. Checked before the lab starts. */
+  params?: Readonly<Record<string, string | number>>;
 }
 
 export const DEFAULT_LAB_TIMEOUT_MS = 60_000;
@@ -31,6 +34,8 @@ class LabSkipped extends Error {}
 
 /** Runs one lab: its findings, whether every claim held, and its clean-up, however it ended. */
 export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<LabResult> {
+  // A bad parameter is the caller's mistake, not the lab's result: it throws (WL_ERR_USAGE) before anything starts.
+  const params = resolveLabParams(lab, options.params);
   const findings: Finding[] = [];
   const cleanups: Array<() => unknown> = [];
   const controller = new AbortController();
@@ -43,6 +48,7 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
 
   const ctx: LabContext = {
     tracer: options.tracer ?? NOOP_TRACER,
+    params,
     signal: controller.signal,
     claim(text, holds, evidence) {
       add({ type: 'claim', text, holds: holds === true, ...(evidence === undefined ? {} : { evidence }) });
@@ -126,6 +132,7 @@ export async function runLab(lab: Lab, options: RunLabOptions = {}): Promise<Lab
     durationMs: Math.round(performance.now() - started),
     claims: { held, total: claims.length },
     findings,
+    params,
     ...(error === undefined ? {} : { error }),
     ...(skipped === undefined ? {} : { skipped }),
   };

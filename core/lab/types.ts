@@ -1,5 +1,6 @@
 import type { MemorySink, Tracer } from '../trace/index.ts';
 import type { RunningServer } from '../server.ts';
+import type { LabParams, LabParamSpecs } from './params.ts';
 
 /** A claim the lab printed and checked: `holds` is what was observed, never a constant. */
 export interface ClaimFinding {
@@ -46,7 +47,9 @@ export interface SeriesFinding {
 }
 export type Finding = ClaimFinding | TableFinding | MeasureFinding | NoteFinding | SamplesFinding | SeriesFinding;
 
-export interface LabContext {
+export interface LabContext<P extends LabParamSpecs = LabParamSpecs> {
+  /** The lab's parameters: its defaults, or `--param` values, checked against their kinds and ranges. */
+  readonly params: LabParams<P>;
   /** The tracer chosen on the command line (`--trace`, `--trace-file`); the no-op tracer otherwise. */
   readonly tracer: Tracer;
   /** Aborted when the lab times out or the user presses Ctrl-C. */
@@ -77,7 +80,7 @@ export interface LabContext {
   defer(fn: () => unknown): void;
 }
 
-export interface LabDefinition {
+export interface LabDefinition<P extends LabParamSpecs = LabParamSpecs> {
   /** kebab-case; `npx wirelab lab <id>` and `npm run lab:<id>`. */
   id: string;
   title: string;
@@ -86,10 +89,18 @@ export interface LabDefinition {
   protocols: string[];
   /** Longest the lab may run. Default 60 s. */
   timeoutMs?: number;
-  run(ctx: LabContext): Promise<void> | void;
+  /**
+   * Settings the lab's numbers depend on (loss, delay, size, count, N peers): `wirelab lab <id> --param loss=10%`.
+   * Each has a kind (percent, duration, size, count, int, enum), a default and a range (core/lab/params.ts).
+   */
+  params?: P;
+  /** Rejects a combination of values where a claim could not be decided: returns why, or undefined. */
+  checkParams?(params: LabParams<P>): string | undefined;
+  run(ctx: LabContext<P>): Promise<void> | void;
 }
 
-export interface Lab extends LabDefinition {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a lab of any parameters, as the runner holds it
+export interface Lab extends LabDefinition<any> {
   readonly file?: string;
 }
 
@@ -102,6 +113,8 @@ export interface LabResult {
   durationMs: number;
   claims: { held: number; total: number };
   findings: Finding[];
+  /** The parameters it ran with, in base units (percent as a fraction, duration in ms, size in bytes); {} for none. */
+  params: Record<string, number | string>;
   /** Set when run() threw or timed out. */
   error?: string;
   /** Set when the lab skipped itself (ctx.skip): what it needs and how to get it. `ok` stays true. */

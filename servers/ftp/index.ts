@@ -14,6 +14,7 @@ import { listenLineServer, refuseTraced } from '../line/server.ts';
 import { InFlightByRoot } from './quota.ts';
 import { resolveFtpOptions, type FtpServerOptions, type ResolvedFtpOptions } from './options.ts';
 import { AddressFailures, FtpSession, type CommandTable, type ServerContext } from './session.ts';
+import { CommandChaosPolicy, FTP_CHAOS_CODES, type CommandChaos } from '../line/chaos.ts';
 
 export { DEMO_USER, FTP_SERVER_DEFAULTS, type FtpServerOptions, type FtpUser } from './options.ts';
 export { FtpSession, type CommandTable, type Handler, type State } from './session.ts';
@@ -34,6 +35,9 @@ export interface RunningFtpServer extends RunningServer {
   readonly root: string;
   /** Control connections served so far. */
   readonly stats: { connections: number; refused: number };
+  /** The chaos rules in force, how often each fired. */
+  readonly chaos: CommandChaosPolicy;
+  setChaos(chaos: CommandChaos): void;
 }
 
 /** Text with LF line endings: downloading it in TYPE A and TYPE I gives different bytes (the ftp-commands lab). */
@@ -66,7 +70,7 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
   const stats = { connections: 0, refused: 0 };
   const sockets = new SocketSet();
   let port = 0;
-  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, release: (socket) => sockets.release(socket), failures: new AddressFailures(), inFlight: new InFlightByRoot() };
+  const ctx: ServerContext = { o, tracer, commands: FTP_COMMANDS, secureContext, controlPort: () => port, release: (socket) => sockets.release(socket), failures: new AddressFailures(), inFlight: new InFlightByRoot(), chaos: new CommandChaosPolicy(FTP_CHAOS_CODES, options.chaos) };
 
   const serve = (socket: net.Socket): void => {
     const cid = nextCid('ftp');
@@ -106,6 +110,8 @@ export async function startFtpServer(options: FtpServerOptions = {}): Promise<Ru
     url: `${proto}://${o.host}:${port}/`,
     root: o.users[0]?.root ?? join(o.rootDir, 'anonymous'),
     stats,
+    chaos: ctx.chaos,
+    setChaos: (c) => ctx.chaos.set(c),
     close: async () => {
       await closeTcpServer(server, sockets);
       tracer.emit('ftp', `${proto}-server`, '*', 'closed', () => `stopped listening on ${o.host}:${port}`);

@@ -4,6 +4,7 @@ import { dataDir } from '../../core/paths.ts';
 import { checkConnectionLimits, DEFAULT_HOST } from '../../core/server.ts';
 import type { TlsSettings } from '../../core/tls/index.ts';
 import type { Tracer } from '../../core/trace/index.ts';
+import type { CommandChaos } from '../line/chaos.ts';
 
 /** One account. Its root is the only folder it can see: `/` in its FTP paths. */
 export interface FtpUser {
@@ -87,10 +88,15 @@ export interface FtpServerOptions {
   dataIdleTimeoutMs?: number;
   /** Entries a listing may hold; past it the listing is cut and says so. Default 10,000. */
   maxListEntries?: number;
+  /**
+   * Injected failures at chosen commands (servers/line/chaos.ts): a 4xx / 5xx reply instead of the command, 421 and a
+   * close, or a cut connection. Change them while running with `setChaos`. Default none.
+   */
+  chaos?: CommandChaos;
   tracer?: Tracer;
 }
 
-export type ResolvedFtpOptions = Required<Omit<FtpServerOptions, 'tracer' | 'tls'>> & {
+export type ResolvedFtpOptions = Required<Omit<FtpServerOptions, 'tracer' | 'tls' | 'chaos'>> & {
   tls: TlsSettings | false;
 };
 
@@ -155,5 +161,6 @@ export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions
   if (!o.allowInsecureAuth && !o.anonymous && tls === false) {
     throw new InvalidOptionError('allowInsecureAuth', 'true when tls is false and anonymous is off (nobody could log in)', false);
   }
-  return { ...o, rootDir, users, tls };
+  const { chaos: _chaos, ...rest } = o as typeof o & { chaos?: CommandChaos };
+  return { ...rest, rootDir, users, tls };
 }

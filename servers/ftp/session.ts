@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import { describeHit, type ChaosHit, type CommandChaosPolicy } from '../line/chaos.ts';
 import tls from 'node:tls';
 import { redactLine, type Tracer } from '../../core/trace/index.ts';
 import { LineConnection, lineFramer } from '../line/connection.ts';
@@ -47,6 +48,8 @@ export interface ServerContext {
   failures: AddressFailures;
   /** Bytes uploads in progress have received, per root: the quota counts them across sessions. */
   inFlight: InFlightByRoot;
+  /** Injected failures, checked before each known command runs. */
+  chaos: CommandChaosPolicy;
 }
 
 /**
@@ -197,6 +200,8 @@ export class FtpSession {
     const arg = space === -1 ? '' : line.slice(space + 1);
     const handler = Object.hasOwn(this.#ctx.commands, verb) ? this.#ctx.commands[verb] : undefined;
     if (!handler) return this.bad(500, `Unknown command ${JSON.stringify(verb.slice(0, 16))}.`);
+    const hit = this.#ctx.chaos.check(verb);
+    if (hit) return this.#inject(verb, hit, handler.data === true);
     if (this.state !== 'ready' && !handler.beforeLogin) return this.reply(530, 'Please log in with USER and PASS first.');
     if (handler.needsArg && arg.trim() === '') return this.bad(501, `Syntax: ${handler.help}`);
     if (handler.writes && this.readOnly) return this.reply(550, 'Permission denied: this account is read-only.');
@@ -213,6 +218,15 @@ export class FtpSession {
       this.trace('*', 'error', `${verb} failed: ${(err as Error).message}`);
       if ((this.state as State) !== 'closed') void this.reply(451, 'Requested action aborted: local error in processing.');
     }
+  }
+
+  /** Chaos: a 4xx / 5xx reply instead of the command, 421 and a close, or a close with no reply. */
+  #inject(verb: string, hit: ChaosHit, data: boolean): void {
+    this.trace('*', 'chaos', () => describeHit(verb, hit));
+    if (data) this.data.reset();
+    if (hit.action === 'abrupt') this.conn.socket.destroy();
+    else if (hit.action === 'disconnect') this.close(421, `${hit.text}, closing control connection.`);
+    else void this.reply(hit.code as number, `${hit.text}.`);
   }
 
   /** An unknown or malformed command: answered, counted, and past maxUnknownCommands the connection is closed. */

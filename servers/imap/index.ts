@@ -11,6 +11,7 @@ import { checkLineServerOptions, listenLineServer, refuseTraced } from '../line/
 import { COMMANDS } from './commands/index.ts';
 import { ImapReader } from './reader.ts';
 import { ImapSession, type ImapResolved } from './session.ts';
+import { CommandChaosPolicy, IMAP_CHAOS_CODES, type CommandChaos } from '../line/chaos.ts';
 
 export interface ImapServerOptions {
   /** Default 127.0.0.1. */
@@ -52,12 +53,20 @@ export interface ImapServerOptions {
   allowInsecureAuth?: boolean;
   /** Connections open at once from one client address; more from it get `* BYE` and are closed. Default 32. */
   maxConnectionsPerAddress?: number;
+  /**
+   * Injected failures at chosen commands (servers/line/chaos.ts): NO / BAD, BYE, or a cut connection. A FETCH rule also
+   * hits UID FETCH. Change them while running with `setChaos`. Default none.
+   */
+  chaos?: CommandChaos;
   tracer?: Tracer;
 }
 
 export interface RunningImapServer extends RunningServer {
   readonly store: MailStore;
   readonly stats: MailServerStats;
+  /** The chaos rules in force, how often each fired. */
+  readonly chaos: CommandChaosPolicy;
+  setChaos(chaos: CommandChaos): void;
 }
 
 const DEFAULTS = {
@@ -97,6 +106,7 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
     store: options.store ?? (await defaultMailStore()),
     tracer: options.tracer ?? NOOP_TRACER,
     tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
+    chaos: new CommandChaosPolicy(IMAP_CHAOS_CODES, options.chaos),
   };
   const stats = newStats();
   const sockets = new SocketSet();
@@ -128,5 +138,5 @@ export async function startImapServer(options: ImapServerOptions = {}): Promise<
     },
   });
   o.tracer.emit(proto, `${proto}-server`, '*', 'listen', () => `listening on ${m.host}:${port}`);
-  return { proto, host: m.host, port, url: `${proto}://${m.host}:${port}`, store: o.store, stats, close: () => closeTcpServer(server, sockets) };
+  return { proto, host: m.host, port, url: `${proto}://${m.host}:${port}`, store: o.store, stats, chaos: o.chaos, setChaos: (c) => o.chaos.set(c), close: () => closeTcpServer(server, sockets) };
 }

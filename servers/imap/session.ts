@@ -10,6 +10,7 @@ import type { LineConnection, ServerTls } from '../line/connection.ts';
 import type { ReaderEvent } from './reader.ts';
 import { ImapParseError, parseCommand, type ImapCommand } from './parser.ts';
 import { parseSequenceSet } from './sequence.ts';
+import { describeHit, type CommandChaosPolicy } from '../line/chaos.ts';
 
 export type ImapState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
 
@@ -29,6 +30,8 @@ export interface ImapResolved {
   authFailureDelayMs: number;
   maxAuthFailures: number;
   allowInsecureAuth: boolean;
+  /** Injected failures (servers/line/chaos.ts), checked before each command runs. */
+  chaos: CommandChaosPolicy;
 }
 
 export interface CommandContext {
@@ -170,6 +173,7 @@ export class ImapSession {
       this.tagged(cmd.tag, 'BAD', `${cmd.name} is not allowed in the ${this.state} state`);
       return;
     }
+    if (this.#injected(cmd)) return;
     const ctx: CommandContext = { session: this, cmd };
     try {
       await handler.run(ctx);
@@ -178,6 +182,20 @@ export class ImapSession {
       const resp = code === ErrorCodes.MAIL_NOT_ALLOWED ? '[CANNOT] ' : code === ErrorCodes.MAIL_MAILBOX_EXISTS ? '[ALREADYEXISTS] ' : code === ErrorCodes.MAIL_NO_SUCH_MAILBOX ? '[NONEXISTENT] ' : '';
       this.tagged(cmd.tag, 'NO', `${resp}${cmd.name} failed: ${(err as Error).message}`);
     }
+  }
+
+  /** Chaos: NO / BAD instead of the command, or BYE and close, or a close with no reply. A FETCH rule also hits UID FETCH. */
+  #injected(cmd: ImapCommand): boolean {
+    const first = cmd.args[0];
+    const sub = cmd.name === 'UID' && first?.type === 'atom' ? first.value.toUpperCase() : undefined;
+    const name = sub ?? cmd.name;
+    const hit = this.o.chaos.check(name);
+    if (!hit) return false;
+    this.o.tracer.emit(this.o.proto, this.cid, '*', 'chaos', () => describeHit(name, hit));
+    if (hit.action === 'abrupt') this.conn.socket.destroy();
+    else if (hit.action === 'disconnect') this.bye(`[UNAVAILABLE] ${hit.text}`);
+    else this.tagged(cmd.tag, hit.code as 'NO' | 'BAD', `${hit.code === 'NO' ? '[UNAVAILABLE] ' : ''}${hit.text}`);
+    return true;
   }
 
   #unknownCommand(tag: string, message: string): void {

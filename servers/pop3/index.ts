@@ -9,6 +9,7 @@ import { newStats, type MailServerStats } from '../mail/conn.ts';
 import { defaultMailStore } from '../mail/shared.ts';
 import type { MailStore } from '../mail/store/index.ts';
 import { Pop3Session, type Pop3Resolved } from './session.ts';
+import { CommandChaosPolicy, POP3_CHAOS_CODES, type CommandChaos } from '../line/chaos.ts';
 
 export interface Pop3ServerOptions {
   /** Default 127.0.0.1. */
@@ -42,12 +43,17 @@ export interface Pop3ServerOptions {
   allowInsecureAuth?: boolean;
   /** Connections open at once from one client address; more from it get `-ERR [SYS/TEMP]` and are closed. Default 32. */
   maxConnectionsPerAddress?: number;
+  /** Injected failures at chosen commands (servers/line/chaos.ts); change them while running with `setChaos`. Default none. */
+  chaos?: CommandChaos;
   tracer?: Tracer;
 }
 
 export interface RunningPop3Server extends RunningServer {
   readonly store: MailStore;
   readonly stats: MailServerStats;
+  /** The chaos rules in force, how often each fired. */
+  readonly chaos: CommandChaosPolicy;
+  setChaos(chaos: CommandChaos): void;
 }
 
 const DEFAULTS = {
@@ -79,6 +85,7 @@ export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<
     tracer: options.tracer ?? NOOP_TRACER,
     tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
     proto: merged.secure ? 'pop3s' : 'pop3',
+    chaos: new CommandChaosPolicy(POP3_CHAOS_CODES, options.chaos),
   };
   const stats = newStats();
   const sessions = new Set<Pop3Session>();
@@ -121,6 +128,8 @@ export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<
     url: `${o.proto}://${o.host}:${port}`,
     store: o.store,
     stats,
+    chaos: o.chaos,
+    setChaos: (chaos) => o.chaos.set(chaos),
     close: async () => {
       for (const s of sessions) s.release();
       await closeTcpServer(server, sockets);

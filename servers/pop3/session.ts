@@ -7,6 +7,7 @@ import type { MailServerStats } from '../mail/conn.ts';
 import { sleep } from '../../core/time.ts';
 import { authFailureDelay } from '../mail/shared.ts';
 import type { MailStore } from '../mail/store/index.ts';
+import { describeHit, type CommandChaosPolicy } from '../line/chaos.ts';
 
 /** The options a POP3 session reads (the server's, resolved). */
 export interface Pop3Resolved {
@@ -21,6 +22,8 @@ export interface Pop3Resolved {
   authFailureDelayMs: number;
   maxAuthFailures: number;
   allowInsecureAuth: boolean;
+  /** Injected failures (servers/line/chaos.ts), checked before each command runs. */
+  chaos: CommandChaosPolicy;
 }
 
 type State = 'AUTHORIZATION' | 'TRANSACTION' | 'UPDATE';
@@ -171,6 +174,7 @@ export class Pop3Session {
       return this.#saslResponse(line.trim());
     }
     const [verb = '', ...args] = line.trim().split(/\s+/);
+    if (this.#injected(verb)) return;
     const table = this.#state === 'AUTHORIZATION' ? this.#authorization : this.#transaction;
     const handler = table[verb.toUpperCase()];
     if (handler) return handler(args, line);
@@ -186,6 +190,19 @@ export class Pop3Session {
       return;
     }
     this.send(`-ERR unknown command ${verb.slice(0, 40)}`);
+  }
+
+  /** Chaos: a failure reply instead of the command, or the connection dropped (after -ERR, or with no reply). */
+  #injected(verb: string): boolean {
+    const hit = verb ? this.o.chaos.check(verb) : null;
+    if (!hit) return false;
+    this.o.tracer.emit(this.o.proto, this.cid, '*', 'chaos', () => describeHit(verb, hit));
+    // RFC 3206: [SYS/TEMP] says "try again later"; a text with its own response code ([SYS/PERM], [IN-USE]) keeps it.
+    const text = /^\[/.test(hit.text) ? hit.text : `[SYS/TEMP] ${hit.text}`;
+    if (hit.action === 'abrupt') this.conn.socket.destroy();
+    else if (hit.action === 'disconnect') this.end(`-ERR ${text}, closing`);
+    else this.send(`-ERR ${text}`);
+    return true;
   }
 
   #capa(): void {

@@ -182,12 +182,22 @@ export default defineLab({
         closedByClient.code === 1000 && serverA.close?.code === 1000 && serverA.close.reason === 'client done' && closedByServer.code === 4000 && closedByServer.reason === 'server ends the session' && serverB.close?.code === 4000,
         `A: client ${closedByClient.code}, server ${serverA.close?.code}; B: client ${closedByServer.code} "${closedByServer.reason}", server ${serverB.close?.code}`,
       );
+      // What a tap can read: the server's frames are unmasked, so its texts are in clear on ws:// and only there.
+      const down = Buffer.concat([...(wireA?.bytes['<'] ?? []), ...(wireB?.bytes['<'] ?? [])]).toString('latin1');
+      const clearTexts = [`counted ${BURST}`, 'server ends the session'].filter((t) => down.includes(t));
+      const serverTls = wireA?.firstDown[0] === 0x16 && wireA.firstDown[1] === 0x03;
+      rows.push([scheme, 'server texts readable in the bytes server → client', clearTexts.map((t) => `"${t}"`).join(', ') || 'none']);
       results[scheme] = {
         ok: duplex,
-        wireOk: scheme === 'ws'
-          ? upText.startsWith('GET /session HTTP/1.1') && /upgrade: websocket/i.test(upText) && closes(wireA).startsWith('> close 1000 "client done", < close 1000') && closes(wireB).startsWith('< close 4000 "server ends the session", > close 4000')
-          : tls && !/websocket/i.test(allUp) && closes(wireA) === '' && closes(wireB) === '',
-        evidence: scheme === 'ws' ? `A: ${closes(wireA)}; B: ${closes(wireB)}` : `first bytes ${hex(wireA?.firstUp ?? Buffer.alloc(0))}, no "websocket" in ${allUp.length} B up`,
+        wireOk:
+          scheme === 'ws'
+            ? upText.startsWith('GET /session HTTP/1.1') && /upgrade: websocket/i.test(upText) && clearTexts.length === 2 &&
+              closes(wireA).startsWith('> close 1000 "client done", < close 1000') && closes(wireB).startsWith('< close 4000 "server ends the session", > close 4000')
+            : tls && serverTls && !/websocket/i.test(allUp) && clearTexts.length === 0,
+        evidence:
+          scheme === 'ws'
+            ? `A: ${closes(wireA)}; B: ${closes(wireB)}; in clear: ${clearTexts.join(', ')}`
+            : `client's first bytes ${hex(wireA?.firstUp ?? Buffer.alloc(0))}, server's ${hex(wireA?.firstDown ?? Buffer.alloc(0))}; no "websocket" in ${allUp.length} B up, none of the server's texts in ${down.length} B down`,
       };
     }
     ctx.table('one exchange over ws:// and over wss://, each through a tap', ['scheme', 'observed', 'value'], rows);
@@ -197,7 +207,7 @@ export default defineLab({
       results.ws?.evidence,
     );
     ctx.claim(
-      'wss://: the same exchange, but the tap sees a TLS record (0x16 0x03) first and neither the Upgrade nor any frame in clear',
+      'wss://: the same exchange, but the tap sees TLS records (0x16 0x03) first both ways, and neither the Upgrade nor any message text in clear',
       results.wss?.wireOk === true,
       results.wss?.evidence,
     );

@@ -18,6 +18,8 @@ export interface SmtpRelayOptions {
   port: number;
   /** Messages waiting at once; past it the end of DATA gets 452. Default 1000. */
   maxQueued?: number;
+  /** Bytes of the messages waiting at once (they are held in memory); past it the end of DATA gets 452. Default 64 MiB. */
+  maxQueuedBytes?: number;
   /** Attempts per message before a temporary failure becomes a bounce. Default 3. */
   maxAttempts?: number;
   /** Pause between attempts. Default 1000 ms. */
@@ -26,7 +28,7 @@ export interface SmtpRelayOptions {
   timeoutMs?: number;
 }
 
-export const SMTP_RELAY_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, maxQueued: 1000, maxAttempts: 3, retryDelayMs: 1000, timeoutMs: 10_000 });
+export const SMTP_RELAY_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, maxQueued: 1000, maxQueuedBytes: 64 * 1024 * 1024, maxAttempts: 3, retryDelayMs: 1000, timeoutMs: 10_000 });
 
 export interface RelayJob {
   /** Envelope sender ('' is the null sender of a bounce: never bounced again). */
@@ -112,6 +114,8 @@ export class RelayQueue extends EventEmitter {
   #inFlight = 0;
   #closed = false;
   #timer: NodeJS.Timeout | undefined;
+  #wake: (() => void) | undefined;
+  #queuedBytes = 0;
   readonly #cid = nextCid('smtp-relay');
 
   constructor(
@@ -123,6 +127,7 @@ export class RelayQueue extends EventEmitter {
     checkString('relay.host', o.host);
     checkPort('relay.port', o.port);
     checkInt('relay.maxQueued', o.maxQueued, 1, 1_000_000);
+    checkInt('relay.maxQueuedBytes', o.maxQueuedBytes, 1, 16 * 1024 * 1024 * 1024);
     checkInt('relay.maxAttempts', o.maxAttempts, 1, 100);
     checkInt('relay.retryDelayMs', o.retryDelayMs, 0, 3600_000);
     checkInt('relay.timeoutMs', o.timeoutMs, 1, 3600_000);
@@ -166,7 +171,14 @@ export class RelayQueue extends EventEmitter {
 
   /** Queues a message; false when the queue is full (the caller answers 452). */
   enqueue(job: RelayJob): boolean {
-    if (this.#closed || this.size >= this.options.maxQueued) return false;
+    if (this.#closed || this.size >= this.options.maxQueued || this.#queuedBytes + job.raw.length > this.options.maxQueuedBytes) {
+      this.host.tracer.emit('smtp', this.#cid, '*', 'limit', () => ({
+        summary: `relay queue full (maxQueued=${this.options.maxQueued}, maxQueuedBytes=${this.options.maxQueuedBytes}): 452`,
+        meta: { limit: this.size >= this.options.maxQueued ? 'maxQueued' : 'maxQueuedBytes' },
+      }));
+      return false;
+    }
+    this.#queuedBytes += job.raw.length;
     this.#jobs.push(job);
     this.stats.queued++;
     this.host.tracer.emit('smtp', this.#cid, '*', 'queued', () => `queued for ${job.to.join(', ')} via ${this.options.host}:${this.options.port} (${this.size} waiting)`);
@@ -190,6 +202,7 @@ export class RelayQueue extends EventEmitter {
   close(): void {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    this.#wake?.();
     void Promise.resolve(this.#transport).then((t) => t.close(), () => undefined);
   }
 
@@ -200,13 +213,16 @@ export class RelayQueue extends EventEmitter {
       for (let job = this.#jobs.shift(); job && !this.#closed; job = this.#jobs.shift()) {
         this.#inFlight = 1;
         const outcome = await this.#deliver(job);
-        if (outcome.bounced.length > 0) await this.#bounce(job, outcome.bounced);
+        if (outcome.bounced.length > 0 && !this.#closed) await this.#bounce(job, outcome.bounced);
+        this.#queuedBytes -= job.raw.length;
         this.#inFlight = 0;
         this.emit('done', outcome);
       }
     } finally {
       this.#running = false;
       this.#inFlight = 0;
+      // Closed with messages still waiting: they are dropped (the queue lives in memory only).
+      for (const job of this.#jobs.splice(0)) this.#queuedBytes -= job.raw.length;
     }
   }
 
@@ -237,7 +253,15 @@ export class RelayQueue extends EventEmitter {
         }
         this.stats.retries++;
         tracer.emit('smtp', this.#cid, '*', 'deferred', () => `attempt ${attempt} failed (${oneLine(reply)}): retrying in ${this.options.retryDelayMs} ms`);
-        await new Promise<void>((r) => (this.#timer = setTimeout(r, this.options.retryDelayMs)));
+        await new Promise<void>((r) => {
+          this.#wake = r;
+          this.#timer = setTimeout(r, this.options.retryDelayMs);
+        });
+        this.#wake = undefined;
+        if (this.#closed) {
+          tracer.emit('smtp', this.#cid, '*', 'dropped', () => 'the server closed while the message waited for a retry: dropped (the queue is in memory only)');
+          return { job, accepted: [], bounced: [], attempts: attempt };
+        }
       }
     }
   }

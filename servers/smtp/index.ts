@@ -320,7 +320,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
         const users = new Set(rcpts.map((r) => store.userForAddress(r)?.name).filter((u): u is string => !!u));
         if (relay && onward.length > 0 && !relay.enqueue({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: onward, raw })) {
           await spool.discard();
-          return callback(replyError(`Relay queue full (maxQueued=${relay.options.maxQueued}), try again later`, 452));
+          return callback(replyError('Relay queue full (maxQueued / maxQueuedBytes), try again later', 452));
         }
         // Acknowledged only once the message is on disk in every recipient's INBOX (and queued for the others).
         try {

@@ -86,3 +86,24 @@ test('no open relay: a foreign sender to a foreign domain is refused; bad relay 
   await assert.rejects(client.send({ from: 'eve@elsewhere.test', to: 'bob@hop2.test', text: 'spam' }), (e: { responseCode?: number }) => e.responseCode === 550);
   await assert.rejects(startSmtpServer({ store: store1, relay: { port: hop2.port, maxAttempts: 0 } }), /maxAttempts/);
 });
+
+test('a full relay queue answers 452 at the end of DATA; closing drops what waits for a retry', async () => {
+  // The next hop is a port nothing listens on: the first message waits for its retry, the second finds the queue full.
+  const dead = await startSmtpServer({ store: store2 });
+  const deadPort = dead.port;
+  await dead.close();
+  const busy = await startSmtpServer({ store: store1, relay: { port: deadPort, retryDelayMs: 60_000, maxQueued: 1 } });
+  const c = await createSmtpClient({ port: busy.port });
+  try {
+    const first = await c.send({ from: 'ann@hop1.test', to: 'bob@hop2.test', text: 'one' });
+    assert.match(first.response, /^250/);
+    await assert.rejects(c.send({ from: 'ann@hop1.test', to: 'bob@hop2.test', text: 'two' }), (e: { responseCode?: number }) => e.responseCode === 452);
+    assert.equal(busy.relay!.size, 1);
+  } finally {
+    c.close();
+    const done = once(busy.relay!, 'done');
+    await busy.close();
+    const [outcome] = (await done) as [RelayOutcome];
+    assert.deepEqual(outcome.bounced, []);
+  }
+});

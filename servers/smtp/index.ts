@@ -1,7 +1,7 @@
 import { format } from 'node:util';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
-import { checkBoolean, checkInt, checkPort, rejectRenamed } from '../../core/options.ts';
+import { checkBoolean, checkInt, checkPort, checkString, rejectRenamed } from '../../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { lineMask, NOOP_TRACER, nextCid, oneLine, redactLine, socketEnds, tapSocket, type Tracer, type WireMask } from '../../core/trace/index.ts';
@@ -10,8 +10,10 @@ import { authFailureDelay, defaultMailStore } from '../mail/shared.ts';
 import { ChaosPolicy, type SmtpChaos, type SmtpChaosTrigger } from '../mail/chaos.ts';
 import type { MailStore } from '../mail/store/index.ts';
 import { MessageSpool, type SpooledMessage } from '../mail/spool.ts';
+import { RelayQueue, receivedHeader, type SmtpRelayOptions } from '../mail/relay.ts';
 
 export type { SmtpChaos, SmtpChaosRule, SmtpChaosTrigger } from '../mail/chaos.ts';
+export { RelayQueue, SMTP_RELAY_DEFAULTS, type RelayOutcome, type SmtpRelayOptions } from '../mail/relay.ts';
 
 export interface SmtpServerOptions {
   /** Default 127.0.0.1. */
@@ -56,6 +58,19 @@ export interface SmtpServerOptions {
   allowInsecureAuth?: boolean;
   /** Injected failures; change them while running with `setChaos`. Default none. */
   chaos?: SmtpChaos;
+  /** The name this server gives itself: greeting, EHLO, `Received:` lines, bounces. Default 'wirelab.test'. */
+  hostname?: string;
+  /**
+   * Prepend a `Received:` header to every accepted message (RFC 5321 4.4 asks it of every MTA). Default false, so a
+   * message a client sends is stored byte for byte as it was sent; always on with `relay`.
+   */
+  addReceived?: boolean;
+  /**
+   * Relay (servers/mail/relay.ts): a recipient this server does not deliver is accepted when the sender is one of its
+   * users (or the session authenticated), queued, forwarded here, and bounced to the sender on a final failure.
+   * Default none: such a recipient gets 550.
+   */
+  relay?: SmtpRelayOptions;
   /** Where chaos draws its random numbers (a seeded generator makes a lab repeatable). Default Math.random. */
   random?: () => number;
   tracer?: Tracer;
@@ -66,6 +81,8 @@ export interface RunningSmtpServer extends RunningServer {
   /** Messages delivered (one per accepted DATA, whatever the number of recipients). */
   readonly stats: { connections: number; delivered: number; rejected: number };
   setChaos(chaos: SmtpChaos): void;
+  /** The relay queue, with `relay`. */
+  readonly relay: RelayQueue | null;
 }
 
 const DEFAULTS = {
@@ -82,6 +99,8 @@ const DEFAULTS = {
   authFailureDelayMs: 250,
   maxAuthFailures: 5,
   allowInsecureAuth: false,
+  hostname: 'wirelab.test',
+  addReceived: false,
 };
 
 /**
@@ -122,6 +141,9 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   const proto = o.secure ? 'smtps' : 'smtp';
   const chaos = new ChaosPolicy(o.chaos ?? {}, o.random ?? Math.random);
   const stats = { connections: 0, delivered: 0, rejected: 0 };
+  checkString('hostname', o.hostname);
+  const relay = o.relay ? new RelayQueue(o.relay, { name: o.hostname, store, tracer }) : null;
+  const stamp = o.addReceived || relay !== null;
   const cids = new Map<string, string>();
   const failures = new Map<string, number>();
   // maxConnectionsPerAddress: sessions admitted in onConnect, and how many per client address. smtp-server calls
@@ -187,7 +209,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
     cert: tlsOpts.cert,
     minVersion: tlsOpts.minVersion,
     maxVersion: tlsOpts.maxVersion,
-    name: 'wirelab.test',
+    name: o.hostname,
     // No reverse DNS of the client: it costs ~100 ms per connection and would send traffic off the loopback.
     disableReverseLookup: true,
     banner: 'wirelab ESMTP',
@@ -263,6 +285,11 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
       if (err) return callback(err);
       if (session.envelope.rcptTo.length >= o.maxRecipients) return callback(replyError('Too many recipients', 452));
       if (!store.userForAddress(address.address)) {
+        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+        if (relay && (session.user || store.userForAddress(from))) {
+          tracer.emit(proto, cidOf(session.id), '*', 'relay', () => `${address.address} is not local: accepted for relay`);
+          return callback();
+        }
         tracer.emit(proto, cidOf(session.id), '*', 'reject', () => `unknown recipient ${address.address}: 550`);
         return callback(replyError(`No such user here: ${address.address}`, 550, ErrorCodes.MAIL_NO_SUCH_USER));
       }
@@ -311,11 +338,19 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
           await spool.discard();
           return callback(err);
         }
-        const raw = message.raw;
-        const users = new Set(session.envelope.rcptTo.map((r) => store.userForAddress(r.address)?.name).filter((u): u is string => !!u));
-        // Acknowledged only once the message is on disk in every recipient's INBOX.
+        const rcpts = session.envelope.rcptTo.map((r) => r.address);
+        const onward = rcpts.filter((r) => !store.userForAddress(r));
+        const raw = stamp
+          ? Buffer.concat([Buffer.from(receivedHeader({ helo: session.hostNameAppearsAs, remoteAddress: session.remoteAddress, by: o.hostname, id: cid, with: session.transmissionType, ...(rcpts.length === 1 ? { recipient: rcpts[0]! } : {}) })), message.raw])
+          : message.raw;
+        const users = new Set(rcpts.map((r) => store.userForAddress(r)?.name).filter((u): u is string => !!u));
+        if (relay && onward.length > 0 && !relay.enqueue({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: onward, raw })) {
+          await spool.discard();
+          return callback(replyError('Relay queue full (maxQueued / maxQueuedBytes), try again later', 452));
+        }
+        // Acknowledged only once the message is on disk in every recipient's INBOX (and queued for the others).
         try {
-          await Promise.all([...users].map((u) => store.append(u, 'INBOX', raw, { spoolFile: message.file })));
+          await Promise.all([...users].map((u) => store.append(u, 'INBOX', raw, stamp ? {} : { spoolFile: message.file })));
         } catch (e) {
           return callback(replyError(`Delivery failed: ${(e as Error).message}`, 451));
         } finally {
@@ -323,7 +358,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
         }
         stats.delivered++;
         tracer.emit(proto, cid, '*', 'delivered', () => ({ summary: `${raw.length} B delivered to ${[...users].join(', ')}`, bytes: raw.length }));
-        callback(null, 'Delivered');
+        callback(null, onward.length > 0 ? 'Queued' : 'Delivered');
       };
     },
   });
@@ -338,11 +373,13 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
     url: `${o.secure ? 'smtps' : 'smtp'}://${o.host}:${port}`,
     store,
     stats,
+    relay,
     setChaos(next: SmtpChaos) {
       chaos.set(next);
     },
     close: () =>
       new Promise<void>((resolve) => {
+        relay?.close();
         server.close(() => resolve());
       }),
   };

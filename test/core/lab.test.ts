@@ -86,5 +86,5 @@ test('--trace-file writes the lab traffic as JSON lines, --trace prints it on st
   assert.equal(r.code, 0, r.stderr);
   const events = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
   assert.ok(events.some((e) => e.proto === 'tcp' && e.kind === 'write' && e.dir === '>'));
-  assert.match(r.stderr, /tcp#\d+\s+→ write/);
+  assert.match(r.stderr, /tcp#\d+\s+(?:[CS]:\d+\s+)?→ write/);
 });

@@ -59,7 +59,7 @@ export const CHAT_DEFAULTS = {
   /** A DM session's signaling is relayed for this long after its offer (ICE is done well before). */
   dmSessionTtlMs: 30_000,
   /** How long a page waits for the DM data channel to open before it falls back to the relay (told in welcome). */
-  dmIceTimeoutMs: 5000,
+  dmIceTimeoutMs: 10_000,
 };
 
 export interface ChatServerOptions extends Partial<typeof CHAT_DEFAULTS> {

@@ -123,7 +123,7 @@ describe('chat DMs (relay, signaling limits) and the Node client switching trans
     clients.push(hal);
     await hal.join('cli');
     const halGot: string[] = [];
-    const agent = new DmAgent(hal, { iceTimeoutMs: 5000, onDm: (from, text) => halGot.push(`${from}: ${text}`) });
+    const agent = new DmAgent(hal, { iceTimeoutMs: 20_000, onDm: (from, text) => halGot.push(`${from}: ${text}`) });
     const jon = await join('jon', 'cli');
     const jonGot = jon.waitFor((m) => m.type === 'dm', 20_000);
     const relayed0 = server.stats.dm.relayed;

@@ -1,17 +1,13 @@
-import tls from 'node:tls';
-import { checkInt, rejectRenamed } from '../../core/options.ts';
-import { closeTcpServer, DEFAULT_HOST, SocketSet, type RunningServer } from '../../core/server.ts';
-import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
-import { newStats, type MailServerStats } from '../mail/conn.ts';
-import { defaultMailStore } from '../mail/shared.ts';
+import { checkInt } from '../../core/options.ts';
+import { DEFAULT_HOST } from '../../core/server.ts';
+import type { TlsSettings } from '../../core/tls/index.ts';
+import type { Tracer } from '../../core/trace/index.ts';
+import { IMAP_CHAOS_CODES, type CommandChaos } from '../line/chaos.ts';
+import { startMailLineServer, type RunningMailLineServer } from '../mail/line-server.ts';
 import type { MailStore } from '../mail/store/index.ts';
-import { LineConnection } from '../line/connection.ts';
-import { checkLineServerOptions, listenLineServer, refuseTraced } from '../line/server.ts';
 import { COMMANDS } from './commands/index.ts';
-import { ImapReader } from './reader.ts';
+import { ImapReader, type ReaderEvent } from './reader.ts';
 import { ImapSession, type ImapResolved } from './session.ts';
-import { CommandChaosPolicy, IMAP_CHAOS_CODES, type CommandChaos } from '../line/chaos.ts';
 
 export interface ImapServerOptions {
   /** Default 127.0.0.1. */
@@ -61,15 +57,9 @@ export interface ImapServerOptions {
   tracer?: Tracer;
 }
 
-export interface RunningImapServer extends RunningServer {
-  readonly store: MailStore;
-  readonly stats: MailServerStats;
-  /** The chaos rules in force, how often each fired. */
-  readonly chaos: CommandChaosPolicy;
-  setChaos(chaos: CommandChaos): void;
-}
+export type RunningImapServer = RunningMailLineServer;
 
-const DEFAULTS = {
+export const IMAP_SERVER_DEFAULTS = Object.freeze({
   host: DEFAULT_HOST,
   port: 0,
   secure: false,
@@ -86,57 +76,22 @@ const DEFAULTS = {
   maxConnections: 100,
   allowInsecureAuth: false,
   maxConnectionsPerAddress: 32,
-};
+});
 
 /** An IMAP4rev1 server (RFC 3501, with LITERAL+, SASL-IR, IDLE, UIDPLUS, MOVE, NAMESPACE, ID, UNSELECT) over the store. */
-export async function startImapServer(options: ImapServerOptions = {}): Promise<RunningImapServer> {
-  rejectRenamed(options);
-  const m = { ...DEFAULTS, ...options };
-  checkLineServerOptions(m, { min: 256, max: 64 * 1024 * 1024 });
-  checkInt('maxLiteralSize', m.maxLiteralSize, 0, 1024 * 1024 * 1024);
-  checkInt('maxCommandSize', m.maxCommandSize, 256, 1024 * 1024 * 1024);
-  checkInt('maxNesting', m.maxNesting, 1, 1000);
-  checkInt('maxSearchDepth', m.maxSearchDepth, 1, 10_000);
-  const settings = options.tls ?? {};
-  const tlsOptions = await tlsServerOptions(settings);
-  const proto = m.secure ? 'imaps' : 'imap';
-  const o: ImapResolved = {
-    ...m,
-    proto,
-    store: options.store ?? (await defaultMailStore()),
-    tracer: options.tracer ?? NOOP_TRACER,
-    tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
-    chaos: new CommandChaosPolicy(IMAP_CHAOS_CODES, options.chaos),
-  };
-  const stats = newStats();
-  const sockets = new SocketSet();
-  const { server, port } = await listenLineServer({
-    sockets,
-    host: m.host,
-    port: m.port,
-    implicitTls: m.secure ? { options: tlsOptions } : undefined,
-    limits: m,
-    tracer: o.tracer,
-    proto,
-    serverCid: `${proto}-server`,
-    refuse: (socket, limit) =>
-      refuseTraced(o.tracer, proto, nextCid(proto), socket, limit, m[limit], limit === 'maxConnections' ? '* BYE Too many connections\r\n' : '* BYE Too many connections from your address\r\n', 'BYE'),
-    accept: (socket) => {
-      stats.connections++;
-      const cid = nextCid(proto);
-      const conn = new LineConnection(socket, {
-        proto,
-        cid,
-        tracer: o.tracer,
-        framer: () => new ImapReader({ maxLineLength: m.maxLineLength, maxLiteralSize: m.maxLiteralSize, maxCommandSize: m.maxCommandSize }),
-        maxPipelined: m.maxPipelinedCommands,
-        idleTimeoutMs: m.idleTimeoutMs,
-        release: (s) => sockets.release(s),
-        counters: stats,
-      });
-      new ImapSession(conn, cid, o, stats, COMMANDS);
+export function startImapServer(options: ImapServerOptions = {}): Promise<RunningImapServer> {
+  return startMailLineServer<ImapResolved, ReaderEvent>(IMAP_SERVER_DEFAULTS, options, {
+    proto: { plain: 'imap', secure: 'imaps' },
+    maxLineLength: { min: 256, max: 64 * 1024 * 1024 },
+    check: (o) => {
+      checkInt('maxLiteralSize', o.maxLiteralSize, 0, 1024 * 1024 * 1024);
+      checkInt('maxCommandSize', o.maxCommandSize, 256, 1024 * 1024 * 1024);
+      checkInt('maxNesting', o.maxNesting, 1, 1000);
+      checkInt('maxSearchDepth', o.maxSearchDepth, 1, 10_000);
     },
+    chaosCodes: IMAP_CHAOS_CODES,
+    refusal: { maxConnections: '* BYE Too many connections\r\n', maxConnectionsPerAddress: '* BYE Too many connections from your address\r\n', shown: 'BYE' },
+    framer: (o) => new ImapReader({ maxLineLength: o.maxLineLength, maxLiteralSize: o.maxLiteralSize, maxCommandSize: o.maxCommandSize }),
+    session: (conn, cid, o, stats) => new ImapSession(conn, cid, o, stats, COMMANDS),
   });
-  o.tracer.emit(proto, `${proto}-server`, '*', 'listen', () => `listening on ${m.host}:${port}`);
-  return { proto, host: m.host, port, url: `${proto}://${m.host}:${port}`, store: o.store, stats, chaos: o.chaos, setChaos: (c) => o.chaos.set(c), close: () => closeTcpServer(server, sockets) };
 }

@@ -1,37 +1,26 @@
 import tls from 'node:tls';
 import { ErrorCodes } from '../../core/errors.ts';
-import { oneLine, REDACTED, redactLine, socketEnds, type Tracer } from '../../core/trace/index.ts';
+import { oneLine, REDACTED, redactLine, socketEnds } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
-import type { Mailbox, MailChange, MailStore, StoredMessage } from '../mail/store/index.ts';
+import type { Mailbox, MailChange, StoredMessage } from '../mail/store/index.ts';
 import { sleep } from '../../core/time.ts';
 import { authFailureDelay } from '../mail/shared.ts';
 import type { MailServerStats } from '../mail/conn.ts';
-import type { LineConnection, ServerTls } from '../line/connection.ts';
+import type { LineConnection } from '../line/connection.ts';
+import type { MailLineResolved } from '../mail/line-server.ts';
 import type { ReaderEvent } from './reader.ts';
 import { ImapParseError, parseCommand, type ImapCommand } from './parser.ts';
 import { parseSequenceSet } from './sequence.ts';
-import { describeHit, type CommandChaosPolicy } from '../line/chaos.ts';
+import { describeHit } from '../line/chaos.ts';
 
 export type ImapState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
 
-export interface ImapResolved {
-  proto: string;
-  store: MailStore;
-  tracer: Tracer;
-  tls: ServerTls;
-  maxLineLength: number;
+/** The options an IMAP session reads: the mail line server's, and IMAP's own limits. */
+export interface ImapResolved extends MailLineResolved {
   maxLiteralSize: number;
   maxCommandSize: number;
   maxNesting: number;
   maxSearchDepth: number;
-  maxUnknownCommands: number;
-  maxPipelinedCommands: number;
-  idleTimeoutMs: number;
-  authFailureDelayMs: number;
-  maxAuthFailures: number;
-  allowInsecureAuth: boolean;
-  /** Injected failures (servers/line/chaos.ts), checked before each command runs. */
-  chaos: CommandChaosPolicy;
 }
 
 export interface CommandContext {

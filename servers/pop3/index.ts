@@ -1,15 +1,11 @@
-import tls from 'node:tls';
-import { rejectRenamed } from '../../core/options.ts';
-import { closeTcpServer, DEFAULT_HOST, SocketSet, type RunningServer } from '../../core/server.ts';
-import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, type Tracer } from '../../core/trace/index.ts';
-import { LineConnection, lineFramer } from '../line/connection.ts';
-import { checkLineServerOptions, listenLineServer, refuseTraced } from '../line/server.ts';
-import { newStats, type MailServerStats } from '../mail/conn.ts';
-import { defaultMailStore } from '../mail/shared.ts';
+import { DEFAULT_HOST } from '../../core/server.ts';
+import type { TlsSettings } from '../../core/tls/index.ts';
+import type { Tracer } from '../../core/trace/index.ts';
+import { POP3_CHAOS_CODES, type CommandChaos } from '../line/chaos.ts';
+import { lineFramer } from '../line/connection.ts';
+import { startMailLineServer, type RunningMailLineServer } from '../mail/line-server.ts';
 import type { MailStore } from '../mail/store/index.ts';
 import { Pop3Session, type Pop3Resolved } from './session.ts';
-import { CommandChaosPolicy, POP3_CHAOS_CODES, type CommandChaos } from '../line/chaos.ts';
 
 export interface Pop3ServerOptions {
   /** Default 127.0.0.1. */
@@ -48,15 +44,9 @@ export interface Pop3ServerOptions {
   tracer?: Tracer;
 }
 
-export interface RunningPop3Server extends RunningServer {
-  readonly store: MailStore;
-  readonly stats: MailServerStats;
-  /** The chaos rules in force, how often each fired. */
-  readonly chaos: CommandChaosPolicy;
-  setChaos(chaos: CommandChaos): void;
-}
+export type RunningPop3Server = RunningMailLineServer;
 
-const DEFAULTS = {
+export const POP3_SERVER_DEFAULTS = Object.freeze({
   host: DEFAULT_HOST,
   port: 0,
   secure: false,
@@ -69,70 +59,22 @@ const DEFAULTS = {
   maxConnections: 100,
   allowInsecureAuth: false,
   maxConnectionsPerAddress: 32,
-};
+});
 export type { Pop3Resolved };
 
 /** A POP3 server (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH PLAIN RFC 5034) over the mail store. */
-export async function startPop3Server(options: Pop3ServerOptions = {}): Promise<RunningPop3Server> {
-  rejectRenamed(options);
-  const merged = { ...DEFAULTS, ...options };
-  checkLineServerOptions(merged, { min: 64, max: 1024 * 1024 });
-  const settings = options.tls ?? {};
-  const tlsOptions = await tlsServerOptions(settings);
-  const o: Pop3Resolved & typeof DEFAULTS = {
-    ...merged,
-    store: options.store ?? (await defaultMailStore()),
-    tracer: options.tracer ?? NOOP_TRACER,
-    tls: { context: tls.createSecureContext(tlsOptions), options: tlsOptions, settings },
-    proto: merged.secure ? 'pop3s' : 'pop3',
-    chaos: new CommandChaosPolicy(POP3_CHAOS_CODES, options.chaos),
-  };
-  const stats = newStats();
-  const sessions = new Set<Pop3Session>();
-  const sockets = new SocketSet();
-  const { server, port } = await listenLineServer({
-    sockets,
-    host: o.host,
-    port: o.port,
-    implicitTls: o.secure ? { options: tlsOptions } : undefined,
-    limits: o,
-    tracer: o.tracer,
-    proto: o.proto,
-    serverCid: `${o.proto}-server`,
+export function startPop3Server(options: Pop3ServerOptions = {}): Promise<RunningPop3Server> {
+  return startMailLineServer<Pop3Resolved, string>(POP3_SERVER_DEFAULTS, options, {
+    proto: { plain: 'pop3', secure: 'pop3s' },
+    maxLineLength: { min: 64, max: 1024 * 1024 },
+    chaosCodes: POP3_CHAOS_CODES,
     // RFC 2449 / 3206: SYS/TEMP, a temporary condition of the server, worth trying again later.
-    refuse: (socket, limit) =>
-      refuseTraced(o.tracer, o.proto, nextCid(o.proto), socket, limit, o[limit], limit === 'maxConnections' ? '-ERR [SYS/TEMP] too many connections\r\n' : '-ERR [SYS/TEMP] too many connections from your address\r\n', '-ERR'),
-    accept: (socket) => {
-      const cid = nextCid(o.proto);
-      stats.connections++;
-      const conn = new LineConnection(socket, {
-        proto: o.proto,
-        cid,
-        tracer: o.tracer,
-        framer: () => lineFramer(o.maxLineLength),
-        maxPipelined: o.maxPipelinedCommands,
-        idleTimeoutMs: o.idleTimeoutMs,
-        release: (s) => sockets.release(s),
-        counters: stats,
-      });
-      const session = new Pop3Session(conn, cid, o, stats);
-      sessions.add(session);
-      socket.once('close', () => sessions.delete(session));
+    refusal: {
+      maxConnections: '-ERR [SYS/TEMP] too many connections\r\n',
+      maxConnectionsPerAddress: '-ERR [SYS/TEMP] too many connections from your address\r\n',
+      shown: '-ERR',
     },
+    framer: (o) => lineFramer(o.maxLineLength),
+    session: (conn, cid, o, stats) => new Pop3Session(conn, cid, o, stats),
   });
-  o.tracer.emit(o.proto, `${o.proto}-server`, '*', 'listen', () => `listening on ${o.host}:${port}`);
-  return {
-    proto: o.proto,
-    host: o.host,
-    port,
-    url: `${o.proto}://${o.host}:${port}`,
-    store: o.store,
-    stats,
-    chaos: o.chaos,
-    setChaos: (chaos) => o.chaos.set(chaos),
-    close: async () => {
-      for (const s of sessions) s.release();
-      await closeTcpServer(server, sockets);
-    },
-  };
 }

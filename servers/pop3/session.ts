@@ -1,30 +1,16 @@
 import { createHash } from 'node:crypto';
 import tls from 'node:tls';
-import { REDACTED, redactLine, socketEnds, type Tracer } from '../../core/trace/index.ts';
+import { REDACTED, redactLine, socketEnds } from '../../core/trace/index.ts';
 import { traceTlsHandshake } from '../../core/tls/index.ts';
-import type { LineConnection, ServerTls } from '../line/connection.ts';
+import type { LineConnection } from '../line/connection.ts';
+import type { MailLineResolved } from '../mail/line-server.ts';
 import type { MailServerStats } from '../mail/conn.ts';
 import { sleep } from '../../core/time.ts';
 import { authFailureDelay } from '../mail/shared.ts';
-import type { MailStore } from '../mail/store/index.ts';
-import { describeHit, type CommandChaosPolicy } from '../line/chaos.ts';
+import { describeHit } from '../line/chaos.ts';
 
 /** The options a POP3 session reads (the server's, resolved). */
-export interface Pop3Resolved {
-  proto: string;
-  store: MailStore;
-  tracer: Tracer;
-  tls: ServerTls;
-  maxLineLength: number;
-  maxUnknownCommands: number;
-  maxPipelinedCommands: number;
-  idleTimeoutMs: number;
-  authFailureDelayMs: number;
-  maxAuthFailures: number;
-  allowInsecureAuth: boolean;
-  /** Injected failures (servers/line/chaos.ts), checked before each command runs. */
-  chaos: CommandChaosPolicy;
-}
+export type Pop3Resolved = MailLineResolved;
 
 type State = 'AUTHORIZATION' | 'TRANSACTION' | 'UPDATE';
 

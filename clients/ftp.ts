@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Readable, Writable } from 'node:stream';
 import { Client as BasicClient, type FileInfo, type FTPContext, type FTPResponse } from 'basic-ftp';
-import { checkInt, checkPort } from '../core/options.ts';
+import { checkBoolean, checkInt, checkPort, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, socketEnds, type Tracer } from '../core/trace/index.ts';
@@ -81,9 +81,10 @@ export class FtpClient {
   }
 
   static async connect(options: FtpClientOptions): Promise<FtpClient> {
-    const o = { host: DEFAULT_HOST, user: 'demo', password: 'demo', secure: true as boolean | 'implicit', login: true, timeoutMs: 10_000, ...options };
+    const o = withDefaults(FTP_CLIENT_DEFAULTS, options);
     checkPort('port', o.port);
     checkInt('timeoutMs', o.timeoutMs, 1, 3600_000);
+    if (o.secure !== 'implicit') checkBoolean('secure', o.secure);
     const client = new FtpClient(new BasicClient(o.timeoutMs), o.tracer ?? NOOP_TRACER);
     if (o.secure) client.#secureOptions = { ...(await tlsClientOptions(o.tls ?? {})), host: o.host };
     try {
@@ -253,6 +254,8 @@ export class FtpClient {
     this.basic.close();
   }
 }
+
+export const FTP_CLIENT_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, user: 'demo', password: 'demo', secure: true as boolean | 'implicit', login: true, timeoutMs: 10_000 });
 
 /** The DESIGN.md client seam: `connectFtp(options)` is `FtpClient.connect(options)`. */
 export function connectFtp(options: FtpClientOptions): Promise<FtpClient> {

@@ -9,6 +9,7 @@ import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, redactLine, socketEnds, type Tracer } from '../core/trace/index.ts';
 import { round } from '../core/stats.ts';
 import { ExchangeRecord, subscribeExchangeChannels } from './http-exchange.ts';
+import { sleep } from '../core/time.ts';
 
 export interface HttpClientOptions {
   /** Reuse connections between requests (keep-alive). Off: every request says Connection: close, so each opens a new connection. Default true. */
@@ -325,7 +326,7 @@ export class HttpClient {
       if (r && r.statuses.includes(res.status) && retries.length < r.maxRetries) {
         const wait = Math.min(r.maxWaitMs, retryAfterMs(res.headers['retry-after']) ?? 1000);
         this.tracer.emit('http', 'http', '*', 'backoff', () => `${res.status} with Retry-After ${res.headers['retry-after'] ?? '(none)'}: waiting ${wait} ms before retry ${retries.length + 1}`);
-        await new Promise((resolve) => setTimeout(resolve, wait));
+        await sleep(wait);
         retries.push({ status: res.status, waitedMs: wait });
         continue;
       }

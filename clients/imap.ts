@@ -1,5 +1,5 @@
 import { ImapFlow } from 'imapflow';
-import { checkPort } from '../core/options.ts';
+import { checkBoolean, checkPort, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { addressOf, endsOf, NOOP_TRACER, nextCid, redactLine, type Tracer } from '../core/trace/index.ts';
@@ -20,6 +20,8 @@ export interface ImapClientOptions {
   tracer?: Tracer;
 }
 
+export const IMAP_CLIENT_DEFAULTS = Object.freeze({ host: DEFAULT_HOST, secure: false, noStartTls: false, autoIdle: false });
+
 /** What imapflow puts in a log entry (the connection entry carries the TCP ends). */
 interface ImapflowLogEntry {
   src?: string;
@@ -35,7 +37,9 @@ interface ImapflowLogEntry {
  * feeds the tracer as `imap` events of connection `imapc#N`, credentials redacted.
  */
 export async function connectImap(options: ImapClientOptions): Promise<ImapFlow> {
-  checkPort('port', options.port);
+  const o = withDefaults(IMAP_CLIENT_DEFAULTS, options);
+  checkPort('port', o.port);
+  for (const k of ['secure', 'noStartTls', 'autoIdle'] as const) checkBoolean(k, o[k]);
   const tracer = options.tracer ?? NOOP_TRACER;
   const cid = nextCid('imapc');
   const log = (level: string) => (entry: ImapflowLogEntry) => {
@@ -54,15 +58,15 @@ export async function connectImap(options: ImapClientOptions): Promise<ImapFlow>
   };
   const base = await tlsClientOptions(options.tls ?? {});
   const client = new ImapFlow({
-    host: options.host ?? DEFAULT_HOST,
-    port: options.port,
-    secure: options.secure ?? false,
+    host: o.host,
+    port: o.port,
+    secure: o.secure,
     // true: STARTTLS or fail, so the password never goes out in clear by accident (imapflow's default is opportunistic).
-    doSTARTTLS: options.secure ? undefined : !options.noStartTls,
-    auth: options.auth,
+    doSTARTTLS: o.secure ? undefined : !o.noStartTls,
+    auth: o.auth,
     tls: { ...base, ...(options.tls?.ca ? { ca: options.tls.ca } : {}) },
     logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), trace: log('trace') } as never,
-    disableAutoIdle: !options.autoIdle,
+    disableAutoIdle: !o.autoIdle,
     verifyOnly: false,
   } as ConstructorParameters<typeof ImapFlow>[0]);
   client.on('error', (err: Error) => tracer.emit('imap', cid, '*', 'error', () => err.message));

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
+import { checkInt, withDefaults } from '../core/options.ts';
 import type { Tracer } from '../core/trace/index.ts';
 import { parseServerMessage, type PeerMessage, type ServerMessage, type SignalOf } from '../protocols/signaling.ts';
 import { connectWs, type WsClient } from './ws.ts';
@@ -16,6 +17,8 @@ export interface SignalingClientOptions {
   timeoutMs?: number;
   tracer?: Tracer;
 }
+
+export const SIGNALING_CLIENT_DEFAULTS = Object.freeze({ timeoutMs: 5000 });
 
 // Typed events: each received message under its type (protocols/signaling.ts), and 'closed'. The interface only adds
 // narrower overloads of the EventEmitter methods the class inherits, which is what the rule below guards against.
@@ -50,7 +53,8 @@ export class SignalingClient extends EventEmitter {
   }
 
   static async connect(options: SignalingClientOptions): Promise<SignalingClient> {
-    const timeoutMs = options.timeoutMs ?? 5000;
+    const { timeoutMs } = withDefaults(SIGNALING_CLIENT_DEFAULTS, options);
+    checkInt('timeoutMs', timeoutMs, 1, 3600_000);
     const ws = await connectWs({ url: options.url, tracer: options.tracer, handshakeTimeoutMs: timeoutMs });
     const c = new SignalingClient(ws);
     void c.#pump();

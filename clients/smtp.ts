@@ -4,6 +4,7 @@ import { checkBoolean, checkInt, checkPort, checkString, withDefaults } from '..
 import { DEFAULT_HOST } from '../core/server.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { addressOf, endsOf, NOOP_TRACER, nextCid, oneLine, redactLine, type Tracer } from '../core/trace/index.ts';
+import { sleep } from '../core/time.ts';
 
 export interface SmtpClientOptions {
   /** Default 127.0.0.1. */
@@ -170,7 +171,7 @@ export async function sendWithRetry(client: SmtpClient, mail: MailToSend, option
       attempts.push({ code, message: (err as Error).message });
       // 5xx: permanent. 4xx and a connection lost without a reply (no code): try again later.
       if (code >= 500 || (code !== 0 && code < 400)) return { delivered: false, bounced: code >= 500, attempts };
-      await new Promise((r) => setTimeout(r, wait));
+      await sleep(wait);
       wait *= 2;
     }
   }

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
+import { ReadQueue } from '../core/read-queue.ts';
 import { createDecoder, encodeFrame, FRAMINGS, type Framing, type FramingLimits } from '../core/framing.ts';
 import { checkBoolean, checkInt, checkOneOf, checkPort, checkString, withDefaults } from '../core/options.ts';
 import { DEFAULT_HOST } from '../core/server.ts';
@@ -65,9 +66,7 @@ export class TcpClient {
   readonly #framing: Framing;
   readonly #tracer: Tracer;
   readonly #proto: string;
-  readonly #queue: Buffer[] = [];
-  readonly #waiters: Array<{ resolve: (b: Buffer) => void; reject: (e: Error) => void }> = [];
-  #ended?: Error;
+  readonly #queue = new ReadQueue<Buffer>();
   #reason?: EndReason;
 
   private constructor(
@@ -103,10 +102,7 @@ export class TcpClient {
         return;
       }
       for (const m of messages) {
-        const w = this.#waiters.shift();
-        if (w) w.resolve(m);
-        else if (this.#queue.length < maxQueued) this.#queue.push(m);
-        else {
+        if (!this.#queue.offer(m, maxQueued)) {
           this.#tracer.emit(proto, cid, '*', 'limit', () => `maxQueued=${maxQueued} unread messages: closing`);
           this.#fail(new WirelabError(ErrorCodes.QUEUE_FULL, `more than maxQueued=${maxQueued} messages received and not read`));
           socket.destroy();
@@ -199,27 +195,7 @@ export class TcpClient {
 
   /** The next message (a whole frame, or one read in raw framing). */
   next(timeoutMs = 5000): Promise<Buffer> {
-    const queued = this.#queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.#ended) return Promise.reject(this.#ended);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i !== -1) this.#waiters.splice(i, 1);
-        reject(new WirelabError(ErrorCodes.TIMEOUT, `no message within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter = {
-        resolve: (b: Buffer) => {
-          clearTimeout(timer);
-          resolve(b);
-        },
-        reject: (e: Error) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.#waiters.push(waiter);
-    });
+    return this.#queue.next(timeoutMs, 'message');
   }
 
   /** Reads raw bytes until `n` have arrived (raw framing), whatever the read boundaries. */
@@ -257,8 +233,7 @@ export class TcpClient {
   }
 
   #fail(err: Error): void {
-    this.#ended ??= err;
-    for (const w of this.#waiters.splice(0)) w.reject(err);
+    this.#queue.fail(err);
   }
 }
 

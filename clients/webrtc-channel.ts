@@ -1,5 +1,6 @@
 import type { RTCDataChannel } from 'werift';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
+import { ReadQueue } from '../core/read-queue.ts';
 import { preview, type Tracer } from '../core/trace/index.ts';
 
 export interface ChannelOptions {
@@ -34,9 +35,7 @@ export class PeerChannel {
   received = 0;
   /** Messages dropped because more than maxQueuedMessages waited unread. */
   dropped = 0;
-  readonly #queue: ChannelMessage[] = [];
-  readonly #waiters: Array<{ resolve: (m: ChannelMessage) => void; reject: (e: Error) => void }> = [];
-  #closed?: WirelabError;
+  readonly #queue = new ReadQueue<ChannelMessage>();
   readonly #peer: ChannelOwner;
   /** Called for every message instead of queueing it (benches, echo). */
   onMessage?: (m: ChannelMessage) => void;
@@ -51,10 +50,7 @@ export class PeerChannel {
     });
     // A reader waiting on a channel that closes is told so at once, not at its timeout; later reads get what was
     // queued, then the same error.
-    const onClosed = (): void => {
-      this.#closed ??= new WirelabError(ErrorCodes.CLOSED, `channel ${this.label} closed`);
-      for (const w of this.#waiters.splice(0)) w.reject(this.#closed);
-    };
+    const onClosed = (): void => this.#queue.fail(new WirelabError(ErrorCodes.CLOSED, `channel ${this.label} closed`));
     if (raw.readyState === 'closed') onClosed();
     else raw.stateChanged.subscribe((s) => s === 'closed' && onClosed());
     raw.onMessage.subscribe((data: Buffer | string) => {
@@ -62,14 +58,10 @@ export class PeerChannel {
       const m = { data, binary: typeof data !== 'string', at: performance.now() };
       peer.tracer.emit('webrtc', peer.cid, '<', 'dc-message', () => ({ summary: `${this.label} ${m.binary ? 'binary' : 'text'} ${preview(Buffer.from(data))}`, bytes: Buffer.byteLength(data) }));
       if (this.onMessage) return this.onMessage(m);
-      const w = this.#waiters.shift();
-      if (w) w.resolve(m);
-      else {
-        this.#queue.push(m);
-        if (this.#queue.length > peer.maxQueuedMessages) {
-          this.#queue.shift();
-          this.dropped++;
-        }
+      if (!this.#queue.offer(m, peer.maxQueuedMessages)) {
+        this.#queue.shift();
+        this.#queue.offer(m);
+        this.dropped++;
       }
     });
   }
@@ -100,25 +92,6 @@ export class PeerChannel {
   }
 
   next(timeoutMs = 5000): Promise<ChannelMessage> {
-    const queued = this.#queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.#closed) return Promise.reject(this.#closed);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        reject(new WirelabError(ErrorCodes.TIMEOUT, `no message on ${this.label} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const w = {
-        resolve: (m: ChannelMessage): void => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e: Error): void => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.#waiters.push(w);
-    });
+    return this.#queue.next(timeoutMs, `message on ${this.label}`);
   }
 }

@@ -2,11 +2,13 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import WebSocket, { type RawData } from 'ws';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
+import { ReadQueue } from '../core/read-queue.ts';
 import { checkBoolean, checkInt, checkString, withDefaults } from '../core/options.ts';
 import { tlsClientOptions, type TlsSettings } from '../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, redactLine, type Tracer } from '../core/trace/index.ts';
 import { acceptFor, CLOSE_CODES, traceFrames, type FrameHeader } from '../protocols/ws.ts';
 import { round } from '../core/stats.ts';
+import { sleep } from '../core/time.ts';
 
 export interface WsReconnectOptions {
   /** Attempts after an unexpected close before giving up. Default 5. */
@@ -82,11 +84,9 @@ export class WsClient {
   #ws!: WebSocket;
   #socket?: Duplex;
   readonly #o: WsClientOptions & { tracer: Tracer };
-  readonly #queue: WsMessage[] = [];
-  readonly #waiters: Array<{ resolve: (m: WsMessage) => void; reject: (e: Error) => void }> = [];
+  readonly #queue = new ReadQueue<WsMessage>();
   #closing = false;
   #overflow?: WirelabError;
-  #ended?: WsCloseInfo;
   #resolveClosed!: (c: WsCloseInfo) => void;
   readonly #tlsOpts: Record<string, unknown>;
 
@@ -168,13 +168,11 @@ export class WsClient {
       const m = { data: buf, isBinary, at: performance.now() };
       tracer.emit('ws', this.cid, '<', 'message', () => ({ summary: `${isBinary ? 'binary' : 'text'} ${preview(buf)}`, bytes: buf.length }));
       if (this.#overflow) return;
-      const w = this.#waiters.shift();
-      if (w) w.resolve(m);
-      else if (this.#queue.length < (o.maxQueued ?? WS_CLIENT_DEFAULTS.maxQueued)) this.#queue.push(m);
-      else {
-        const max = o.maxQueued ?? WS_CLIENT_DEFAULTS.maxQueued;
+      const max = o.maxQueued ?? WS_CLIENT_DEFAULTS.maxQueued;
+      if (!this.#queue.offer(m, max)) {
         tracer.emit('ws', this.cid, '*', 'limit', () => `maxQueued=${max} unread messages: closing`);
         this.#overflow = new WirelabError(ErrorCodes.QUEUE_FULL, `more than maxQueued=${max} messages received and not read`);
+        this.#queue.fail(this.#overflow);
         this.#closing = true;
         ws.close(1008, 'client queue full');
       }
@@ -201,7 +199,7 @@ export class WsClient {
         const wait = Math.min(r.maxMs ?? WS_CLIENT_DEFAULTS.reconnect.maxMs, (r.baseMs ?? WS_CLIENT_DEFAULTS.reconnect.baseMs) * 2 ** this.reconnects) * (0.8 + Math.random() * 0.4);
         this.reconnects++;
         this.#o.tracer.emit('ws', this.cid, '*', 'reconnect', () => `attempt ${this.reconnects}/${retries} in ${Math.round(wait)} ms`);
-        await new Promise((res) => setTimeout(res, wait));
+        await sleep(wait);
         try {
           await this.#open();
           return;
@@ -210,9 +208,7 @@ export class WsClient {
         }
       }
     }
-    this.#ended = info;
-    const err = this.#overflow ?? new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${info.code}${info.reason ? ` ${info.reason}` : ''}`, { status: info.code });
-    for (const w of this.#waiters.splice(0)) w.reject(err);
+    this.#queue.fail(new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${info.code}${info.reason ? ` ${info.reason}` : ''}`, { status: info.code }));
     this.#resolveClosed(info);
   }
 
@@ -227,28 +223,7 @@ export class WsClient {
   }
 
   next(timeoutMs = 5000): Promise<WsMessage> {
-    const queued = this.#queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.#overflow) return Promise.reject(this.#overflow);
-    if (this.#ended) return Promise.reject(new WirelabError(ErrorCodes.CLOSED, `WebSocket closed ${this.#ended.code}`, { status: this.#ended.code }));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i !== -1) this.#waiters.splice(i, 1);
-        reject(new WirelabError(ErrorCodes.TIMEOUT, `no WebSocket message within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const waiter = {
-        resolve: (m: WsMessage) => {
-          clearTimeout(timer);
-          resolve(m);
-        },
-        reject: (e: Error) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
-      this.#waiters.push(waiter);
-    });
+    return this.#queue.next(timeoutMs, 'WebSocket message');
   }
 
   /** Sends a close frame and resolves with the code the connection ended with. */

@@ -5,6 +5,7 @@ import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import { ROOM_RE } from '../../protocols/signaling.ts';
 import { LineSplitter } from '../cli/lines.ts';
+import { sleep } from '../../core/time.ts';
 
 export interface WebRtcFlags {
   url?: string;
@@ -164,14 +165,14 @@ export async function webrtcCommand(flags: WebRtcFlags, tracer: Tracer): Promise
   if (why === 'stdin' && waiting.length > 0) {
     // Piped input (`echo hi | wirelab webrtc`): wait for a peer to take the lines, up to the connect timeout.
     const deadline = Date.now() + timeoutMs;
-    while (waiting.length > 0 && Date.now() < deadline && !stopping) await new Promise((r) => setTimeout(r, 50));
+    while (waiting.length > 0 && Date.now() < deadline && !stopping) await sleep(50);
     if (waiting.length > 0) note(`${waiting.length} line(s) not sent: no peer connected within ${timeoutMs} ms`);
   }
   stopping = true;
   // Let SCTP deliver what was sent before hanging up.
   for (const r of remotes.values()) {
-    for (let i = 0; i < 40 && r.out && r.out.raw.bufferedAmount > 0; i++) await new Promise((res) => setTimeout(res, 25));
-    if (r.out) await new Promise((res) => setTimeout(res, 100));
+    for (let i = 0; i < 40 && r.out && r.out.raw.bufferedAmount > 0; i++) await sleep(25);
+    if (r.out) await sleep(100);
   }
   await Promise.allSettled([...remotes.values()].map((r) => r.peer.hangUp()));
   if (why !== 'closed') {

@@ -11,6 +11,7 @@ import { NOOP_TRACER, type Tracer } from '../../core/trace/index.ts';
 import { retransmittedSegments } from './kernel.ts';
 import { pump } from './server.ts';
 import { nowUs, wsWriter, readUdpHeader, splitFirstLine, UDP_HEADER, UdpStreamCounter, writeUdpHeader, type PerfProto, type StartRequest, type StreamCount } from './wire.ts';
+import { sleep } from '../../core/time.ts';
 
 export interface PerfClientOptions {
   host: string;
@@ -155,7 +156,7 @@ export async function runPerfClient(o: PerfClientOptions, onInterval: (i: PerfIn
     // The other side: the server's counts (TCP, UDP) or what each stream's protocol reported back (WS, HTTP).
     let remote: StreamCount[] | null;
     if (needsControl) {
-      if (o.proto === 'udp') await new Promise((r) => setTimeout(r, 250)); // stragglers still in flight
+      if (o.proto === 'udp') await sleep(250); // stragglers still in flight
       ctl!.write(JSON.stringify({ op: 'result', id: started!.id }) + '\n');
       remote = (JSON.parse(await readLine()) as { streams: StreamCount[] }).streams;
     } else {
@@ -255,7 +256,7 @@ async function openStream(
             const hello = Buffer.alloc(UDP_HEADER);
             writeUdpHeader(hello, started!.tag, i, 0xffffffff, nowUs());
             sock.send(hello, port, o.host);
-            await new Promise((r) => setTimeout(r, ms + 300));
+            await sleep(ms + 300);
             return;
           }
           let seq = 0;
@@ -325,7 +326,7 @@ async function openStream(
             }
             if (o.rate > 0) {
               const due = ((st.counted * 8) / o.rate) * 1000 - (performance.now() - t0);
-              if (due > 0) await new Promise((r) => setTimeout(r, due));
+              if (due > 0) await sleep(due);
             }
           }
         },
@@ -356,11 +357,11 @@ async function openStream(
             sent += block.length;
             if (o.rate > 0) {
               const due = ((sent * 8) / o.rate) * 1000 - (performance.now() - t0);
-              if (due > 0) await new Promise((r) => setTimeout(r, due));
+              if (due > 0) await sleep(due);
             }
           }
           // Let what is in flight arrive (the channel is reliable and ordered), up to a second.
-          for (let k = 0; k < 100 && got < sent; k++) await new Promise((r) => setTimeout(r, 10));
+          for (let k = 0; k < 100 && got < sent; k++) await sleep(10);
           clearInterval(timer);
           st.counted = o.reverse ? got : sent;
         },

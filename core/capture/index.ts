@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCodes, WirelabError } from '../errors.ts';
 import { parsePcap, type Packet } from './pcap.ts';
+import { sleep } from '../time.ts';
 
 export { parsePcap, describePacket, type Packet } from './pcap.ts';
 
@@ -63,7 +64,7 @@ export async function startCapture(filter: string, options: { iface?: string; ti
   let stopped: Promise<Packet[]> | undefined;
   const stop = async (): Promise<Packet[]> => {
       // Give the last packets a moment to be written (-U flushes per packet), then stop our own tcpdump.
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGINT');
       await exited;

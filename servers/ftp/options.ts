@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { checkBoolean, checkInt, checkPort, checkString, InvalidOptionError, rejectRenamed } from '../../core/options.ts';
+import { checkBoolean, checkInt, checkPort, checkString, InvalidOptionError, rejectRenamed, withDefaults } from '../../core/options.ts';
 import { dataDir } from '../../core/paths.ts';
 import { checkConnectionLimits, DEFAULT_HOST } from '../../core/server.ts';
 import type { TlsSettings } from '../../core/tls/index.ts';
@@ -100,7 +100,7 @@ export type ResolvedFtpOptions = Required<Omit<FtpServerOptions, 'tracer' | 'tls
   tls: TlsSettings | false;
 };
 
-export const FTP_SERVER_DEFAULTS = {
+export const FTP_SERVER_DEFAULTS = Object.freeze({
   host: DEFAULT_HOST,
   port: 0,
   anonymous: false,
@@ -122,12 +122,12 @@ export const FTP_SERVER_DEFAULTS = {
   dataTimeoutMs: 10_000,
   dataIdleTimeoutMs: 60_000,
   maxListEntries: 10_000,
-} as const;
+} as const);
 
 /** Merges the defaults and checks every option, throwing a TypeError that names a bad one. */
 export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions {
   rejectRenamed(options);
-  const o = { ...FTP_SERVER_DEFAULTS, ...options };
+  const o = withDefaults(FTP_SERVER_DEFAULTS, options);
   checkPort('port', o.port);
   checkPort('pasvPortMin', o.pasvPortMin);
   checkPort('pasvPortMax', o.pasvPortMax);

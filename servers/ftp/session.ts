@@ -100,8 +100,8 @@ export class FtpSession {
   secure: boolean;
   pbsz = false;
   prot: 'C' | 'P' = 'C';
-  loginFailures = 0;
-  badCommands = 0;
+  authFailures = 0;
+  unknownCommands = 0;
   /** After EPSV ALL, PORT / EPRT / PASV are refused (RFC 2428 section 4). */
   epsvAll = false;
   /** The server closed the connection and the client did not close its side within a second: destroyed. */
@@ -231,8 +231,8 @@ export class FtpSession {
 
   /** An unknown or malformed command: answered, counted, and past maxUnknownCommands the connection is closed. */
   bad(code: number, text: string): void {
-    this.badCommands++;
-    if (this.badCommands > this.o.maxUnknownCommands) {
+    this.unknownCommands++;
+    if (this.unknownCommands > this.o.maxUnknownCommands) {
       this.trace('*', 'limit', `maxUnknownCommands=${this.o.maxUnknownCommands} exceeded`);
       this.close(421, 'Too many bad commands, closing control connection.');
       return;

@@ -1,4 +1,4 @@
-import { checkInt, InvalidOptionError } from '../../core/options.ts';
+import { checkInt, InvalidOptionError, withDefaults } from '../../core/options.ts';
 import { DEFAULT_HOST } from '../../core/server.ts';
 import type { TlsSettings } from '../../core/tls/index.ts';
 import type { Tracer } from '../../core/trace/index.ts';
@@ -80,7 +80,7 @@ export type ResolvedHttpOptions = Required<Omit<HttpServerOptions, 'tls' | 'trac
   tls: TlsSettings | false;
 };
 
-export const HTTP_SERVER_DEFAULTS = {
+export const HTTP_SERVER_DEFAULTS = Object.freeze({
   host: DEFAULT_HOST,
   port: 0,
   http2: true,
@@ -103,11 +103,11 @@ export const HTTP_SERVER_DEFAULTS = {
   maxRanges: 16,
   gatewayTimeoutMs: 2000,
   keepAliveTimeoutMs: 5000,
-};
+});
 
 /** Merges the defaults and checks every option, throwing an InvalidOptionError that names the bad one. */
 export function resolveHttpOptions(options: HttpServerOptions): ResolvedHttpOptions {
-  const o = { ...HTTP_SERVER_DEFAULTS, ...options };
+  const o = withDefaults(HTTP_SERVER_DEFAULTS, options);
   checkInt('port', o.port, 0, 65535);
   checkInt('maxHeaderBytes', o.maxHeaderBytes, 256, 1024 * 1024);
   checkInt('maxBodyBytes', o.maxBodyBytes, 0, 4 * 1024 * 1024 * 1024);

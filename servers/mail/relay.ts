@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { format } from 'node:util';
 import nodemailer from 'nodemailer';
-import { checkInt, checkPort, checkString } from '../../core/options.ts';
+import { checkInt, checkPort, checkString, withDefaults } from '../../core/options.ts';
 import { DEFAULT_HOST } from '../../core/server.ts';
 import { tlsClientOptions } from '../../core/tls/index.ts';
 import { nextCid, oneLine, redactLine, type Tracer } from '../../core/trace/index.ts';
@@ -123,7 +123,7 @@ export class RelayQueue extends EventEmitter {
     readonly host: { name: string; store: MailStore; tracer: Tracer },
   ) {
     super();
-    const o = { ...SMTP_RELAY_DEFAULTS, ...options };
+    const o = withDefaults(SMTP_RELAY_DEFAULTS, options);
     checkString('relay.host', o.host);
     checkPort('relay.port', o.port);
     checkInt('relay.maxQueued', o.maxQueued, 1, 1_000_000);

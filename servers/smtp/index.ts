@@ -1,7 +1,7 @@
 import { format } from 'node:util';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
-import { checkBoolean, checkInt, checkPort, checkString, rejectRenamed } from '../../core/options.ts';
+import { checkBoolean, checkInt, checkPort, checkString, rejectRenamed, withDefaults } from '../../core/options.ts';
 import { DEFAULT_HOST, listenTcp, type RunningServer } from '../../core/server.ts';
 import { tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { lineMask, NOOP_TRACER, nextCid, oneLine, redactLine, socketEnds, tapSocket, type Tracer, type WireMask } from '../../core/trace/index.ts';
@@ -85,7 +85,7 @@ export interface RunningSmtpServer extends RunningServer {
   readonly relay: RelayQueue | null;
 }
 
-const DEFAULTS = {
+export const SMTP_SERVER_DEFAULTS = Object.freeze({
   host: DEFAULT_HOST,
   port: 0,
   secure: false,
@@ -101,7 +101,7 @@ const DEFAULTS = {
   allowInsecureAuth: false,
   hostname: 'wirelab.test',
   addReceived: false,
-};
+});
 
 /**
  * A refusal handed to an smtp-server callback: smtp-server answers with the error's `responseCode` (and closes the
@@ -125,7 +125,7 @@ function replyError(message: string, responseCode: number, code?: string): SmtpR
 /** An SMTP server (smtp-server) that delivers into the mail store. */
 export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<RunningSmtpServer> {
   rejectRenamed(options);
-  const o = { ...DEFAULTS, ...options };
+  const o = withDefaults(SMTP_SERVER_DEFAULTS, options);
   checkPort('port', o.port);
   checkInt('maxMessageSize', o.maxMessageSize, 1, 1024 * 1024 * 1024);
   checkInt('maxConnections', o.maxConnections, 1, 100_000);

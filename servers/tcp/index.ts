@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { WirelabError } from '../../core/errors.ts';
 import { createDecoder, encodeFrame, FRAMINGS, FRAMING_DEFAULTS, type Framing } from '../../core/framing.ts';
-import { checkInt, checkOneOf, checkPort, rejectRenamed } from '../../core/options.ts';
+import { checkInt, checkOneOf, checkPort, rejectRenamed, withDefaults } from '../../core/options.ts';
 import { checkConnectionLimits, closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, socketEnds, type Tracer } from '../../core/trace/index.ts';
@@ -40,7 +40,7 @@ export interface TcpServerOptions {
 
 type ResolvedOptions = Required<Omit<TcpServerOptions, 'tls' | 'tracer'>>;
 
-export const TCP_SERVER_DEFAULTS: ResolvedOptions = {
+export const TCP_SERVER_DEFAULTS: ResolvedOptions = Object.freeze({
   host: DEFAULT_HOST,
   port: 0,
   mode: 'echo',
@@ -50,7 +50,7 @@ export const TCP_SERVER_DEFAULTS: ResolvedOptions = {
   maxConnections: 1024,
   maxConnectionsPerAddress: 256,
   idleTimeoutMs: 120_000,
-};
+});
 
 export interface TcpServerStats {
   connections: number;
@@ -75,7 +75,7 @@ export function chargenLine(n: number): Buffer {
 
 export async function startTcpServer(options: TcpServerOptions = {}): Promise<RunningTcpServer> {
   rejectRenamed(options);
-  const o = { ...TCP_SERVER_DEFAULTS, ...options };
+  const o = withDefaults(TCP_SERVER_DEFAULTS, options);
   checkPort('port', o.port);
   checkOneOf('mode', o.mode, TCP_MODES);
   checkOneOf('framing', o.framing, FRAMINGS);

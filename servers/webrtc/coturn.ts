@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import type { RunningServer } from '../../core/server.ts';
+import { sleep } from '../../core/time.ts';
 
 export interface CoturnOptions {
   /** Default 'wirelab'. */
@@ -95,7 +96,7 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<RunningC
     if (proc.exitCode === null && proc.signalCode === null) {
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      await Promise.race([exited, sleep(2000)]);
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     }
     await rm(dir, { recursive: true, force: true });

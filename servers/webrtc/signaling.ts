@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { RawData, WebSocket } from 'ws';
-import { checkInt, InvalidOptionError } from '../../core/options.ts';
+import { checkInt, InvalidOptionError, withDefaults } from '../../core/options.ts';
 import { NOOP_TRACER, type Tracer } from '../../core/trace/index.ts';
 import { isRelayedType, parsePeerMessage, ROOM_RE, type JoinMessage, type RelayedMessage, type ServerMessage, type SignalingErrorCode } from '../../protocols/signaling.ts';
 import type { WsPathHandler } from '../ws/index.ts';
@@ -28,7 +28,7 @@ export interface SignalingOptions {
   tracer?: Tracer;
 }
 
-export const SIGNALING_DEFAULTS = { maxMessageBytes: 64 * 1024, maxRooms: 256, maxPeersPerRoom: 16, maxErrors: 20 };
+export const SIGNALING_DEFAULTS = Object.freeze({ maxMessageBytes: 64 * 1024, maxRooms: 256, maxPeersPerRoom: 16, maxErrors: 20 });
 
 export interface SignalingStats {
   /** Connections accepted on the signaling path. */
@@ -63,7 +63,7 @@ interface Member {
 }
 
 export function createSignaling(options: SignalingOptions = {}): Signaling {
-  const o = { ...SIGNALING_DEFAULTS, ...options };
+  const o = withDefaults(SIGNALING_DEFAULTS, options);
   checkInt('maxMessageBytes', o.maxMessageBytes, 64, 16 * 1024 * 1024);
   checkInt('maxRooms', o.maxRooms, 1, 1_000_000);
   checkInt('maxPeersPerRoom', o.maxPeersPerRoom, 2, 10_000);

@@ -3,7 +3,7 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { checkInt, InvalidOptionError } from '../../core/options.ts';
+import { checkInt, InvalidOptionError, withDefaults } from '../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid, preview, redactLine, socketEnds, type Tracer } from '../../core/trace/index.ts';
@@ -121,7 +121,7 @@ function refuse(socket: Duplex, status: number, reason: string, detail: string, 
  * frame are traced.
  */
 export async function startWsServer(options: WsServerOptions = {}): Promise<RunningWsServer> {
-  const o = { ...WS_SERVER_DEFAULTS, ...options };
+  const o = withDefaults(WS_SERVER_DEFAULTS, options);
   checkInt('port', o.port, 0, 65535);
   checkInt('maxPayload', o.maxPayload, 1, 1024 * 1024 * 1024);
   checkInt('maxConnections', o.maxConnections, 1, 1_000_000);

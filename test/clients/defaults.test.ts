@@ -9,6 +9,9 @@ import { createSmtpClient, SMTP_CLIENT_DEFAULTS } from '../../clients/smtp.ts';
 import { connectTcp, TCP_CLIENT_DEFAULTS } from '../../clients/tcp.ts';
 import { openUdp, UDP_CLIENT_DEFAULTS } from '../../clients/udp.ts';
 import { connectWs, WS_CLIENT_DEFAULTS } from '../../clients/ws.ts';
+import { connectFtp, FTP_CLIENT_DEFAULTS } from '../../clients/ftp.ts';
+import { connectImap, IMAP_CLIENT_DEFAULTS } from '../../clients/imap.ts';
+import { connectSignaling, SIGNALING_CLIENT_DEFAULTS } from '../../clients/signaling.ts';
 
 /**
  * Clients and impairment tools have DEFAULTS objects too, and check options when they are built: a bad value is a
@@ -21,6 +24,9 @@ const CASES: { name: string; defaults: object; bad: () => Promise<unknown>; opti
   { name: 'HTTP client', defaults: HTTP_CLIENT_DEFAULTS, bad: () => createHttpClient({ headersTimeoutMs: 0 }), option: 'headersTimeoutMs' },
   { name: 'POP3 client', defaults: POP3_CLIENT_DEFAULTS, bad: () => connectPop3({ port: 1, maxLineLength: 1 }), option: 'maxLineLength' },
   { name: 'SMTP client', defaults: SMTP_CLIENT_DEFAULTS, bad: () => createSmtpClient({ port: 1, timeoutMs: 0 }), option: 'timeoutMs' },
+  { name: 'FTP client', defaults: FTP_CLIENT_DEFAULTS, bad: () => connectFtp({ port: 1, secure: 'yes' as never }), option: 'secure' },
+  { name: 'IMAP client', defaults: IMAP_CLIENT_DEFAULTS, bad: () => connectImap({ port: 1, auth: { user: 'a', pass: 'b' }, autoIdle: 1 as never }), option: 'autoIdle' },
+  { name: 'signaling client', defaults: SIGNALING_CLIENT_DEFAULTS, bad: () => connectSignaling({ url: 'ws://127.0.0.1:1/signal', room: 'r', timeoutMs: 0 }), option: 'timeoutMs' },
   { name: 'TCP impairment proxy', defaults: TCP_PROXY_DEFAULTS, bad: () => startTcpProxy({ upstreamPort: 1, noDelay: 1 as never }), option: 'noDelay' },
   { name: 'UDP impairment relay', defaults: UDP_RELAY_DEFAULTS, bad: () => startUdpRelay({ upstreamPort: 1, port: 70_000 }), option: 'port' },
   { name: 'impairment control API', defaults: CONTROL_API_DEFAULTS, bad: () => startControlApi({ maxProxies: -1 }), option: 'maxProxies' },

@@ -54,14 +54,14 @@ export const authCommands: CommandTable = {
       if (s.state !== 'password' || s.pendingUser === undefined) return void s.reply(503, 'Send USER first.');
       const found = findUser(s, s.pendingUser, arg);
       if (!found) {
-        s.loginFailures++;
+        s.authFailures++;
         s.state = 'user';
         const fromAddress = s.ctx.failures.add(s.peer);
-        s.trace('*', 'auth', `login failed for ${JSON.stringify(s.pendingUser)} (${s.loginFailures}/${s.o.maxAuthFailures} on this connection, ${fromAddress} from ${s.peer})`, {
-          failures: s.loginFailures,
+        s.trace('*', 'auth', `login failed for ${JSON.stringify(s.pendingUser)} (${s.authFailures}/${s.o.maxAuthFailures} on this connection, ${fromAddress} from ${s.peer})`, {
+          failures: s.authFailures,
           fromAddress,
         });
-        if (s.loginFailures >= s.o.maxAuthFailures) {
+        if (s.authFailures >= s.o.maxAuthFailures) {
           s.trace('*', 'limit', `maxAuthFailures=${s.o.maxAuthFailures} reached: closing`);
           return s.close(421, 'Too many failed logins, closing control connection.');
         }

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { dataDir } from '../../../core/paths.ts';
 import { ErrorCodes, WirelabError } from '../../../core/errors.ts';
-import { checkInt } from '../../../core/options.ts';
+import { checkInt, withDefaults } from '../../../core/options.ts';
 import * as disk from './disk.ts';
 import { loadUsersFile, passwordMatches } from './users.ts';
 import {
@@ -31,15 +31,16 @@ export interface MailStoreOptions {
   domains?: string[];
   /** Mailboxes one user may have; CREATE past it is refused. Default 1000. */
   maxMailboxes?: number;
+  /** Longest mailbox name accepted, in octets of its UTF-8 form (CREATE / RENAME past it are refused). Default 200. */
+  maxMailboxNameBytes?: number;
 }
 
-/** Longest mailbox name accepted (octets of its UTF-8 form). */
-export const MAX_MAILBOX_NAME = 200;
+export const MAIL_STORE_DEFAULTS = Object.freeze({ maxMailboxes: 1000, maxMailboxNameBytes: 200 });
 
-/** Why a mailbox name is refused, or null: empty levels, wildcards, control characters, too long. */
-export function mailboxNameProblem(name: string): string | null {
+/** Why a mailbox name is refused, or null: empty levels, wildcards, control characters, longer than `maxBytes`. */
+export function mailboxNameProblem(name: string, maxBytes: number = MAIL_STORE_DEFAULTS.maxMailboxNameBytes): string | null {
   if (name.length === 0) return 'empty name';
-  if (Buffer.byteLength(name) > MAX_MAILBOX_NAME) return `longer than ${MAX_MAILBOX_NAME} bytes`;
+  if (Buffer.byteLength(name) > maxBytes) return `longer than maxMailboxNameBytes=${maxBytes} bytes`;
   if (name.split('/').some((p) => p === '')) return 'empty hierarchy level';
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f*%]/.test(name)) return 'control characters and the wildcards * and % are not allowed';
@@ -57,12 +58,14 @@ export class MailStore extends EventEmitter {
   #lastUidValidity = 0;
 
   readonly maxMailboxes: number;
+  readonly maxMailboxNameBytes: number;
 
-  private constructor(root: string | null, users: MailUser[], domains: string[], maxMailboxes: number) {
+  private constructor(root: string | null, users: MailUser[], domains: string[], limits: { maxMailboxes: number; maxMailboxNameBytes: number }) {
     super();
     this.setMaxListeners(0);
     this.root = root;
-    this.maxMailboxes = maxMailboxes;
+    this.maxMailboxes = limits.maxMailboxes;
+    this.maxMailboxNameBytes = limits.maxMailboxNameBytes;
     this.domains = domains.map((d) => d.toLowerCase());
     for (const u of users) this.#users.set(u.name.toLowerCase(), u);
   }
@@ -76,8 +79,11 @@ export class MailStore extends EventEmitter {
       domains ??= cfg.domains;
     }
     const root = options.memory ? null : (options.dir ?? join(dataDir(), 'mail', 'store'));
-    const maxMailboxes = checkInt('maxMailboxes', options.maxMailboxes ?? 1000, 3, 1_000_000);
-    const store = new MailStore(root, users ?? [DEMO_USER], domains ?? DEFAULT_DOMAINS, maxMailboxes);
+    const limits = withDefaults(MAIL_STORE_DEFAULTS, { maxMailboxes: options.maxMailboxes, maxMailboxNameBytes: options.maxMailboxNameBytes });
+    checkInt('maxMailboxes', limits.maxMailboxes, 3, 1_000_000);
+    // One level is a directory on disk: 200 octets of name stays under the 255-byte file name limit once encoded.
+    checkInt('maxMailboxNameBytes', limits.maxMailboxNameBytes, 16, 1000);
+    const store = new MailStore(root, users ?? [DEMO_USER], domains ?? DEFAULT_DOMAINS, limits);
     if (root) await disk.prepareRoot(root);
     for (const u of store.#users.values()) await store.#loadUser(u.name);
     return store;
@@ -170,11 +176,18 @@ export class MailStore extends EventEmitter {
     return this.#lastUidValidity;
   }
 
+  /** Why this store refuses the name: the rules for every store, and on disk the 255-byte limit of one file name. */
+  #nameProblem(name: string): string | null {
+    const problem = mailboxNameProblem(name, this.maxMailboxNameBytes);
+    if (problem || !this.root) return problem;
+    return disk.segment(name).length > 255 ? `${disk.segment(name).length} bytes once encoded as a file name (the limit is 255)` : null;
+  }
+
   async createMailbox(user: string, name: string): Promise<Mailbox> {
     const boxes = this.#userBoxes(user);
     const canonical = MailStore.canonical(name);
     if (boxes.has(canonical)) throw new WirelabError(ErrorCodes.MAIL_MAILBOX_EXISTS, `mailbox ${name} exists`);
-    const problem = mailboxNameProblem(canonical);
+    const problem = this.#nameProblem(canonical);
     if (problem) throw new WirelabError(ErrorCodes.MAIL_NOT_ALLOWED, `bad mailbox name: ${problem}`);
     if (boxes.size >= this.maxMailboxes) throw new WirelabError(ErrorCodes.MAIL_NOT_ALLOWED, `maxMailboxes=${this.maxMailboxes} reached`);
     const mb: Mailbox = { name: canonical, uidValidity: this.#nextUidValidity(), uidNext: 1, messages: [] };
@@ -204,7 +217,7 @@ export class MailStore extends EventEmitter {
     const boxes = this.#userBoxes(user);
     const mb = this.#mustMailbox(user, src);
     if (boxes.has(dst)) throw new WirelabError(ErrorCodes.MAIL_MAILBOX_EXISTS, `mailbox ${to} exists`);
-    const problem = mailboxNameProblem(dst);
+    const problem = this.#nameProblem(dst);
     if (problem) throw new WirelabError(ErrorCodes.MAIL_NOT_ALLOWED, `bad mailbox name: ${problem}`);
     boxes.delete(src);
     mb.name = dst;

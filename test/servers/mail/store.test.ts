@@ -98,3 +98,15 @@ test('mailbox names cannot leave the store folder; wildcards, empty levels and t
   const again = await openMailStore({ dir: join(dir, 'store'), usersFile: join(dir, 'users.json') });
   assert.equal(again.mailbox('demo', '..')!.messages.length, 1);
 });
+
+test('maxMailboxNameBytes is an option of the store, checked when it opens; on disk a name must fit one file name', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await openMailStore({ dir: join(dir, 'store'), usersFile: join(dir, 'users.json') });
+  // 100 x 'é' is 200 octets (within the default 200) but 600 bytes percent-encoded: more than a file name holds (255).
+  await assert.rejects(disk.createMailbox('demo', 'é'.repeat(100)), { code: 'WL_ERR_MAIL_NOT_ALLOWED' });
+  await disk.createMailbox('demo', 'é'.repeat(42));
+  const s = await openMailStore({ memory: true, maxMailboxNameBytes: 16 });
+  await s.createMailbox('demo', 'x'.repeat(16));
+  await assert.rejects(s.createMailbox('demo', 'y'.repeat(17)), { code: 'WL_ERR_MAIL_NOT_ALLOWED' });
+  await assert.rejects(openMailStore({ memory: true, maxMailboxNameBytes: 8 }), { code: 'WL_ERR_INVALID_OPTION' });
+});

@@ -123,7 +123,7 @@ async function clientServer(n: number, killServer: boolean): Promise<Outcome> {
 
 /** A werift peer's selected ICE pair: UDP payload bytes it sent, and the remote address it talks to. */
 async function selectedPair(p: WebRtcPeer): Promise<{ sent: number; remote: string }> {
-  const report = [...(await p.pc.getStats()).values()] as Array<Record<string, unknown>>;
+  const report = [...(await p.pc.getStats()).values()] as unknown as Array<Record<string, unknown>>;
   const pair = report.find((s) => s.type === 'candidate-pair' && s.nominated === true);
   const remote = report.find((s) => s.type === 'remote-candidate' && s.id === pair?.remoteCandidateId);
   return { sent: Number(pair?.bytesSent ?? 0), remote: remote ? `${String(remote.address)}:${String(remote.port)}` : '?' };

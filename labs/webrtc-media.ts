@@ -165,9 +165,13 @@ export default defineLab({
     const lossAt = relay.records.length;
     const sent = (await a.evaluate(`(async () => { const dc = window.wl.dc; for (let i = 0; i < ${messages}; i++) { dc.send(String(i)); if (i % 20 === 19) await new Promise((r) => setTimeout(r, 50)); } return ${messages}; })()`)) as number;
     await b.waitForFunction(`window.wl.got.length >= ${messages}`, undefined, { timeout: 60_000 });
-    // Let media run through the loss for as long again (at least 3 s) so audio has had its packets lost too.
-    await new Promise((r) => setTimeout(r, 3000));
-    const lossy = media((await b.evaluate(STATS)) as Stat[], 'inbound-rtp');
+    // Media keeps flowing through the loss until the receiver has counted an audio packet lost (at most 8 s: then the
+    // claim below fails): about 50 audio packets a second, so at 5 % this takes well under a second.
+    let lossy = media((await b.evaluate(STATS)) as Stat[], 'inbound-rtp');
+    for (const until = performance.now() + 8000; num(lossy.audio, 'packetsLost') <= num(clean.audio, 'packetsLost') && performance.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 250));
+      lossy = media((await b.evaluate(STATS)) as Stat[], 'inbound-rtp');
+    }
     const senderStats = media((await a.evaluate(STATS)) as Stat[], 'outbound-rtp');
     relay.clear();
     const got = (await b.evaluate('window.wl.got')) as number[];

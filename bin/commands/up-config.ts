@@ -1,14 +1,15 @@
 // `wirelab up --config wirelab.json` and `--set SERVICE.OPTION=VALUE` (issue 17): server options (chaos, limits, FTP's
 // passive range, requireTls, HTTP's allowTrace, the pub/sub doors' and the chat's limits...) for every service
-// `wirelab up` starts. Each option is handed to the server's own
-// start function, which checks it (a TypeError naming it); the names are checked here first, so a typo is an error
-// rather than an option silently ignored.
+// `wirelab up` starts. Each option is handed to the server's own start function, which checks it (a TypeError naming
+// it); the names are checked here first, so a typo is an error rather than an option silently ignored.
 import { readFile } from 'node:fs/promises';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
-
 import { TCP_SERVER_DEFAULTS } from '../../servers/tcp/index.ts';
 import { HTTP_SERVER_DEFAULTS } from '../../servers/http/options.ts';
 import { WS_SERVER_DEFAULTS } from '../../servers/ws/index.ts';
+import { FTP_SERVER_DEFAULTS } from '../../servers/ftp/options.ts';
+import { IMAP_SERVER_DEFAULTS } from '../../servers/imap/index.ts';
+import { POP3_SERVER_DEFAULTS } from '../../servers/pop3/index.ts';
 import { SIGNALING_DEFAULTS } from '../../servers/webrtc/signaling.ts';
 import { NATIVE_LIMIT_DEFAULTS } from '../../pubsub/doors/native/connection.ts';
 import { PUBSUB_HTTP_LIMITS } from '../../pubsub/doors/http/options.ts';
@@ -16,9 +17,7 @@ import { MQTT_LIMITS_DEFAULTS } from '../../pubsub/doors/mqtt/options.ts';
 import { SCHEMA_REGISTRY_DEFAULTS } from '../../pubsub/schema/registry.ts';
 import { CHAT_DEFAULTS } from '../../apps/chat/server/options.ts';
 
-const LINE = ['maxConnections', 'maxConnectionsPerAddress', 'idleTimeoutMs', 'maxLineLength', 'maxUnknownCommands', 'maxPipelinedCommands', 'authFailureDelayMs', 'maxAuthFailures', 'allowInsecureAuth', 'chaos'];
-const FTP = [...LINE, 'requireTls', 'pasvPortMin', 'pasvPortMax', 'quotaBytes', 'anonymous', 'dataTimeoutMs', 'dataIdleTimeoutMs', 'maxListEntries'];
-const IMAP = [...LINE, 'maxLiteralSize', 'maxCommandSize', 'maxNesting', 'maxSearchDepth'];
+// The SMTP server exports no DEFAULTS object: its options are listed here.
 const SMTP = ['maxConnections', 'maxConnectionsPerAddress', 'idleTimeoutMs', 'maxLineLength', 'authFailureDelayMs', 'maxAuthFailures', 'allowInsecureAuth', 'chaos', 'maxMessageSize', 'maxRecipients', 'requireAuth'];
 
 /** A DEFAULTS object's option names, less those `wirelab up` sets itself (host, port, and what each service entry fixes). */
@@ -29,6 +28,11 @@ const TCP = keysOf(TCP_SERVER_DEFAULTS, 'mode', 'framing');
 // connectTargets and routes are wirelab up's own (the other servers, the WebRTC page); playground stays on.
 const HTTP = [...keysOf(HTTP_SERVER_DEFAULTS, 'connectTargets', 'routes', 'playground'), 'headersTimeoutMs'];
 const WS = keysOf(WS_SERVER_DEFAULTS, 'builtinRoutes');
+// `secure` is what makes imaps / pop3s: the service entry sets it.
+const IMAP = [...keysOf(IMAP_SERVER_DEFAULTS, 'secure'), 'chaos'];
+const POP3 = [...keysOf(POP3_SERVER_DEFAULTS, 'secure'), 'chaos'];
+// tls / implicitTls are what make ftp / ftps (the service entries set them).
+const FTP = [...keysOf(FTP_SERVER_DEFAULTS, 'tls', 'implicitTls'), 'chaos'];
 
 /**
  * Where a service's options go: `top` straight into its start options, `nested` into one object of them (the
@@ -60,8 +64,8 @@ export const SERVICE_OPTIONS: Readonly<Record<string, ServiceOptions>> = {
   submission: flat(SMTP.filter((k) => k !== 'requireAuth')), // submission always requires AUTH
   imap: flat(IMAP),
   imaps: flat(IMAP),
-  pop3: flat(LINE),
-  pop3s: flat(LINE),
+  pop3: flat(POP3),
+  pop3s: flat(POP3),
   'pubsub-tcp': limits(Object.keys(NATIVE_LIMIT_DEFAULTS)),
   'pubsub-ws': limits(Object.keys(NATIVE_LIMIT_DEFAULTS)),
   'pubsub-http': limits(Object.keys(PUBSUB_HTTP_LIMITS), ['http2']),

@@ -83,8 +83,9 @@ export const COMMANDS: Record<string, CommandSpec> = {
     details: `Starts every server (TCP/UDP echo, discard, chargen, HTTP(S), WebSocket, WebRTC signaling, FTP(S), SMTP, IMAP,
 POP3) and prints a table with a command to try each one; runs until Ctrl-C or SIGTERM.
 With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxiproxy-style control API listens on
-port base + 1474. --config FILE and --set SERVICE.OPTION=VALUE give servers options (chaos, limits, FTP's passive
-range, requireTls) and start the control API too, where POST /servers/<name>/chaos changes a server's chaos while it
+port base + 1474. --config FILE and --set SERVICE.OPTION=VALUE give any server its options (limits, chaos, FTP's
+passive range, requireTls, HTTP's allowTrace, the pub/sub doors' and the chat's limits; e.g. --set ws.maxPayload=65536,
+--set mqtt.maxConnections=10; README "Protocol chaos" lists them) and start the control API too, where POST /servers/<name>/chaos changes a server's chaos while it
 runs. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
     flags: ['port-base', 'host', 'only', 'impair', 'config', 'set', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap', 'har'],
   },

@@ -1,27 +1,99 @@
 // `wirelab up --config wirelab.json` and `--set SERVICE.OPTION=VALUE` (issue 17): server options (chaos, limits, FTP's
-// passive range, requireTls...) for the services `wirelab up` starts. Each option is handed to the server's own
-// start function, which checks it (a TypeError naming it); the names are checked here first, so a typo is an error
-// rather than an option silently ignored.
+// passive range, requireTls, HTTP's allowTrace, the pub/sub doors' and the chat's limits...) for every service
+// `wirelab up` starts. Each option is handed to the server's own start function, which checks it (a TypeError naming
+// it); the names are checked here first, so a typo is an error rather than an option silently ignored.
 import { readFile } from 'node:fs/promises';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
+import { TCP_SERVER_DEFAULTS } from '../../servers/tcp/index.ts';
+import { HTTP_SERVER_DEFAULTS } from '../../servers/http/options.ts';
+import { WS_SERVER_DEFAULTS } from '../../servers/ws/index.ts';
+import { FTP_SERVER_DEFAULTS } from '../../servers/ftp/options.ts';
+import { IMAP_SERVER_DEFAULTS } from '../../servers/imap/index.ts';
+import { POP3_SERVER_DEFAULTS } from '../../servers/pop3/index.ts';
+import { SIGNALING_DEFAULTS } from '../../servers/webrtc/signaling.ts';
+import { NATIVE_LIMIT_DEFAULTS } from '../../pubsub/doors/native/connection.ts';
+import { PUBSUB_HTTP_LIMITS } from '../../pubsub/doors/http/options.ts';
+import { MQTT_LIMITS_DEFAULTS } from '../../pubsub/doors/mqtt/options.ts';
+import { SCHEMA_REGISTRY_DEFAULTS } from '../../pubsub/schema/registry.ts';
+import { CHAT_DEFAULTS } from '../../apps/chat/server/options.ts';
 
-const LINE = ['maxConnections', 'maxConnectionsPerAddress', 'idleTimeoutMs', 'maxLineLength', 'maxUnknownCommands', 'maxPipelinedCommands', 'authFailureDelayMs', 'maxAuthFailures', 'allowInsecureAuth', 'chaos'];
-const FTP = [...LINE, 'requireTls', 'pasvPortMin', 'pasvPortMax', 'quotaBytes', 'anonymous', 'dataTimeoutMs', 'dataIdleTimeoutMs', 'maxListEntries'];
-const IMAP = [...LINE, 'maxLiteralSize', 'maxCommandSize', 'maxNesting', 'maxSearchDepth'];
+// The SMTP server exports no DEFAULTS object: its options are listed here.
 const SMTP = ['maxConnections', 'maxConnectionsPerAddress', 'idleTimeoutMs', 'maxLineLength', 'authFailureDelayMs', 'maxAuthFailures', 'allowInsecureAuth', 'chaos', 'maxMessageSize', 'maxRecipients', 'requireAuth'];
 
-/** The options each configurable service takes from --config / --set (the rest keep their defaults). */
-export const CONFIGURABLE: Readonly<Record<string, readonly string[]>> = {
-  ftp: FTP,
-  ftps: FTP,
-  smtp: SMTP,
-  smtps: SMTP,
-  submission: SMTP,
-  imap: IMAP,
-  imaps: IMAP,
-  pop3: LINE,
-  pop3s: LINE,
+/** A DEFAULTS object's option names, less those `wirelab up` sets itself (host, port, and what each service entry fixes). */
+const keysOf = (defaults: object, ...fixed: string[]): string[] => Object.keys(defaults).filter((k) => !['host', 'port', ...fixed].includes(k));
+
+// The lists come from each server's own DEFAULTS, so an option added to a server is settable here at once.
+const TCP = keysOf(TCP_SERVER_DEFAULTS, 'mode', 'framing');
+// connectTargets and routes are wirelab up's own (the other servers, the WebRTC page); playground stays on.
+const HTTP = [...keysOf(HTTP_SERVER_DEFAULTS, 'connectTargets', 'routes', 'playground'), 'headersTimeoutMs'];
+const WS = keysOf(WS_SERVER_DEFAULTS, 'builtinRoutes');
+// `secure` is what makes imaps / pop3s: the service entry sets it.
+const IMAP = [...keysOf(IMAP_SERVER_DEFAULTS, 'secure'), 'chaos'];
+const POP3 = [...keysOf(POP3_SERVER_DEFAULTS, 'secure'), 'chaos'];
+// tls / implicitTls are what make ftp / ftps (the service entries set them).
+const FTP = [...keysOf(FTP_SERVER_DEFAULTS, 'tls', 'implicitTls'), 'chaos'];
+
+/**
+ * Where a service's options go: `top` straight into its start options, `nested` into one object of them (the
+ * signaling server's `signaling`, the pub/sub doors' `limits`), so `--set mqtt.maxConnections=10` needs no nesting.
+ */
+export interface ServiceOptions {
+  top: readonly string[];
+  nested?: { into: string; keys: readonly string[] };
+}
+
+const flat = (top: readonly string[]): ServiceOptions => ({ top });
+const limits = (keys: readonly string[], top: readonly string[] = []): ServiceOptions => ({ top, nested: { into: 'limits', keys } });
+
+/** The options each service of `wirelab up` takes from --config / --set (the rest keep their defaults). */
+export const SERVICE_OPTIONS: Readonly<Record<string, ServiceOptions>> = {
+  'tcp-echo': flat(TCP),
+  'tcp-discard': flat(TCP),
+  'tcp-chargen': flat(TCP),
+  'udp-echo': flat(['maxEchoPerSecond']),
+  http: flat(HTTP),
+  https: flat(HTTP),
+  ws: flat(WS),
+  wss: flat(WS),
+  'webrtc-signal': { top: WS, nested: { into: 'signaling', keys: [...Object.keys(SIGNALING_DEFAULTS), 'rooms'] } },
+  ftp: flat(FTP),
+  ftps: flat(FTP),
+  smtp: flat(SMTP),
+  smtps: flat(SMTP),
+  submission: flat(SMTP.filter((k) => k !== 'requireAuth')), // submission always requires AUTH
+  imap: flat(IMAP),
+  imaps: flat(IMAP),
+  pop3: flat(POP3),
+  pop3s: flat(POP3),
+  'pubsub-tcp': limits(Object.keys(NATIVE_LIMIT_DEFAULTS)),
+  'pubsub-ws': limits(Object.keys(NATIVE_LIMIT_DEFAULTS)),
+  'pubsub-http': limits(Object.keys(PUBSUB_HTTP_LIMITS), ['http2']),
+  mqtt: limits(Object.keys(MQTT_LIMITS_DEFAULTS)),
+  mqtts: limits(Object.keys(MQTT_LIMITS_DEFAULTS)),
+  'mqtt-ws': limits(Object.keys(MQTT_LIMITS_DEFAULTS)),
+  'schema-registry': flat([...keysOf(SCHEMA_REGISTRY_DEFAULTS, 'topic'), 'maxBodyBytes']),
+  chat: flat(keysOf(CHAT_DEFAULTS)),
 };
+
+/** Every option name each configurable service takes, flat. */
+export const CONFIGURABLE: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  Object.entries(SERVICE_OPTIONS).map(([name, o]) => [name, [...o.top, ...(o.nested?.keys ?? [])]]),
+);
+
+/** A service's flat options as its start function takes them: the nested ones moved into their object. */
+export function startOptionsOf(name: string, options: Record<string, unknown> | undefined): Record<string, unknown> {
+  const spec = SERVICE_OPTIONS[name];
+  if (!spec || !options) return {};
+  const out: Record<string, unknown> = {};
+  const inner: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (spec.top.includes(k)) out[k] = v;
+    else inner[k] = v;
+  }
+  if (spec.nested && Object.keys(inner).length > 0) out[spec.nested.into] = inner;
+  return out;
+}
 
 export type UpConfig = Record<string, Record<string, unknown>>;
 

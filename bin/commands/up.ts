@@ -13,7 +13,7 @@ import { startUpEngine, type UpEngine } from '../../pubsub/engines/jetstream/up.
 import { createDashboard, DASHBOARD_PATH, routerOf } from '../../apps/dashboard/index.ts';
 import { defaultMailStore } from '../../servers/mail/shared.ts';
 import { currentSharedBroker } from '../../pubsub/services.ts';
-import { chaosControl, loadUpConfig, type UpConfig } from './up-config.ts';
+import { chaosControl, loadUpConfig, startOptionsOf, type UpConfig } from './up-config.ts';
 import { checkTargets, impairServer, parseImpairSpecs, plansFor, startUpControl, type ImpairPlan } from '../../core/impair/cli.ts';
 
 export interface UpFlags {
@@ -102,7 +102,7 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
     try {
       const mine = plansFor(plans, entry);
       // --config / --set options ride along: each service's start passes its options object on to the server.
-      const server = await entry.start({ ...config[entry.name], host, port: mine.length > 0 ? 0 : port, tracer });
+      const server = await entry.start({ ...startOptionsOf(entry.name, config[entry.name]), host, port: mine.length > 0 ? 0 : port, tracer });
       const router = entry.name === 'http' ? routerOf(server) : undefined;
       if (router) dashboard.register(router);
       const chaos = chaosControl(server);
@@ -115,6 +115,11 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
           `wirelab up: port ${port} (${entry.name}) is already in use; free it or move every port with --port-base N (now ${base})`,
         );
         return 1;
+      }
+      // A value --config / --set gave that the server's own checks refused (InvalidOptionError, naming it) is a usage error.
+      if (err instanceof WirelabError && err.code === ErrorCodes.INVALID_OPTION) {
+        console.error(`wirelab up: ${entry.name}: ${err.message}`);
+        return 2;
       }
       console.error(`wirelab up: ${entry.name} did not start: ${err instanceof Error ? err.message : String(err)}`);
       return 1;

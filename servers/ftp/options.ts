@@ -134,6 +134,8 @@ export function resolveFtpOptions(options: FtpServerOptions): ResolvedFtpOptions
   if (o.pasvPortMin > o.pasvPortMax) throw new InvalidOptionError('pasvPortMax', `>= pasvPortMin (${o.pasvPortMin})`, o.pasvPortMax);
   if (o.pasvPortMin === 0 && o.pasvPortMax !== 0) throw new InvalidOptionError('pasvPortMin', 'a port when pasvPortMax is set', 0);
   checkBoolean('allowInsecureAuth', o.allowInsecureAuth);
+  checkBoolean('requireTls', o.requireTls);
+  checkBoolean('anonymous', o.anonymous);
   checkInt('quotaBytes', o.quotaBytes, 0, Number.MAX_SAFE_INTEGER);
   checkInt('maxLineLength', o.maxLineLength, 16, 1024 * 1024);
   checkConnectionLimits(o, 100_000);

@@ -131,6 +131,12 @@ export function resolveHttpOptions(options: HttpServerOptions): ResolvedHttpOpti
   if (!Array.isArray(o.routes) || o.routes.some((r) => typeof r !== 'function')) {
     throw new InvalidOptionError('routes', 'an array of functions (router) => void', o.routes);
   }
+  if (typeof o.users !== 'object' || o.users === null || Array.isArray(o.users) || Object.values(o.users).some((p) => typeof p !== 'string')) {
+    throw new InvalidOptionError('users', 'an object of user name → password', o.users);
+  }
+  if (!Array.isArray(o.bearerTokens) || o.bearerTokens.some((t) => typeof t !== 'string' || t === '')) {
+    throw new InvalidOptionError('bearerTokens', 'an array of non-empty strings', o.bearerTokens);
+  }
   if (typeof o.http2 !== 'boolean') throw new InvalidOptionError('http2', 'a boolean', o.http2);
   if (typeof o.playground !== 'boolean') throw new InvalidOptionError('playground', 'a boolean', o.playground);
   if (typeof o.allowTrace !== 'boolean') throw new InvalidOptionError('allowTrace', 'a boolean', o.allowTrace);

@@ -42,6 +42,11 @@ export class ChaosPolicy {
   }
 
   set(chaos: SmtpChaos): void {
+    // From a config file or the control API the rules are user JSON: a non-object or a misspelt trigger is refused, not ignored.
+    if (typeof chaos !== 'object' || chaos === null || Array.isArray(chaos)) throw new InvalidOptionError('chaos', 'an object of rules by trigger', chaos);
+    for (const k of Object.keys(chaos)) {
+      if (k !== 'disconnect' && !(CHAOS_TRIGGERS as readonly string[]).includes(k)) throw new InvalidOptionError(`chaos.${k}`, `one of ${[...CHAOS_TRIGGERS, 'disconnect'].join(', ')}`, k);
+    }
     for (const t of CHAOS_TRIGGERS) if (chaos[t]) checkRule(t, chaos[t]!, true);
     if (chaos.disconnect) checkRule('disconnect', chaos.disconnect, false);
     this.#chaos = { ...chaos };

@@ -136,6 +136,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   checkInt('authFailureDelayMs', o.authFailureDelayMs, 0, 60_000);
   checkInt('maxAuthFailures', o.maxAuthFailures, 1, 1000);
   checkBoolean('allowInsecureAuth', o.allowInsecureAuth);
+  checkBoolean('requireAuth', o.requireAuth);
   const tracer = o.tracer ?? NOOP_TRACER;
   const store = o.store ?? (await defaultMailStore());
   const proto = o.secure ? 'smtps' : 'smtp';

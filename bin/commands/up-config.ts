@@ -10,15 +10,13 @@ import { WS_SERVER_DEFAULTS } from '../../servers/ws/index.ts';
 import { FTP_SERVER_DEFAULTS } from '../../servers/ftp/options.ts';
 import { IMAP_SERVER_DEFAULTS } from '../../servers/imap/index.ts';
 import { POP3_SERVER_DEFAULTS } from '../../servers/pop3/index.ts';
+import { SMTP_SERVER_DEFAULTS } from '../../servers/smtp/index.ts';
 import { SIGNALING_DEFAULTS } from '../../servers/webrtc/signaling.ts';
 import { NATIVE_LIMIT_DEFAULTS } from '../../pubsub/doors/native/connection.ts';
 import { PUBSUB_HTTP_LIMITS } from '../../pubsub/doors/http/options.ts';
 import { MQTT_LIMITS_DEFAULTS } from '../../pubsub/doors/mqtt/options.ts';
 import { SCHEMA_REGISTRY_DEFAULTS } from '../../pubsub/schema/registry.ts';
 import { CHAT_DEFAULTS } from '../../apps/chat/server/options.ts';
-
-// The SMTP server exports no DEFAULTS object: its options are listed here.
-const SMTP = ['maxConnections', 'maxConnectionsPerAddress', 'idleTimeoutMs', 'maxLineLength', 'authFailureDelayMs', 'maxAuthFailures', 'allowInsecureAuth', 'chaos', 'maxMessageSize', 'maxRecipients', 'requireAuth'];
 
 /** A DEFAULTS object's option names, less those `wirelab up` sets itself (host, port, and what each service entry fixes). */
 const keysOf = (defaults: object, ...fixed: string[]): string[] => Object.keys(defaults).filter((k) => !['host', 'port', ...fixed].includes(k));
@@ -33,6 +31,8 @@ const IMAP = [...keysOf(IMAP_SERVER_DEFAULTS, 'secure'), 'chaos'];
 const POP3 = [...keysOf(POP3_SERVER_DEFAULTS, 'secure'), 'chaos'];
 // tls / implicitTls are what make ftp / ftps (the service entries set them).
 const FTP = [...keysOf(FTP_SERVER_DEFAULTS, 'tls', 'implicitTls'), 'chaos'];
+// `secure` makes smtps; hostname and addReceived stay as wirelab up's mail flow expects them.
+const SMTP = [...keysOf(SMTP_SERVER_DEFAULTS, 'secure', 'hostname', 'addReceived'), 'chaos'];
 
 /**
  * Where a service's options go: `top` straight into its start options, `nested` into one object of them (the

@@ -83,8 +83,7 @@ async function kernelChecksum(ctx: LabContext): Promise<void> {
   }
   const link = KernelLink.create({ tracer: ctx.tracer });
   ctx.defer(() => link.close());
-  const rx = await RawUdpAgent.start(link, 'b');
-  const tx = await RawUdpAgent.start(link, 'a');
+  const [rx, tx] = await Promise.all([RawUdpAgent.start(link, 'b'), RawUdpAgent.start(link, 'a')]);
   ctx.defer(() => Promise.all([rx.stop(), tx.stop()]));
   const rows: Array<Array<string | number>> = [];
   const results: Array<{ iface: string; kind: string; delivered: boolean; csumErrors: number; inErrors: number; inDatagrams: number }> = [];

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import type { KernelLink, Side } from '../../core/impair/kernel/index.ts';
 
@@ -55,11 +56,14 @@ for line in sys.stdin:
         out({"sent": length, "checksum": c})
 `;
 
+/** Debian's interpreter when it is there: a version manager's shim on the PATH (pyenv) can take seconds to start. */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
 export type UdpCounters = Record<string, number>;
 
 /** Whether the agent can run: python3 on the PATH (the namespaces and root are KernelLink's to check). */
 export function rawUdpAvailable(): { ok: boolean; reason?: string } {
-  const r = spawnSync('python3', ['-c', 'import socket'], { stdio: 'ignore', timeout: 10_000 });
+  const r = spawnSync(PYTHON, ['-c', 'import socket'], { stdio: 'ignore', timeout: 10_000 });
   return r.status === 0 ? { ok: true } : { ok: false, reason: 'python3 is not installed (Debian package python3; npm run peers)' };
 }
 
@@ -77,7 +81,7 @@ export class RawUdpAgent {
   ) {}
 
   static async start(link: KernelLink, side: Side): Promise<RawUdpAgent> {
-    const child = link.spawn(side, 'python3', ['-u', '-c', AGENT]);
+    const child = link.spawn(side, PYTHON, ['-u', '-c', AGENT]);
     const lines = createInterface({ input: child.stdout! });
     const first = new Promise<number>((resolve, reject) => {
       lines.once('line', (l) => {

@@ -41,13 +41,13 @@ async function startReader(ctx: LabContext): Promise<Reader> {
 /** Sequence-number arithmetic (mod 2^32). */
 const minus1 = (n: number): number => (n + 0xffffffff) % 0x100000000;
 
-function analyse(packets: Packet[], readerPort: number): { zeroWindows: number; firstZeroAt?: number; probes: Packet[]; probeAnswers: number; update?: Packet; lastWindows: number[] } {
+function analyse(packets: Packet[], readerPort: number): { zeroWindows: number; firstZeroAt?: number; probes: Packet[]; answers: number[]; update?: Packet; lastWindows: number[] } {
   const tcp = packets.filter((p) => p.proto === 'tcp' && (p.sport === readerPort || p.dport === readerPort));
   const fromReader = tcp.filter((p) => p.sport === readerPort);
   const zero = fromReader.filter((p) => p.window === 0 && !p.flags.includes('SYN') && !p.flags.includes('RST'));
   const firstZero = zero[0];
   const probes: Packet[] = [];
-  let probeAnswers = 0;
+  const answers: number[] = [];
   let lastAck: number | undefined;
   let lastWindow: number | undefined;
   let update: Packet | undefined;
@@ -55,19 +55,21 @@ function analyse(packets: Packet[], readerPort: number): { zeroWindows: number; 
   for (const p of tcp) {
     if (p.sport === readerPort) {
       // The reader's next segment after a probe: its answer, with the window still closed.
-      if (awaitingAnswer && p.window === 0) probeAnswers++;
+      if (awaitingAnswer) answers.push(p.window ?? -1);
       awaitingAnswer = false;
       if (lastWindow === 0 && (p.window ?? 0) > 0 && !update) update = p;
       lastAck = p.ack;
       lastWindow = p.window;
     } else if (lastWindow === 0 && lastAck !== undefined && p.payload <= 1 && p.seq === minus1(lastAck) && !p.flags.includes('FIN')) {
       // Linux's zero-window probe: a segment one byte behind what the reader acknowledged (tcp_xmit_probe_skb).
+      // A probe before the last one was answered: that one went unanswered.
+      if (awaitingAnswer) answers.push(NaN);
       probes.push(p);
       awaitingAnswer = true;
     }
   }
   const beforeZero = firstZero ? fromReader.filter((p) => p.t <= firstZero.t && !p.flags.includes('SYN')).map((p) => p.window ?? 0) : [];
-  return { zeroWindows: zero.length, ...(firstZero ? { firstZeroAt: firstZero.t } : {}), probes, probeAnswers, ...(update ? { update } : {}), lastWindows: beforeZero.slice(-6) };
+  return { zeroWindows: zero.length, ...(firstZero ? { firstZeroAt: firstZero.t } : {}), probes, answers, ...(update ? { update } : {}), lastWindows: beforeZero.slice(-6) };
 }
 
 export default defineLab({
@@ -156,10 +158,13 @@ export default defineLab({
       ctx.claim('the capture shows the receive window falling to 0: the reader\'s kernel advertised a zero window', a.zeroWindows > 0, `${a.zeroWindows} segments with window 0; before it: ${a.lastWindows.join(' → ')}`);
       const gaps = a.probes.slice(1).map((p, i) => p.t - a.probes[i]!.t);
       ctx.claim(
-        `the writer's kernel sent zero-window probes (a segment one byte behind the acknowledged data) while the window stayed 0, and the reader answered each with window 0`,
-        a.probes.length >= 1 && a.probeAnswers === a.probes.length,
-        `${a.probes.length} probes, ${a.probeAnswers} answers with window 0${gaps.length ? `; gaps ${gaps.map((g) => Math.round(g)).join(', ')} ms` : ''}`,
+        `the writer's kernel sent zero-window probes (a segment one byte behind the acknowledged data) while the window stayed 0, and the reader answered them with window 0 until it read again`,
+        a.probes.length >= 1 && a.answers.some((w) => w === 0) && a.answers.slice(0, -1).every((w) => w === 0 || Number.isNaN(w)),
+        `${a.probes.length} probes, answered with windows ${a.answers.map((w) => (Number.isNaN(w) ? 'none' : w)).join(', ')}${gaps.length ? `; gaps ${gaps.map((g) => Math.round(g)).join(', ')} ms` : ''}`,
       );
+      if (a.answers.some((w) => Number.isNaN(w))) {
+        ctx.note('a probe went unanswered: Linux answers an out-of-window segment (a probe is one) at most once per net.ipv4.tcp_invalid_ratelimit (500 ms by default).');
+      }
       if (gaps.length >= 2) {
         ctx.claim('the probes backed off: each gap longer than the one before (exponential backoff of the probe timer)', gaps.every((g, i) => i === 0 || g > gaps[i - 1]!), `gaps ${gaps.map((g) => Math.round(g)).join(', ')} ms`);
       }

@@ -6,6 +6,7 @@ import { ErrorCodes, WirelabError } from '../../core/errors.ts';
 import { KernelLink } from '../../core/impair/kernel/index.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import type { TcpRunResult } from './tcp-messages.ts';
+import type { UdpStreamResult } from './udp-messages.ts';
 import { MODULE_EXT } from '../../core/paths.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -22,6 +23,8 @@ export class KernelTcpPair {
   private constructor(
     readonly link: KernelLink,
     readonly serverPort: number,
+    /** The UDP echo beside the TCP one in namespace b. */
+    readonly udpPort: number,
     private readonly client: ReturnType<KernelLink['spawn']>,
     next: () => Promise<string>,
   ) {
@@ -43,9 +46,9 @@ export class KernelTcpPair {
       return { child, next };
     };
     const server = peer('b', ['echo-server', link.addrB]);
-    const { port } = JSON.parse(await server.next()) as { port: number };
+    const { port, udpPort } = JSON.parse(await server.next()) as { port: number; udpPort: number };
     const client = peer('a', ['tcp-messages', link.addrB, String(port)]);
-    return new KernelTcpPair(link, port, client.child, client.next);
+    return new KernelTcpPair(link, port, udpPort, client.child, client.next);
   }
 
   /** Sends the messages from a to b's echo server and back; adds the kernel's retransmission counts of both sides. */
@@ -64,6 +67,26 @@ export class KernelTcpPair {
     const after = count();
     const d = after.map((v, i) => v - before[i]!);
     return { ...answer, retransmitted: d[0]! + d[1]!, dropped: d[2]!, duplicateSegments: d[3]! };
+  }
+
+  /**
+   * A TCP stream and a UDP stream of the same messages at once, from a to b's echoes, through whatever the link does;
+   * with the drops toward b, the retransmissions and the segments b's TCP held out of order (waiting for a hole).
+   */
+  async runBoth(req: { n: number; ratePerSec: number; size: number; timeoutMs?: number; lateMs?: number }): Promise<{ tcp: TcpRunResult & { retransmitted: number; outOfOrderQueued: number }; udp: UdpStreamResult; dropped: number }> {
+    const count = (): number[] => [
+      this.link.tcpCounters('a').RetransSegs ?? 0,
+      this.link.tcpCounters('b').RetransSegs ?? 0,
+      this.link.dropped('b'),
+      // Segments b's TCP received past a hole and queued until the hole was filled: head-of-line blocking, counted.
+      this.link.tcpExtCounters('b').TCPOFOQueue ?? 0,
+    ];
+    const before = count();
+    this.client.stdin!.write(JSON.stringify({ ...req, udpPort: this.udpPort }) + '\n');
+    const answer = JSON.parse(await this.#next()) as { tcp: TcpRunResult; udp: UdpStreamResult; error?: string };
+    if (answer.error) throw new WirelabError(ErrorCodes.CLOSED, `kernel-mode client: ${answer.error}`);
+    const d = count().map((v, i) => v - before[i]!);
+    return { tcp: { ...answer.tcp, retransmitted: d[0]! + d[1]!, outOfOrderQueued: d[3]! }, udp: answer.udp, dropped: d[2]! };
   }
 }
 

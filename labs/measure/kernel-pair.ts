@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +11,7 @@ import type { TcpRunResult } from './tcp-messages.ts';
 import type { UdpStreamResult } from './udp-messages.ts';
 import { MODULE_EXT } from '../../core/paths.ts';
 
+const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..', '..');
 // From the sources the peer runs through tsx; from the built package (dist/) it is plain JavaScript.
@@ -71,23 +74,35 @@ export class KernelTcpPair {
 
   /**
    * A TCP stream and a UDP stream of the same messages at once, from a to b's echoes, through whatever the link does;
-   * with the drops toward b, the retransmissions and the segments b's TCP held out of order (waiting for a hole).
+   * with the retransmissions, the segments b's TCP held out of order (waiting for a hole) and b's nftables ruleset
+   * before and after (its counters), each read in one process per namespace, both namespaces at once.
    */
-  async runBoth(req: { n: number; ratePerSec: number; size: number; timeoutMs?: number; lateMs?: number }): Promise<{ tcp: TcpRunResult & { retransmitted: number; outOfOrderQueued: number }; udp: UdpStreamResult; dropped: number }> {
-    const count = (): number[] => [
-      this.link.tcpCounters('a').RetransSegs ?? 0,
-      this.link.tcpCounters('b').RetransSegs ?? 0,
-      this.link.dropped('b'),
-      // Segments b's TCP received past a hole and queued until the hole was filled: head-of-line blocking, counted.
-      this.link.tcpExtCounters('b').TCPOFOQueue ?? 0,
-    ];
-    const before = count();
+  async runBoth(req: { n: number; ratePerSec: number; size: number; timeoutMs?: number; lateMs?: number }): Promise<{ tcp: TcpRunResult & { retransmitted: number; outOfOrderQueued: number }; udp: UdpStreamResult; ruleset: { before: string; after: string } }> {
+    const before = await Promise.all([snapshot(this.link.nsA), snapshot(this.link.nsB)]);
     this.client.stdin!.write(JSON.stringify({ ...req, udpPort: this.udpPort }) + '\n');
     const answer = JSON.parse(await this.#next()) as { tcp: TcpRunResult; udp: UdpStreamResult; error?: string };
     if (answer.error) throw new WirelabError(ErrorCodes.CLOSED, `kernel-mode client: ${answer.error}`);
-    const d = count().map((v, i) => v - before[i]!);
-    return { tcp: { ...answer.tcp, retransmitted: d[0]! + d[1]!, outOfOrderQueued: d[3]! }, udp: answer.udp, dropped: d[2]! };
+    const after = await Promise.all([snapshot(this.link.nsA), snapshot(this.link.nsB)]);
+    const d = (side: 0 | 1, key: string): number => (after[side].counters[key] ?? 0) - (before[side].counters[key] ?? 0);
+    return {
+      tcp: { ...answer.tcp, retransmitted: d(0, 'RetransSegs') + d(1, 'RetransSegs'), outOfOrderQueued: d(1, 'TCPOFOQueue') },
+      udp: answer.udp,
+      ruleset: { before: before[1].ruleset, after: after[1].ruleset },
+    };
   }
+}
+
+/** A namespace's Tcp: and TcpExt: counters (/proc/net/snmp, /proc/net/netstat) and its nftables ruleset, in one process. */
+async function snapshot(ns: string): Promise<{ counters: Record<string, number>; ruleset: string }> {
+  const { stdout } = await run('ip', ['netns', 'exec', ns, 'sh', '-c', 'cat /proc/net/snmp /proc/net/netstat; echo ===; nft list ruleset'], { timeout: 10_000 });
+  const [proc = '', ruleset = ''] = stdout.split('===\n');
+  const counters: Record<string, number> = {};
+  const lines = proc.split('\n');
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const [k, v] = [lines[i]!.split(/\s+/), lines[i + 1]!.split(/\s+/)];
+    if ((k[0] === 'Tcp:' || k[0] === 'TcpExt:') && v[0] === k[0] && Number.isNaN(Number(k[1]))) k.slice(1).forEach((name, j) => (counters[name] = Number(v[j + 1])));
+  }
+  return { counters, ruleset };
 }
 
 /** A kernel link with a TCP pair on it, closed when the lab (or whatever `defer` belongs to) ends. */

@@ -65,6 +65,8 @@ export const ErrorCodes = {
   MAIL_MAILBOX_EXISTS: 'WL_ERR_MAIL_MAILBOX_EXISTS',
   MAIL_NOT_ALLOWED: 'WL_ERR_MAIL_NOT_ALLOWED',
   MAIL_PROTOCOL: 'WL_ERR_MAIL_PROTOCOL',
+  /** A DNS message that does not parse (labs/measure/dns.ts: a truncated header, a name past the end). */
+  DNS_MALFORMED: 'WL_ERR_DNS_MALFORMED',
   /** An impairment (toxic, UDP impairment, --impair spec) that names an unknown kind or an out-of-range value. */
   IMPAIR_INVALID: 'WL_ERR_IMPAIR_INVALID',
   /** A proxy or toxic the control API does not know. */

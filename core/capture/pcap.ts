@@ -23,6 +23,10 @@ export interface Packet {
   flags: string[];
   /** TCP options by name, in order (mss, sackOK, ts, nop, wscale...). Empty for UDP. */
   options: string[];
+  /** TCP only: sequence and acknowledgement numbers, and the raw window field (unscaled; 0 is a zero window either way). */
+  seq?: number;
+  ack?: number;
+  window?: number;
   /** ICMP type and code (3/3: port unreachable). */
   icmp?: { type: number; code: number };
 }
@@ -110,6 +114,9 @@ export function parsePcap(file: Buffer): Packet[] {
         payload: total - ipHeader - l4Header,
         flags: FLAG_NAMES.filter(([bit]) => flagsByte & bit).map(([, name]) => name),
         options: tcpOptions(l4, Math.min(l4Header, l4.length)),
+        seq: l4.readUInt32BE(4),
+        ack: l4.readUInt32BE(8),
+        window: l4.readUInt16BE(14),
       });
     } else if (protoNum === 1 && l4.length >= 8) {
       // The ICMP error quotes the IP + UDP header of the datagram that caused it: report that datagram's ports.

@@ -3,3 +3,4 @@
 export { measureTcpMessages, tcpGuaranteeHeld, type TcpRunResult } from './tcp-messages.ts';
 export { measureUdpEcho, type UdpRunResult } from './udp-echo.ts';
 export { KernelTcpPair, openKernelTcpPair } from './kernel-pair.ts';
+export { measureUdpMessages, type UdpStreamResult } from './udp-messages.ts';

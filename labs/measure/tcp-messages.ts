@@ -14,6 +14,8 @@ export interface TcpRunResult {
   max: number;
   /** Messages that waited over 100 ms: the stalls a lost segment causes while TCP waits to retransmit it. */
   stalled: number;
+  /** Messages whose echo came later than the request's `lateMs` (0 when it set none). */
+  late: number;
   durationMs: number;
   /** What ended the wait: every message back, the deadline (TCP still retransmitting), or a connection error. */
   endedBy: 'complete' | 'deadline' | 'error';
@@ -37,7 +39,7 @@ export function tcpGuaranteeHeld(r: TcpRunResult): boolean {
  */
 export async function measureTcpMessages(
   connect: (o: object) => Promise<TcpClient>,
-  req: { n: number; ratePerSec: number; size: number; timeoutMs?: number },
+  req: { n: number; ratePerSec: number; size: number; timeoutMs?: number; lateMs?: number },
 ): Promise<TcpRunResult> {
   const client = await connect({});
   const sentAt = new Float64Array(req.n);
@@ -94,6 +96,7 @@ export async function measureTcpMessages(
     p99: round(percentile(latency, 99)),
     max: round(latency[latency.length - 1] ?? NaN),
     stalled: latency.filter((l) => l > 100).length,
+    late: req.lateMs === undefined ? 0 : latency.filter((l) => l > req.lateMs!).length,
     durationMs: Math.round(durationMs),
     endedBy,
     contiguous: highest === seen.size - 1,

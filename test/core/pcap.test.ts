@@ -61,3 +61,20 @@ test('TCP: header length from the data offset, options by name, payload from the
   assert.equal(p!.payload, 5);
   assert.equal(p!.ipPayload, 37);
 });
+
+test('TCP: sequence, acknowledgement and the raw window field (a zero window reads 0)', () => {
+  const tcp = Buffer.alloc(20);
+  tcp.writeUInt16BE(40000, 0);
+  tcp.writeUInt16BE(80, 2);
+  tcp.writeUInt32BE(0xfffffffe, 4);
+  tcp.writeUInt32BE(123456789, 8);
+  tcp[12] = 5 << 4;
+  tcp[13] = 0x10; // ACK
+  const zero = Buffer.from(tcp);
+  tcp.writeUInt16BE(512, 14);
+  const [open, closed] = parsePcap(pcap([ipv4(6, tcp), ipv4(6, zero)]));
+  assert.equal(open!.seq, 0xfffffffe);
+  assert.equal(open!.ack, 123456789);
+  assert.equal(open!.window, 512);
+  assert.equal(closed!.window, 0);
+});

@@ -21,6 +21,8 @@ export const CONFIGURABLE: Readonly<Record<string, readonly string[]>> = {
   imaps: IMAP,
   pop3: LINE,
   pop3s: LINE,
+  // The chat app (apps/chat/server/options.ts): accounts and a few limits.
+  chat: ['users', 'allowGuests', 'allowInsecureAuth', 'maxAuthFailures', 'maxConnections', 'maxMessageChars', 'ratePerSecond', 'rateBurst', 'historyOnJoin', 'dmIceTimeoutMs', 'dmRetryMs', 'dmRetries'],
 };
 
 export type UpConfig = Record<string, Record<string, unknown>>;

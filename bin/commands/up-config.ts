@@ -22,7 +22,7 @@ export const CONFIGURABLE: Readonly<Record<string, readonly string[]>> = {
   pop3: LINE,
   pop3s: LINE,
   // The chat app (apps/chat/server/options.ts): accounts and a few limits.
-  chat: ['users', 'allowGuests', 'allowInsecureAuth', 'maxAuthFailures', 'maxConnections', 'maxMessageChars', 'ratePerSecond', 'rateBurst', 'historyOnJoin', 'dmIceTimeoutMs', 'dmRetryMs', 'dmRetries'],
+  chat: ['users', 'allowGuests', 'allowInsecureAuth', 'maxAuthFailures', 'presenceLeaseMs', 'maxConnections', 'maxMessageChars', 'ratePerSecond', 'rateBurst', 'historyOnJoin', 'dmIceTimeoutMs', 'dmRetryMs', 'dmRetries'],
 };
 
 export type UpConfig = Record<string, Record<string, unknown>>;

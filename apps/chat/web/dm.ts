@@ -47,6 +47,7 @@ const dm = {
       const r = dm.retries.get(p.name);
       dm.note(p.name, 'peer to peer' + (p.retry ? ' again (retry ' + (r ? r.n : 1) + ')' : '') + ': data channel open after ' + p.setupMs + ' ms');
       for (const m of p.queue.splice(0)) dm.transmit(p, m);
+      chat.render();
     };
     ch.onclose = () => { if (dm.peers.get(p.name) === p && p.mode === 'p2p') dm.fallback(p, 'channel closed', false); };
     ch.onmessage = (e) => { let m; try { m = JSON.parse(e.data); } catch { return; } if (m && typeof m.id === 'string') dm.got(p.name, m, 'webrtc (p2p)'); };

@@ -55,7 +55,9 @@ test('a DM goes peer to peer over a WebRTC data channel: the server relays only 
   await ana.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#online li')].some((li) => li.textContent === 'ben'));
   // Open the DM by clicking ben's presence entry, then wait for the channel.
   await ana.click('#online li.dm');
-  await ana.waitForFunction(() => (globalThis as unknown as Win).dm.peers.get('ben')?.mode === 'p2p', undefined, { timeout: 15_000 });
+  await ana.waitForFunction(() => (globalThis as unknown as Win).dm.peers.get('ben')?.mode === 'p2p', undefined, { timeout: 25_000 }).catch(async (err: Error) => {
+    throw new Error(`${err.message}; ana's DM log: ${JSON.stringify(await ana.evaluate(() => (globalThis as unknown as Win).dm.log))}`);
+  });
   const before = server.stats;
   await ana.fill('#dmtext', 'psst ben');
   await ana.click('#dmsend');
@@ -92,10 +94,9 @@ test('ICE that fails for real falls back to the relay, and the page says so; it 
   assert.equal(after.messages - before.messages, 0);
 
   // The first retry (after 400 ms) fails the same way (still relay-only); the page says so and keeps relaying.
-  await cat.waitForFunction(() => {
-    const d = (globalThis as unknown as Win).dm;
-    return d.retries.get('dan')?.n === 1 && d.peers.get('dan')?.mode === 'relay' && !d.peers.get('dan')?.retry;
-  }, undefined, { timeout: 15_000 });
+  await cat.waitForFunction(() => /^relay \(ICE failed\) · 1 p2p retry · p2p retry in \d s$/.test((globalThis as unknown as Win).dm.path('dan')), undefined, { timeout: 15_000 }).catch(async (err: Error) => {
+    throw new Error(`${err.message}; cat's path: ${await cat.evaluate(() => (globalThis as unknown as Win).dm.path('dan'))}; log: ${JSON.stringify(await cat.evaluate(() => (globalThis as unknown as Win).dm.log))}`);
+  });
   assert.match(await cat.evaluate(() => (globalThis as unknown as Win).dm.path('dan')), /^relay \(ICE failed\) · 1 p2p retry · p2p retry in \d s$/);
   // The path comes back (the page may use host candidates again): the second retry (800 ms later) goes peer to peer.
   await cat.evaluate(() => void ((globalThis as unknown as Win).dm.relayOnly = false));

@@ -68,15 +68,20 @@ export class ChatAuth {
     return { accounts: this.accounts, guests: this.allowGuests, allowInsecureAuth: this.allowInsecureAuth };
   }
 
+  /** A hello without credentials, answered at once (no scrypt: a guest's hello stays synchronous). */
+  guest(hello: HelloCredentials): AuthResult | undefined {
+    if (hello.password !== undefined || hello.token !== undefined) return undefined;
+    if (hello.name !== undefined && this.#registered.has(hello.name)) return { ok: false, code: ChatCodes.AUTH, message: `${hello.name} is a registered name: give its password or token` };
+    if (!this.allowGuests) return { ok: false, code: ChatCodes.AUTH, message: 'this chat needs a password or a token (guests are off: allowGuests)' };
+    if (hello.name === undefined) return { ok: false, code: ChatCodes.NAME, message: 'a name is a non-empty string' };
+    return { ok: true, name: hello.name, method: 'guest' };
+  }
+
   /** Who a hello is: a guest, or a user whose password or token matched. `secure`: the connection is TLS. */
   async check(hello: HelloCredentials, secure: boolean, peer: string): Promise<AuthResult> {
     const fail = (message: string): AuthResult => ({ ok: false, code: ChatCodes.AUTH, message });
-    if (hello.password === undefined && hello.token === undefined) {
-      if (hello.name !== undefined && this.#registered.has(hello.name)) return fail(`${hello.name} is a registered name: give its password or token`);
-      if (!this.allowGuests) return fail('this chat needs a password or a token (guests are off: allowGuests)');
-      if (hello.name === undefined) return { ok: false, code: ChatCodes.NAME, message: 'a name is a non-empty string' };
-      return { ok: true, name: hello.name, method: 'guest' };
-    }
+    const guest = this.guest(hello);
+    if (guest) return guest;
     const credentials = hello.token !== undefined ? { token: hello.token } : { user: hello.name ?? '', password: hello.password! };
     try {
       const user = await authenticate({ users: this.users, allowAnonymous: false, allowInsecureAuth: this.allowInsecureAuth }, { door: 'ws', peer, tls: secure, credentials });

@@ -76,6 +76,8 @@ export interface Client {
   /** Refused hellos so far (maxAuthFailures); `checking` while a password is being verified. */
   authFailures: number;
   checking: boolean;
+  /** Frames that arrived while `checking`: handled once the check is done. */
+  waiting: string[];
   closed: boolean;
 }
 

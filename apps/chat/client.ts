@@ -26,6 +26,8 @@ export const CHAT_CLIENT_DEFAULTS = {
   transport: 'ws' as ChatTransport,
   /** Answer a DM offer (WebRTC) with bye: this client has no WebRTC of its own (apps/chat/dm-peer.ts adds one). */
   declineDmOffers: true,
+  /** Send a password or token over ws:// (no TLS). Default false: connectChat refuses before anything is sent. */
+  allowInsecureAuth: false,
 };
 
 /** DM messages kept while reconnecting (the oldest goes past it). */
@@ -34,7 +36,12 @@ const MAX_DM_OUTBOX = 1000;
 export interface ChatClientOptions extends Partial<typeof CHAT_CLIENT_DEFAULTS> {
   /** ws://host:port/ws */
   url: string;
-  name: string;
+  /** The name to use; with a token it may be left out (the token's user is the name: `client.name` after connect). */
+  name?: string;
+  /** A registered name's password (the server's `users`); never traced, sent only in hello. */
+  password?: string;
+  /** A token instead of a password. */
+  token?: string;
 }
 
 interface RoomState {
@@ -78,7 +85,15 @@ export interface ChatClient {
 export async function connectChat(options: ChatClientOptions): Promise<ChatClient> {
   const o = withDefaults(CHAT_CLIENT_DEFAULTS, options);
   checkString('url', o.url);
-  checkString('name', o.name);
+  if (o.name !== undefined || o.token === undefined) checkString('name', o.name);
+  if (o.password !== undefined) checkString('password', o.password);
+  if (o.token !== undefined) checkString('token', o.token);
+  if (o.password !== undefined && o.token !== undefined) throw new InvalidOptionError('token', 'a password or a token, not both', '(redacted)');
+  if ((o.password !== undefined || o.token !== undefined) && !/^(wss|https):/i.test(o.url) && !o.allowInsecureAuth) {
+    throw new ChatError(ChatCodes.AUTH, `a ${o.password !== undefined ? 'password' : 'token'} would go over ${new URL(o.url).protocol}// without TLS: refused (allowInsecureAuth allows it)`);
+  }
+  const hello: ClientMessage = { type: 'hello', ...(o.name !== undefined ? { name: o.name } : {}), ...(o.password !== undefined ? { password: o.password } : {}), ...(o.token !== undefined ? { token: o.token } : {}) };
+  let name = o.name ?? '';
   checkInt('timeoutMs', o.timeoutMs, 1, 3_600_000);
   if (!CHAT_TRANSPORTS.includes(o.transport)) throw new InvalidOptionError('transport', 'ws, sse or poll', o.transport);
   const events = new EventEmitter();
@@ -93,6 +108,8 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
   let switching: Promise<void> = Promise.resolve();
   const dms = new Map<string, { at: number; resolve(ms: number): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
   let closed = false;
+  /** The server refused the hello (name or credentials): reconnecting with the same would be refused again. */
+  let refused = false;
   let reconnects = 0;
   let duplicates = 0;
   let attempts = 0;
@@ -113,6 +130,7 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
   const onMessage = (m: ServerMessage): void => {
     if (m.type === 'welcome') {
       ready = true;
+      name = m.name;
       for (const [room, r] of rooms) write({ type: 'join', room, ...(r.last >= 0 ? { since: r.last } : {}) });
       for (const [cid, p] of pending) write({ type: 'send', room: p.room, text: p.text, cid });
       // After the joins: the server relays a DM only between users in a shared room.
@@ -173,7 +191,7 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
       let welcomed = false;
       ready = false;
       const l: ChatLink = openLink(transport, o.url, {
-        open: () => l.send({ type: 'hello', name: o.name }),
+        open: () => l.send(hello),
         message: (m) => {
           // A link being replaced (setTransport) passes on only DMs and signals (never stored); the new one replays the rest.
           if (link !== l) {
@@ -181,7 +199,15 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
             return;
           }
           if (!welcomed) {
-            if (m.type === 'error') return reject(new ChatError(m.code, m.message));
+            if (m.type === 'error') {
+              reject(new ChatError(m.code, m.message));
+              // A refused hello (a wrong password): no retry with the same credentials.
+              if (m.code === ChatCodes.AUTH || m.code === ChatCodes.NAME) {
+                refused = true;
+                l.close();
+              }
+              return;
+            }
             if (m.type === 'welcome') {
               welcomed = true;
               attempts = 0;
@@ -194,7 +220,7 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
           requestsBefore += l.requests;
           ended.add(l);
           if (!welcomed) reject(err ?? new ChatError(ChatCodes.STATE, 'closed before welcome'));
-          if (closed || link !== l) return;
+          if (closed || refused || link !== l) return;
           ready = false;
           events.emit('disconnected');
           if (!o.reconnect) return;
@@ -216,6 +242,10 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
   const timer = setTimeout(() => link?.close(), o.timeoutMs);
   try {
     await open();
+  } catch (err) {
+    closed = true;
+    link?.close();
+    throw err;
   } finally {
     clearTimeout(timer);
   }
@@ -237,7 +267,9 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
   }
 
   const client: ChatClient = {
-    name: o.name,
+    get name() {
+      return name;
+    },
     rooms,
     get reconnects() {
       return reconnects;

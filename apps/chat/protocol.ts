@@ -33,6 +33,11 @@ export const ChatCodes = {
   BROKER: 'WL_ERR_CHAT_BROKER',
   /** A DM or a DM signal to a user who is not online in a room the sender is in (server/dm.ts). */
   PEER: 'WL_ERR_CHAT_PEER',
+  /**
+   * A hello refused (server/auth.ts): a registered name without its password or token, bad credentials (one answer
+   * for all of them), credentials on a connection without TLS (unless allowInsecureAuth), or no guests allowed.
+   */
+  AUTH: 'WL_ERR_CHAT_AUTH',
 } as const;
 export type ChatCode = (typeof ChatCodes)[keyof typeof ChatCodes];
 
@@ -83,7 +88,8 @@ export interface ChatEvent extends StoredEvent {
 export type ReceiptState = 'delivered' | 'seen';
 
 export type ClientMessage =
-  | { type: 'hello'; name: string }
+  /** `name` may be left out with a token (the token's user is the name); `password` or `token` for a registered name. */
+  | { type: 'hello'; name?: string; password?: string; token?: string }
   | { type: 'join'; room: string; since?: number }
   | { type: 'leave'; room: string }
   | { type: 'send'; room: string; text: string; cid: string }
@@ -121,7 +127,8 @@ export type DmServerMessage =
 export const DM_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export type ServerMessage =
-  | { type: 'welcome'; name: string; transport: string; limits: Record<string, number> }
+  /** `auth`: how the name was checked (`guest`: not at all). */
+  | { type: 'welcome'; name: string; transport: string; auth: 'password' | 'token' | 'guest'; limits: Record<string, number> }
   | { type: 'joined'; room: string; owner: string | undefined; online: string[]; recovered: boolean; from: number; end: number }
   | { type: 'synced'; room: string; next: number }
   | ChatEvent
@@ -170,7 +177,11 @@ export function parseClientMessage(text: string): ClientMessage | { invalid: str
   let bad: string | undefined;
   switch (o.type) {
     case 'hello':
-      bad = isStr(o.name) ? undefined : 'name: a string';
+      bad =
+        (o.password !== undefined && o.token !== undefined ? 'a password or a token, not both' : undefined) ??
+        (o.password === undefined || isStr(o.password) ? undefined : 'password: a string') ??
+        (o.token === undefined || isStr(o.token) ? undefined : 'token: a string') ??
+        (isStr(o.name) || (o.name === undefined && o.token !== undefined) ? undefined : 'name: a string');
       break;
     case 'join':
       bad = needRoom() ?? (o.since === undefined || (isInt(o.since) && o.since >= -1) ? undefined : 'since: an offset');

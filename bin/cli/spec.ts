@@ -39,6 +39,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'timeout-ms': { type: 'string', value: 'MS', help: 'give up joining or connecting a peer after MS (default 10000)' },
   transport: { type: 'string', value: 'ws|sse|poll', help: 'chat: WebSocket (default), SSE + POST or long polling (/transport switches live)' },
   'no-webrtc': { type: 'boolean', help: 'chat: DMs through the server only (no WebRTC data channel; offers are declined)' },
+  'password-file': { type: 'string', value: 'F', help: "chat: a registered name's password, the first line of F (or $WIRELAB_PASSWORD)" },
+  'allow-insecure-auth': { type: 'boolean', help: 'chat: send the password or token over ws:// (no TLS); the server must allow it too' },
   // wirelab pub / sub (the native pub/sub client)
   user: { type: 'string', value: 'NAME', help: 'log in as NAME (the password from --password or $WIRELAB_PASSWORD)' },
   password: { type: 'string', value: 'P', help: "NAME's password (visible in ps: prefer $WIRELAB_PASSWORD)" },
@@ -193,8 +195,9 @@ row, port base + 3000) and prints the room's recent history, then every message,
 message; /join ROOM, /who, /history [N], /dm NAME TEXT, /transport ws|sse|poll, /leave, /quit, /help are commands
 (/dm: peer to peer over a WebRTC data channel, werift, or the server's relay when ICE fails or with --no-webrtc). A lost connection reconnects and replays what was
 missed (no gap, no duplicate), and so does /transport. Piped stdin: every line is sent and stored, then it exits 0. Exit 1 when the
-server cannot be reached or refuses the name or room, 2 on a usage error.`,
-    flags: ['url', 'port-base', 'room', 'name', 'timeout-ms', 'transport', 'no-webrtc'],
+server cannot be reached or refuses the name or room, 2 on a usage error. A registered name (the server's users) signs
+in with --password-file F or $WIRELAB_PASSWORD, or --token T; over ws:// (no TLS) only with --allow-insecure-auth.`,
+    flags: ['url', 'port-base', 'room', 'name', 'password-file', 'token', 'allow-insecure-auth', 'timeout-ms', 'transport', 'no-webrtc'],
   },
   impair: {
     name: 'impair',

@@ -5,6 +5,7 @@
  * another terminal, and through the server's relay when ICE does not connect within dmIceTimeoutMs (or with --no-webrtc). Piped stdin: sends every line, waits until
  * each is stored, then exits 0. A lost connection reconnects and recovers the missed messages (apps/chat/client.ts).
  */
+import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { DEFAULT_PORT_BASE } from '../../core/registry.ts';
 import { connectChat, type ChatClient, type ChatTransport } from '../../apps/chat/client.ts';
@@ -22,6 +23,9 @@ export interface ChatFlags {
   'timeout-ms'?: string;
   transport?: string;
   'no-webrtc'?: boolean;
+  'password-file'?: string;
+  token?: string;
+  'allow-insecure-auth'?: boolean;
 }
 
 const HELP = [
@@ -71,11 +75,30 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
     console.error(`wirelab chat: --transport is ws, sse or poll, got ${flags.transport}`);
     return 2;
   }
+  // A password from a file (its first line) or the environment, never from the command line (ps shows it).
+  let password: string | undefined;
+  if (flags['password-file'] !== undefined) {
+    try {
+      password = (await readFile(flags['password-file'], 'utf8')).split(/\r?\n/)[0];
+    } catch (err) {
+      console.error(`wirelab chat: --password-file ${flags['password-file']}: ${(err as Error).message}`);
+      return 2;
+    }
+  } else if (flags.token === undefined && process.env.WIRELAB_PASSWORD) password = process.env.WIRELAB_PASSWORD;
+  if (password !== undefined && flags.token !== undefined) {
+    console.error('wirelab chat: give --password-file or --token, not both');
+    return 2;
+  }
+  const secret = { ...(password !== undefined ? { password } : {}), ...(flags.token !== undefined ? { token: flags.token } : {}), allowInsecureAuth: flags['allow-insecure-auth'] === true };
   let client: ChatClient;
   try {
-    client = await connectChat({ url, name, timeoutMs, transport, declineDmOffers: flags['no-webrtc'] === true });
+    // With a token and no --name, the token's user is the name.
+    const who = flags.name === undefined && flags.token !== undefined ? {} : { name };
+    client = await connectChat({ url, ...who, ...secret, timeoutMs, transport, declineDmOffers: flags['no-webrtc'] === true });
   } catch (err) {
-    console.error(`wirelab chat: cannot chat on ${url}: ${err instanceof Error ? err.message : String(err)} (is wirelab up running? npm start)`);
+    const code = (err as { code?: string }).code;
+    const hint = code === 'WL_ERR_CHAT_AUTH' || code === 'WL_ERR_CHAT_NAME' ? '' : ' (is wirelab up running? npm start)';
+    console.error(`wirelab chat: cannot chat on ${url}: ${err instanceof Error ? err.message : String(err)}${hint}`);
     return 1;
   }
   const agent = flags['no-webrtc'] ? undefined : new DmAgent(client, { iceTimeoutMs: CHAT_DEFAULTS.dmIceTimeoutMs, onDm: (from, text) => console.log(`[${time(Date.now())}] (dm) ${from}: ${text}  (webrtc (p2p))`) });
@@ -101,7 +124,7 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
     client.close();
     return 1;
   }
-  console.log(`* ${name} in #${room} on ${url}. ${HELP}`);
+  console.log(`* ${client.name} in #${room} on ${url}. ${HELP}`);
 
   const sends: Promise<unknown>[] = [];
   const rl = createInterface({ input: process.stdin, terminal: process.stdin.isTTY === true });

@@ -73,7 +73,8 @@ export const SERVICE_OPTIONS: Readonly<Record<string, ServiceOptions>> = {
   mqtts: limits(Object.keys(MQTT_LIMITS_DEFAULTS)),
   'mqtt-ws': limits(Object.keys(MQTT_LIMITS_DEFAULTS)),
   'schema-registry': flat([...keysOf(SCHEMA_REGISTRY_DEFAULTS, 'topic'), 'maxBodyBytes']),
-  chat: flat(keysOf(CHAT_DEFAULTS)),
+  // The chat app (apps/chat/server/options.ts): every limit, and its accounts (`users` has no default).
+  chat: flat([...keysOf(CHAT_DEFAULTS), 'users']),
 };
 
 /** Every option name each configurable service takes, flat. */

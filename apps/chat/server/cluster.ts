@@ -9,6 +9,8 @@
  *   order, so a receiver that sees a gap (a reconnect lost some) asks that node for a snapshot (`sync`), which replaces
  *   what it knew of the node (who is online where, the receipts it holds);
  * - `on` / `off` when a user's first connection in a room opens / last one closes on a node, `typing`, `receipt`;
+ * - `dm` to one node: a direct message's signaling or relayed text between users on two nodes (server/dm.ts), not an
+ *   event (no sequence number: nothing of it is in a snapshot);
  * - `beat` every presenceLeaseMs / 3 with the last sequence number; every message carries its node's presenceLeaseMs,
  *   and a node not heard from for its lease (its process was killed, or it lost NATS) is dropped and its users leave
  *   the others' presence (nodes with different leases do not drop each other between beats); no clocks are compared
@@ -49,6 +51,8 @@ export interface ClusterHooks {
   receipt(room: string, user: string, offset: number, state: ReceiptState): void;
   /** This node's live rooms, for a snapshot another node asked for. */
   snapshot(): SnapshotRoom[];
+  /** A DM message (signal, dm, dm-ack: as its sender wrote it) from `from` on `node`, addressed to a user here. */
+  dm(node: string, from: string, m: unknown): void;
 }
 
 export interface ChatCluster {
@@ -66,6 +70,10 @@ export interface ChatCluster {
   local(room: string, user: string, online: boolean): void;
   typing(room: string, user: string, on: boolean): void;
   receipt(room: string, user: string, offset: number, state: ReceiptState): void;
+  /** The other nodes on which `user` is online in one of `rooms`. */
+  nodesWith(rooms: Iterable<string>, user: string): string[];
+  /** Sends a DM message from `from` (a user here) to `node` (server/dm.ts routes it there). */
+  dm(node: string, from: string, m: object): void;
   close(): Promise<void>;
 }
 
@@ -76,6 +84,7 @@ type BusMessage = { n: string; s: number; l: number } & (
   | { op: 'beat' | 'bye' }
   | { op: 'sync'; to?: string }
   | { op: 'snap'; p: number; last: boolean; rooms: SnapshotRoom[] }
+  | { op: 'dm'; to: string; u: string; m: unknown }
 );
 
 interface Peer {
@@ -193,6 +202,18 @@ class NatsChatCluster implements ChatCluster {
     this.#publish({ op: 'receipt', r: room, u: user, o: offset, st: state });
   }
 
+  nodesWith(rooms: Iterable<string>, user: string): string[] {
+    const out: string[] = [];
+    const wanted = [...rooms];
+    for (const [node, peer] of this.#peers) if (wanted.some((r) => peer.rooms.get(r)?.has(user))) out.push(node);
+    return out;
+  }
+
+  dm(node: string, from: string, m: object): void {
+    // Not an event: a DM is not part of what a snapshot restores (lost with a reconnect, as a relayed DM would be).
+    this.#publish({ op: 'dm', to: node, u: from, m }, false);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -282,6 +303,9 @@ class NatsChatCluster implements ChatCluster {
         return;
       case 'beat':
         if (!peer.synced || m.s !== peer.seq) this.#ask(m.n, peer);
+        return;
+      case 'dm':
+        if (m.to === this.node && typeof m.u === 'string') this.#hooks?.dm(m.n, m.u, m.m);
         return;
     }
     if (!peer.synced) return this.#ask(m.n, peer);

@@ -14,6 +14,7 @@ import type { ChatCluster } from './cluster.ts';
 import { RoomPresence } from './nodes.ts';
 import { decode, Expiring, UserBuckets, type ChatConn, type ChatStats, type Client, type Member, type Room } from './state.ts';
 import { DmRouter, isDmMessage } from './dm.ts';
+import { ChatAuth, type AuthResult } from './auth.ts';
 
 export type { ChatConn, ChatStats, Transport } from './state.ts';
 
@@ -30,6 +31,8 @@ export class ChatCore {
   readonly #buckets: UserBuckets;
   /** Direct messages: WebRTC signaling and the relay fallback (server/dm.ts). */
   readonly dm: DmRouter;
+  /** Who may use which name (server/auth.ts). */
+  readonly auth: ChatAuth;
 
   constructor(
     readonly broker: Broker,
@@ -39,8 +42,9 @@ export class ChatCore {
     cluster?: ChatCluster,
   ) {
     this.#buckets = new UserBuckets(o.ratePerSecond, o.rateBurst);
-    this.#presence = new RoomPresence({ rooms: this.#rooms, toRoom: (room, m, except) => this.#toRoom(room, m, except) }, cluster);
-    this.dm = new DmRouter(o, tracer, { send: (c, m) => this.#send(c, m), error: (c, code, text, extra) => this.#error(c, code, text, extra), bad: (c) => this.#bad(c) });
+    this.auth = new ChatAuth(o.users, o.allowGuests, o.allowInsecureAuth);
+    this.#presence = new RoomPresence({ rooms: this.#rooms, toRoom: (room, m, except) => this.#toRoom(room, m, except), remoteDm: (node, from, m) => this.dm.remote(node, from, m) }, cluster);
+    this.dm = new DmRouter(o, tracer, { send: (c, m) => this.#send(c, m), error: (c, code, text, extra) => this.#error(c, code, text, extra), bad: (c) => this.#bad(c) }, cluster);
   }
 
   /** One subscription for every room: live events fan out from here to the members. */
@@ -60,7 +64,7 @@ export class ChatCore {
 
   /** A new connection: returns what the transport calls with each text frame and when the connection ends. */
   open(conn: ChatConn): { frame(text: string): void; closed(): void } {
-    const client: Client = { conn, name: undefined, rooms: new Map(), windowStart: Date.now(), framesInWindow: 0, bad: 0, closed: false };
+    const client: Client = { conn, name: undefined, rooms: new Map(), windowStart: Date.now(), framesInWindow: 0, bad: 0, authFailures: 0, checking: false, waiting: [], closed: false };
     this.#clients.add(client);
     this.stats.connections++;
     return {
@@ -84,6 +88,12 @@ export class ChatCore {
       this.#bad(client);
       return;
     }
+    if (client.checking) {
+      // A password being checked: later frames wait for the answer (at most maxFramesPerSecond of them).
+      if (client.waiting.length >= this.o.maxFramesPerSecond) return this.#bad(client);
+      client.waiting.push(text);
+      return;
+    }
     const m = parseClientMessage(text);
     if ('invalid' in m) {
       this.#error(client, ChatCodes.INVALID, m.invalid);
@@ -92,7 +102,11 @@ export class ChatCore {
     }
     this.tracer.emit('chat', client.conn.cid, '>', m.type, () => `${m.type} ${'room' in m ? m.room : ''}`.trim());
     if (m.type === 'ping') return this.#send(client, { type: 'pong', t: m.t });
-    if (m.type === 'hello') return this.#hello(client, m.name);
+    if (m.type === 'hello') {
+      const r = this.#hello(client, m);
+      if (r instanceof Promise) r.catch((err: unknown) => this.#error(client, ChatCodes.AUTH, `the check failed: ${err instanceof Error ? err.message : String(err)}`));
+      return;
+    }
     if (client.name === undefined) return this.#error(client, ChatCodes.STATE, 'say hello with a name first');
     if (isDmMessage(m)) return this.dm.handle(client, client.name, m);
     const fail = (err: unknown): void => {
@@ -144,16 +158,46 @@ export class ChatCore {
     }
   }
 
-  #hello(client: Client, name: string): void {
-    if (client.name !== undefined) return this.#error(client, ChatCodes.STATE, `already hello'd as ${client.name}`);
-    const problem = nameProblem(name, this.o.maxNameChars);
+  #hello(client: Client, hello: Extract<ClientMessage, { type: 'hello' }>): void | Promise<void> {
+    if (client.name !== undefined || client.checking) return this.#error(client, ChatCodes.STATE, `already hello'd${client.name === undefined ? '' : ` as ${client.name}`}`);
+    const problem = hello.name === undefined ? undefined : nameProblem(hello.name, this.o.maxNameChars);
     if (problem) {
       this.#error(client, ChatCodes.NAME, problem, problem.includes('maxNameChars') ? { limit: 'maxNameChars' } : {});
       return this.#bad(client);
     }
-    client.name = name;
+    // A guest is answered at once, so a client may send hello and join in one go; a password takes a scrypt check,
+    // and the frames that arrive meanwhile wait (at most maxFramesPerSecond of them) and are handled after it.
+    const guest = this.auth.guest(hello);
+    if (guest) return this.#helloDone(client, hello, guest);
+    client.checking = true;
+    return this.auth.check(hello, client.conn.secure, client.conn.peer).then((who) => {
+      client.checking = false;
+      this.#helloDone(client, hello, who);
+      for (const text of client.waiting.splice(0)) this.#frame(client, text);
+    }, (err: unknown) => {
+      client.checking = false;
+      client.waiting.length = 0;
+      throw err;
+    });
+  }
+
+  #helloDone(client: Client, hello: Extract<ClientMessage, { type: 'hello' }>, who: AuthResult): void {
+    if (client.closed) return;
+    if (!who.ok) {
+      // The name is traced, never the password or token.
+      this.tracer.emit('chat', client.conn.cid, '*', 'auth-refused', () => `hello as ${hello.name ?? '(token)'} refused: ${who.message}`);
+      this.#error(client, who.code as ChatCode, who.message);
+      if (who.code !== ChatCodes.AUTH) return this.#bad(client);
+      if (++client.authFailures >= this.o.maxAuthFailures) {
+        client.conn.close(1008, `${this.o.maxAuthFailures} refused hellos (maxAuthFailures)`);
+        this.#closed(client);
+      }
+      return;
+    }
+    client.name = who.name;
+    if (who.method !== 'guest') this.tracer.emit('chat', client.conn.cid, '*', 'auth', () => `${who.name} signed in with a ${who.method}`);
     this.dm.add(client);
-    this.#send(client, { type: 'welcome', name, transport: client.conn.transport, limits: publicLimits(this.o) });
+    this.#send(client, { type: 'welcome', name: who.name, transport: client.conn.transport, auth: who.method, limits: publicLimits(this.o) });
   }
 
   // ---- rooms ----

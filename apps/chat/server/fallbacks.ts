@@ -29,6 +29,8 @@ export interface Fallbacks {
   close(): void;
 }
 
+const isTls = (req: http.IncomingMessage): boolean => 'encrypted' in req.socket && req.socket.encrypted === true;
+
 export function createFallbacks(core: ChatCore, o: ResolvedChatOptions, tracer: Tracer, countOpen: () => number): Fallbacks {
   const conns = new Map<string, Fallback>();
 
@@ -55,6 +57,8 @@ export function createFallbacks(core: ChatCore, o: ResolvedChatOptions, tracer: 
     const handle = core.open({
       cid,
       transport: 'sse',
+      secure: isTls(req),
+      peer: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
       send(m: ServerMessage) {
         if (ended) return;
         if (res.writableLength > o.maxBufferedBytes) return end();
@@ -73,7 +77,7 @@ export function createFallbacks(core: ChatCore, o: ResolvedChatOptions, tracer: 
     res.on('error', () => end());
   };
 
-  const openPoll = (res: http.ServerResponse, headers: Record<string, string>): void => {
+  const openPoll = (req: http.IncomingMessage, res: http.ServerResponse, headers: Record<string, string>): void => {
     const token = randomBytes(16).toString('hex');
     const cid = nextCid('chat-poll');
     const queue: ServerMessage[] = [];
@@ -109,6 +113,8 @@ export function createFallbacks(core: ChatCore, o: ResolvedChatOptions, tracer: 
     const handle = core.open({
       cid,
       transport: 'poll',
+      secure: isTls(req),
+      peer: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
       send(m: ServerMessage) {
         if (ended) return;
         queuedBytes += wire(m).length;
@@ -173,7 +179,7 @@ export function createFallbacks(core: ChatCore, o: ResolvedChatOptions, tracer: 
       }
       if (path === '/poll' && req.method === 'POST') {
         if (full()) answer(res, 503, { error: `maxConnections=${o.maxConnections} reached` }, headers);
-        else openPoll(res, headers);
+        else openPoll(req, res, headers);
         return true;
       }
       if (path === '/poll' && req.method === 'GET') {

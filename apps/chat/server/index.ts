@@ -68,17 +68,19 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const sockets = new SocketSet();
   const counters = { bytesIn: 0, bytesOut: 0, closeCodes: {} as Record<number, number> };
 
+  // What the page's login form needs before it sends a password (accounts? guests? may a password go over plain HTTP?).
+  const authInfo = JSON.stringify(core.auth.info());
   const fallbacks = createFallbacks(core, o, tracer, () => wss.clients.size + fallbacks.open);
   const server = http.createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (fallbacks.serve(req, res, path, SECURITY_HEADERS)) return;
-    const body = path === '/' || path === '/index.html' ? CHAT_PAGE : path === '/chat.js' ? CHAT_JS : path === '/dm.js' ? DM_JS : undefined;
+    const body = path === '/' || path === '/index.html' ? CHAT_PAGE : path === '/chat.js' ? CHAT_JS : path === '/dm.js' ? DM_JS : path === '/auth.json' ? authInfo : undefined;
     if (body === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(body === undefined ? 404 : 405, { 'content-type': 'text/plain', ...SECURITY_HEADERS });
       res.end(body === undefined ? 'not found\n' : 'GET only\n');
       return;
     }
-    const type = path.endsWith('.js') ? 'text/javascript; charset=utf-8' : 'text/html; charset=utf-8';
+    const type = path.endsWith('.js') ? 'text/javascript; charset=utf-8' : path.endsWith('.json') ? 'application/json' : 'text/html; charset=utf-8';
     res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
@@ -120,6 +122,8 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     const handle = core.open({
       cid,
       transport: 'ws',
+      secure: 'encrypted' in socket && socket.encrypted === true,
+      peer: `${socket.remoteAddress}:${socket.remotePort}`,
       send(m: ServerMessage) {
         if (ws.readyState !== ws.OPEN) return;
         if (ws.bufferedAmount > o.maxBufferedBytes) {

@@ -12,6 +12,8 @@ export interface PresenceHost {
   readonly rooms: ReadonlyMap<string, Room>;
   /** Sends to every member of the room that is not catching up (but `except`). */
   toRoom(room: Room, m: ServerMessage, except?: Client): void;
+  /** A DM message from a user on another node (server/dm.ts). */
+  remoteDm(node: string, from: string, m: unknown): void;
 }
 
 export class RoomPresence {
@@ -92,6 +94,7 @@ export class RoomPresence {
         const room = this.host.rooms.get(name);
         if (room) this.#apply(room, user, offset, state);
       },
+      dm: (node, from, m) => this.host.remoteDm(node, from, m),
       snapshot: () => {
         const out: SnapshotRoom[] = [];
         for (const room of this.host.rooms.values()) {

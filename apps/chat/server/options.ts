@@ -1,7 +1,8 @@
-import { checkInt, InvalidOptionError, withDefaults } from '../../../core/options.ts';
+import { checkBoolean, checkInt, InvalidOptionError, withDefaults } from '../../../core/options.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
 import type { ChatClusterOptions } from './cluster.ts';
+import { checkChatUsers, type ChatUser } from './auth.ts';
 
 /** Every limit of the chat server, with its default (README "## Chat"). */
 export const CHAT_DEFAULTS = {
@@ -9,6 +10,13 @@ export const CHAT_DEFAULTS = {
   port: 0,
   /** Longest user name, in characters. */
   maxNameChars: 32,
+  // ---- who may join (server/auth.ts; accounts are the `users` option) ----
+  /** Names that are not in `users` may join without a password (guests). false: every user needs a password or token. */
+  allowGuests: true,
+  /** Accept a password or token on a connection without TLS (this server speaks plain HTTP: set it to use accounts). */
+  allowInsecureAuth: false,
+  /** Refused hellos (bad credentials) one connection may send before it is closed with 1008. */
+  maxAuthFailures: 3,
   /** Longest message text, in characters (an edit too). */
   maxMessageChars: 4000,
   /** Largest WebSocket frame, in bytes: a bigger one is closed with 1009. */
@@ -60,9 +68,21 @@ export const CHAT_DEFAULTS = {
   dmSessionTtlMs: 30_000,
   /** How long a page waits for the DM data channel to open before it falls back to the relay (told in welcome). */
   dmIceTimeoutMs: 10_000,
+  /**
+   * A page that fell back to the relay tries peer to peer again after this long, doubling each time (told in welcome;
+   * 0: never).
+   */
+  dmRetryMs: 15_000,
+  /** How many times a page retries peer to peer after falling back to the relay (told in welcome). */
+  dmRetries: 3,
 };
 
 export interface ChatServerOptions extends Partial<typeof CHAT_DEFAULTS> {
+  /**
+   * Accounts (the pub/sub layer's users: `{ name, passwordHash }` with a hash from hashPassword, or `{ name, token }`):
+   * a listed name can be used only with its password or token. Default [] (everyone is a guest).
+   */
+  users?: ChatUser[];
   /** The broker to put rooms on. Default: a broker of its own on `dataDir` (closed with the server). */
   broker?: Broker;
   /** Where a broker of its own keeps the log (default: in memory). */
@@ -81,6 +101,11 @@ export function resolveChatOptions(options: ChatServerOptions) {
   const o = withDefaults(CHAT_DEFAULTS, options);
   checkInt('port', o.port, 0, 65535);
   checkInt('maxNameChars', o.maxNameChars, 1, 1000);
+  checkBoolean('allowGuests', o.allowGuests);
+  checkBoolean('allowInsecureAuth', o.allowInsecureAuth);
+  checkInt('maxAuthFailures', o.maxAuthFailures, 1, 1000);
+  const users = checkChatUsers(options.users ?? [], o.maxNameChars);
+  if (!o.allowGuests && users.length === 0) throw new InvalidOptionError('allowGuests', 'true when no users are configured (nobody could join)', false);
   checkInt('maxMessageChars', o.maxMessageChars, 1, 1_000_000);
   checkInt('maxFrameBytes', o.maxFrameBytes, 256, 16 * 1024 * 1024);
   checkInt('maxRoomsPerConnection', o.maxRoomsPerConnection, 1, 100_000);
@@ -106,12 +131,14 @@ export function resolveChatOptions(options: ChatServerOptions) {
   checkInt('maxDmSessionsPerUser', o.maxDmSessionsPerUser, 1, 10_000);
   checkInt('dmSessionTtlMs', o.dmSessionTtlMs, 1000, 3_600_000);
   checkInt('dmIceTimeoutMs', o.dmIceTimeoutMs, 100, 600_000);
-  return o;
+  checkInt('dmRetryMs', o.dmRetryMs, 0, 3_600_000);
+  checkInt('dmRetries', o.dmRetries, 0, 100);
+  return { ...o, users };
 }
 
 /** The limits a client is told in `welcome`. */
 export function publicLimits(o: ResolvedChatOptions): Record<string, number> {
   const { maxNameChars, maxMessageChars, maxFrameBytes, maxRoomsPerConnection, historyOnJoin, maxHistoryPage, ratePerSecond, rateBurst } = o;
-  const { maxSdpBytes, maxCandidateBytes, dmIceTimeoutMs } = o;
-  return { maxNameChars, maxMessageChars, maxFrameBytes, maxRoomsPerConnection, historyOnJoin, maxHistoryPage, ratePerSecond, rateBurst, maxSdpBytes, maxCandidateBytes, dmIceTimeoutMs };
+  const { maxSdpBytes, maxCandidateBytes, dmIceTimeoutMs, dmRetryMs, dmRetries } = o;
+  return { maxNameChars, maxMessageChars, maxFrameBytes, maxRoomsPerConnection, historyOnJoin, maxHistoryPage, ratePerSecond, rateBurst, maxSdpBytes, maxCandidateBytes, dmIceTimeoutMs, dmRetryMs, dmRetries };
 }

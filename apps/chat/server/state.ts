@@ -32,6 +32,10 @@ export type Transport = 'ws' | 'sse' | 'poll';
 export interface ChatConn {
   readonly cid: string;
   readonly transport: Transport;
+  /** The connection is TLS (a password or token is accepted on it without allowInsecureAuth). */
+  readonly secure: boolean;
+  /** The remote address:port (traces; the broker's auth check takes it). */
+  readonly peer: string;
   send(m: ServerMessage): void;
   /** Ends the connection (WebSocket close code and reason). */
   close(code: number, reason: string): void;
@@ -69,6 +73,11 @@ export interface Client {
   windowStart: number;
   framesInWindow: number;
   bad: number;
+  /** Refused hellos so far (maxAuthFailures); `checking` while a password is being verified. */
+  authFailures: number;
+  checking: boolean;
+  /** Frames that arrived while `checking`: handled once the check is done. */
+  waiting: string[];
   closed: boolean;
 }
 

@@ -7,7 +7,11 @@
  * says bye (a terminal client has no WebRTC), the DM goes through the server instead (`dm` / `dm-ack`), and the page
  * says so per message: "webrtc (p2p)" or "relay (ICE failed)". No STUN or TURN server is configured (iceServers: []):
  * only host candidates. `?ice=relay-only` sets iceTransportPolicy 'relay' with no TURN server: no candidate at all, so
- * ICE fails for real (the tests use it). `window.dm` is the API the Chromium test uses.
+ * ICE fails for real (the tests use it); `?ice-timeout=MS` replaces dmIceTimeoutMs for the page. `window.dm` is the API the Chromium test uses.
+ *
+ * A page that fell back to the relay tries peer to peer again (the side that offered): after dmRetryMs, doubling, at
+ * most dmRetries times (both told in welcome). Meanwhile DMs keep going through the relay; when a retry's channel
+ * opens, the next DM goes peer to peer, and the DM header says which path is in use now and the retries so far.
  */
 export const DM_JS = String.raw`'use strict';
 (() => {
@@ -18,7 +22,10 @@ const rid = () => Math.random().toString(36).slice(2, 12) + Date.now().toString(
 const dm = {
   relayOnly: q.get('ice') === 'relay-only',
   peers: new Map(), threads: new Map(), sent: new Map(), current: undefined, log: [],
-  timeoutMs() { return (chat.limits && chat.limits.dmIceTimeoutMs) || 5000; },
+  // Per user: { n: retries started, timer, at: when the next one starts (Date.now()) }.
+  retries: new Map(),
+  // ?ice-timeout=MS overrides the server's dmIceTimeoutMs for this page (with ?ice=relay-only: fail fast).
+  timeoutMs() { return Number(q.get('ice-timeout')) > 0 ? Number(q.get('ice-timeout')) : (chat.limits && chat.limits.dmIceTimeoutMs) || 5000; },
   thread(name) { let t = dm.threads.get(name); if (!t) { t = []; dm.threads.set(name, t); } return t; },
   signal(to, session, kind, extra) { chat.send({ type: 'signal', to, session, kind, ...extra }); },
   // A peer per user: { session, pc, ch, mode: 'connecting' | 'p2p' | 'relay', reason, queue, cands }.
@@ -37,18 +44,24 @@ const dm = {
     ch.onopen = () => {
       if (dm.peers.get(p.name) !== p || p.mode === 'relay') return;
       clearTimeout(p.timer); p.mode = 'p2p'; p.setupMs = Math.round(performance.now() - p.started);
-      dm.note(p.name, 'peer to peer: data channel open after ' + p.setupMs + ' ms');
+      const r = dm.retries.get(p.name);
+      dm.note(p.name, 'peer to peer' + (p.retry ? ' again (retry ' + (r ? r.n : 1) + ')' : '') + ': data channel open after ' + p.setupMs + ' ms');
       for (const m of p.queue.splice(0)) dm.transmit(p, m);
+      chat.render();
     };
     ch.onclose = () => { if (dm.peers.get(p.name) === p && p.mode === 'p2p') dm.fallback(p, 'channel closed', false); };
     ch.onmessage = (e) => { let m; try { m = JSON.parse(e.data); } catch { return; } if (m && typeof m.id === 'string') dm.got(p.name, m, 'webrtc (p2p)'); };
   },
-  async open(name) {
+  async open(name, retry) {
     if (!name || name === chat.name) return;
-    dm.current = name; dm.thread(name);
+    if (!retry) dm.current = name;
+    dm.thread(name);
     const old = dm.peers.get(name);
     if (old && old.mode !== 'relay') return chat.render();
+    // A retry: DMs keep going through the relay until the new channel opens.
+    if (old && retry) clearTimeout((dm.retries.get(name) || {}).timer);
     const p = dm.peer(name, 's' + rid(), true);
+    if (old && old.mode === 'relay') { p.retry = true; p.reason = old.reason; }
     dm.attach(p, p.pc.createDataChannel('dm'));
     try {
       await p.pc.setLocalDescription(await p.pc.createOffer());
@@ -65,7 +78,39 @@ const dm = {
     try { p.pc.close(); } catch {}
     dm.note(p.name, (was === 'p2p' ? 'data channel lost' : 'no peer-to-peer path') + ': relay through the server (' + reason + ')');
     for (const m of p.queue.splice(0)) dm.transmit(p, m);
+    if (p.offerer) dm.scheduleRetry(p.name);
     chat.render();
+  },
+  // The next try at peer to peer, with backoff, at most dmRetries times per user.
+  scheduleRetry(name) {
+    const every = (chat.limits && chat.limits.dmRetryMs) || 0;
+    const most = (chat.limits && chat.limits.dmRetries) || 0;
+    let r = dm.retries.get(name);
+    if (!r) { r = { n: 0, timer: undefined, at: 0 }; dm.retries.set(name, r); }
+    clearTimeout(r.timer); r.at = 0;
+    if (every <= 0 || r.n >= most) { if (most > 0 && r.n >= most) dm.note(name, 'no more peer-to-peer retries (' + most + ', dmRetries): relay from now on'); return; }
+    const delay = every * 2 ** r.n;
+    r.at = Date.now() + delay;
+    r.timer = setTimeout(() => {
+      const p = dm.peers.get(name);
+      r.at = 0;
+      if (!p || p.mode !== 'relay') return;
+      r.n++;
+      dm.note(name, 'retrying peer to peer (' + r.n + ' of ' + most + ')');
+      dm.open(name, true).catch(() => {});
+    }, delay);
+  },
+  // Which path a DM to this user takes now, in words (the DM header, and the test).
+  path(name) {
+    const p = dm.peers.get(name); const r = dm.retries.get(name);
+    if (!p) return 'not connected';
+    const tries = r && r.n ? ' · ' + r.n + ' p2p ' + (r.n === 1 ? 'retry' : 'retries') : '';
+    if (p.mode === 'p2p') return 'webrtc (p2p)' + tries;
+    if (p.mode === 'relay' || p.retry) {
+      const next = r && r.at ? ' · p2p retry in ' + Math.max(0, Math.ceil((r.at - Date.now()) / 1000)) + ' s' : p.retry ? ' · retrying p2p…' : '';
+      return 'relay (' + p.reason + ')' + tries + next;
+    }
+    return 'connecting…';
   },
   note(name, text) { dm.thread(name).push({ system: true, text }); dm.log.push(name + ': ' + text); },
   say(name, text) {
@@ -80,7 +125,7 @@ const dm = {
   },
   transmit(p, m) {
     if (!p) return;
-    if (p.mode === 'connecting') return void p.queue.push(m);
+    if (p.mode === 'connecting' && !p.retry) return void p.queue.push(m);
     const rec = dm.sent.get(m.id);
     if (p.mode === 'p2p' && p.ch && p.ch.readyState === 'open') { p.ch.send(JSON.stringify(m)); if (rec) rec.via = 'webrtc (p2p)'; }
     else { chat.send({ type: 'dm', to: p.name, id: m.id, text: m.text }); if (rec) rec.via = 'relay (' + (p.reason || 'ICE failed') + ')'; }
@@ -113,6 +158,8 @@ const dm = {
       if (p && p.mode === 'connecting' && p.offerer && chat.name < m.from) return;
       if (p && p.mode !== 'relay') { try { p.pc.close(); } catch {} }
       const n = dm.peer(m.from, m.session, false);
+      // The other side retries peer to peer: until the channel opens, DMs back still go through the relay.
+      if (p && p.mode === 'relay') { n.retry = true; n.reason = p.reason; }
       dm.thread(m.from);
       try {
         await n.pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
@@ -140,8 +187,7 @@ const dm = {
     }
     const box = $('dmbox'); box.hidden = !dm.current;
     if (!dm.current) return;
-    const p = dm.peers.get(dm.current);
-    $('dmwith').textContent = 'DM with ' + dm.current + ' · ' + (!p ? 'not connected' : p.mode === 'p2p' ? 'webrtc (p2p)' : p.mode === 'relay' ? 'relay (' + p.reason + ')' : 'connecting…');
+    $('dmwith').textContent = 'DM with ' + dm.current + ' · ' + dm.path(dm.current);
     const list = $('dmlog'); list.replaceChildren();
     for (const e of dm.thread(dm.current)) {
       const li = el('li', e.system ? 'system' : '');

@@ -2,7 +2,9 @@
  * The chat web page: plain HTML and one script, no build step, no external resource (the page's Content-Security-Policy
  * allows only its own origin). Every piece of user data reaches the DOM through textContent, never innerHTML.
  * `window.chat` is the page's API, used by the Chromium test. Query string: ?name=ana&room=lobby joins at once.
- * Direct messages (WebRTC, relay fallback) are web/dm.ts, served as /dm.js.
+ * Direct messages (WebRTC, relay fallback) are web/dm.ts, served as /dm.js. Sign-in: GET /auth.json says whether the
+ * server has accounts and whether a password may go over plain HTTP (allowInsecureAuth); the password field shows only
+ * then, and a password is never sent over http:// unless the server allows it.
  */
 
 export const CHAT_PAGE = `<!doctype html>
@@ -43,7 +45,8 @@ export const CHAT_PAGE = `<!doctype html>
 <body>
 <header>
   <strong>wirelab chat</strong>
-  <form id="login"><input id="name" placeholder="your name" maxlength="32" required><input id="room" placeholder="room" value="lobby" required><button>join</button></form>
+  <form id="login"><input id="name" placeholder="your name" maxlength="32" required><input id="password" type="password" placeholder="password (registered names)" autocomplete="current-password" hidden><input id="room" placeholder="room" value="lobby" required><button>join</button></form>
+  <span id="whoami" class="meta"></span>
   <label>transport <select id="transport"><option value="ws">WebSocket</option><option value="sse">SSE + POST</option><option value="poll">long polling</option></select></label>
   <span id="errors"></span>
   <span id="state">offline</span>
@@ -64,7 +67,7 @@ export const CHAT_JS = String.raw`'use strict';
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = String(text); return e; };
 const chat = {
-  ws: undefined, link: undefined, name: undefined, transport: 'ws', state: 'offline', current: undefined,
+  ws: undefined, link: undefined, name: undefined, auth: undefined, transport: 'ws', state: 'offline', current: undefined, refused: false, authInfo: { accounts: false, guests: true, allowInsecureAuth: false },
   rooms: new Map(), pending: new Map(), errors: [], attempts: 0, reconnects: 0, seq: 0,
   room(name) {
     let r = chat.rooms.get(name);
@@ -77,10 +80,11 @@ const chat = {
     chat.setState('connecting');
     const link = { chain: Promise.resolve() };
     chat.link = link;
-    const opened = () => { chat.attempts = 0; link.send({ type: 'hello', name: chat.name }); };
+    const opened = () => { chat.attempts = 0; link.send({ type: 'hello', name: chat.name, ...(secret ? { password: secret } : {}) }); };
     const lost = () => {
       if (chat.link !== link) return;
       chat.link = undefined;
+      if (chat.refused) return chat.setState('signed out');
       chat.setState('reconnecting');
       const delay = Math.min(5000, 200 * 2 ** chat.attempts++) * (0.5 + Math.random() / 2);
       setTimeout(() => { chat.reconnects++; chat.connect(); }, delay);
@@ -138,7 +142,8 @@ const chat = {
   },
   on(m) {
     if (m.type === 'welcome') {
-      chat.setState('online'); chat.limits = m.limits;
+      chat.setState('online'); chat.limits = m.limits; chat.auth = m.auth;
+      $('whoami').textContent = m.name + (m.auth === 'guest' ? ' (guest)' : ' (signed in with a ' + m.auth + ')');
       for (const name of chat.rooms.keys()) chat.join(name);
       if (chat.current && !chat.rooms.has(chat.current)) chat.join(chat.current);
       // Messages not yet stored are sent again with the same cid: the broker's dedup stores them once.
@@ -164,6 +169,11 @@ const chat = {
       for (const ev of m.events) chat.event(ev, true);
     } else if (m.type === 'left') {
       chat.rooms.delete(m.room); chat.errors.push('left ' + m.room + ': ' + m.reason); if (chat.current === m.room) chat.current = chat.rooms.keys().next().value;
+    } else if (m.type === 'error' && chat.state !== 'online' && (m.code === 'WL_ERR_CHAT_AUTH' || m.code === 'WL_ERR_CHAT_NAME')) {
+      // The hello was refused (a wrong password, a registered name): no reconnect with the same; the form is open again.
+      chat.errors.push(m.code + ': ' + m.message); chat.refused = true; chat.name = undefined; secret = undefined;
+      $('name').disabled = false; $('password').value = '';
+      if (chat.link) chat.link.close();
     } else if (m.type === 'error') {
       chat.errors.push(m.code + ': ' + m.message);
       if (m.cid && m.code !== 'WL_ERR_CHAT_BROKER') chat.pending.delete(m.cid);
@@ -229,12 +239,23 @@ const chat = {
   },
 };
 window.chat = chat;
+// The password stays in this closure (not on window.chat), for the hello of each reconnect.
+let secret;
 let typingSent = 0;
+const insecure = () => location.protocol !== 'https:' && !chat.authInfo.allowInsecureAuth;
+const authLoaded = fetch('/auth.json').then((r) => r.json()).then((a) => {
+  chat.authInfo = a;
+  $('password').hidden = !a.accounts;
+  if (a.accounts && insecure()) { $('password').disabled = true; $('password').placeholder = 'passwords need https'; $('password').title = 'this page is plain http and the server does not allow a password over it (allowInsecureAuth)'; }
+}).catch(() => {});
 $('login').onsubmit = (e) => {
   e.preventDefault();
   const room = $('room').value.trim().toLowerCase();
-  if (!chat.name) { chat.name = $('name').value.trim(); chat.current = room; chat.room(room); chat.connect(); $('name').disabled = true; }
-  else chat.join(room);
+  if (chat.name) return chat.join(room);
+  const password = $('password').value;
+  if (password && insecure()) { chat.errors.push('a password is not sent over plain http (the server does not set allowInsecureAuth)'); return chat.render(); }
+  secret = password || undefined; chat.refused = false; chat.errors = [];
+  chat.name = $('name').value.trim(); chat.current = room; chat.room(room); chat.connect(); $('name').disabled = true;
 };
 $('sendbtn').onclick = () => { chat.say($('text').value); $('text').value = ''; chat.send({ type: 'typing', room: chat.current, on: false }); typingSent = 0; };
 $('text').onkeydown = (e) => { if (e.key === 'Enter') $('sendbtn').onclick(); };
@@ -246,5 +267,6 @@ const q = new URLSearchParams(location.search);
 chat.transport = ['ws', 'sse', 'poll'].includes(q.get('transport')) ? q.get('transport') : 'ws';
 $('transport').value = chat.transport;
 $('transport').onchange = () => { q.set('transport', $('transport').value); if (chat.name) { q.set('name', chat.name); q.set('room', chat.current || 'lobby'); } location.search = q.toString(); };
-if (q.get('name')) { $('name').value = q.get('name'); if (q.get('room')) $('room').value = q.get('room'); $('login').requestSubmit(); }
+// ?name=ana&room=lobby joins at once (a guest name; a registered one waits for its password in the form).
+if (q.get('name')) { $('name').value = q.get('name'); if (q.get('room')) $('room').value = q.get('room'); authLoaded.then(() => { if (!chat.name) $('login').requestSubmit(); }); }
 `;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startChatServer, type RunningChatServer } from '../../../apps/chat/server/index.ts';
+import { hashPassword } from '../../../pubsub/broker/auth.ts';
 import { launchChromium } from '../../helpers/chromium.ts';
 import { requirePeer } from '../../helpers/peers.ts';
 
@@ -104,4 +105,37 @@ test('a WebSocket, an SSE + POST and a long-polling page chat in one room; each 
     }
   }
   for (const c of contexts) await c.close();
+});
+
+test('the sign-in form: a wrong password is a clear error and the form opens again; the right one signs in; on plain http without allowInsecureAuth the field is off', { timeout: 60_000 }, async (t) => {
+  if (!requirePeer(t, 'chromium', 'chromium')) return;
+  const users = [{ name: 'ana', passwordHash: await hashPassword('right one', { N: 1024 }) }];
+  const [withAuth, strict] = await Promise.all([startChatServer({ heartbeatMs: 0, users, allowInsecureAuth: true }), startChatServer({ heartbeatMs: 0, users })]);
+  const ctx = await browser!.newContext();
+  try {
+    const page = await ctx.newPage();
+    page.on('pageerror', (e) => assert.fail(`page: ${e.message}`));
+    await page.goto(withAuth.url);
+    await page.waitForSelector('#password:not([hidden])');
+    const login = async (password: string): Promise<void> => {
+      await page.fill('#name', 'ana');
+      await page.fill('#password', password);
+      await page.click('#login button');
+    };
+    await login('wrong');
+    await page.waitForFunction(() => /WL_ERR_CHAT_AUTH: bad credentials/.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string } } }).document.getElementById('errors').textContent));
+    assert.equal(await page.evaluate(() => (globalThis as unknown as Win).chat.state), 'signed out');
+    assert.equal(await page.isEnabled('#name'), true, 'the form is open again');
+    await login('right one');
+    await page.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
+    assert.equal(await page.textContent('#whoami'), 'ana (signed in with a password)');
+    // The password is not kept on the page's API object.
+    assert.ok(!JSON.stringify(await page.evaluate(() => Object.keys((globalThis as unknown as Win).chat))).includes('right one'));
+    await page.goto(strict.url);
+    await page.waitForSelector('#password:not([hidden])');
+    assert.equal(await page.isDisabled('#password'), true, 'no password field over plain http when the server refuses it');
+  } finally {
+    await ctx.close();
+    await Promise.all([withAuth.close(), strict.close()]);
+  }
 });

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { hashPassword } from '../../../pubsub/broker/auth.ts';
 import { CLI } from '../../helpers/cli.ts';
 import { run } from '../../helpers/run.ts';
 import { startUp, type Endpoint, type UpProcess } from '../../helpers/up.ts';
@@ -7,12 +11,16 @@ import { startUp, type Endpoint, type UpProcess } from '../../helpers/up.ts';
 describe('wirelab up: the chat row, and wirelab chat with piped stdin', () => {
   let up: UpProcess;
   let row: Endpoint;
+  const dir = mkdtempSync(join(tmpdir(), 'wl-chat-cli-'));
   before(async () => {
-    up = await startUp(['--port-base', '0', '--only', 'chat'], 60_000);
+    // One account, given the documented way (`--set chat.users=JSON`); every other name stays a guest.
+    const users = JSON.stringify([{ name: 'ops', passwordHash: await hashPassword('s3cret pass', { N: 1024 }) }]);
+    up = await startUp(['--port-base', '0', '--only', 'chat', '--set', `chat.users=${users}`, '--set', 'chat.allowInsecureAuth=true'], 60_000);
     row = up.endpoints.find((e) => e.name === 'chat')!;
   });
   after(async () => {
     await up.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('the row prints the page URL, and the page answers', async () => {
@@ -44,5 +52,16 @@ describe('wirelab up: the chat row, and wirelab chat with piped stdin', () => {
     const none = await run(process.execPath, [CLI, 'chat', '--name', 'x', '--url', 'ws://127.0.0.1:1/ws', '--timeout-ms', '2000'], { timeoutMs: 20_000 });
     assert.equal(none.code, 1);
     assert.match(none.stderr, /cannot chat/);
+  });
+
+  test('a registered name signs in with --password-file (the account given with up --set chat.users)', async () => {
+    // One spawn only (each costs seconds on a loaded machine): refusals are test/apps/chat/auth.test.ts's.
+    const url = row.try.split('--url ')[1]!;
+    const file = join(dir, 'password');
+    writeFileSync(file, 's3cret pass\n');
+    const ok = await run(process.execPath, [CLI, 'chat', '--name', 'ops', '--password-file', file, '--allow-insecure-auth', '--url', url], { input: 'signed in\n', timeoutMs: 30_000 });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /ops in #lobby/);
+    assert.ok(!ok.stdout.includes('s3cret'), 'the password is not printed');
   });
 });

@@ -11,10 +11,14 @@ let browser: Browser | undefined;
 let server: RunningChatServer;
 
 before(async () => {
-  // A long ICE timeout: on a loaded machine, P2P (and werift, slower than Chromium) must not lose a race with the relay.
-  server = await startChatServer({ heartbeatMs: 0, dmIceTimeoutMs: 20_000 });
+  // One server and one browser for every test, started together. A long ICE timeout: on a loaded machine, P2P (and
+  // werift, slower than Chromium) must not lose a race with the relay; the relay test's page shortens its own
+  // (?ice-timeout). Retries after a fallback: 400 ms, then 800 ms, at most 2.
   // Loopback WebRTC needs --allow-loopback-in-peer-connection and real IPs in host candidates (no mDNS names).
-  if (hasCommand('chromium')) browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_WEBRTC_FLAGS, timeout: 30_000 });
+  [server, browser] = await Promise.all([
+    startChatServer({ heartbeatMs: 0, dmIceTimeoutMs: 20_000, dmRetryMs: 400, dmRetries: 2 }),
+    hasCommand('chromium') ? chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_WEBRTC_FLAGS, timeout: 30_000 }) : undefined,
+  ]);
 });
 after(async () => {
   await browser?.close();
@@ -25,7 +29,7 @@ after(async () => {
 interface Win {
   document: { querySelectorAll(selector: string): Iterable<{ textContent: string | null; querySelector(s: string): { textContent: string | null } | null }> };
   chat: { state: string };
-  dm: { peers: Map<string, { mode: string; reason: string }>; log: string[] };
+  dm: { peers: Map<string, { mode: string; reason: string; retry?: boolean }>; retries: Map<string, { n: number }>; log: string[]; relayOnly: boolean; path(name: string): string };
 }
 
 async function open(name: string, query = '', on = server): Promise<Page> {
@@ -47,12 +51,13 @@ async function dmVia(page: Page, text: string, via: string): Promise<string> {
 
 test('a DM goes peer to peer over a WebRTC data channel: the server relays only signaling, no chat bytes', { timeout: 60_000 }, async (t) => {
   if (!requirePeer(t, 'chromium', 'chromium')) return;
-  const ana = await open('ana');
-  const ben = await open('ben');
+  const [ana, ben] = await Promise.all([open('ana'), open('ben')]);
   await ana.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#online li')].some((li) => li.textContent === 'ben'));
   // Open the DM by clicking ben's presence entry, then wait for the channel.
   await ana.click('#online li.dm');
-  await ana.waitForFunction(() => (globalThis as unknown as Win).dm.peers.get('ben')?.mode === 'p2p', undefined, { timeout: 15_000 });
+  await ana.waitForFunction(() => (globalThis as unknown as Win).dm.peers.get('ben')?.mode === 'p2p', undefined, { timeout: 25_000 }).catch(async (err: Error) => {
+    throw new Error(`${err.message}; ana's DM log: ${JSON.stringify(await ana.evaluate(() => (globalThis as unknown as Win).dm.log))}`);
+  });
   const before = server.stats;
   await ana.fill('#dmtext', 'psst ben');
   await ana.click('#dmsend');
@@ -68,31 +73,45 @@ test('a DM goes peer to peer over a WebRTC data channel: the server relays only 
   assert.equal(after.messageBytes, before.messageBytes, 'no chat message bytes');
   assert.equal(after.dm.relayedBytes, before.dm.relayedBytes, 'no DM relayed');
   assert.equal(after.dm.relayed, 0);
-  await ana.context().close();
-  await ben.context().close();
+  await Promise.all([ana.context().close(), ben.context().close()]);
 });
 
-test('ICE that fails for real (iceTransportPolicy relay, no TURN server) falls back to the relay, and the page says so', { timeout: 60_000 }, async (t) => {
+test('ICE that fails for real falls back to the relay, and the page says so; it retries peer to peer (backoff, limited) and says which path is in use', { timeout: 60_000 }, async (t) => {
   if (!requirePeer(t, 'chromium', 'chromium')) return;
-  // A server of its own with a short ICE timeout: with no candidate at all, the timer is what ends ICE.
-  const fast = await startChatServer({ heartbeatMs: 0, dmIceTimeoutMs: 1500 });
-  t.after(() => fast.close());
-  const cat = await open('cat', '&ice=relay-only', fast);
-  const dan = await open('dan', '', fast);
+  // cat's page: iceTransportPolicy relay with no TURN server (no candidate at all), and a short ICE timer of its own.
+  const [cat, dan] = await Promise.all([open('cat', '&ice=relay-only&ice-timeout=1500'), open('dan')]);
   await cat.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#online li')].some((li) => li.textContent === 'dan'));
-  const before = fast.stats.dm;
+  const before = server.stats;
   await cat.fill('#text', '/dm dan over the relay');
   await cat.click('#sendbtn');
   assert.match(await dmVia(cat, 'over the relay', 'round trip'), /^relay \(ICE failed\) · \d+ ms round trip$/);
   assert.equal(await dmVia(dan, 'over the relay', '^relay'), 'relay (ICE failed)');
-  assert.equal(await cat.evaluate(() => (globalThis as unknown as Win).dm.peers.get('dan')?.mode), 'relay');
-  const after = fast.stats.dm;
-  assert.equal(after.relayed - before.relayed, 1);
-  assert.equal(after.relayedBytes - before.relayedBytes, Buffer.byteLength('over the relay'));
+  // On the relay now (or already on its first retry, 400 ms later, which still relays).
+  assert.match(await cat.evaluate(() => (globalThis as unknown as Win).dm.path('dan')), /^relay \(ICE failed\)/);
+  const after = server.stats;
+  assert.equal(after.dm.relayed - before.dm.relayed, 1);
+  assert.equal(after.dm.relayedBytes - before.dm.relayedBytes, Buffer.byteLength('over the relay'));
   // Nothing was stored: the room's log holds no DM.
-  assert.equal(fast.stats.messages, 0);
-  await cat.context().close();
-  await dan.context().close();
+  assert.equal(after.messages - before.messages, 0);
+
+  // The first retry (after 400 ms) fails the same way (still relay-only); the page says so and keeps relaying.
+  await cat.waitForFunction(() => /^relay \(ICE failed\) · 1 p2p retry · p2p retry in \d s$/.test((globalThis as unknown as Win).dm.path('dan')), undefined, { timeout: 15_000 }).catch(async (err: Error) => {
+    throw new Error(`${err.message}; cat's path: ${await cat.evaluate(() => (globalThis as unknown as Win).dm.path('dan'))}; log: ${JSON.stringify(await cat.evaluate(() => (globalThis as unknown as Win).dm.log))}`);
+  });
+  assert.match(await cat.evaluate(() => (globalThis as unknown as Win).dm.path('dan')), /^relay \(ICE failed\) · 1 p2p retry · p2p retry in \d s$/);
+  // The path comes back (the page may use host candidates again): the second retry (800 ms later) goes peer to peer.
+  await cat.evaluate(() => void ((globalThis as unknown as Win).dm.relayOnly = false));
+  await cat.waitForFunction(() => (globalThis as unknown as Win).dm.peers.get('dan')?.mode === 'p2p', undefined, { timeout: 25_000 });
+  assert.equal(await cat.evaluate(() => (globalThis as unknown as Win).dm.path('dan')), 'webrtc (p2p) · 2 p2p retries');
+  assert.match(await cat.textContent('#dmwith') ?? '', /^DM with dan · webrtc \(p2p\) · 2 p2p retries$/);
+  const relayed = server.stats.dm.relayed;
+  await cat.fill('#text', '/dm dan peer to peer now');
+  await cat.click('#sendbtn');
+  assert.match(await dmVia(cat, 'peer to peer now', 'round trip'), /^webrtc \(p2p\) · \d+ ms round trip$/);
+  assert.equal(await dmVia(dan, 'peer to peer now', '^webrtc'), 'webrtc (p2p)');
+  assert.equal(server.stats.dm.relayed, relayed, 'the DM after the retry did not go through the server');
+  assert.equal(await dan.evaluate(() => (globalThis as unknown as Win).dm.peers.get('cat')?.mode), 'p2p');
+  await Promise.all([cat.context().close(), dan.context().close()]);
 });
 
 test('a page and a terminal client (werift) DM peer to peer both ways', { timeout: 60_000 }, async (t) => {

@@ -1,49 +1,39 @@
 /**
- * Multi-node chat (issue 15 item 4): two chat server processes on one nats-server (JetStream) started by PID. Node A is
- * multinode-node.ts (a chat server on a JetStream broker of its own, presenceLeaseMs 1500); node B is
- * `wirelab up --only chat --engine jetstream --nats-url ...` (the documented way, default lease). Users on A and B chat
- * both ways, see each other's presence, typing and receipts; the room owner on A mutes and kicks a user on B; a user
- * moves from A to B with `since` and gets every missed event once; A is SIGKILLed by PID and its users leave B's
- * presence within A's lease.
+ * Multi-node chat (issue 15 item 4): two chat nodes on one nats-server (JetStream), one nats-server for the whole file.
+ * Node A runs in this process (a chat server on a JetStream broker of its own, presenceLeaseMs 1500); node B is
+ * `wirelab up --only chat --engine jetstream --nats-url ... --set chat.presenceLeaseMs=1500` (the documented way), a
+ * process started and SIGKILLed by PID. Users on A and B chat both ways, see each other's presence, typing and
+ * receipts, and DM each other (signaling and the relay cross the cluster bus); the room owner on A mutes and kicks a
+ * user on B; a user moves from A to B with `since` and gets every missed event once; B is SIGKILLed and its users leave
+ * A's presence within B's lease; last, nats-server itself is killed and restarted, and the nodes find each other again.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { connect as natsConnect } from 'nats';
 import WebSocket from 'ws';
 import { connectChat, type ChatClient } from '../../../apps/chat/client.ts';
-import { startChatServer } from '../../../apps/chat/server/index.ts';
+import { startChatServer, type RunningChatServer } from '../../../apps/chat/server/index.ts';
 import { closedPort } from '../../../core/ports.ts';
 import { createBroker } from '../../../pubsub/broker/index.ts';
 import { ChatCodes, type ServerMessage } from '../../../apps/chat/protocol.ts';
 import { createJetStreamEngine, startNatsCluster, type NatsCluster } from '../../../pubsub/engines/jetstream/index.ts';
 import { hasCommand } from '../../helpers/peers.ts';
-import { startUp, type UpProcess } from '../../helpers/up.ts';
+import { killUp, startUp, type UpProcess } from '../../helpers/up.ts';
 
 const HAVE = hasCommand('nats-server');
 if (!HAVE && process.env.CI === 'true') throw new Error('CI=true and needs nats-server (Debian package nats-server; npm run peers installs it)');
 const SKIP = HAVE ? false : 'needs nats-server (Debian package nats-server; npm run peers installs it)';
 
 const LEASE_MS = 1500;
-const NODE_SCRIPT = fileURLToPath(new URL('./multinode-node.ts', import.meta.url));
 
-/** Node A: resolves with its WebSocket endpoint once it listens. */
-function startNode(natsUrl: string): Promise<{ child: ChildProcess; endpoint: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=wirelab-source', '--import', 'tsx', NODE_SCRIPT, natsUrl, String(LEASE_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    child.once('exit', (code) => reject(new Error(`node A exited (${code}) before listening:\n${err}`)));
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (!out.includes('\n')) return;
-      child.removeAllListeners('exit');
-      resolve({ child, endpoint: (JSON.parse(out.slice(0, out.indexOf('\n'))) as { endpoint: string }).endpoint });
-    });
-  });
+/** A chat node in this process: a chat server on a JetStream broker of its own, in the chat cluster on `servers`. */
+async function startNode(servers: string[], presenceLeaseMs: number): Promise<{ chat: RunningChatServer; close(): Promise<void> }> {
+  const engine = await createJetStreamEngine({ servers });
+  const broker = await createBroker({ engine });
+  const chat = await startChatServer({ broker, cluster: { servers }, presenceLeaseMs, heartbeatMs: 0, ratePerSecond: 50, rateBurst: 50 });
+  let closing: Promise<void> | undefined;
+  return { chat, close: () => (closing ??= (async () => (await chat.close(), await broker.close(), await engine.close()))()) };
 }
 
 /** The raw protocol, for joining with an explicit `since`. */
@@ -88,7 +78,7 @@ const presence = (user: string, state: 'join' | 'leave') => (m: ServerMessage): 
 
 describe('multi-node chat on one JetStream (two chat server processes)', { skip: SKIP }, () => {
   let nats: NatsCluster;
-  let a: { child: ChildProcess; endpoint: string };
+  let a: Awaited<ReturnType<typeof startNode>>;
   let b: UpProcess;
   let urlA: string;
   let urlB: string;
@@ -101,21 +91,19 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
 
   before(async () => {
     nats = await startNatsCluster({ nodes: 1 });
-    const upB = startUp(['--port-base', '0', '--only', 'chat', '--engine', 'jetstream', '--nats-url', nats.urls[0]!], 60_000);
-    [a, b] = await Promise.all([startNode(nats.urls[0]!), upB]);
-    urlA = a.endpoint;
+    await clientPortOpen(nats.urls[0]!);
+    // B's lease through `up --set` (the chat row's options), so B's SIGKILL shows within 1.5 s rather than 6.
+    const upB = startUp(['--port-base', '0', '--only', 'chat', '--engine', 'jetstream', '--nats-url', nats.urls[0]!, '--set', `chat.presenceLeaseMs=${LEASE_MS}`], 60_000);
+    [a, b] = await Promise.all([startNode(nats.urls, LEASE_MS), upB]);
+    urlA = a.chat.endpoint;
     const row = b.endpoints.find((e) => e.name === 'chat')!;
     urlB = `ws://127.0.0.1:${row.port}/ws`;
     assert.match(String(row.node), /multi-node/, 'the chat row of `up --engine jetstream` says it is a node');
   });
   after(async () => {
     for (const c of clients) c.close();
-    if (b) await b.stop().catch(() => undefined);
-    if (a && a.child.exitCode === null && a.child.signalCode === null) {
-      const gone = new Promise((r) => a.child.once('exit', r));
-      a.child.kill('SIGTERM');
-      await gone;
-    }
+    if (b) await killUp(b).catch(() => undefined);
+    await a?.close();
     await nats?.close();
   });
 
@@ -157,6 +145,51 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     } finally {
       await reader.close();
     }
+  });
+
+  it('users on A and B DM each other: WebRTC signaling and the relay cross the cluster bus', async () => {
+    const dee = await connectChat({ url: urlA, name: 'dee', reconnect: false, declineDmOffers: false });
+    const eli = await connectChat({ url: urlB, name: 'eli', reconnect: false, declineDmOffers: false });
+    clients.push(dee, eli);
+    await dee.join('dms');
+    const eliSeen = dee.waitFor(presence('eli', 'join'));
+    await eli.join('dms');
+    await eliSeen;
+    const before = a.chat.stats.dm;
+    const stored = a.chat.stats.messages;
+    // The relay: each DM is answered by the receiver's dm-ack, which comes back across the bus too.
+    const atEli = eli.waitFor((m) => m.type === 'dm' && m.from === 'dee');
+    assert.ok((await dee.dm('eli', 'psst, on the other node')) >= 0);
+    assert.equal(((await atEli) as Extract<ServerMessage, { type: 'dm' }>).text, 'psst, on the other node');
+    const atDee = dee.waitFor((m) => m.type === 'dm' && m.from === 'eli');
+    await eli.dm('dee', 'and back');
+    await atDee;
+    // Signaling: an offer from A, the answer and a candidate from B, a candidate from A, bye: each reaches the other end.
+    const sdp = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n';
+    const signal = (c: ChatClient, kind: string) => c.waitFor((m) => m.type === 'signal' && m.session === 'x1' && m.kind === kind);
+    const offer = signal(eli, 'offer');
+    dee.raw({ type: 'signal', to: 'eli', session: 'x1', kind: 'offer', sdp });
+    assert.equal(((await offer) as Extract<ServerMessage, { type: 'signal' }>).sdp, sdp);
+    const answer = signal(dee, 'answer');
+    const cand = signal(dee, 'candidate');
+    eli.raw({ type: 'signal', to: 'dee', session: 'x1', kind: 'answer', sdp });
+    eli.raw({ type: 'signal', to: 'dee', session: 'x1', kind: 'candidate', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 5000 typ host', sdpMid: '0' } });
+    assert.equal(((await answer) as Extract<ServerMessage, { type: 'signal' }>).from, 'eli');
+    assert.match(String(((await cand) as Extract<ServerMessage, { type: 'signal' }>).candidate?.candidate), /127\.0\.0\.1 5000/);
+    const bye = signal(eli, 'bye');
+    dee.raw({ type: 'signal', to: 'eli', session: 'x1', kind: 'bye' });
+    await bye;
+    // A signal for a session that is over is refused by the sender's node (the session went with bye).
+    const refused = dee.waitFor((m) => m.type === 'error' && m.cid === 'x1');
+    dee.raw({ type: 'signal', to: 'eli', session: 'x1', kind: 'candidate', candidate: null });
+    assert.equal(((await refused) as Extract<ServerMessage, { type: 'error' }>).code, ChatCodes.STATE);
+    // Nobody of that name in a shared room on any node: PEER at once.
+    await assert.rejects(dee.dm('nobody', 'hello?'), (e: Error & { code?: string }) => e.code === ChatCodes.PEER);
+    const after = a.chat.stats.dm;
+    assert.ok(after.toNodes - before.toNodes >= 4, `A sent DM messages to B over the bus (${after.toNodes - before.toNodes})`);
+    assert.ok(after.fromNodes - before.fromNodes >= 4, `A got DM messages from B over the bus (${after.fromNodes - before.fromNodes})`);
+    assert.equal(after.fromNodesDropped, before.fromNodesDropped);
+    assert.equal(a.chat.stats.messages, stored, 'no DM was stored');
   });
 
   it("the owner on A mutes and kicks a user on B: it holds on B's node", async () => {
@@ -257,65 +290,50 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     }
   });
 
-  it("node A is SIGKILLed: its users leave B's presence within presenceLeaseMs", async (t) => {
-    const gus = await client(urlA, 'gus');
+  it("node B (the `wirelab up` process) is SIGKILLed: its users leave A's presence within presenceLeaseMs", async (t) => {
+    const gus = await client(urlB, 'gus');
     await gus.join('kill');
-    const hal = await client(urlB, 'hal');
+    const hal = await client(urlA, 'hal');
     await hal.join('kill');
     if (!hal.rooms.get('kill')!.online.includes('gus')) await hal.waitFor(presence('gus', 'join'));
     const gone = hal.waitFor(presence('gus', 'leave'), 10_000);
     const t0 = performance.now();
-    const killed = new Promise((r) => a.child.once('exit', r));
-    process.kill(a.child.pid!, 'SIGKILL');
-    await killed;
+    await killUp(b);
     const left = (await gone) as Extract<ServerMessage, { type: 'presence' }>;
     const ms = performance.now() - t0;
     assert.deepEqual(left.online, ['hal']);
-    t.diagnostic(`gus left B's presence ${Math.round(ms)} ms after the SIGKILL (A's presenceLeaseMs ${LEASE_MS})`);
-    // The lease runs from the last message heard (a beat at most lease / 3 before the kill); B checks every 250 ms.
+    t.diagnostic(`gus left A's presence ${Math.round(ms)} ms after the SIGKILL (B's presenceLeaseMs ${LEASE_MS})`);
+    // The lease runs from the last message heard (a beat at most lease / 3 before the kill); A checks every 250 ms.
     assert.ok(ms < LEASE_MS + 1500, `gus left after ${Math.round(ms)} ms (presenceLeaseMs ${LEASE_MS})`);
     assert.ok(ms >= LEASE_MS / 3, `not before the lease could run out (${Math.round(ms)} ms)`);
   });
-});
 
-describe('multi-node chat when NATS goes away and comes back', { skip: SKIP }, () => {
-  it("each node drops the other's users after the lease, and has them back once NATS returns; chat goes on", async () => {
-    const nats = await startNatsCluster({ nodes: 1 });
-    await clientPortOpen(nats.urls[0]!);
-    const nodes: { chat: Awaited<ReturnType<typeof startChatServer>>; close(): Promise<void> }[] = [];
-    const users: ChatClient[] = [];
+  // Last: it kills the file's nats-server (and restarts it).
+  it("NATS goes away and comes back: each node drops the other's users after the lease, has them back after; chat goes on", async () => {
+    // Node D in this process, with a short lease of its own; A (lease 1500) is the other node.
+    const d = await startNode(nats.urls, 600);
     try {
-      for (let i = 0; i < 2; i++) {
-        const engine = await createJetStreamEngine({ servers: nats.urls });
-        const broker = await createBroker({ engine });
-        const chat = await startChatServer({ broker, cluster: { servers: nats.urls }, presenceLeaseMs: 600, heartbeatMs: 0 });
-        nodes.push({ chat, close: async () => (await chat.close(), await broker.close(), await engine.close()) });
-      }
-      const ana = await connectChat({ url: nodes[0]!.chat.endpoint, name: 'ana', reconnect: false });
-      users.push(ana);
-      await ana.join('lobby');
-      const benJoined = ana.waitFor(presence('ben', 'join'));
-      const ben = await connectChat({ url: nodes[1]!.chat.endpoint, name: 'ben', reconnect: false });
-      users.push(ben);
-      await ben.join('lobby');
+      const ana = await client(urlA, 'ana2');
+      await ana.join('outage');
+      const benJoined = ana.waitFor(presence('ben2', 'join'));
+      const ben = await client(d.chat.endpoint, 'ben2');
+      await ben.join('outage');
       await benJoined;
-      const benLeft = ana.waitFor(presence('ben', 'leave'));
+      const benLeft = ana.waitFor(presence('ben2', 'leave'));
       await nats.kill(0, 'SIGKILL');
-      await benLeft; // A has not heard B for B's lease: B's users are gone from A's presence
-      const benBack = ana.waitFor(presence('ben', 'join'), 15_000);
+      await benLeft; // A has not heard D for D's lease: D's users are gone from A's presence
+      const benBack = ana.waitFor(presence('ben2', 'join'), 15_000);
       const t0 = performance.now();
       await nats.restart(0);
-      await benBack; // B's beats reach A again; A asks B for a snapshot
+      await benBack; // D's beats reach A again; A asks D for a snapshot
       const ms = performance.now() - t0;
-      assert.equal(nodes[0]!.chat.cluster?.nodes, 1);
-      const after = ana.waitFor((m) => m.type === 'event' && m.text === 'after the outage');
-      await ben.send('lobby', 'after the outage');
+      assert.equal(a.chat.cluster?.nodes, 1, 'A hears D (B was killed, C closed)');
+      const after = ana.waitFor((m) => m.type === 'event' && m.text === 'after the outage', 15_000);
+      await ben.send('outage', 'after the outage');
       await after;
-      assert.ok(ms < 10_000, `ben back in A's presence ${Math.round(ms)} ms after nats-server restarted`);
+      assert.ok(ms < 10_000, `ben2 back in A's presence ${Math.round(ms)} ms after nats-server restarted`);
     } finally {
-      for (const u of users) u.close();
-      for (const n of nodes) await n.close();
-      await nats.close();
+      await d.close();
     }
   });
 });

@@ -54,6 +54,8 @@ export interface TraceSink {
   write(event: TraceEvent): void;
   /** Set when the sink uses the bytes on the wire (kind `bytes` events): taps are only attached when one does. */
   readonly wantsWire?: boolean;
+  /** Called by a fan-out when the sink is attached, with its detach: a sink that wants no more events calls it. */
+  attached?(detach: () => void): void;
   close?(): Promise<void> | void;
 }
 

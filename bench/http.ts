@@ -9,7 +9,7 @@ export default defineBench({
   name: 'http',
   title: `keep-alive GET /hello, ${CONCURRENCY} in flight on 8 connections, each server in its own process; ${ROUNDS} interleaved rounds of ${MS / 1000} s`,
   async run(): Promise<BenchRow[]> {
-    const kinds = ['http-bare', 'http-off', 'http-jsonl', 'http-on', 'http-live'] as const;
+    const kinds = ['http-bare', 'http-off', 'http-jsonl', 'http-on', 'http-on-detail', 'http-live'] as const;
     const servers = Object.fromEntries(await Promise.all(kinds.map(async (k) => [k, await startChildServer(k)] as const))) as Record<(typeof kinds)[number], Awaited<ReturnType<typeof startChildServer>>>;
     const pools = Object.fromEntries(kinds.map((k) => [k, new Pool(`http://127.0.0.1:${servers[k].port}`, { connections: 8 })])) as Record<(typeof kinds)[number], Pool>;
     const onceFor = (pool: Pool) => async (): Promise<void> => {
@@ -30,6 +30,10 @@ export default defineBench({
       sampledRow('wirelab http, tracing off, server CPU', m['http-off'].cpu, cpu.unit, { ...cpu, baseline: 'bare node:http, server CPU', target: 0.95 }),
       sampledRow('wirelab http, JSON-lines tracer, server CPU', m['http-jsonl'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU', target: 0.85 }),
       sampledRow('wirelab http, terminal tracer, server CPU', m['http-on'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU' }),
+      // The terminal tracer as it cost before it could skip details (header lists, bodies, HAR exchanges): a sink that
+      // keeps them is attached beside it. The ratio is what summary-only tracing saves.
+      sampledRow('wirelab http, terminal tracer + details (before), server CPU', m['http-on-detail'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU' }),
+      sampledRow('wirelab http, terminal tracer: after vs before, server CPU', m['http-on'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, terminal tracer + details (before), server CPU' }),
       // wirelab up's LiveTracer while no dashboard page watches: no event is built, so it runs as tracing off does.
       sampledRow('wirelab http, live tracer idle (up, nobody watching)', m['http-live'].rate, 'req/s', { baseline: 'wirelab http, tracing off', target: 0.95 }),
       sampledRow('wirelab http, live tracer idle, server CPU', m['http-live'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU', target: 0.95 }),

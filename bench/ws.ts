@@ -15,19 +15,15 @@ async function echoLoad(url: string): Promise<{ once: () => Promise<void>; close
       ws.once('error', reject);
     })),
   );
-  // One 'message' listener per client, resolving the echo its client waits for (a once() per message would add and
-  // remove a listener for every message: the load generator's own cost, paid on every row alike but noise all the same).
-  const waiting: Array<(() => void) | undefined> = clients.map(() => undefined);
-  clients.forEach((ws, i) => ws.on('message', () => {
-    const w = waiting[i];
-    waiting[i] = undefined;
-    w?.();
-  }));
+  // One 'message' listener per client, resolving the oldest echo its client waits for (a once() per message would add
+  // and remove a listener for every message: the load generator's own cost, paid on every row alike but noise).
+  const waiting: Array<Array<() => void>> = clients.map(() => []);
+  clients.forEach((ws, i) => ws.on('message', () => waiting[i]!.shift()?.()));
   let next = 0;
   const once = (): Promise<void> => {
     const i = next++ % CONNECTIONS;
     return new Promise((resolve) => {
-      waiting[i] = resolve;
+      waiting[i]!.push(resolve);
       clients[i]!.send(PAYLOAD);
     });
   };

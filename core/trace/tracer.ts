@@ -5,6 +5,7 @@ class NoopTracer implements Tracer {
   readonly enabled = false;
   readonly libs = false;
   readonly wire = false;
+  readonly detail = false;
   emit(): void {}
   async close(): Promise<void> {}
 }
@@ -38,6 +39,7 @@ export class FanoutTracer implements Tracer {
   enabled = false;
   readonly libs: boolean;
   wire = false;
+  detail = false;
   readonly #start = performance.now();
   /** Replaced, never changed in place: a sink that detaches while an event is handed out does not skip another. */
   #sinks: readonly TraceSink[] = [];
@@ -77,6 +79,7 @@ export class FanoutTracer implements Tracer {
   #update(): void {
     this.enabled = this.#sinks.length > 0;
     this.wire = this.#sinks.some((s) => s.wantsWire === true);
+    this.detail = this.#sinks.some((s) => s.wantsDetail !== false);
   }
 
   emit(proto: string, cid: string, dir: Dir, kind: string, build: () => EventBody): void {
@@ -120,11 +123,12 @@ export function createTracer(sinks: TraceSink[], options: TracerOptions = {}): T
 
 /**
  * A sink that re-emits every event on another tracer: a lab records for its own checks and still honours --trace.
- * The event keeps its absolute time, role and conversation.
+ * The event keeps its absolute time, role and conversation. What it asks for (wire bytes, details) is read once, here.
  */
 export function forwardTo(tracer: Tracer): TraceSink {
   return {
     wantsWire: tracer.wire === true,
+    wantsDetail: tracer.detail !== false,
     write: (e) => {
       const { t: _t, proto, cid, dir, kind, ...body } = e;
       tracer.emit(proto, cid, dir, kind, () => body);

@@ -94,6 +94,10 @@ interface Session {
   socket: dgram.Socket;
   lastSeen: number;
   cid: string;
+  /** Sends to the server on the session's connected socket; made once per session, not once per datagram. */
+  toServer: (b: Buffer) => void;
+  /** Sends a reply to this session's client. */
+  toClient: (b: Buffer) => void;
 }
 
 /** Every default of UdpRelayOptions (`seed` defaults to one drawn from the clock, `upstream` / `downstream` to none). */
@@ -225,20 +229,34 @@ export class UdpImpairmentRelay implements RunningServer {
       }
       const socket = dgram.createSocket(this.upstreamHost.includes(':') ? 'udp6' : 'udp4');
       const cid = nextCid('impair');
-      session = { socket, lastSeen: performance.now(), cid };
-      this.#sessions.set(key, session);
+      // The upstream socket is connected to the server: a send names no address (node resolves and checks one per
+      // send otherwise) and the kernel drops datagrams from anyone else. Sends before the connect completes wait.
+      let early: Buffer[] | undefined = [];
+      const toServer = (b: Buffer): void => {
+        if (early) early.push(b);
+        else socket.send(b);
+      };
+      const { port: clientPort, address: clientAddress } = rinfo;
+      const toClient = (b: Buffer): void => this.#socket.send(b, clientPort, clientAddress);
+      const s: Session = { socket, lastSeen: performance.now(), cid, toServer, toClient };
+      session = s;
+      this.#sessions.set(key, s);
       socket.on('error', (err) => this.#tracer.emit('impair', cid, '*', 'error', () => `upstream socket: ${err.message}`));
-      // Toward a loopback server, listen on loopback only (sends made before the bind completes are queued by node).
+      // Toward a loopback server, listen on loopback only.
       if (this.upstreamHost.startsWith('127.') || this.upstreamHost === '::1') socket.bind(0, this.upstreamHost === '::1' ? '::1' : '127.0.0.1');
+      socket.connect(this.upstreamPort, this.upstreamHost, () => {
+        const waiting = early ?? [];
+        early = undefined;
+        for (const b of waiting) socket.send(b);
+      });
       socket.on('message', (reply) => {
-        session!.lastSeen = performance.now();
-        this.#impair('downstream', reply, (b) => this.#socket.send(b, rinfo.port, rinfo.address));
+        s.lastSeen = performance.now();
+        this.#impair('downstream', reply, toClient);
       });
       this.#tracer.emit('impair', cid, '*', 'session', () => `new client ${key}`);
     }
     session.lastSeen = performance.now();
-    const s = session.socket;
-    this.#impair('upstream', msg, (b) => s.send(b, this.upstreamPort, this.upstreamHost));
+    this.#impair('upstream', msg, session.toServer);
   }
 
   #impair(stream: Stream, msg: Buffer, to: (b: Buffer) => void): void {
@@ -294,6 +312,7 @@ export class UdpImpairmentRelay implements RunningServer {
   #send(st: StreamState, buf: Buffer, to: (b: Buffer) => void): void {
     st.stats.sent++;
     to(buf);
+    if (st.held.length === 0) return;
     for (const h of [...st.held]) {
       if (--h.left <= 0) this.#release(st, h);
     }

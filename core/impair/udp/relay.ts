@@ -344,18 +344,19 @@ export class UdpImpairmentRelay implements RunningServer {
   #record(stream: Stream, msg: Buffer, fate: DatagramRecord['fate'], f: { corruptBit: number; duplicated: boolean; reordered: boolean; delayMs: number } | undefined): void {
     const st = this.#streams[stream];
     const seq = this.#sequenceOf?.(msg);
+    // One literal per datagram, `seq` set after (a conditional spread costs an object and a copy per datagram).
     const rec: DatagramRecord = {
       n: st.stats.received - 1,
       stream,
       at: round(performance.now() - this.#start),
       bytes: msg.length,
-      ...(seq === undefined ? {} : { seq }),
       fate,
       duplicated: f?.duplicated ?? false,
       reordered: f?.reordered ?? false,
       corruptBit: f?.corruptBit ?? -1,
       delayMs: f?.delayMs ?? 0,
     };
+    if (seq !== undefined) rec.seq = seq;
     if (this.#maxRecords > 0) {
       if (this.records.length >= this.#maxRecords) {
         const n = Math.max(1, Math.floor(this.#maxRecords / 10));
@@ -364,7 +365,7 @@ export class UdpImpairmentRelay implements RunningServer {
       }
       this.records.push(rec);
     }
-    this.#tracer.emit('impair', this.name, stream === 'upstream' ? '>' : '<', 'datagram', () => ({
+    if (this.#tracer.enabled) this.#tracer.emit('impair', this.name, stream === 'upstream' ? '>' : '<', 'datagram', () => ({
       summary: `#${rec.n}${seq === undefined ? '' : ` seq=${seq}`} ${msg.length} B ${fate}${rec.duplicated ? ' +dup' : ''}${rec.reordered ? ' reordered' : ''}${rec.corruptBit >= 0 ? ` bit ${rec.corruptBit} flipped` : ''}${rec.delayMs ? ` +${rec.delayMs.toFixed(1)} ms` : ''}`,
       bytes: msg.length,
       meta: { ...rec },

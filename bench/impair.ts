@@ -1,11 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { startTcpProxy, startUdpRelay } from '../core/impair/index.ts';
-import { datagramSeq } from '../protocols/datagram.ts';
+import { startTcpProxy } from '../core/impair/index.ts';
 import { measureUdpEcho } from '../labs/measure/index.ts';
-import { startUdpServer } from '../servers/udp/index.ts';
-import { defineBench, type BenchRow } from './harness.ts';
-import { median } from '../core/stats.ts';
+import { defineBench, interleaved, measureChild, sampledRow, startChildServer, type BenchRow, type ChildServer } from './harness.ts';
 import { freePort, has } from './fixtures/ports.ts';
 
 const SECONDS = 2;
@@ -27,9 +24,9 @@ async function waitListening(port: number): Promise<void> {
   throw new Error(`nothing listens on ${port}`);
 }
 
-/** One iperf3 TCP stream to `port` for SECONDS; MB/s received. iperf3 runs in its own process, not in this one. */
-async function iperf(port: number): Promise<number> {
-  const child = spawn('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(SECONDS), '-J'], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** iperf3 with `streams` parallel TCP streams to `port` for SECONDS; MB/s received. iperf3 runs in its own process. */
+async function iperf(port: number, streams = 1): Promise<number> {
+  const child = spawn('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-t', String(SECONDS), '-P', String(streams), '-J'], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   await new Promise((r) => child.once('exit', r));
@@ -50,9 +47,12 @@ async function naivePipe(upstream: number): Promise<net.Server> {
   return server;
 }
 
+const UDP_SIZES = [64, 1400];
+const UDP_DATAGRAMS = 20_000;
+
 export default defineBench({
   name: 'impair',
-  title: `TCP proxy without toxics vs direct, a naive Node pipe and socat (one iperf3 stream, ${SECONDS} s, median of ${ROUNDS} interleaved runs); UDP relay vs direct`,
+  title: `TCP proxy without toxics vs direct, a naive Node pipe and socat (iperf3, 1 and 4 streams, ${SECONDS} s); UDP relay (its own process) vs direct echo at ${UDP_SIZES.join(' and ')} B; ${ROUNDS} interleaved rounds`,
   async run() {
     const rows: BenchRow[] = [];
     if (!has('iperf3')) {
@@ -65,27 +65,24 @@ export default defineBench({
         await waitListening(target);
         const pipe = await naivePipe(target);
         const proxy = await startTcpProxy({ upstreamPort: target });
-        const paths: Array<[string, number]> = [['direct', target], ['naive Node pipe', (pipe.address() as net.AddressInfo).port], ['wirelab proxy', proxy.port]];
+        const paths: Record<string, number> = { direct: target, 'naive Node pipe': (pipe.address() as net.AddressInfo).port, 'wirelab proxy': proxy.port };
         if (has('socat')) {
           const port = await freePort();
           children.push(spawn('socat', [`TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `TCP:127.0.0.1:${target}`], { stdio: 'ignore' }));
           await waitListening(port);
-          paths.push(['socat', port]);
+          paths.socat = port;
         } else {
-          console.log('socat is missing (Debian package socat): its row is skipped');
+          console.log('socat is missing (Debian package socat): its rows are skipped');
         }
-        const seen = new Map<string, number[]>(paths.map(([l]) => [l, []]));
-        for (let round = 0; round < ROUNDS; round++) {
-          for (const [label, port] of paths) seen.get(label)!.push(await iperf(port));
+        for (const streams of [1, 4]) {
+          const seen = await interleaved(Object.fromEntries(Object.entries(paths).map(([l, port]) => [l, () => iperf(port, streams)])), ROUNDS);
+          const tag = streams === 1 ? 'one stream' : `${streams} streams`;
+          rows.push(sampledRow(`direct, ${tag}`, seen.direct!, 'MB/s'));
+          rows.push(sampledRow(`naive Node pipe, ${tag}`, seen['naive Node pipe']!, 'MB/s', { baseline: `direct, ${tag}` }));
+          if (seen.socat) rows.push(sampledRow(`socat, ${tag}`, seen.socat, 'MB/s', { baseline: `direct, ${tag}` }));
+          rows.push(sampledRow(`wirelab proxy, no toxics, ${tag}`, seen['wirelab proxy']!, 'MB/s', { baseline: `naive Node pipe, ${tag}`, target: 1.0 }));
+          if (seen.socat) rows.push(sampledRow(`wirelab proxy (vs socat), ${tag}`, seen['wirelab proxy']!, 'MB/s', { baseline: `socat, ${tag}`, target: streams === 1 ? 1.4 : 1.0 }));
         }
-        const medianOf = (l: string): number => median([...seen.get(l)!]);
-        rows.push({ label: 'direct', value: medianOf('direct'), unit: 'MB/s' });
-        rows.push({ label: 'naive Node pipe', value: medianOf('naive Node pipe'), unit: 'MB/s', baseline: 'direct' });
-        if (seen.has('socat')) rows.push({ label: 'socat', value: medianOf('socat'), unit: 'MB/s', baseline: 'direct' });
-        const value = medianOf('wirelab proxy');
-        rows.push({ label: 'wirelab proxy, no toxics', value, unit: 'MB/s', baseline: 'naive Node pipe', target: 1.0 });
-        if (seen.has('socat')) rows.push({ label: 'wirelab proxy (vs socat)', value, unit: 'MB/s', baseline: 'socat', target: 1.4 });
-        rows.push({ label: 'wirelab proxy (vs direct)', value, unit: 'MB/s', baseline: 'direct' });
         pipe.close();
         await proxy.close();
       } finally {
@@ -93,25 +90,32 @@ export default defineBench({
       }
     }
 
-    // UDP: numbered datagrams to wirelab's echo, 32 unanswered at most, directly and through the relay.
-    const echo = await startUdpServer({ maxEchoPerSecond: 10_000_000 });
-    const relay = await startUdpRelay({ upstreamPort: echo.port, sequenceOf: datagramSeq });
-    const rate = async (port: number): Promise<number> => {
-      const n = 20_000;
-      const r = await measureUdpEcho({ port, n, settleMs: 50 });
-      return r.delivered / (r.durationMs / 1000);
-    };
-    const direct: number[] = [];
-    const relayed: number[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      direct.push(await rate(echo.port));
-      relayed.push(await rate(relay.port));
+    // UDP: numbered datagrams to wirelab's echo, 32 unanswered at most, directly and through the relay. The echo server
+    // and the relay each run in a process of their own (as a relay in front of a server elsewhere would), so the relay
+    // is measured by what it adds, not by sharing one event loop with the client and the server.
+    const echo = await startChildServer('udp-echo');
+    const relay = await startChildServer(`udp-relay:${echo.port}`);
+    try {
+      for (const size of UDP_SIZES) {
+        const rate = async (port: number): Promise<number> => {
+          const r = await measureUdpEcho({ port, n: UDP_DATAGRAMS, size, settleMs: 50 });
+          return r.delivered / (r.durationMs / 1000);
+        };
+        await rate(relay.port); // warm both up
+        const cpuOf = async (server: ChildServer, port: number): Promise<{ rate: number; cpu: number }> => {
+          const m = await measureChild(server, () => rate(port));
+          return { rate: m.rate, cpu: m.cpuPerOp };
+        };
+        const seen = await interleaved({ direct: () => cpuOf(echo, echo.port), relayed: () => cpuOf(relay, relay.port) }, ROUNDS);
+        rows.push(sampledRow(`UDP echo direct, ${size} B`, seen.direct.map((m) => m.rate), 'datagrams/s'));
+        rows.push(sampledRow(`UDP echo through the relay, ${size} B`, seen.relayed.map((m) => m.rate), 'datagrams/s', { baseline: `UDP echo direct, ${size} B`, target: 0.75 }));
+        rows.push(sampledRow(`echo server CPU, ${size} B`, seen.direct.map((m) => m.cpu), 'µs/datagram', { lowerIsBetter: true }));
+        rows.push(sampledRow(`relay CPU (both ways), ${size} B`, seen.relayed.map((m) => m.cpu), 'µs/datagram', { lowerIsBetter: true, baseline: `echo server CPU, ${size} B` }));
+      }
+    } finally {
+      echo.stop();
+      relay.stop();
     }
-    const mid = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    rows.push({ label: 'UDP echo direct', value: mid(direct), unit: 'datagrams/s' });
-    rows.push({ label: 'UDP echo through the relay', value: mid(relayed), unit: 'datagrams/s', baseline: 'UDP echo direct' });
-    await relay.close();
-    await echo.close();
     return rows;
   },
 });

@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Table from 'cli-table3';
@@ -14,18 +15,28 @@ if (unknown.length > 0) {
 }
 for (const name of wanted.length ? wanted : available) {
   const bench = (await import(pathToFileURL(join(dir, `${name}.ts`)).href)).default as Bench;
-  console.log(`\n${bench.name}: ${bench.title}`);
+  console.log(`\n${bench.name}: ${bench.title} (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
   const rows = await bench.run();
-  const table = new Table({ head: ['measured', 'value', 'unit', 'ratio', 'target'], style: { head: [], border: [] } });
+  const table = new Table({ head: ['measured', 'median [min-max]', 'unit', 'ratio: median [min-max]', 'target (median)'], style: { head: [], border: [] } });
+  let met = 0;
+  let missed = 0;
   for (const r of rows) {
     const ratio = ratioOf(r, rows);
+    const ok = r.target === undefined || ratio === undefined ? undefined : ratio.median >= r.target;
+    if (ok === true) met++;
+    if (ok === false) missed++;
     table.push([
       r.label,
-      r.value >= 100 ? r.value.toFixed(0) : r.value.toFixed(2),
+      r.samples && r.samples.length > 1 ? `${num(r.value)} [${num(Math.min(...r.samples))}-${num(Math.max(...r.samples))}]` : num(r.value),
       r.unit,
-      ratio === undefined ? '' : `${ratio.toFixed(2)}x ${r.baseline}`,
-      r.target === undefined || ratio === undefined ? '' : `${r.target}x: ${ratio >= r.target ? 'met' : 'NOT met'}`,
+      ratio === undefined ? '' : `${ratio.median.toFixed(2)}x${ratio.rounds > 1 ? ` [${ratio.min.toFixed(2)}-${ratio.max.toFixed(2)}]` : ''} ${r.baseline}`,
+      ok === undefined ? '' : `${r.target}x: ${ok ? 'met' : 'NOT met'}`,
     ]);
   }
   console.log(table.toString());
+  if (met + missed > 0) console.log(`${name}: ${met} of ${met + missed} targets met (load average ${loadavg().map((l) => l.toFixed(1)).join(' ')})`);
+}
+
+function num(v: number): string {
+  return v >= 100 ? v.toFixed(0) : v.toFixed(2);
 }

@@ -1,12 +1,10 @@
 import WebSocket from 'ws';
-import { defineBench, measureChild, opsPerSecond, startChildServer, type BenchRow } from './harness.ts';
-import { median } from '../core/stats.ts';
+import { childRounds, defineBench, opsPerSecond, sampledRow, startChildServer, type BenchRow } from './harness.ts';
 
 const MS = 1000;
 const ROUNDS = 5;
 const CONNECTIONS = 8;
 const PAYLOAD = Buffer.alloc(64, 0x61);
-
 
 /** CONNECTIONS clients, each with one message in flight at a time; `once` sends one and waits for its echo. */
 async function echoLoad(url: string): Promise<{ once: () => Promise<void>; close: () => void }> {
@@ -17,12 +15,16 @@ async function echoLoad(url: string): Promise<{ once: () => Promise<void>; close
       ws.once('error', reject);
     })),
   );
+  // One 'message' listener per client, resolving the oldest echo its client waits for (a once() per message would add
+  // and remove a listener for every message: the load generator's own cost, paid on every row alike but noise).
+  const waiting: Array<Array<() => void>> = clients.map(() => []);
+  clients.forEach((ws, i) => ws.on('message', () => waiting[i]!.shift()?.()));
   let next = 0;
   const once = (): Promise<void> => {
-    const ws = clients[next++ % CONNECTIONS]!;
+    const i = next++ % CONNECTIONS;
     return new Promise((resolve) => {
-      ws.once('message', () => resolve());
-      ws.send(PAYLOAD);
+      waiting[i]!.push(resolve);
+      clients[i]!.send(PAYLOAD);
     });
   };
   return { once, close: () => clients.forEach((ws) => ws.terminate()) };
@@ -30,30 +32,26 @@ async function echoLoad(url: string): Promise<{ once: () => Promise<void>; close
 
 export default defineBench({
   name: 'ws',
-  title: `WebSocket echo of ${PAYLOAD.length} B, ${CONNECTIONS} connections, each server in its own process; ${ROUNDS} rounds of ${MS / 1000} s taking turns, medians`,
+  title: `WebSocket echo of ${PAYLOAD.length} B, ${CONNECTIONS} connections, each server in its own process; ${ROUNDS} interleaved rounds of ${MS / 1000} s`,
   async run(): Promise<BenchRow[]> {
-    const kinds = ['ws-bare', 'ws-off', 'ws-on'] as const;
-    const servers = await Promise.all(kinds.map((k) => startChildServer(k)));
-    const loads = await Promise.all(servers.map((s, i) => echoLoad(`ws://127.0.0.1:${s.port}${i === 0 ? '' : '/echo'}`)));
-    for (const l of loads) for (let i = 0; i < 2000; i++) await l.once();
-    const rates: number[][] = kinds.map(() => []);
-    const cpu: number[][] = kinds.map(() => []);
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [i] of kinds.entries()) {
-        const m = await measureChild(servers[i]!, () => opsPerSecond(loads[i]!.once, MS, CONNECTIONS));
-        rates[i]!.push(m.rate);
-        cpu[i]!.push(m.cpuPerOp);
-      }
-    }
-    loads.forEach((l) => l.close());
-    servers.forEach((s) => s.stop());
+    const kinds = ['ws-bare', 'ws-off', 'ws-jsonl', 'ws-on'] as const;
+    type Kind = (typeof kinds)[number];
+    const servers = Object.fromEntries(await Promise.all(kinds.map(async (k) => [k, await startChildServer(k)] as const))) as Record<Kind, Awaited<ReturnType<typeof startChildServer>>>;
+    const loads = Object.fromEntries(await Promise.all(kinds.map(async (k) => [k, await echoLoad(`ws://127.0.0.1:${servers[k].port}${k === 'ws-bare' ? '' : '/echo'}`)] as const))) as Record<Kind, Awaited<ReturnType<typeof echoLoad>>>;
+    for (const k of kinds) for (let i = 0; i < 2000; i++) await loads[k].once();
+    const m = await childRounds(servers, (k) => () => opsPerSecond(loads[k].once, MS, CONNECTIONS), ROUNDS);
+    kinds.forEach((k) => loads[k].close());
+    kinds.forEach((k) => servers[k].stop());
+    const cpu = { unit: 'µs/msg', lowerIsBetter: true } as const;
     return [
-      { label: 'bare ws', value: median(rates[0]!), unit: 'msg/s' },
-      { label: 'wirelab ws, tracing off', value: median(rates[1]!), unit: 'msg/s', baseline: 'bare ws', target: 0.95 },
-      { label: 'wirelab ws, terminal tracer on', value: median(rates[2]!), unit: 'msg/s', baseline: 'bare ws' },
-      { label: 'bare ws, server CPU', value: median(cpu[0]!), unit: 'µs/msg', lowerIsBetter: true },
-      { label: 'wirelab ws, tracing off, server CPU', value: median(cpu[1]!), unit: 'µs/msg', baseline: 'bare ws, server CPU', lowerIsBetter: true, target: 0.95 },
-      { label: 'wirelab ws, tracer on, server CPU', value: median(cpu[2]!), unit: 'µs/msg', baseline: 'bare ws, server CPU', lowerIsBetter: true },
+      sampledRow('bare ws', m['ws-bare'].rate, 'msg/s'),
+      sampledRow('wirelab ws, tracing off', m['ws-off'].rate, 'msg/s', { baseline: 'bare ws', target: 0.97 }),
+      sampledRow('wirelab ws, JSON-lines tracer on', m['ws-jsonl'].rate, 'msg/s', { baseline: 'wirelab ws, tracing off' }),
+      sampledRow('wirelab ws, terminal tracer on', m['ws-on'].rate, 'msg/s', { baseline: 'wirelab ws, tracing off' }),
+      sampledRow('bare ws, server CPU', m['ws-bare'].cpu, cpu.unit, cpu),
+      sampledRow('wirelab ws, tracing off, server CPU', m['ws-off'].cpu, cpu.unit, { ...cpu, baseline: 'bare ws, server CPU', target: 0.97 }),
+      sampledRow('wirelab ws, JSON-lines tracer, server CPU', m['ws-jsonl'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU', target: 0.85 }),
+      sampledRow('wirelab ws, terminal tracer, server CPU', m['ws-on'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU' }),
     ];
   },
 });

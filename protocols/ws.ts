@@ -127,17 +127,19 @@ export function describeFrame(f: FrameHeader): string {
 /**
  * Traces every frame on `socket` in both directions, when tracing is on. Incoming bytes are read by an extra 'data'
  * listener; outgoing ones by wrapping this one socket's write (only when tracing: off, the socket is untouched).
- * `head` holds bytes that arrived with the handshake.
+ * `head` holds bytes that arrived with the handshake. The frames seen are kept in the returned object unless
+ * `keepFrames` is false.
  */
-export function traceFrames(tracer: Tracer, cid: string, socket: Duplex, side: 'server' | 'client', head?: Buffer): { frames: FrameHeader[] } {
+export function traceFrames(tracer: Tracer, cid: string, socket: Duplex, side: 'server' | 'client', head?: Buffer, keepFrames = true): { frames: FrameHeader[] } {
   const seen = { frames: [] as FrameHeader[] };
   if (!tracer.enabled) return seen;
   const inDir: Dir = side === 'server' ? '>' : '<';
   const outDir: Dir = side === 'server' ? '<' : '>';
   const make = (dir: Dir) =>
     new FrameObserver((f) => {
-      seen.frames.push(f);
-      tracer.emit('ws', cid, dir, 'frame', () => ({ summary: describeFrame(f), bytes: f.length, meta: { ...f } }));
+      // `keepFrames` false (a server: nobody reads them): a long connection does not grow an array per frame.
+      if (keepFrames) seen.frames.push(f);
+      tracer.emit('ws', cid, dir, 'frame', () => (tracer.detail === false ? { summary: describeFrame(f), bytes: f.length } : { summary: describeFrame(f), bytes: f.length, meta: { ...f } }));
     });
   const incoming = make(inDir);
   const outgoing = make(outDir);

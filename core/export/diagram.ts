@@ -3,8 +3,7 @@
  * direction), time on the side, datagrams the impairment relay dropped drawn as lost. As Mermaid `sequenceDiagram` text
  * here, and as a self-contained SVG in diagram-svg.ts.
  */
-import { round } from '../stats.ts';
-import type { Dir, EventBody, TraceEvent, TraceSink, Tracer } from '../trace/index.ts';
+import { FanoutTracer, forwardTo, type Dir, type EventBody, type TraceEvent, type TraceSink, type Tracer } from '../trace/index.ts';
 
 export interface DiagramOptions {
   /** Arrows drawn at most; the rest are counted in one "N more" line. Default 400. */
@@ -118,15 +117,22 @@ const MERMAID_ESCAPES: Record<string, string> = { '#': '#35;', ';': '#59;', '<':
 
 /**
  * Keeps what a diagram draws while a lab runs: the first maxArrows events with a direction, without their payloads,
- * and a count of the rest (a lab moving 100 MiB keeps a few hundred small objects, not the bytes).
+ * and a count of the rest (a lab moving 100 MiB keeps a few hundred small objects, not the bytes). Attached to a
+ * fan-out, it detaches itself once full, so it no longer makes the tracer build events.
  */
 export class DiagramSink implements TraceSink {
   readonly events: TraceEvent[] = [];
   omitted = 0;
   readonly #max: number;
+  #detach: (() => void) | undefined;
 
   constructor(options: DiagramOptions = {}) {
     this.#max = options.maxArrows ?? DIAGRAM_DEFAULTS.maxArrows;
+  }
+
+  attached(detach: () => void): void {
+    this.#detach = detach;
+    if (this.full) detach();
   }
 
   write(event: TraceEvent): void {
@@ -137,6 +143,7 @@ export class DiagramSink implements TraceSink {
     }
     const { data: _payload, ...kept } = event;
     this.events.push(kept);
+    if (this.full) this.#detach?.();
   }
 
   /** True once maxArrows events are kept: later ones are only counted. */
@@ -151,44 +158,36 @@ export class DiagramSink implements TraceSink {
 }
 
 /**
- * A tracer for `--diagram` / `--report` that builds an event only while the diagram still takes it (or when `forward`,
- * the user's tracer, is on): past maxArrows a lab moving 100 MiB pays one call per event, as with tracing off.
+ * A tracer for `--diagram` / `--report`: the fan-out (core/trace/tracer.ts) with a DiagramSink and, when `forward` (the
+ * user's tracer) is on, a sink forwarding every event to it. The diagram leaves the fan-out once full: past maxArrows,
+ * with no user tracer, `enabled` is false and a lab moving 100 MiB pays one call per event, as with tracing off; the
+ * events still emitted are counted as omitted (a call site that checks `enabled` first is not counted: "N more" is
+ * then a lower bound).
  */
-export class DiagramTracer implements Tracer {
-  readonly enabled = true;
+export class DiagramTracer extends FanoutTracer {
   readonly sink: DiagramSink;
-  readonly #forward: Tracer | undefined;
-  readonly #start = performance.now();
+  readonly #forwarding: boolean;
 
   constructor(forward?: Tracer, options: DiagramOptions = {}) {
+    super([], { libs: forward?.libs ?? false });
+    this.#forwarding = forward?.enabled === true;
+    if (forward?.enabled) this.attach(forwardTo(forward));
     this.sink = new DiagramSink(options);
-    this.#forward = forward?.enabled ? forward : undefined;
+    this.attach(this.sink);
   }
 
-  emit(proto: string, cid: string, dir: Dir, kind: string, build: () => EventBody): void {
-    if (this.#forward) {
-      let body: EventBody | undefined;
-      const once = (): EventBody => (body ??= build());
-      this.#forward.emit(proto, cid, dir, kind, once);
-      if (dir !== '*') this.#keep(proto, cid, dir, kind, once);
+  override emit(proto: string, cid: string, dir: Dir, kind: string, build: () => EventBody): void {
+    if (dir === '*') {
+      // A diagram draws no state change: built only for the user's tracer.
+      if (this.#forwarding) super.emit(proto, cid, dir, kind, build);
       return;
     }
-    if (dir === '*') return;
-    this.#keep(proto, cid, dir, kind, build);
-  }
-
-  #keep(proto: string, cid: string, dir: Dir, kind: string, build: () => EventBody): void {
-    if (this.sink.full) {
-      this.sink.omitted++;
-      return;
-    }
-    const body = build();
-    const t = round(performance.now() - this.#start);
-    this.sink.write(typeof body === 'string' ? { t, proto, cid, dir, kind, summary: body } : { t, proto, cid, dir, kind, ...body });
+    if (this.sink.full) this.sink.omitted++;
+    super.emit(proto, cid, dir, kind, build);
   }
 
   /** The user's tracer is closed by whoever made it. */
-  async close(): Promise<void> {}
+  override async close(): Promise<void> {}
 }
 
 /** Text safe in a Mermaid message or participant name: `#`, `;`, `<`, `>` as Mermaid entity codes. */

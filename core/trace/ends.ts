@@ -39,6 +39,9 @@ const LF = 0x0a;
 /** A credential header echoed in a JSON body (the HTTP server's /anything, /headers): `"authorization": "..."`. */
 const JSON_SECRET = /^(\s*"(?:proxy-)?(?:authorization|cookie|set-cookie)"\s*:\s*")((?:[^"\\]|\\.)*)"/i;
 
+/** Every secret maskLine finds (redactLine's rules, JSON_SECRET) has one of these words: other lines skip both. */
+const MAYBE_SECRET = /pass|apop|auth|login|cookie/i;
+
 /** A line's secret part replaced by `*` of the same length (the line's framing and every length field stay valid). */
 function maskLine(line: Buffer, all: boolean): Buffer {
   let end = line.length;
@@ -46,6 +49,7 @@ function maskLine(line: Buffer, all: boolean): Buffer {
   if (end === 0) return line;
   const text = line.toString('latin1', 0, end);
   let from: number;
+  if (!all && !MAYBE_SECRET.test(text)) return line;
   if (all) from = 0;
   else {
     const json = JSON_SECRET.exec(text);
@@ -85,6 +89,9 @@ export function lineMask(options: LineMaskOptions = {}): (chunk: Buffer, dir: Di
   let authAsked = false;
   return (chunk, dir) => {
     const prev = held[dir];
+    // Whole lines and not one of the words a secret needs: passed as they are (no split, no copy). With SASL off only,
+    // since an exchange in progress masks lines whatever they hold.
+    if (!sasl && !prev && chunk.length > 0 && chunk[chunk.length - 1] === LF && !MAYBE_SECRET.test(chunk.toString('latin1'))) return chunk;
     const buf = prev ? Buffer.concat([prev, chunk]) : chunk;
     const out: Buffer[] = [];
     let start = 0;

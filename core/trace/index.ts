@@ -1,5 +1,5 @@
 export type { Dir, Ends, EventBody, Role, TraceEvent, TraceSink, Tracer } from './types.ts';
-export { NOOP_TRACER, createTracer, forwardTo, nextCid, type TracerOptions } from './tracer.ts';
+export { FanoutTracer, NOOP_TRACER, createTracer, forwardTo, nextCid, type TracerOptions } from './tracer.ts';
 export { MemorySink } from './memory.ts';
 export { JsonlSink } from './jsonl.ts';
 export { PrettySink } from './pretty.ts';

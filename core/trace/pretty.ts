@@ -27,6 +27,8 @@ export class PrettySink implements TraceSink {
   readonly #hex: boolean;
   readonly #hexMax: number;
   readonly wantsWire: boolean;
+  /** A line shows the summary only: no call site needs to build header lists or HTTP exchanges for it. */
+  readonly wantsDetail = false;
 
   constructor(options: PrettySinkOptions = {}) {
     this.#stream = options.stream ?? process.stderr;

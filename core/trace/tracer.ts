@@ -5,6 +5,7 @@ class NoopTracer implements Tracer {
   readonly enabled = false;
   readonly libs = false;
   readonly wire = false;
+  readonly detail = false;
   emit(): void {}
   async close(): Promise<void> {}
 }
@@ -27,25 +28,63 @@ function epochMs(now: number): number {
   return Math.round((ORIGIN + now) * 1000) / 1000;
 }
 
-/** Hands each event to every sink of `sinks` (the array is kept, not copied: core/trace/live.ts adds to it at run time). */
+/**
+ * Hands each event to every attached sink. Sinks come and go at run time (`attach` returns the detach): `enabled` is a
+ * plain field that says "some sink still wants events", so with none attached every call site that checks it, or that
+ * passes a builder to `emit`, builds nothing (one call and one field read, like the no-op tracer). `wire` likewise
+ * follows the sinks (a socket tapped while it was false stays untapped). The live dashboard (core/trace/live.ts) and
+ * the diagram capture (core/export/diagram.ts) are this fan-out with sinks of their own.
+ */
 export class FanoutTracer implements Tracer {
-  readonly enabled = true;
+  enabled = false;
   readonly libs: boolean;
-  readonly wire: boolean;
+  wire = false;
+  detail = false;
   readonly #start = performance.now();
-  readonly #sinks: TraceSink[];
+  /** Replaced, never changed in place: a sink that detaches while an event is handed out does not skip another. */
+  #sinks: readonly TraceSink[] = [];
   /** cid -> the role and conversation of its connection, learnt from the connect / accept event. */
   readonly #conns = new Map<string, { role: Role; conv: string }>();
   readonly #maxConns: number;
 
-  constructor(sinks: TraceSink[], options: TracerOptions) {
-    this.#sinks = sinks;
+  constructor(sinks: TraceSink[] = [], options: TracerOptions = {}) {
     this.libs = options.libs ?? false;
-    this.wire = sinks.some((s) => s.wantsWire === true);
     this.#maxConns = options.maxConnections ?? 10_000;
+    for (const s of sinks) this.attach(s);
+  }
+
+  /** Sinks attached now. */
+  get sinkCount(): number {
+    return this.#sinks.length;
+  }
+
+  /**
+   * Starts handing events to `sink`; returns its detach (idempotent). A sink with `attached` gets the detach too, so
+   * it can leave by itself once it wants nothing more (a diagram that is full). A sink must not throw.
+   */
+  attach(sink: TraceSink): () => void {
+    this.#sinks = [...this.#sinks, sink];
+    this.#update();
+    let attached = true;
+    const detach = (): void => {
+      if (!attached) return;
+      attached = false;
+      this.#sinks = this.#sinks.filter((s) => s !== sink);
+      this.#update();
+    };
+    sink.attached?.(detach);
+    return detach;
+  }
+
+  #update(): void {
+    this.enabled = this.#sinks.length > 0;
+    this.wire = this.#sinks.some((s) => s.wantsWire === true);
+    this.detail = this.#sinks.some((s) => s.wantsDetail !== false);
   }
 
   emit(proto: string, cid: string, dir: Dir, kind: string, build: () => EventBody): void {
+    if (!this.enabled) return;
+    const sinks = this.#sinks;
     const body = build();
     const now = performance.now();
     const t = round(now - this.#start);
@@ -65,11 +104,15 @@ export class FanoutTracer implements Tracer {
         event.conv ??= known.conv;
       }
     }
-    for (const sink of this.#sinks) sink.write(event);
+    for (let i = 0; i < sinks.length; i++) sinks[i]!.write(event);
   }
 
+  /** Detaches every sink and closes it (flushing files). */
   async close(): Promise<void> {
-    for (const sink of this.#sinks) await sink.close?.();
+    const sinks = this.#sinks;
+    this.#sinks = [];
+    this.#update();
+    for (const sink of sinks) await sink.close?.();
   }
 }
 
@@ -80,11 +123,12 @@ export function createTracer(sinks: TraceSink[], options: TracerOptions = {}): T
 
 /**
  * A sink that re-emits every event on another tracer: a lab records for its own checks and still honours --trace.
- * The event keeps its absolute time, role and conversation.
+ * The event keeps its absolute time, role and conversation. What it asks for (wire bytes, details) is read once, here.
  */
 export function forwardTo(tracer: Tracer): TraceSink {
   return {
     wantsWire: tracer.wire === true,
+    wantsDetail: tracer.detail !== false,
     write: (e) => {
       const { t: _t, proto, cid, dir, kind, ...body } = e;
       tracer.emit(proto, cid, dir, kind, () => body);

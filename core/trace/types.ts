@@ -54,6 +54,13 @@ export interface TraceSink {
   write(event: TraceEvent): void;
   /** Set when the sink uses the bytes on the wire (kind `bytes` events): taps are only attached when one does. */
   readonly wantsWire?: boolean;
+  /**
+   * False when the sink shows only each event's one-line summary (the pretty terminal): call sites then skip the
+   * details they would build for `meta` (header lists, HTTP exchanges and bodies for HAR). Default true.
+   */
+  readonly wantsDetail?: boolean;
+  /** Called by a fan-out when the sink is attached, with its detach: a sink that wants no more events calls it. */
+  attached?(detach: () => void): void;
   close?(): Promise<void> | void;
 }
 
@@ -64,6 +71,11 @@ export interface Tracer {
   readonly libs?: boolean;
   /** True when a sink wants the bytes on the wire (`bytes` events from socket taps): pcapng, JSON lines, `--hex`. */
   readonly wire?: boolean;
+  /**
+   * False when no sink wants more than summaries (only the pretty terminal is on): a call site may then leave out
+   * `meta` details that cost work per event (header lists, HAR exchanges, captured bodies). Undefined counts as true.
+   */
+  readonly detail?: boolean;
   /**
    * Records an event. `build` runs only when tracing is on, so a summary string costs nothing when it is off.
    */

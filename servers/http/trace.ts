@@ -46,8 +46,10 @@ export function redactedHeaders(raw: string[]): string[] {
 /** Traces the request line and headers as the server parsed them. */
 export function traceRequest(tracer: Tracer, cid: string, req: Req): void {
   tracer.emit('http', cid, '>', 'request', () => {
-    const headers = redactedHeaders(req.rawHeaders);
     const line = `${req.method} ${req.url} HTTP/${req.httpVersion}`;
+    // Only the line for a tracer that shows summaries (the terminal): the header list is built for the ones that keep it.
+    if (tracer.detail === false) return line;
+    const headers = redactedHeaders(req.rawHeaders);
     return { summary: line, meta: { method: req.method, url: req.url, httpVersion: req.httpVersion, headers } };
   });
 }
@@ -58,6 +60,9 @@ export function traceRequest(tracer: Tracer, cid: string, req: Req): void {
  * tracing is on, so a server with tracing off runs node's code untouched.
  */
 export function traceResponse(tracer: Tracer, cid: string, req: Req, res: Res, startedAt: number): void {
+  // A tracer that shows summaries only (the terminal) gets the same events without the header list, the captured body
+  // and the HAR exchange, and write / end stay untouched: those cost more than the rest of the tracing together.
+  const detail = tracer.detail !== false;
   const r = res as ServerResponse;
   const original = r.writeHead;
   let headAt = 0;
@@ -65,32 +70,31 @@ export function traceResponse(tracer: Tracer, cid: string, req: Req, res: Res, s
   const socket = req.socket;
   const bytesBefore = req.httpVersionMajor === 1 ? (socket?.bytesWritten ?? 0) : 0;
   const startedDate = Date.now();
-  const resBody = new BodyCollector();
-  const originalWrite = r.write;
-  const originalEnd = r.end;
-  // Copies what the handler writes (up to the cap) for the HAR exchange; only installed when tracing is on.
-  let ending = false;
-  r.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    // HTTP/2's end(chunk) calls write(chunk) itself: counted once, in end.
-    if (!ending && (typeof chunk === 'string' || chunk instanceof Uint8Array)) resBody.add(chunk);
-    return (originalWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as ServerResponse['write'];
-  r.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-    if (!ending && (typeof chunk === 'string' || chunk instanceof Uint8Array)) resBody.add(chunk);
-    ending = true;
-    return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
-  } as ServerResponse['end'];
+  const resBody = detail ? new BodyCollector() : undefined;
+  if (resBody) {
+    const originalWrite = r.write;
+    const originalEnd = r.end;
+    // Copies what the handler writes (up to the cap) for the HAR exchange; only installed when tracing is on.
+    let ending = false;
+    r.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      // HTTP/2's end(chunk) calls write(chunk) itself: counted once, in end.
+      if (!ending && (typeof chunk === 'string' || chunk instanceof Uint8Array)) resBody.add(chunk);
+      return (originalWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as ServerResponse['write'];
+    r.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+      if (!ending && (typeof chunk === 'string' || chunk instanceof Uint8Array)) resBody.add(chunk);
+      ending = true;
+      return (originalEnd as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
+    } as ServerResponse['end'];
+  }
   r.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
     headAt = performance.now();
     const result = original.apply(this, args);
-    sentHeaders = headLines(r, args);
+    if (detail) sentHeaders = headLines(r, args);
     tracer.emit('http', cid, '<', 'response', () => {
-      const headers = sentHeaders;
-      return {
-        // HTTP/2 has no reason phrase (reading statusMessage there prints an UnsupportedWarning).
-        summary: `${r.statusCode} ${req.httpVersionMajor === 2 ? '' : (r.statusMessage ?? '')}`.trimEnd() + ` ← ${req.method} ${req.url}`,
-        meta: { status: r.statusCode, headers, firstByteMs: round(headAt - startedAt) },
-      };
+      // HTTP/2 has no reason phrase (reading statusMessage there prints an UnsupportedWarning).
+      const summary = `${r.statusCode} ${req.httpVersionMajor === 2 ? '' : (r.statusMessage ?? '')}`.trimEnd() + ` ← ${req.method} ${req.url}`;
+      return detail ? { summary, meta: { status: r.statusCode, headers: sentHeaders, firstByteMs: round(headAt - startedAt) } } : summary;
     });
     return result;
   } as ServerResponse['writeHead'];
@@ -99,13 +103,17 @@ export function traceResponse(tracer: Tracer, cid: string, req: Req, res: Res, s
     tracer.emit('http', cid, '*', 'done', () => ({
       summary: `${r.statusCode} ${req.method} ${req.url}: first byte ${round((headAt || done) - startedAt)} ms, done ${round(done - startedAt)} ms${r.writableFinished ? '' : ' (aborted)'}`,
       ...(req.httpVersionMajor === 1 ? { bytes: (socket?.bytesWritten ?? 0) - bytesBefore } : {}),
-      meta: {
-        status: r.statusCode,
-        firstByteMs: round((headAt || done) - startedAt),
-        doneMs: round(done - startedAt),
-        finished: r.writableFinished,
-        exchange: serverExchange(req, r, cid, sentHeaders, { startedDate, startedAt, headAt: headAt || done, done }, resBody),
-      },
+      ...(resBody
+        ? {
+            meta: {
+              status: r.statusCode,
+              firstByteMs: round((headAt || done) - startedAt),
+              doneMs: round(done - startedAt),
+              finished: r.writableFinished,
+              exchange: serverExchange(req, r, cid, sentHeaders, { startedDate, startedAt, headAt: headAt || done, done }, resBody),
+            },
+          }
+        : {}),
     }));
   });
 }

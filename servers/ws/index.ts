@@ -225,7 +225,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     }
     // ws answers a bad handshake (wrong version, missing key...) with 400 itself.
     wssFor(extra?.maxPayload ?? o.maxPayload).handleUpgrade(req, socket, head, (ws) => {
-      traceFrames(tracer, cid, socket, 'server');
+      traceFrames(tracer, cid, socket, 'server', undefined, false);
       stats.connections++;
       heartbeat.watch(ws);
       const openedAt = performance.now();
@@ -285,8 +285,10 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
         } else discarded += n;
         return;
       }
-      tracer.emit('ws', cid, '>', 'message', () => {
-        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      // Checked first so that tracing off allocates no builder per message.
+      if (tracer.enabled) tracer.emit('ws', cid, '>', 'message', () => {
+        // A Buffer (ws's default binaryType) is read where it is: Buffer.from(buffer) would copy it.
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
         return { summary: `${isBinary ? 'binary' : 'text'} ${preview(buf)}`, bytes: buf.length };
       });
       if (route.kind === 'echo') {

@@ -94,6 +94,10 @@ interface Session {
   socket: dgram.Socket;
   lastSeen: number;
   cid: string;
+  /** Sends to the server on the session's connected socket; made once per session, not once per datagram. */
+  toServer: (b: Buffer) => void;
+  /** Sends a reply to this session's client. */
+  toClient: (b: Buffer) => void;
 }
 
 /** Every default of UdpRelayOptions (`seed` defaults to one drawn from the clock, `upstream` / `downstream` to none). */
@@ -225,20 +229,34 @@ export class UdpImpairmentRelay implements RunningServer {
       }
       const socket = dgram.createSocket(this.upstreamHost.includes(':') ? 'udp6' : 'udp4');
       const cid = nextCid('impair');
-      session = { socket, lastSeen: performance.now(), cid };
-      this.#sessions.set(key, session);
+      // The upstream socket is connected to the server: a send names no address (node resolves and checks one per
+      // send otherwise) and the kernel drops datagrams from anyone else. Sends before the connect completes wait.
+      let early: Buffer[] | undefined = [];
+      const toServer = (b: Buffer): void => {
+        if (early) early.push(b);
+        else socket.send(b);
+      };
+      const { port: clientPort, address: clientAddress } = rinfo;
+      const toClient = (b: Buffer): void => this.#socket.send(b, clientPort, clientAddress);
+      const s: Session = { socket, lastSeen: performance.now(), cid, toServer, toClient };
+      session = s;
+      this.#sessions.set(key, s);
       socket.on('error', (err) => this.#tracer.emit('impair', cid, '*', 'error', () => `upstream socket: ${err.message}`));
-      // Toward a loopback server, listen on loopback only (sends made before the bind completes are queued by node).
+      // Toward a loopback server, listen on loopback only.
       if (this.upstreamHost.startsWith('127.') || this.upstreamHost === '::1') socket.bind(0, this.upstreamHost === '::1' ? '::1' : '127.0.0.1');
+      socket.connect(this.upstreamPort, this.upstreamHost, () => {
+        const waiting = early ?? [];
+        early = undefined;
+        for (const b of waiting) socket.send(b);
+      });
       socket.on('message', (reply) => {
-        session!.lastSeen = performance.now();
-        this.#impair('downstream', reply, (b) => this.#socket.send(b, rinfo.port, rinfo.address));
+        s.lastSeen = performance.now();
+        this.#impair('downstream', reply, toClient);
       });
       this.#tracer.emit('impair', cid, '*', 'session', () => `new client ${key}`);
     }
     session.lastSeen = performance.now();
-    const s = session.socket;
-    this.#impair('upstream', msg, (b) => s.send(b, this.upstreamPort, this.upstreamHost));
+    this.#impair('upstream', msg, session.toServer);
   }
 
   #impair(stream: Stream, msg: Buffer, to: (b: Buffer) => void): void {
@@ -294,6 +312,7 @@ export class UdpImpairmentRelay implements RunningServer {
   #send(st: StreamState, buf: Buffer, to: (b: Buffer) => void): void {
     st.stats.sent++;
     to(buf);
+    if (st.held.length === 0) return;
     for (const h of [...st.held]) {
       if (--h.left <= 0) this.#release(st, h);
     }
@@ -325,18 +344,19 @@ export class UdpImpairmentRelay implements RunningServer {
   #record(stream: Stream, msg: Buffer, fate: DatagramRecord['fate'], f: { corruptBit: number; duplicated: boolean; reordered: boolean; delayMs: number } | undefined): void {
     const st = this.#streams[stream];
     const seq = this.#sequenceOf?.(msg);
+    // One literal per datagram, `seq` set after (a conditional spread costs an object and a copy per datagram).
     const rec: DatagramRecord = {
       n: st.stats.received - 1,
       stream,
       at: round(performance.now() - this.#start),
       bytes: msg.length,
-      ...(seq === undefined ? {} : { seq }),
       fate,
       duplicated: f?.duplicated ?? false,
       reordered: f?.reordered ?? false,
       corruptBit: f?.corruptBit ?? -1,
       delayMs: f?.delayMs ?? 0,
     };
+    if (seq !== undefined) rec.seq = seq;
     if (this.#maxRecords > 0) {
       if (this.records.length >= this.#maxRecords) {
         const n = Math.max(1, Math.floor(this.#maxRecords / 10));
@@ -345,7 +365,7 @@ export class UdpImpairmentRelay implements RunningServer {
       }
       this.records.push(rec);
     }
-    this.#tracer.emit('impair', this.name, stream === 'upstream' ? '>' : '<', 'datagram', () => ({
+    if (this.#tracer.enabled) this.#tracer.emit('impair', this.name, stream === 'upstream' ? '>' : '<', 'datagram', () => ({
       summary: `#${rec.n}${seq === undefined ? '' : ` seq=${seq}`} ${msg.length} B ${fate}${rec.duplicated ? ' +dup' : ''}${rec.reordered ? ' reordered' : ''}${rec.corruptBit >= 0 ? ` bit ${rec.corruptBit} flipped` : ''}${rec.delayMs ? ` +${rec.delayMs.toFixed(1)} ms` : ''}`,
       bytes: msg.length,
       meta: { ...rec },

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { connect } from 'node:net';
-import { createTracer, LiveTracer, MemorySink } from '../../../core/trace/index.ts';
+import { createTracer, FanoutTracer, LiveTracer, MemorySink, type TraceSink } from '../../../core/trace/index.ts';
+import { DiagramTracer } from '../../../core/export/diagram.ts';
 import { startHttpServer } from '../../../servers/http/index.ts';
 
 test('a live tracer builds nothing until a sink is attached, and stops again when the last one leaves', () => {
@@ -74,4 +75,44 @@ test('a server started with the tracer off traces its next connection once a sin
   } finally {
     await server.close();
   }
+});
+
+test('the fan-out: enabled and wire follow the sinks attached, and a sink may detach itself while an event is handed out', () => {
+  const fan = new FanoutTracer();
+  let built = 0;
+  const emit = (): void => fan.emit('tcp', 'tcp#1', '>', 'read', () => `read ${++built}`);
+  emit();
+  assert.deepEqual([fan.enabled, fan.wire, built], [false, false, 0]);
+  const wire = new MemorySink({ wire: true });
+  const detachWire = fan.attach(wire);
+  assert.deepEqual([fan.enabled, fan.wire], [true, true]);
+  // A sink that leaves after its first event: the sink after it in the list still gets that event.
+  let once: (() => void) | undefined;
+  const leaving: TraceSink = { attached: (d) => (once = d), write: () => once?.() };
+  fan.attach(leaving);
+  const last = new MemorySink();
+  fan.attach(last);
+  assert.equal(fan.sinkCount, 3);
+  emit();
+  assert.deepEqual([fan.sinkCount, last.events.length, built], [2, 1, 1]);
+  detachWire();
+  assert.deepEqual([fan.enabled, fan.wire], [true, false]);
+  emit();
+  assert.equal(wire.events.length, 1);
+  assert.equal(last.events.length, 2);
+});
+
+test('a diagram tracer with no user tracer turns itself off once the diagram is full, and counts what it skips', () => {
+  const tracer = new DiagramTracer(undefined, { maxArrows: 2 });
+  let built = 0;
+  const emit = (dir: '>' | '*'): void => tracer.emit('ws', 'ws#1', dir, 'frame', () => `f ${++built}`);
+  emit('*');
+  emit('>');
+  assert.equal(tracer.enabled, true);
+  emit('>');
+  assert.equal(tracer.enabled, false, 'full: no sink wants events');
+  emit('>');
+  emit('*');
+  assert.equal(built, 2);
+  assert.equal(tracer.sink.model().omitted, 1);
 });

@@ -10,6 +10,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'trace-file': { type: 'string', value: 'F', help: 'the same events as JSON lines in the file F' },
   'trace-libs': { type: 'boolean', help: "with tracing: the mail and FTP libraries' own debug lines too (nodemailer, imapflow, basic-ftp, smtp-server)" },
   pcap: { type: 'string', value: 'F', help: 'write the traffic as a pcapng file F for Wireshark / tshark (synthesized headers; labs: a dir/ for one file per lab)' },
+  'pcap-real': { type: 'boolean', help: 'with --pcap: the real packets, captured by tcpdump on lo (root only; otherwise the synthesized file, saying why)' },
   // wirelab trace
   proto: { type: 'string', value: 'a,b', help: 'trace show: only these protocols (smtp,tls); perf client: tcp (default), udp, ws, http or webrtc' },
   cid: { type: 'string', value: 'ID', help: "trace show: only this connection (smtp#3) and its other end's events" },
@@ -86,7 +87,7 @@ With --impair, matching servers sit behind the TCP proxy or UDP relay and a Toxi
 port base + 1474. --config FILE and --set SERVICE.OPTION=VALUE give servers options (chaos, limits, FTP's passive
 range, requireTls) and start the control API too, where POST /servers/<name>/chaos changes a server's chaos while it
 runs. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
-    flags: ['port-base', 'host', 'only', 'impair', 'config', 'set', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap', 'har'],
+    flags: ['port-base', 'host', 'only', 'impair', 'config', 'set', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap', 'pcap-real', 'har'],
   },
   lab: {
     name: 'lab',
@@ -98,7 +99,7 @@ runs. With --json, one line: a JSON array of { name, proto, host, port, url?, tr
 imports from 'wirelab'. Exit 0 when every claim held, 1 when one did not, 2 for a usage error or a lab not found.
 Without an id, lists the labs. A lab's parameters (loss, delay, size, count, N peers) are set with --param
 NAME=VALUE, checked against their kind and range (exit 2 when not); wirelab lab <id> --help lists them.`,
-    flags: ['param', 'json', ...TRACING, 'pcap', 'har', 'diagram', 'report'],
+    flags: ['param', 'json', ...TRACING, 'pcap', 'pcap-real', 'har', 'diagram', 'report'],
   },
   labs: {
     name: 'labs',
@@ -107,7 +108,7 @@ NAME=VALUE, checked against their kind and range (exit 2 when not); wirelab lab 
     maxArgs: 0,
     summary: 'run every lab, then a summary table',
     details: 'Runs every lab in labs/ one after another; exit 1 if any failed. --pcap dir/ writes dir/<id>.pcapng per lab; --report DIR: DIR/index.html and a page per lab.',
-    flags: ['json', ...TRACING, 'pcap', 'har', 'report'],
+    flags: ['json', ...TRACING, 'pcap', 'pcap-real', 'har', 'report'],
   },
   trace: {
     name: 'trace',

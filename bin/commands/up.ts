@@ -8,6 +8,7 @@ import { PUBSUB_SERVICES } from '../../pubsub/services.ts';
 import { CHAT_SERVICE } from '../../apps/chat/service.ts';
 import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
+import { pcapReady } from '../tracing.ts';
 import { datagramSeq } from '../../protocols/datagram.ts';
 import { startUpEngine, type UpEngine } from '../../pubsub/engines/jetstream/up.ts';
 import { createDashboard, DashboardTracer, DASHBOARD_PATH, routerOf } from '../../apps/dashboard/index.ts';
@@ -44,6 +45,8 @@ interface Started {
 
 /** Exit code 2 on a usage error; otherwise runs until SIGINT / SIGTERM and exits 0. */
 export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
+  // --pcap-real: tcpdump listens before any server does.
+  await pcapReady();
   // The dashboard (/_wirelab/ on the HTTP server) attaches to this tracer while a page watches; --trace stays its base.
   // Its socket taps are on while a page watches (or --pcap / --trace-file asked), so the downloads carry payloads.
   const tracer = new DashboardTracer(flagTracer);

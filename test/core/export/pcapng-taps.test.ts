@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
 import http2 from 'node:http2';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ import WebSocket from 'ws';
 import { connectPubsub } from '../../../clients/pubsub.ts';
 import { connectPeerPair } from '../../../clients/webrtc-pair.ts';
 import { toPcapng } from '../../../core/export/pcapng.ts';
+import { RealPcapngSink, type PcapngWritten } from '../../../core/export/pcapng-real.ts';
+import { captureAvailable } from '../../../core/capture/index.ts';
 import { startTcpProxy } from '../../../core/impair/tcp/proxy.ts';
 import { startUdpRelay } from '../../../core/impair/udp/relay.ts';
 import { createTracer, MemorySink } from '../../../core/trace/index.ts';
@@ -160,4 +162,39 @@ test('pcapng taps: HTTP/2, WebSocket, pub/sub door, impairment proxy and relay l
   assert.match(udpConv, new RegExp(`127\\.0\\.0\\.1:${relayUpPort}\\s+<->\\s+127\\.0\\.0\\.1:${uecho.port}`));
   // The pub/sub door: the publish's payload in the client's stream, the password masked (checked above).
   assert.ok(bytes.includes('hello door pcap'));
+});
+
+test('--pcap-real: tcpdump\'s packets of the traced conversations where it can capture; else the synthesized file, saying why', async (t) => {
+  if (!requirePeer(t, 'tshark', 'tshark')) return;
+  const dir = await mkdtemp(join(tmpdir(), 'wirelab-pcapng-real-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const written: PcapngWritten[] = [];
+  const real = new RealPcapngSink(join(dir, 'real.pcapng'), { onWritten: (s) => written.push(s) });
+  // tcpdump cannot open this interface: the synthesized file, and why.
+  const failing = new RealPcapngSink(join(dir, 'fallback.pcapng'), { iface: 'wl-no-such0', onWritten: (s) => written.push(s) });
+  await Promise.all([real.ready, failing.ready]);
+  const tracer = createTracer([real, failing]);
+  const http = await startHttpServer({ tracer });
+  try {
+    const r = await fetch(`${http.url}/anything?probe=real-pcap`);
+    assert.equal(r.status, 200);
+    await r.text();
+  } finally {
+    await http.close();
+  }
+  await tracer.close();
+  const [realOut, fallbackOut] = written;
+  assert.equal(fallbackOut!.real, false);
+  assert.match(fallbackOut!.note ?? '', /tcpdump|capturing on lo needs root|not installed|only wired up on Linux/);
+  // The synthesized file (tshark reads those in the test above).
+  assert.ok((await readFile(join(dir, 'fallback.pcapng'))).includes('GET /anything?probe=real-pcap'));
+  if (!captureAvailable().ok) {
+    assert.equal(realOut!.real, false, 'no capture possible here: synthesized');
+    return t.skip(`real capture: ${captureAvailable().reason}`);
+  }
+  assert.equal(realOut!.real, true, realOut!.note);
+  const info = await tshark('-r', join(dir, 'real.pcapng'), '-q', '-z', 'follow,tcp,ascii,0', '-z', 'conv,tcp');
+  assert.match(info, /GET \/anything\?probe=real-pcap/);
+  // Only the traced conversation (the fetch's connection), not the rest of the machine's loopback traffic.
+  assert.equal((info.match(/<->/g) ?? []).length, 1, info);
 });

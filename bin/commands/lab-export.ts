@@ -17,12 +17,34 @@ export interface ExportFlags {
   pcap?: string;
 }
 
+/**
+ * The diagram's tracer, saying what the user's tracer wants: `wire` (socket taps for --pcap, --trace-file, --hex) and
+ * `libs` (--trace-libs). DiagramTracer does not forward them (core/export/diagram.ts), so `--report` with `--pcap`
+ * lost every tapped payload.
+ */
+class ExportTracer extends DiagramTracer {
+  readonly #user: Tracer;
+
+  constructor(user: Tracer) {
+    super(user);
+    this.#user = user;
+  }
+
+  get wire(): boolean {
+    return this.#user.enabled && this.#user.wire === true;
+  }
+
+  get libs(): boolean {
+    return this.#user.libs === true;
+  }
+}
+
 /** A tracer that also keeps the lab's events when a diagram or report was asked for; the user's tracer otherwise. */
 export function captureFor(flags: ExportFlags, tracer: Tracer): { tracer: Tracer; events?: DiagramSink } {
   if (!flags.diagram && !flags.report) return { tracer };
   // The first DIAGRAM_DEFAULTS.maxArrows events with a direction, without payloads: what the diagram draws. The user's
   // tracer (--trace, --trace-file, --har) gets every event, and is closed by the command.
-  const capture = new DiagramTracer(tracer);
+  const capture = new ExportTracer(tracer);
   return { tracer: capture, events: capture.sink };
 }
 

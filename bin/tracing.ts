@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PcapngSink, type PcapngSummary } from '../core/export/pcapng.ts';
+import { RealPcapngSink } from '../core/export/pcapng-real.ts';
 import { createTracer, forwardTo, JsonlSink, PrettySink, type TraceSink, type Tracer } from '../core/trace/index.ts';
 import { HarFileSink } from '../core/export/har.ts';
 
@@ -10,6 +11,8 @@ export interface TraceFlags {
   hex?: boolean;
   'trace-libs'?: boolean;
   pcap?: string;
+  /** With --pcap: tcpdump's real packets where core/capture can capture (root), else the synthesized file. */
+  'pcap-real'?: boolean;
   /** HAR 1.2 of every HTTP exchange, written when the tracer closes. */
   har?: string;
 }
@@ -25,18 +28,30 @@ export function pcapIsDir(path: string | undefined): boolean {
   }
 }
 
-/** What a written pcapng holds, on stderr. */
-function written(summary: PcapngSummary, path: string): void {
+/** What a written pcapng holds, on stderr: real packets or synthesized (and why, when real ones were asked). */
+function written(summary: PcapngSummary & { real?: boolean; note?: string }, path: string): void {
   const tls = summary.tlsConversations > 0 ? `, ${summary.tlsConversations} of them TLS (the plaintext)` : '';
-  process.stderr.write(
-    `pcapng: ${path}: ${summary.packets} packets, ${summary.tcpConversations} TCP and ${summary.udpConversations} UDP conversations${tls}; ` +
-      `headers synthesized from the trace (open with wireshark or tshark -r)\n`,
-  );
+  const what = summary.real
+    ? 'real packets captured by tcpdump on lo (TLS as ciphertext)'
+    : `headers synthesized from the trace${summary.note ? ` (no real capture: ${summary.note})` : ''}`;
+  process.stderr.write(`pcapng: ${path}: ${summary.packets} packets, ${summary.tcpConversations} TCP and ${summary.udpConversations} UDP conversations${tls}; ${what} (open with wireshark or tshark -r)\n`);
 }
 
-/** A sink writing `path` when the tracer closes, saying so on stderr. */
-export function pcapSink(path: string): PcapngSink {
-  return new PcapngSink(path, { onWritten: written });
+/** tcpdump starting for --pcap-real sinks: the command awaits them before any traffic (pcapReady). */
+const starting = new Set<Promise<void>>();
+
+/** Resolves once every --pcap-real capture listens (or failed, and will write the synthesized file). */
+export async function pcapReady(): Promise<void> {
+  await Promise.all(starting);
+  starting.clear();
+}
+
+/** A sink writing `path` when the tracer closes, saying so on stderr; `real`: tcpdump's packets where it can. */
+export function pcapSink(path: string, real = false): TraceSink {
+  if (!real) return new PcapngSink(path, { onWritten: written });
+  const sink = new RealPcapngSink(path, { onWritten: written });
+  starting.add(sink.ready);
+  return sink;
 }
 
 /**
@@ -48,14 +63,14 @@ export function tracerFromFlags(flags: TraceFlags): Tracer {
   // --hex alone implies --trace: dumps are only useful with the lines they belong to.
   if (flags.trace || flags.hex) sinks.push(new PrettySink({ stream: process.stderr, hex: flags.hex ?? false }));
   if (flags['trace-file']) sinks.push(new JsonlSink(flags['trace-file']));
-  if (flags.pcap && !pcapIsDir(flags.pcap)) sinks.push(pcapSink(flags.pcap));
+  if (flags.pcap && !pcapIsDir(flags.pcap)) sinks.push(pcapSink(flags.pcap, flags['pcap-real']));
   if (flags.har) sinks.push(new HarFileSink(flags.har));
   return createTracer(sinks, { libs: flags['trace-libs'] ?? false });
 }
 
 /** For one lab of `wirelab labs --pcap dir/`: the run's tracer plus a pcapng of this lab, `dir/<id>.pcapng`. */
-export function perLabTracer(outer: Tracer, dir: string, id: string): Tracer {
-  const sinks: TraceSink[] = [pcapSink(join(dir, `${id}.pcapng`))];
+export function perLabTracer(outer: Tracer, dir: string, id: string, real = false): Tracer {
+  const sinks: TraceSink[] = [pcapSink(join(dir, `${id}.pcapng`), real)];
   if (outer.enabled) sinks.push(forwardTo(outer));
   return createTracer(sinks, { libs: outer.libs ?? false });
 }

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { RTCPeerConnection, type RTCDataChannel, type RTCIceCandidate } from 'werift';
 import { ErrorCodes, WirelabError } from '../core/errors.ts';
 import { checkInt, InvalidOptionError } from '../core/options.ts';
-import { NOOP_TRACER, nextCid, type Tracer } from '../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, type Role, type Tracer } from '../core/trace/index.ts';
+import { tapDatagrams } from '../core/capture/taps.ts';
+import dgram from 'node:dgram';
 import type { SignalingClient, SignalOf } from './signaling.ts';
 import { PeerChannel, type ChannelOptions } from './webrtc-channel.ts';
 
@@ -66,6 +68,8 @@ export type Step = (typeof STEPS)[number];
 interface IceConnection {
   stunServer?: unknown;
   close?(): Promise<void>;
+  /** werift's candidate sockets: each protocol's transport holds a dgram socket (STUN, DTLS, SRTP all go through it). */
+  protocols?: Array<{ transport?: { socket?: unknown } }>;
 }
 
 
@@ -124,6 +128,7 @@ export class WebRtcPeer {
     };
     this.mark = mark;
     this.pc.onicecandidate = ({ candidate }) => {
+      this.#tapWire();
       if (candidate) {
         mark('first-candidate', `candidate ${candidate.candidate}`);
         this.localCandidates.push(candidate.candidate);
@@ -135,6 +140,7 @@ export class WebRtcPeer {
       }
     };
     this.pc.iceConnectionStateChange.subscribe((s) => {
+      if (s === 'checking') this.#tapWire();
       if (s === 'checking') mark('ice-checking', 'ICE connectivity checks (STUN binding requests on the candidate pairs)');
       // werift reports 'completed' as soon as gathering ends, before any check: only 'connected' means a pair answered.
       if (s === 'connected') mark('ice-connected', 'ICE connected: a candidate pair answered its STUN binding request');
@@ -169,6 +175,26 @@ export class WebRtcPeer {
   #iceConnections(): IceConnection[] {
     const transports = (this.pc as unknown as { iceTransports?: Array<{ connection: IceConnection }> }).iceTransports ?? [];
     return transports.map((t) => t.connection);
+  }
+
+  /** The offerer is the client of the UDP conversations (as ICE's controlling side), so both peers' taps pair. */
+  #role: Role = 'client';
+  readonly #tapped = new WeakSet<object>();
+
+  /**
+   * The datagrams of every candidate socket werift made (STUN checks, DTLS, SCTP in DTLS, SRTP), for the pcapng export
+   * when a sink wants the bytes: called as candidates are gathered, before any check is sent or received.
+   */
+  #tapWire(): void {
+    if (!this.tracer.wire) return;
+    for (const c of this.#iceConnections()) {
+      for (const p of c.protocols ?? []) {
+        const socket = p.transport?.socket;
+        if (!(socket instanceof dgram.Socket) || this.#tapped.has(socket)) continue;
+        this.#tapped.add(socket);
+        tapDatagrams(this.tracer, 'webrtc', this.cid, socket, this.#role);
+      }
+    }
   }
 
   /** werift falls back to a public STUN server when none is configured: clear it before gathering starts. */
@@ -262,6 +288,7 @@ export class WebRtcPeer {
 
   /** Offerer: creates the offer (after the channels), sends it to `remote`, applies the answer. */
   async call(signal: SignalingClient, remote: string): Promise<void> {
+    this.#role = 'client';
     this.remote = remote;
     this.session = randomBytes(6).toString('base64url');
     this.#listen(signal);
@@ -269,6 +296,7 @@ export class WebRtcPeer {
     this.mark('offer-created', 'offer created');
     this.#clearDefaultStun();
     await this.pc.setLocalDescription(offer);
+    this.#tapWire();
     this.mark('local-description', 'setLocalDescription(offer): gathering starts');
     const answer = signal.waitFor('answer', (m) => m.from === remote && m.session === this.session, this.#o.connectTimeoutMs);
     signal.send({ type: 'offer', to: remote, session: this.session, sdp: this.pc.localDescription!.sdp });
@@ -282,6 +310,7 @@ export class WebRtcPeer {
   /** Answerer: waits for an offer (from `from`, or anyone in the room), answers it. */
   async answer(signal: SignalingClient, from?: string): Promise<void> {
     const offer = await signal.waitFor('offer', (m) => from === undefined || m.from === from, this.#o.connectTimeoutMs);
+    this.#role = 'server';
     this.remote = String(offer.from);
     this.session = offer.session;
     this.#listen(signal);
@@ -291,6 +320,7 @@ export class WebRtcPeer {
     const answer = await this.pc.createAnswer();
     this.mark('offer-created', 'answer created');
     await this.pc.setLocalDescription(answer);
+    this.#tapWire();
     this.mark('local-description', 'setLocalDescription(answer): gathering starts');
     signal.send({ type: 'answer', to: this.remote, session: this.session, sdp: this.pc.localDescription!.sdp });
     this.#flushLocal();

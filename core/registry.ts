@@ -26,6 +26,24 @@ export interface ServiceEntry {
   extra?(server: RunningServer, others?: ReadonlyMap<string, RunningServer>): Record<string, unknown>;
 }
 
+/**
+ * One row of `wirelab up`'s table: what `--json` prints, what the dashboard's servers view shows, what tests read.
+ * The service's `extra` fields (an FTP root, the HTTP server's dashboard URL...) come along.
+ */
+export interface UpRow {
+  name: string;
+  proto: string;
+  host: string;
+  port: number;
+  url?: string;
+  try: string;
+  /** The service's few words (the dashboard shows them). */
+  describe?: string | undefined;
+  /** `--impair`: the toxics or impairments in front of it. */
+  impairment?: unknown;
+  [extra: string]: unknown;
+}
+
 export const DEFAULT_PORT_BASE = 7000;
 
 /** The highest port base that keeps every service's port under 65536. */

@@ -1,6 +1,8 @@
 import { HttpError } from '../../core/errors.ts';
-import { MemorySink, type LiveTracer, type TraceEvent } from '../../core/trace/index.ts';
+import type { LiveTracer, TraceEvent } from '../../core/trace/index.ts';
+import { SessionRecorder, type RecordLimits } from './record.ts';
 import type { RunningServer } from '../../core/server.ts';
+import type { UpRow } from '../../core/registry.ts';
 import { json, readBody, send, type Ctx, type Router } from '../../servers/http/index.ts';
 import type { MailStore } from '../../servers/mail/store/index.ts';
 import type { Broker } from '../../pubsub/broker/types.ts';
@@ -10,6 +12,7 @@ import { pubsubSnapshot, type RateSample } from './pubsub.ts';
 import { serveEventStream, STREAM_DEFAULTS, type StreamLimits, type StreamStats } from './stream.ts';
 
 export { LiveTracer } from '../../core/trace/index.ts';
+export { RECORD_DEFAULTS, type RecordLimits } from './record.ts';
 export { MAIL_API_DEFAULTS, type MailApiLimits } from './mail.ts';
 export { STREAM_DEFAULTS, type StreamLimits } from './stream.ts';
 
@@ -17,17 +20,7 @@ export { STREAM_DEFAULTS, type StreamLimits } from './stream.ts';
 export const DASHBOARD_PATH = '/_wirelab';
 
 /** One row of `wirelab up`'s table, as the dashboard shows it. */
-export interface DashboardServer {
-  name: string;
-  proto: string;
-  host: string;
-  port: number;
-  url?: string;
-  try: string;
-  describe?: string | undefined;
-  impairment?: unknown;
-  [extra: string]: unknown;
-}
+export type DashboardServer = UpRow;
 
 /** A session exporter (core/export: pcapng, HAR) over the events recorded while a page watched. */
 export type SessionExporter = (events: TraceEvent[]) => Buffer | string | Promise<Buffer | string>;
@@ -45,8 +38,8 @@ export interface DashboardOptions {
   exporters?: Partial<Record<'pcapng' | 'har', SessionExporter>>;
   stream?: Partial<StreamLimits>;
   mail?: Partial<MailApiLimits>;
-  /** Events kept for the download buttons (recorded only while a page watches). Default 50,000. */
-  maxRecordedEvents?: number;
+  /** What the download buttons keep (recorded only while a page watches): RECORD_DEFAULTS. */
+  record?: Partial<RecordLimits>;
 }
 
 export interface Dashboard {
@@ -70,7 +63,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
   const limits: StreamLimits = { ...STREAM_DEFAULTS, ...options.stream };
   const mailLimits: MailApiLimits = { ...MAIL_API_DEFAULTS, ...options.mail };
   const stats: StreamStats = { watchers: 0, sent: 0, dropped: 0 };
-  const recorded = new MemorySink({ maxEvents: options.maxRecordedEvents ?? 50_000 });
+  const recorded = new SessionRecorder(options.record);
   let servers: DashboardServer[] = [];
   let sample: RateSample | undefined;
   const P = DASHBOARD_PATH;
@@ -104,7 +97,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
       router.add('GET', P, (ctx) => send(ctx, 301, '', { location: `${P}/` }));
       router.add('GET', `${P}/`, page);
       router.add('GET', `${P}/api/status`, (ctx) =>
-        json(ctx, 200, { tracing: options.tracer.enabled, watchers: stats.watchers, sent: stats.sent, dropped: stats.dropped, recorded: recorded.events.length, control: options.controlUrl ?? null, exporters: Object.keys(options.exporters ?? {}) }),
+        json(ctx, 200, { tracing: options.tracer.enabled, watchers: stats.watchers, sent: stats.sent, dropped: stats.dropped, recorded: recorded.size, recordDropped: recorded.dropped, control: options.controlUrl ?? null, exporters: Object.keys(options.exporters ?? {}) }),
       );
       router.add('GET', `${P}/api/servers`, (ctx) => json(ctx, 200, { servers }));
       router.add('GET', `${P}/api/events`, (ctx) => serveEventStream(ctx, options.tracer, stats, limits, recorded));
@@ -122,7 +115,7 @@ export function createDashboard(options: DashboardOptions): Dashboard {
         if (!what) throw new HttpError(404, 'exports: pcapng, har');
         const exporter = options.exporters?.[kind];
         if (!exporter) throw new HttpError(501, `the ${kind} exporter (${what.module}) is not in this build yet; the trace is still on the page and in --trace-file`);
-        const body = await exporter(recorded.events);
+        const body = await exporter(recorded.kept());
         send(ctx, 200, body, { 'content-type': what.type, 'content-disposition': `attachment; filename="${what.file}"` });
       });
       if (options.mailStore) registerMailApi(router, `${P}/api/mail`, options.mailStore, mailLimits);

@@ -45,6 +45,7 @@ export const DASHBOARD_PAGE = String.raw`<!doctype html>
   <h1>wirelab</h1>
   <span id="state">offline</span>
   <span id="counts" class="note" style="color:#cde"></span>
+  <span id="problem" role="status" style="color:#fbb"></span>
   <button id="pause">pause</button>
   <button id="clear">clear</button>
   <a id="dl-pcapng" href="export/pcapng" download>download pcapng</a>

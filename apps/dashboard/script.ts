@@ -135,7 +135,7 @@ async function impair() {
     if (p.toxics.length === 0) body.appendChild(row([name, p.listen + ' → ' + p.upstream, '(none)', '', '', '', '']));
     for (const t of p.toxics) {
       const box = document.createElement('input'); box.type = 'checkbox'; box.checked = t.toxicity > 0; box.dataset.toxic = name + '/' + t.name;
-      box.onchange = async () => { try { await dash.setToxic(name, t.name, box.checked); } catch (err) { alert(err.message); } impair(); };
+      box.onchange = async () => { try { await dash.setToxic(name, t.name, box.checked); problem('toxic'); } catch (err) { problem('toxic', err); } impair(); };
       const del = el('button', 'remove'); del.onclick = async () => { await api('api/impair/proxies/' + encodeURIComponent(name) + '/toxics/' + encodeURIComponent(t.name), { method: 'DELETE' }); impair(); };
       body.appendChild(row([name, p.listen + ' → ' + p.upstream, t.name, t.type + ', ' + t.stream, JSON.stringify(t.attributes) + (t.toxicity > 0 && t.toxicity < 1 ? ' toxicity ' + t.toxicity : ''), box, del]));
     }
@@ -196,22 +196,33 @@ async function status() {
   try { const s = await api('api/status'); $('counts').textContent = 'watchers ' + s.watchers + ' · sent ' + s.sent + (s.dropped ? ' · dropped ' + s.dropped : '') + ' · recorded ' + s.recorded; } catch { /* offline: the EventSource says so */ }
 }
 function current() { const b = document.querySelector('nav button.on'); return b ? b.dataset.tab : 'traffic'; }
+// A failure the page cannot show where it happened goes to the status line (until the next success of that view).
+function problem(where, err) {
+  const p = $('problem');
+  if (err) { p.textContent = '⚠ ' + where + ': ' + (err.message || String(err)); p.dataset.where = where; }
+  else if (p.dataset.where === where) { p.textContent = ''; delete p.dataset.where; }
+}
+dash.problem = problem;
 async function refresh(tab) {
   try {
     if (tab === 'servers') await servers();
     else if (tab === 'pubsub') await pubsub();
     else if (tab === 'impair') await impair();
     else if (tab === 'mail') await mail();
-  } catch (err) { console.warn(err); }
+    problem(tab);
+  } catch (err) { problem(tab, err); }
 }
 dash.refresh = refresh;
 for (const kind of ['pcapng', 'har']) $('dl-' + kind).onclick = async (ev) => {
   ev.preventDefault();
-  const r = await fetch('export/' + kind);
-  if (!r.ok) { const b = await r.json().catch(() => ({})); alert(b.detail || r.statusText); return; }
-  const a = document.createElement('a'); a.href = URL.createObjectURL(await r.blob()); a.download = 'wirelab-session.' + kind; a.click();
+  try {
+    const r = await fetch('export/' + kind);
+    if (!r.ok) { const b = await r.json().catch(() => ({})); throw new Error(b.detail || (r.status + ' ' + r.statusText)); }
+    const a = document.createElement('a'); a.href = URL.createObjectURL(await r.blob()); a.download = 'wirelab-session.' + kind; a.click();
+    problem('download ' + kind);
+  } catch (err) { problem('download ' + kind, err); }
 };
 connect();
-status(); servers();
+status(); refresh('servers');
 setInterval(() => { status(); const t = current(); if (t === 'pubsub' || t === 'impair') refresh(t); }, 2000);
 `;

@@ -28,12 +28,16 @@ export function eventForPage(e: TraceEvent, limits: StreamLimits): Record<string
   return out;
 }
 
-/** A filter from the query: `proto=http,smtp`, `cid=http#3`, `dir=>` (every one optional). */
+/**
+ * A filter from the query: `proto=http,smtp`, `cid=http#3`, `dir=>` (every one optional). The raw `bytes` events of
+ * socket taps (recorded for the pcapng download) are left out unless `wire=1`.
+ */
 function filterOf(q: URLSearchParams): (e: TraceEvent) => boolean {
   const protos = q.get('proto')?.split(',').filter(Boolean);
   const cid = q.get('cid');
   const dir = q.get('dir');
-  return (e) => (!protos?.length || protos.includes(e.proto)) && (!cid || e.cid === cid) && (!dir || e.dir === dir);
+  const wire = q.get('wire') === '1';
+  return (e) => (wire || e.kind !== 'bytes') && (!protos?.length || protos.includes(e.proto)) && (!cid || e.cid === cid) && (!dir || e.dir === dir);
 }
 
 /** Counts shared by every watcher, for /_wirelab/api/status. */
@@ -58,6 +62,8 @@ export function serveEventStream(ctx: Ctx, tracer: LiveTracer, stats: StreamStat
   let dropped = 0;
   let id = 0;
   const sink: TraceSink = {
+    // While a page watches, socket taps run when the recorder keeps payloads (the session download's pcapng).
+    wantsWire: also?.wantsWire === true,
     write: (e) => {
       also?.write(e);
       if (!wanted(e)) return;

@@ -10,6 +10,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'trace-file': { type: 'string', value: 'F', help: 'the same events as JSON lines in the file F' },
   'trace-libs': { type: 'boolean', help: "with tracing: the mail and FTP libraries' own debug lines too (nodemailer, imapflow, basic-ftp, smtp-server)" },
   pcap: { type: 'string', value: 'F', help: 'write the traffic as a pcapng file F for Wireshark / tshark (synthesized headers; labs: a dir/ for one file per lab)' },
+  'pcap-real': { type: 'boolean', help: 'with --pcap: the real packets, captured by tcpdump on lo (root only; otherwise the synthesized file, saying why)' },
   // wirelab trace
   proto: { type: 'string', value: 'a,b', help: 'trace show: only these protocols (smtp,tls); perf client: tcp (default), udp, ws, http or webrtc' },
   cid: { type: 'string', value: 'ID', help: "trace show: only this connection (smtp#3) and its other end's events" },
@@ -89,7 +90,7 @@ port base + 1474. --config FILE and --set SERVICE.OPTION=VALUE give any server i
 passive range, requireTls, HTTP's allowTrace, the pub/sub doors' and the chat's limits; e.g. --set ws.maxPayload=65536,
 --set mqtt.maxConnections=10; README "Protocol chaos" lists them) and start the control API too, where POST /servers/<name>/chaos changes a server's chaos while it
 runs. With --json, one line: a JSON array of { name, proto, host, port, url?, try, ... }.`,
-    flags: ['port-base', 'host', 'only', 'impair', 'config', 'set', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap', 'har'],
+    flags: ['port-base', 'host', 'only', 'impair', 'config', 'set', 'engine', 'nats-url', 'on-unavailable', 'json', ...TRACING, 'pcap', 'pcap-real', 'har'],
   },
   lab: {
     name: 'lab',
@@ -101,7 +102,7 @@ runs. With --json, one line: a JSON array of { name, proto, host, port, url?, tr
 imports from 'wirelab'. Exit 0 when every claim held, 1 when one did not, 2 for a usage error or a lab not found.
 Without an id, lists the labs. A lab's parameters (loss, delay, size, count, N peers) are set with --param
 NAME=VALUE, checked against their kind and range (exit 2 when not); wirelab lab <id> --help lists them.`,
-    flags: ['param', 'json', ...TRACING, 'pcap', 'har', 'diagram', 'report'],
+    flags: ['param', 'json', ...TRACING, 'pcap', 'pcap-real', 'har', 'diagram', 'report'],
   },
   labs: {
     name: 'labs',
@@ -110,7 +111,7 @@ NAME=VALUE, checked against their kind and range (exit 2 when not); wirelab lab 
     maxArgs: 0,
     summary: 'run every lab, then a summary table',
     details: 'Runs every lab in labs/ one after another; exit 1 if any failed. --pcap dir/ writes dir/<id>.pcapng per lab; --report DIR: DIR/index.html and a page per lab.',
-    flags: ['json', ...TRACING, 'pcap', 'har', 'report'],
+    flags: ['json', ...TRACING, 'pcap', 'pcap-real', 'har', 'report'],
   },
   trace: {
     name: 'trace',

@@ -22,6 +22,7 @@ export function captureFor(flags: ExportFlags, tracer: Tracer): { tracer: Tracer
   if (!flags.diagram && !flags.report) return { tracer };
   // The first DIAGRAM_DEFAULTS.maxArrows events with a direction, without payloads: what the diagram draws. The user's
   // tracer (--trace, --trace-file, --har) gets every event, and is closed by the command.
+  // The user's tracer is attached as a sink that keeps its own wants: `wire` (--pcap, --trace-file, --hex), detail.
   const capture = new DiagramTracer(tracer);
   return { tracer: capture, events: capture.sink };
 }

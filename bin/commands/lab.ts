@@ -2,7 +2,7 @@ import { loadAllLabs, loadLab, paramHelp, parseParamFlags, resolveLabParams, run
 import { WirelabError } from '../../core/errors.ts';
 import type { Tracer } from '../../core/trace/index.ts';
 import { mkdir } from 'node:fs/promises';
-import { pcapIsDir, perLabTracer } from '../tracing.ts';
+import { pcapIsDir, pcapReady, perLabTracer } from '../tracing.ts';
 import { join } from 'node:path';
 import { captureFor, writeLabExports, writeReportIndex, type ExportFlags } from './lab-export.ts';
 
@@ -10,6 +10,8 @@ export interface LabFlags extends ExportFlags {
   json?: boolean;
   /** `wirelab labs --pcap dir/`: one pcapng per lab (a file path goes to the run's tracer instead). */
   pcap?: string;
+  /** With --pcap: tcpdump's real packets where it can (bin/tracing.ts). */
+  'pcap-real'?: boolean;
   /** `--param NAME=VALUE`, repeatable (wirelab lab only). */
   param?: string[];
 }
@@ -50,8 +52,9 @@ export async function labCommand(idOrPath: string, flags: LabFlags, tracer: Trac
     }
     throw err;
   }
-  const perLab = pcapIsDir(flags.pcap) ? perLabTracer(tracer, flags.pcap!, lab.id) : undefined;
+  const perLab = pcapIsDir(flags.pcap) ? perLabTracer(tracer, flags.pcap!, lab.id, flags['pcap-real']) : undefined;
   if (perLab) await mkdir(flags.pcap!, { recursive: true });
+  await pcapReady();
   const result = await runOne(lab, flags, perLab ?? tracer, interrupted(), flags.report, given);
   await perLab?.close();
   await tracer.close();
@@ -84,8 +87,9 @@ export async function labsCommand(flags: LabFlags, tracer: Tracer): Promise<numb
   for (const [i, lab] of labs.entries()) {
     if (signal.aborted) break;
     process.stderr.write(`[${i + 1}/${labs.length}] ${lab.id} …\n`);
-    const perLab = pcapIsDir(flags.pcap) ? perLabTracer(tracer, flags.pcap!, lab.id) : undefined;
+    const perLab = pcapIsDir(flags.pcap) ? perLabTracer(tracer, flags.pcap!, lab.id, flags['pcap-real']) : undefined;
     if (perLab) await mkdir(flags.pcap!, { recursive: true });
+    await pcapReady();
     const r = await runOne(lab, { ...flags, diagram: undefined }, perLab ?? tracer, signal, flags.report ? join(flags.report, `${lab.id}.html`) : undefined);
     await perLab?.close();
     if (!flags.json) process.stdout.write('\n');

@@ -1,6 +1,6 @@
 import Table from 'cli-table3';
 import { WirelabError, ErrorCodes } from '../../core/errors.ts';
-import { DEFAULT_PORT_BASE, maxPortBase, type ServiceEntry } from '../../core/registry.ts';
+import { DEFAULT_PORT_BASE, maxPortBase, type ServiceEntry, type UpRow } from '../../core/registry.ts';
 import type { RunningServer } from '../../core/server.ts';
 import { LiveTracer, type Tracer } from '../../core/trace/index.ts';
 import { SERVICES as SERVER_SERVICES } from '../../servers/index.ts';
@@ -8,9 +8,12 @@ import { PUBSUB_SERVICES } from '../../pubsub/services.ts';
 import { CHAT_SERVICE } from '../../apps/chat/service.ts';
 import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
+import { pcapReady } from '../tracing.ts';
 import { datagramSeq } from '../../protocols/datagram.ts';
 import { startUpEngine, type UpEngine } from '../../pubsub/engines/jetstream/up.ts';
 import { createDashboard, DASHBOARD_PATH, routerOf } from '../../apps/dashboard/index.ts';
+import { toPcapng } from '../../core/export/pcapng.ts';
+import { toHar } from '../../core/export/har.ts';
 import { defaultMailStore } from '../../servers/mail/shared.ts';
 import { currentSharedBroker } from '../../pubsub/services.ts';
 import { chaosControl, loadUpConfig, startOptionsOf, type UpConfig } from './up-config.ts';
@@ -42,7 +45,10 @@ interface Started {
 
 /** Exit code 2 on a usage error; otherwise runs until SIGINT / SIGTERM and exits 0. */
 export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
+  // --pcap-real: tcpdump listens before any server does.
+  await pcapReady();
   // The dashboard (/_wirelab/ on the HTTP server) attaches to this tracer while a page watches; --trace stays its base.
+  // Its socket taps are on while a page watches (or --pcap / --trace-file asked), so the downloads carry payloads.
   const tracer = new LiveTracer(flagTracer);
   const base = flags['port-base'] === undefined ? DEFAULT_PORT_BASE : Number(flags['port-base']);
   const limit = maxPortBase(SERVICES);
@@ -93,7 +99,17 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
     return err instanceof WirelabError && err.code === ErrorCodes.USAGE ? 2 : 1;
   }
   const mail = services.some((s) => ['smtp', 'imap', 'pop3'].includes(s.proto));
-  const dashboard = createDashboard({ tracer, broker: currentSharedBroker, ...(mail ? { mailStore: defaultMailStore } : {}), ...(control ? { controlUrl: control.url! } : {}) });
+  const dashboard = createDashboard({
+    tracer,
+    broker: currentSharedBroker,
+    ...(mail ? { mailStore: defaultMailStore } : {}),
+    ...(control ? { controlUrl: control.url! } : {}),
+    // The download buttons: what the page recorded, as a capture (headers synthesized) and as HAR 1.2.
+    exporters: {
+      pcapng: (events) => toPcapng(events, { comment: 'wirelab up: the events recorded while a dashboard page watched.' }).file,
+      har: (events) => JSON.stringify(toHar(events, 'wirelab up: the HTTP exchanges recorded while a dashboard page watched'), null, 1) + '\n',
+    },
+  });
   const started: Started[] = [];
   const closeAll = (): Promise<unknown> =>
     Promise.allSettled([...started.map((s) => s.server.close()), control?.close()]).then(() => engineUp?.close());
@@ -127,7 +143,7 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
   }
 
   const byName = new Map(started.map((s) => [s.entry.name, s.server]));
-  const rows = started.map(({ entry, server }) => ({
+  const rows = started.map(({ entry, server }): UpRow => ({
     name: entry.name,
     proto: server.proto,
     host: server.host,

@@ -6,7 +6,7 @@ import { ErrorCodes, WirelabError } from '../errors.ts';
 import { parsePcap, type Packet } from './pcap.ts';
 import { sleep } from '../time.ts';
 
-export { parsePcap, describePacket, type Packet } from './pcap.ts';
+export { parsePcap, describePacket, pcapRecords, type Packet, type PcapRecord } from './pcap.ts';
 
 export interface CaptureAvailability {
   ok: boolean;
@@ -27,16 +27,18 @@ export function captureAvailable(): CaptureAvailability {
 export interface Capture {
   /** Stops tcpdump (the process this capture started) and returns the packets it saw. Safe to call twice. */
   stop(): Promise<Packet[]>;
+  /** Stops tcpdump and returns the pcap file it wrote, as it is (the frames up to the snaplen). Safe to call twice. */
+  stopRaw(): Promise<Buffer>;
 }
 
 /**
  * Starts tcpdump on the loopback interface with a BPF filter such as `tcp port 7007 or udp port 7007`; resolves once
- * it is listening. Only headers are kept (snaplen 128).
+ * it is listening. Only headers are kept (snaplen 128) unless `snaplen` says more (0: whole frames).
  */
-export async function startCapture(filter: string, options: { iface?: string; timeoutMs?: number } = {}): Promise<Capture> {
+export async function startCapture(filter: string, options: { iface?: string; timeoutMs?: number; snaplen?: number } = {}): Promise<Capture> {
   const dir = await mkdtemp(join(tmpdir(), 'wirelab-cap-'));
   const file = join(dir, 'cap.pcap');
-  const child: ChildProcess = spawn('tcpdump', ['-i', options.iface ?? 'lo', '-Z', 'root', '-n', '-U', '--immediate-mode', '-s', '128', '-w', file, filter], {
+  const child: ChildProcess = spawn('tcpdump', ['-i', options.iface ?? 'lo', '-Z', 'root', '-n', '-U', '--immediate-mode', '-s', String(options.snaplen ?? 128), '-w', file, filter], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -61,19 +63,19 @@ export async function startCapture(filter: string, options: { iface?: string; ti
       reject(new WirelabError(ErrorCodes.CAPTURE_FAILED, `tcpdump did not start: ${err.message}`, { cause: err }));
     });
   });
-  let stopped: Promise<Packet[]> | undefined;
-  const stop = async (): Promise<Packet[]> => {
-      // Give the last packets a moment to be written (-U flushes per packet), then stop our own tcpdump.
-      await sleep(50);
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
-      await exited;
-      try {
-        const buf = await readFile(file);
-        return parsePcap(buf);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+  let stopped: Promise<Buffer> | undefined;
+  const stop = async (): Promise<Buffer> => {
+    // Give the last packets a moment to be written (-U flushes per packet), then stop our own tcpdump.
+    await sleep(50);
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGINT');
+    await exited;
+    try {
+      return await readFile(file);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   };
-  return { stop: () => (stopped ??= stop()) };
+  const stopRaw = (): Promise<Buffer> => (stopped ??= stop());
+  return { stopRaw, stop: async () => parsePcap(await stopRaw()) };
 }

@@ -75,19 +75,11 @@ function tcpOptions(tcp: Buffer, headerLen: number): string[] {
 
 /** Decodes a classic pcap file (as tcpdump -w writes it). Frames that are not IPv4 TCP/UDP are skipped. */
 export function parsePcap(file: Buffer): Packet[] {
-  if (file.length < 24) return [];
-  const magic = file.readUInt32LE(0);
-  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
-  const nano = magic === 0xa1b23c4d || magic === 0x4d3cb2a1;
-  const u32 = (o: number): number => (le ? file.readUInt32LE(o) : file.readUInt32BE(o));
-  const linktype = u32(20);
+  const { linktype, records } = pcapRecords(file);
   const packets: Packet[] = [];
   let first: number | undefined;
-  for (let off = 24; off + 16 <= file.length; ) {
-    const ts = u32(off) * 1000 + u32(off + 4) / (nano ? 1e6 : 1e3);
-    const incl = u32(off + 8);
-    const frame = file.subarray(off + 16, off + 16 + incl);
-    off += 16 + incl;
+  for (const { tsUs, frame } of records) {
+    const ts = tsUs / 1000;
     const ip = ipOffset(linktype, frame);
     if (ip < 0 || frame.length < ip + 20 || frame[ip]! >> 4 !== 4) continue;
     const ipHeader = (frame[ip]! & 0x0f) * 4;
@@ -164,4 +156,44 @@ export function describePacket(p: Packet): string {
   if (p.icmp) return `ICMP ${p.src} → ${p.dst} type ${p.icmp.type} code ${p.icmp.code}${p.icmp.type === 3 && p.icmp.code === 3 ? ' (port unreachable)' : ''} about port ${p.dport}`;
   const flags = p.proto === 'tcp' ? ` [${p.flags.join(',')}]` : '';
   return `${p.proto.toUpperCase()} ${p.src}:${p.sport} → ${p.dst}:${p.dport}${flags} header ${p.l4Header} B, payload ${p.payload} B`;
+}
+
+/** One record of a classic pcap file, its frame as captured. */
+export interface PcapRecord {
+  /** Microseconds since the epoch. */
+  tsUs: number;
+  frame: Buffer;
+  /** The frame's length on the wire (longer than `frame` when the snaplen cut it). */
+  originalLength: number;
+  /** IPv4 source and destination as `ip:port`, for TCP and UDP frames (undefined for anything else). */
+  src?: string;
+  dst?: string;
+}
+
+/** The link type and records of a classic pcap file (as tcpdump -w writes it), every frame kept. */
+export function pcapRecords(file: Buffer): { linktype: number; snaplen: number; records: PcapRecord[] } {
+  if (file.length < 24) return { linktype: 1, snaplen: 262_144, records: [] };
+  const magic = file.readUInt32LE(0);
+  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
+  const nano = magic === 0xa1b23c4d || magic === 0x4d3cb2a1;
+  const u32 = (o: number): number => (le ? file.readUInt32LE(o) : file.readUInt32BE(o));
+  const linktype = u32(20);
+  const records: PcapRecord[] = [];
+  for (let off = 24; off + 16 <= file.length; ) {
+    const tsUs = u32(off) * 1e6 + (nano ? Math.floor(u32(off + 4) / 1000) : u32(off + 4));
+    const incl = u32(off + 8);
+    const frame = file.subarray(off + 16, off + 16 + incl);
+    const rec: PcapRecord = { tsUs, frame, originalLength: u32(off + 12) };
+    off += 16 + incl;
+    const ip = ipOffset(linktype, frame);
+    if (ip >= 0 && frame.length >= ip + 24 && frame[ip]! >> 4 === 4 && (frame[ip + 9] === 6 || frame[ip + 9] === 17)) {
+      const l4 = ip + (frame[ip]! & 0x0f) * 4;
+      if (frame.length >= l4 + 4) {
+        rec.src = `${frame.subarray(ip + 12, ip + 16).join('.')}:${frame.readUInt16BE(l4)}`;
+        rec.dst = `${frame.subarray(ip + 16, ip + 20).join('.')}:${frame.readUInt16BE(l4 + 2)}`;
+      }
+    }
+    records.push(rec);
+  }
+  return { linktype, snaplen: u32(16), records };
 }

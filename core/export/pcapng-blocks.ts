@@ -43,11 +43,11 @@ export function sectionHeader(comment: string, application: string): Buffer {
   return block(0x0a0d0d0a, Buffer.concat([head, options([[1, comment], [4, application]])]));
 }
 
-/** Interface Description Block: LINKTYPE_ETHERNET (1), snaplen 262144, if_name (2), default µs resolution. */
-export function interfaceDescription(name: string): Buffer {
+/** Interface Description Block: LINKTYPE_ETHERNET (1) unless told, snaplen 262144, if_name (2), default µs resolution. */
+export function interfaceDescription(name: string, linktype = 1, snaplen = 262_144): Buffer {
   const head = Buffer.alloc(8);
-  head.writeUInt16LE(1, 0);
-  head.writeUInt32LE(262_144, 4);
+  head.writeUInt16LE(linktype, 0);
+  head.writeUInt32LE(snaplen, 4);
   return block(0x00000001, Buffer.concat([head, options([[2, name]])]));
 }
 

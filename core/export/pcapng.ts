@@ -31,7 +31,7 @@ export interface PcapngSummary {
 }
 
 /** The Wireshark dissector of a trace proto, for the `-d tcp.port==N,name` hint on each conversation's first packet. */
-const DISSECTORS: Record<string, string> = { http: 'http', smtp: 'smtp', imap: 'imap', pop3: 'pop', ftp: 'ftp', 'ftp-data': 'ftp-data', mqtt: 'mqtt' };
+const DISSECTORS: Record<string, string> = { http: 'http', ws: 'http', wss: 'http', smtp: 'smtp', imap: 'imap', pop3: 'pop', ftp: 'ftp', 'ftp-data': 'ftp-data', mqtt: 'mqtt', webrtc: 'stun' };
 
 type Ev = TraceEvent & { dataTruncated?: boolean };
 
@@ -44,6 +44,8 @@ interface Conv {
   payload: { client: Ev[]; server: Ev[] };
   cids: { client?: string; server?: string };
   protos: Set<string>;
+  /** An HTTP/2 session (its frames, not HTTP/1.1 text: tshark's http2 dissector). */
+  h2: boolean;
   first: number;
   close: { client?: number; server?: number };
 }
@@ -83,11 +85,12 @@ function conversations(events: Ev[]): { convs: Conv[]; skipped: number } {
         skippedKeys.add(where.conv);
         continue;
       }
-      c = { key: where.conv, udp: p.udp, client: p.client, server: p.server, payload: { client: [], server: [] }, cids: {}, protos: new Set(), first: e.ts ?? 0, close: {} };
+      c = { key: where.conv, udp: p.udp, client: p.client, server: p.server, payload: { client: [], server: [] }, cids: {}, protos: new Set(), h2: false, first: e.ts ?? 0, close: {} };
       convs.set(where.conv, c);
     }
     c.cids[where.role] ??= e.cid;
     c.protos.add(e.proto);
+    if (e.kind === 'h2-session') c.h2 = true;
     if (e.ts !== undefined) c.first = Math.min(c.first, e.ts);
     if (isPayload(e)) c.payload[where.role].push(e);
     else if (isClose(e) && e.ts !== undefined) c.close[where.role] ??= e.ts;
@@ -131,7 +134,8 @@ export function toPcapng(events: Ev[], options: PcapngOptions = {}): { file: Buf
     const from = (client: boolean): Addressing =>
       client ? { src: cip, dst: sip, srcPort: c.client[1], dstPort: c.server[1], id: ipId++ } : { src: sip, dst: cip, srcPort: c.server[1], dstPort: c.client[1], id: ipId++ };
     const proto = [...c.protos].find((p) => DISSECTORS[p]);
-    const hint = `${[...c.protos].join('/')} ${c.cids.client ?? ''}${c.cids.client && c.cids.server ? ' ↔ ' : ''}${c.cids.server ?? ''}${tls ? ' (TLS: plaintext as traced)' : ''}${proto ? `; decode with -d ${c.udp ? 'udp' : 'tcp'}.port==${c.server[1]},${DISSECTORS[proto]}` : ''}`;
+    const dissector = c.h2 ? 'http2' : proto && DISSECTORS[proto];
+    const hint = `${[...c.protos].join('/')} ${c.cids.client ?? ''}${c.cids.client && c.cids.server ? ' ↔ ' : ''}${c.cids.server ?? ''}${tls ? ' (TLS: plaintext as traced)' : ''}${dissector ? `; decode with -d ${c.udp ? 'udp' : 'tcp'}.port==${c.server[1]},${dissector}` : ''}`;
     let lastUs = Math.round(c.first * 1000);
     const push = (tsMs: number | undefined, frame: Buffer, originalLength: number, comment?: string): void => {
       lastUs = Math.max(lastUs, Math.round((tsMs ?? lastUs / 1000) * 1000));

@@ -6,6 +6,7 @@ import type { EventFeed } from './feed.ts';
 import { HttpError } from './limits.ts';
 import { noteRequestBody } from './trace.ts';
 import type { ResolvedHttpOptions } from './options.ts';
+import { socketOf } from './h2-wire.ts';
 
 export type Req = IncomingMessage | Http2ServerRequest;
 export type Res = ServerResponse | Http2ServerResponse;
@@ -151,7 +152,7 @@ function tooLarge(n: number, max: number, how: string): HttpError {
 
 /** The client's address as the server sees it (for /ip and the per-client rate limit). */
 export function clientAddress(req: Req): string {
-  return req.socket?.remoteAddress ?? 'unknown';
+  return socketOf(req)?.remoteAddress ?? 'unknown';
 }
 
 export function headerValue(req: Req, name: string): string | undefined {

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import { closeTcpServer, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, handshakeInfo, tlsServerOptions } from '../../core/tls/index.ts';
 import { lineMask, NOOP_TRACER, nextCid, socketEnds, tapSocket, type Tracer } from '../../core/trace/index.ts';
+import { http2Mask, tapHttp2 } from './h2-wire.ts';
 import { handleConnect, normalizeTarget } from './connect.ts';
 import { clientAddress, problem, RequestContext, STATUS_TEXT, type Ctx, type Req, type Res, type ServerState } from './context.ts';
 import { EventFeed } from './feed.ts';
@@ -283,11 +284,19 @@ export async function startHttpServer(options: HttpServerOptions = {}): Promise<
         allowHTTP1: true,
         settings: { maxHeaderListSize: o.maxHeaderBytes },
       } as http2.SecureServerOptions);
+      // The frames' plaintext for the pcapng export (h2-wire.ts), only while a sink wants the bytes on the wire.
+      const wired = tapHttp2(h2, () => tracer.wire === true, (s) => {
+        const raw = (s as tls.TLSSocket & { _parent?: net.Socket })._parent;
+        const cid = (raw && cids.get(raw)) ?? nextCid(proto);
+        cids.set(s, cid);
+        if (raw) cids.set(raw, cid);
+        tapSocket(tracer, proto, cid, s, 'server', http2Mask());
+      });
       h2.on('request', onRequest);
       h2.on('checkContinue', onCheckContinue);
       h2.on('session', (session: http2.ServerHttp2Session) => {
         // session.socket is a proxy of the TLS socket: key the connection by the TCP socket under it, as onSocketTls does.
-        const socket = session.socket as tls.TLSSocket;
+        const socket = wired.pending() ?? (session.socket as tls.TLSSocket);
         const raw = (socket as tls.TLSSocket & { _parent?: net.Socket })?._parent;
         const cid = (raw && cids.get(raw)) ?? nextCid(proto);
         cids.set(session, cid);

@@ -3,6 +3,7 @@ import { redactLine, type Tracer } from '../../core/trace/index.ts';
 import type { Req, Res } from './context.ts';
 import { round } from '../../core/stats.ts';
 import { BodyCollector, TRACED_BODY_MAX_BYTES, tracedBody, type HttpExchange } from '../../core/export/har.ts';
+import { socketOf } from './h2-wire.ts';
 
 /** Request bodies read by readBody while tracing is on, for the `done` event's HAR exchange. */
 const requestBodies = new WeakMap<object, { body: Buffer; at: number }>();
@@ -133,7 +134,7 @@ function serverExchange(req: Req, r: ServerResponse, cid: string, responseHeader
     side: 'server',
     startedDateTime: new Date(startedDate).toISOString(),
     method: req.method ?? 'GET',
-    url: `${scheme}://${host ?? `${req.socket?.localAddress}:${req.socket?.localPort}`}${req.url}`,
+    url: `${scheme}://${host ?? `${socketOf(req)?.localAddress}:${socketOf(req)?.localPort}`}${req.url}`,
     httpVersion: h2 ? 'HTTP/2' : `HTTP/${req.httpVersion}`,
     status: r.statusCode,
     statusText: h2 ? '' : (r.statusMessage ?? ''),
@@ -144,6 +145,6 @@ function serverExchange(req: Req, r: ServerResponse, cid: string, responseHeader
     // From the parsed request head: reading the body (send), the handler until the head (wait), the body out (receive).
     timings: { blocked: -1, dns: -1, connect: -1, ssl: -1, send: round(bodyAt - startedAt), wait: round(headAt - bodyAt), receive: round(done - headAt) },
     connection: cid,
-    ...(req.socket?.localAddress ? { serverIPAddress: req.socket.localAddress } : {}),
+    ...(socketOf(req)?.localAddress ? { serverIPAddress: socketOf(req)!.localAddress } : {}),
   };
 }

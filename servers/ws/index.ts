@@ -6,7 +6,7 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { checkInt, InvalidOptionError, withDefaults } from '../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../core/server.ts';
 import { attachKeylog, tlsServerOptions, type TlsSettings } from '../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid, preview, redactLine, socketEnds, type Tracer } from '../../core/trace/index.ts';
+import { lineMask, NOOP_TRACER, nextCid, preview, redactLine, socketEnds, tapSocket, type Tracer } from '../../core/trace/index.ts';
 import type { EventFeed } from '../http/feed.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { acceptFor, CLOSE_CODES, traceFrames } from '../../protocols/ws.ts';
@@ -172,7 +172,21 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
     ? https.createServer(await tlsServerOptions({ ...tlsSettings, alpn: ['http/1.1'] }), onPlainRequest)
     : http.createServer(onPlainRequest);
   if (tlsSettings) attachKeylog(server, tlsSettings.keylogFile);
+  // The bytes on the wire for the pcapng export (wss: the plaintext), only when a sink wants them: the upgrade request
+  // and response, then the frames. The connection's id is given here so the upgrade's events share it.
+  const wireCids = new WeakMap<Duplex, string>();
+  const tapWire = (s: net.Socket): void => {
+    if (!tracer.wire) return;
+    const cid = nextCid(scheme);
+    wireCids.set(s, cid);
+    const lines = lineMask({ sasl: false });
+    // Header lines are masked (Authorization, Cookie) until the 101; frames after it are binary and pass as they are.
+    tapSocket(tracer, 'ws', cid, s, 'server', (chunk, dir) => (upgraded.has(s) ? chunk : lines(chunk, dir)));
+  };
+  const upgraded = new WeakSet<Duplex>();
+  if (tlsSettings) server.on('secureConnection', tapWire);
   server.on('connection', (s: net.Socket) => {
+    if (!tlsSettings) tapWire(s);
     sockets.add(s);
     s.once('close', () => {
       stats.bytesIn += s.bytesRead;
@@ -196,7 +210,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
   wssFor(o.maxPayload);
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const cid = nextCid(scheme);
+    const cid = wireCids.get(socket) ?? nextCid(scheme);
     (req as http.IncomingMessage & { wlCid?: string }).wlCid = cid;
     socket.on('error', () => socket.destroy());
     tracer.emit('ws', cid, '>', 'handshake', () => {
@@ -224,6 +238,7 @@ export async function startWsServer(options: WsServerOptions = {}): Promise<Runn
       return;
     }
     // ws answers a bad handshake (wrong version, missing key...) with 400 itself.
+    upgraded.add(socket);
     wssFor(extra?.maxPayload ?? o.maxPayload).handleUpgrade(req, socket, head, (ws) => {
       traceFrames(tracer, cid, socket, 'server', undefined, false);
       stats.connections++;

@@ -3,16 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from './cli.ts';
+import type { UpRow } from '../../core/registry.ts';
 
-export interface Endpoint {
-  name: string;
-  proto: string;
-  host: string;
-  port: number;
-  url?: string;
-  try: string;
-  [extra: string]: unknown;
-}
+/** A row of `wirelab up --json` (core/registry.ts). */
+export type Endpoint = UpRow;
 
 export interface UpProcess {
   child: ChildProcess;

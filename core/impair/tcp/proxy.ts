@@ -6,6 +6,7 @@ import { NOOP_TRACER, nextCid, type Tracer } from '../../trace/index.ts';
 import { Prng, randomSeed } from '../prng.ts';
 import { parseToxic, updateToxic, type Stream, type Toxic, type ToxicInput } from '../toxics.ts';
 import { Link, type LinkHost } from './link.ts';
+import { tapProxyLegs } from '../../capture/taps.ts';
 
 export interface TcpProxyOptions {
   /** Shown in traces and the control API. Default `proxy`. */
@@ -244,6 +245,8 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     const upstream = net.connect({ host: this.upstreamHost, port: this.upstreamPort, allowHalfOpen: true, noDelay: this.#noDelay });
     this.#sockets.add(upstream);
     this.tracer.emit('impair', cid, '>', 'accept', () => `${peer} → proxy ${this.name} → ${this.upstreamHost}:${this.upstreamPort}`);
+    // Both legs' bytes for the pcapng export, only when a sink wants them.
+    tapProxyLegs(this.tracer, cid, client, upstream);
     let connected = false;
     const timer = setTimeout(() => upstream.destroy(new WirelabError(ErrorCodes.TIMEOUT, `connect timed out after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
     upstream.once('connect', () => {

@@ -6,6 +6,7 @@ import { Prng, randomSeed } from '../prng.ts';
 import type { Stream } from '../toxics.ts';
 import { describeImpairments, FateDrawer, parseImpairments, type UdpImpairments } from './impairments.ts';
 import { round } from '../../stats.ts';
+import { tapDatagrams } from '../../capture/taps.ts';
 
 export interface UdpRelayOptions {
   /** Shown in traces and the control API. Default `relay`. */
@@ -158,6 +159,8 @@ export class UdpImpairmentRelay implements RunningServer {
     };
     this.#socket = dgram.createSocket(this.host.includes(':') ? 'udp6' : 'udp4');
     this.#socket.on('message', (msg, rinfo) => this.#fromClient(msg, rinfo));
+    // The client leg's datagrams for the pcapng export (one conversation per client), only when a sink wants them.
+    tapDatagrams(this.#tracer, 'impair', this.name, this.#socket, 'server');
     // A datagram socket's errors (ICMP port unreachable surfacing on send) never stop the relay.
     this.#socket.on('error', (err) => this.#tracer.emit('impair', this.name, '*', 'error', () => err.message));
     this.#sweep = setInterval(() => this.#expire(), Math.min(this.#idleMs, 5000));
@@ -242,7 +245,8 @@ export class UdpImpairmentRelay implements RunningServer {
       session = s;
       this.#sessions.set(key, s);
       socket.on('error', (err) => this.#tracer.emit('impair', cid, '*', 'error', () => `upstream socket: ${err.message}`));
-      // Toward a loopback server, listen on loopback only.
+      tapDatagrams(this.#tracer, 'impair', cid, socket, 'client');
+      // Toward a loopback server, listen on loopback only (sends made before the bind completes are queued by node).
       if (this.upstreamHost.startsWith('127.') || this.upstreamHost === '::1') socket.bind(0, this.upstreamHost === '::1' ? '::1' : '127.0.0.1');
       socket.connect(this.upstreamPort, this.upstreamHost, () => {
         const waiting = early ?? [];

@@ -8,10 +8,11 @@ import { ErrorCodes, PubsubError, WirelabError } from '../../../core/errors.ts';
 import { checkPort } from '../../../core/options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type ConnectionLimitName, type RunningServer } from '../../../core/server.ts';
 import { attachKeylog, tlsServerOptions, traceTlsHandshake } from '../../../core/tls/index.ts';
-import { NOOP_TRACER, nextCid } from '../../../core/trace/index.ts';
+import { NOOP_TRACER, nextCid, socketEnds, tapSocket } from '../../../core/trace/index.ts';
 import { COMPACT_VERSION, createFrameDecoder, encodeBinary, encodeCompactPuback, MsgEncoder, parseClientBinary, type ServerMessage } from '../../../protocols/pubsub.ts';
 import { errorMessage, newNativeStats, openNativeConnection, type NativeStats } from './connection.ts';
 import { checkBroker, checkNativeLimits, type NativeDoorOptions } from './options.ts';
+import { helloMask } from './wire-mask.ts';
 
 export interface RunningPubsubTcpServer extends RunningServer {
   url: string;
@@ -51,6 +52,9 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
   const serve = (socket: net.Socket): void => {
     const cid = nextCid(proto);
     if (socket instanceof tls.TLSSocket) traceTlsHandshake(tracer, cid, socket, 'server');
+    tracer.emit('pubsub', cid, '*', 'accept', () => ({ summary: `accepted ${socket.remoteAddress}:${socket.remotePort}`, ...socketEnds(socket, 'server') }));
+    // The frames on the wire for the pcapng export (TLS: the plaintext), the hello's password and token masked.
+    tapSocket(tracer, 'pubsub', cid, socket, 'server', helloMask());
     socket.setNoDelay(true);
     const decoder = createFrameDecoder(limits.maxFrameBytes);
     let ended = false;

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../../helpers/chromium.ts';
 import { runCli } from '../../helpers/cli.ts';
+import { harErrors } from '../../helpers/har.ts';
 import { requirePeer } from '../../helpers/peers.ts';
 import { python, run } from '../../helpers/run.ts';
 import { startUp, type UpProcess } from '../../helpers/up.ts';
@@ -23,19 +24,26 @@ let dash: string;
 let control: string;
 let smtpPort: number;
 let browser: Browser | undefined;
+let listed: ReturnType<typeof runCli>;
+let launched: Promise<Browser | undefined> | undefined;
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'wirelab-dash-'));
+  // The browser starts while `up` does, and the one real `wirelab impair` run (a CLI start costs seconds) while the
+  // first cases run: the file's time is the slowest of them, not their sum.
+  launched = launchChromium();
   up = await startUp(['--port-base', '0', '--only', 'http,smtp', '--impair', `http:latency@down=${LATENCY_MS}ms,toxicity=0`], 60_000, { WIRELAB_DATA_DIR: dataDir });
   const http = up.endpoints.find((e) => e.name === 'http')!;
   base = http.url!;
   dash = String(http.dashboard);
   control = up.endpoints.find((e) => e.name === 'impair-control')!.url!;
   smtpPort = up.endpoints.find((e) => e.name === 'smtp')!.port;
-  browser = await launchChromium();
+  listed = runCli(['impair', 'list', '--url', control, '--json']);
+  browser = await launched;
 });
 after(async () => {
-  await browser?.close();
+  // Closed even when `up` failed before the launch was awaited.
+  await (await launched?.catch(() => undefined))?.close();
   await up?.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -61,12 +69,9 @@ test('up prints the dashboard URL; the root page links every route and the dashb
   for (const path of ['/anything', '/status/:codes', '/bytes/:n', '/resources/:id', '/_wirelab/']) assert.ok(index.includes(`<code>${path}</code>`), path);
   assert.equal((index.match(/<form class="try"/g) ?? []).length >= 40, true);
   assert.deepEqual(await status(), { ...(await status()), tracing: false, watchers: 0 });
-  const r = await fetch(`${dash}export/pcapng`);
-  assert.equal(r.status, 501);
-  assert.match(((await r.json()) as { detail: string }).detail, /pcapng exporter/);
 });
 
-test('the event stream carries a curl request made while it is open, and tracing stops when it closes', async () => {
+test('the event stream carries a curl request made while it is open, tracing stops when it closes, the downloads hold it', async (t) => {
   const ac = new AbortController();
   const r = await fetch(`${dash}api/events?proto=http`, { signal: ac.signal });
   assert.equal(r.headers.get('content-type'), 'text/event-stream; charset=utf-8');
@@ -81,10 +86,29 @@ test('the event stream carries a curl request made while it is open, and tracing
   assert.ok(events.every((e) => e.proto === 'http'), 'the proto filter holds');
   assert.ok(events.some((e) => e.cid === request.cid && e.kind === 'response' && e.summary.startsWith('200')));
   assert.ok(Math.abs(request.ts - Date.now()) < 60_000, 'an absolute timestamp');
+  assert.ok(events.every((e) => e.kind !== 'bytes'), 'the socket taps\' raw bytes are recorded, not streamed');
   ac.abort();
   await reader.cancel().catch(() => {});
   for (let i = 0; i < 100 && (await status()).watchers > 0; i++) await new Promise((res) => setTimeout(res, 50));
   assert.deepEqual(await status(), { ...(await status()), tracing: false, watchers: 0 });
+
+  // The download buttons: what the page recorded, as pcapng (tshark reads it, the request in it) and as HAR 1.2.
+  const pcap = await fetch(`${dash}export/pcapng`);
+  assert.equal(pcap.status, 200);
+  assert.match(pcap.headers.get('content-disposition') ?? '', /wirelab-session\.pcapng/);
+  const file = join(dataDir, 'session.pcapng');
+  writeFileSync(file, Buffer.from(await pcap.arrayBuffer()));
+  assert.ok(readFileSync(file).includes('GET /anything?probe=stream-1 HTTP/1.1'), 'the request\'s bytes are in the capture');
+  if (requirePeer(t, 'tshark', 'tshark')) {
+    const read = await run('tshark', ['-r', file, '-q', '-z', 'expert,warn', '-z', 'conv,tcp']);
+    assert.equal(read.code, 0, read.stderr);
+    assert.doesNotMatch(read.stdout, /Warnings|Errors|Malformed/, read.stdout);
+    // curl → proxy, proxy → server: the impairment proxy's two legs.
+    assert.ok((read.stdout.match(/<->/g) ?? []).length >= 2, read.stdout);
+  }
+  const har = await getJson(`${dash}export/har`);
+  assert.deepEqual(await harErrors(har), []);
+  assert.ok(har.log.entries.some((e: { request: { url: string } }) => e.request.url.includes('probe=stream-1')), 'the exchange is in the HAR');
 });
 
 test('the mail API lists, reads (headers, raw, attachment) and deletes a message sent with smtplib', async () => {
@@ -114,9 +138,9 @@ test('the mail API lists, reads (headers, raw, attachment) and deletes a message
 
 test('wirelab impair lists the proxy, adds, updates and removes a toxic through the control API', async () => {
   // One real CLI run; the other actions run the same code in-process (a CLI start costs seconds on a loaded machine).
-  const listed = await runCli(['impair', 'list', '--url', control, '--json']);
-  assert.equal(listed.code, 0, listed.stderr);
-  assert.deepEqual(JSON.parse(listed.stdout).proxies.http.toxics.map((t: { name: string; toxicity: number }) => [t.name, t.toxicity]), [['latency_downstream', 0]]);
+  const list = await listed;
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout).proxies.http.toxics.map((t: { name: string; toxicity: number }) => [t.name, t.toxicity]), [['latency_downstream', 0]]);
   const cli = async (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
     const lines: string[] = [];
     try {
@@ -157,6 +181,14 @@ test('the dashboard in Chromium shows a curl request live, draws its ladder, and
   try {
     await page.goto(dash);
     await page.waitForFunction(() => (globalThis as unknown as Win).dash.connected);
+    // A view that fails says so in the status line (not only in the console), and clears it once it works again.
+    await page.route('**/api/servers', (route) => route.fulfill({ status: 500, contentType: 'application/json', body: '{"detail":"servers view broke"}' }));
+    await page.click('nav button[data-tab="servers"]');
+    await page.waitForSelector('#problem:has-text("servers: servers view broke")');
+    await page.unroute('**/api/servers');
+    await page.click('nav button[data-tab="servers"]');
+    await page.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#problem')].every((p) => p.textContent === ''));
+    await page.click('nav button[data-tab="traffic"]');
     await curl('/anything?probe=page-1');
     await page.waitForFunction(() => [...(globalThis as unknown as Win).document.querySelectorAll('#events td')].some((td) => td.textContent === 'GET /anything?probe=page-1 HTTP/1.1'));
     // The connection's ladder: click its id, an arrow each way.

@@ -14,7 +14,7 @@ import type { LineageStep, StartPosition } from '../types.ts';
 import { startOffset } from './group-view.ts';
 import { Deadlines } from './deadlines.ts';
 import { partKey, PartState, type Member, type Pending, type Retry } from './part.ts';
-import { GroupDelivery, readShared } from './shared-read.ts';
+import { GroupDelivery, readShared, readSharedNow } from './shared-read.ts';
 import type { Topic } from './topic.ts';
 
 export type GroupMode = 'fanout' | 'queue' | 'partitioned';
@@ -347,7 +347,7 @@ export class DeliveryGroup {
         if (part.cursor >= part.log.nextOffset) break;
         if (!this.members.some((m) => this.canTake(m))) break;
         const end = part.log.nextOffset;
-        const batch = await readShared(part.log, part.cursor, this.host.readBatchRecords);
+        const batch = readSharedNow(part.log, part.cursor, this.host.readBatchRecords) ?? (await readShared(part.log, part.cursor, this.host.readBatchRecords));
         if (part.removed || this.closed) break;
         if (batch.at >= batch.records.length) {
           // Everything left was skipped by the log (expired): settle it.

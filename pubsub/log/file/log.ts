@@ -32,6 +32,8 @@ import {
 
 /** Largest single write() the writer loop builds from queued appends. */
 const MAX_WRITE_BYTES = 4 * 1024 * 1024;
+/** Index entries (one per indexIntervalBytes of log) gathered before the index file is written. */
+const INDEX_WRITE_ENTRIES = 32;
 
 interface QueuedAppend {
   seg: Segment;
@@ -198,7 +200,11 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
         return;
       }
       // The index (a cache, never fsync'd by a group commit) is written while the fsync runs, not before it is asked for.
-      const indexed = writeIndex(seg).then(
+      // Written in batches of entries (or once the segment is sealed, or at close): a lagging index costs a longer
+      // scan on open, never a wrong read (openSegment scans from the last entry it trusts).
+      const lag = seg.entries.length - seg.indexWritten;
+      const sealed = seg !== this.segments[this.segments.length - 1];
+      const indexed = (lag >= INDEX_WRITE_ENTRIES || (sealed && lag > 0) ? writeIndex(seg) : Promise.resolve()).then(
         () => null,
         (err: unknown) => err as Error,
       );
@@ -356,6 +362,14 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     return out;
   }
 
+  readNow(from: number, maxRecords: number): LogRecord[] | undefined {
+    if (this.closed) return undefined;
+    const out: LogRecord[] = [];
+    const cursor = Math.max(Math.floor(from), this.segments[0]!.base);
+    if (cursor >= this.next || maxRecords <= 0) return out;
+    return this.readTail(cursor, this.collector(out, maxRecords, Infinity)) ? out : undefined;
+  }
+
   async offsetForTime(ts: number): Promise<number> {
     for (const seg of this.segments) {
       if (seg.maxTimestamp < ts) continue;
@@ -420,6 +434,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     if (this.timer) clearInterval(this.timer);
     await this.drainWrites(true);
     await this.retaining;
+    for (const seg of this.segments) if (seg.fd && !this.failed) await writeIndex(seg).catch(() => {});
     if (this.opts.fsync !== 'never' && !this.failed) await this.requestSync();
     await Promise.all(this.segments.map((s) => closeHandles(s)));
   }

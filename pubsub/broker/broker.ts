@@ -171,6 +171,11 @@ export class BrokerCore implements Broker {
     if ((await this.engine.topic(topic).catch(() => undefined)) === undefined) this.#topics.delete(topic);
   }
 
+  /** True while some 'block' subscriber is full: a publish then goes through waitForBlocked. */
+  mayBlock(_topic: string): boolean {
+    return this.#blocked.size > 0;
+  }
+
   /** Waits while a full 'block' fan-out subscription matches `topic` (each for at most maxBlockMs). */
   async waitForBlocked(topic: string): Promise<void> {
     if (this.#blocked.size === 0) return;

@@ -104,19 +104,23 @@ export function encodeRecord(rec: LogRecord, size: number): Buffer {
   let p = FRAME_HEADER_BYTES;
   buf[p++] = MAGIC;
   buf[p++] = (rec.key !== undefined ? F_KEY : 0) | (rec.msgId !== undefined ? F_MSGID : 0) | (rec.expiresAt !== undefined ? F_EXPIRES : 0);
-  buf.writeBigUInt64BE(BigInt(rec.offset), p);
-  buf.writeBigUInt64BE(BigInt(rec.timestamp), p + 8);
-  buf.writeBigUInt64BE(BigInt(rec.expiresAt ?? 0), p + 16);
+  writeU64(buf, rec.offset, p);
+  writeU64(buf, rec.timestamp, p + 8);
+  writeU64(buf, rec.expiresAt ?? 0, p + 16);
   p += 24;
   for (const s of [rec.key, rec.msgId]) {
     const n = s === undefined ? 0 : buf.write(s, p + 2);
     buf.writeUInt16BE(n, p);
     p += 2 + n;
   }
-  const entries = Object.entries(rec.headers);
-  buf.writeUInt16BE(entries.length, p);
+  const countAt = p;
+  let count = 0;
   p += 2;
-  for (const [k, v] of entries) {
+  const headers = rec.headers;
+  for (const k in headers) {
+    if (!Object.hasOwn(headers, k)) continue;
+    const v = headers[k]!;
+    count++;
     const kn = buf.write(k, p + 2);
     buf.writeUInt16BE(kn, p);
     p += 2 + kn;
@@ -124,6 +128,7 @@ export function encodeRecord(rec: LogRecord, size: number): Buffer {
     buf.writeUInt32BE(vn, p);
     p += 4 + vn;
   }
+  buf.writeUInt16BE(count, countAt);
   buf.writeUInt32BE(rec.payload.length, p);
   rec.payload.copy(buf, p + 4);
   p += 4 + rec.payload.length;
@@ -131,6 +136,13 @@ export function encodeRecord(rec: LogRecord, size: number): Buffer {
   buf.writeUInt32BE(size - FRAME_HEADER_BYTES, 0);
   buf.writeUInt32BE(crc32(buf.subarray(FRAME_HEADER_BYTES)), 4);
   return buf;
+}
+
+/** A safe integer (< 2^53) as u64 big-endian, without a BigInt. */
+function writeU64(buf: Buffer, v: number, p: number): void {
+  const hi = Math.floor(v / 0x1_0000_0000);
+  buf.writeUInt32BE(hi, p);
+  buf.writeUInt32BE(v - hi * 0x1_0000_0000, p + 4);
 }
 
 /** What `scanFrame` found at a position. */

@@ -100,6 +100,8 @@ export interface PartitionLog {
   append(input: AppendInput, durability: Durability): Promise<LogRecord>;
   /** Records from `from` (clamped to firstOffset), at most `maxRecords` / about `maxBytes`. */
   read(from: number, maxRecords: number, maxBytes?: number): Promise<LogRecord[]>;
+  /** Records from `from` when memory holds them (the file log's tail cache and queued appends), else undefined. */
+  readNow?(from: number, maxRecords: number): LogRecord[] | undefined;
   /** The first offset whose timestamp is >= ts (nextOffset when none). */
   offsetForTime(ts: number): Promise<number>;
   /** Runs retention now (it also runs on a timer and on segment roll). */

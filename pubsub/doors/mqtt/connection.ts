@@ -161,7 +161,7 @@ export class MqttConnection implements LiveConnection {
 
   #onPacket(p: Packet): void {
     if (this.state === 'closed') return;
-    this.trace('>', p.cmd, () => describe(p));
+    if (this.ctx.tracer.enabled) this.trace('>', p.cmd, () => describe(p));
     if (this.state === 'awaiting-connect') {
       if (p.cmd !== 'connect') return this.badInput('before-connect', `${p.cmd.toUpperCase()} before CONNECT`, undefined);
       this.stream.pause();

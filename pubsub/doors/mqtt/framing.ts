@@ -3,6 +3,7 @@
  * file only reads the fixed header, so a packet past `maxPacketBytes` is refused from its first five bytes, before
  * anything of it is buffered, and a remaining length longer than four bytes is reported as such).
  */
+import './quiet-debug.ts'; // before mqtt-packet: its disabled debug() calls become no-ops
 import mqttPacket, { type Packet } from 'mqtt-packet';
 
 export type FramingError =

@@ -44,14 +44,22 @@ export function headersFromProperties(props: MessageProperties, qos: number, ret
   return h;
 }
 
+/** An ack waiting for its turn: `rc` is undefined until the broker answered. */
+interface Answer {
+  rc: number | undefined;
+  send: (rc: number) => void;
+  closeOnRefusal: boolean;
+}
+
 export class Publishes {
   readonly #c: MqttConnection;
   /** Topic aliases the client set (MQTT 5). */
   readonly #aliases = new Map<number, string>();
   /** QoS 1 / 2 publishes not yet answered (PUBACK, or PUBREC then PUBREL): bounded by receiveMaximum. */
   #inflight = 0;
-  /** Acks leave in the order the publishes arrived. */
-  #ackChain: Promise<void> = Promise.resolve();
+  /** Acks leave in the order the publishes came: answers waiting, oldest first (`rc` set once the broker answered). */
+  readonly #answers: Answer[] = [];
+  #answersHead = 0;
 
   constructor(c: MqttConnection) {
     this.#c = c;
@@ -120,19 +128,37 @@ export class Publishes {
     if (known) this.#inflight = Math.max(0, this.#inflight - 1);
     c.trace('*', 'qos2-step', () => `3/4 PUBREL id=${id} -> 4/4 PUBCOMP${known ? '' : ' (id not found)'}`);
     // PUBCOMP in order after any PUBACK / PUBREC still waiting for the broker.
-    this.#ackChain = this.#ackChain.then(() => {
-      c.send({ cmd: 'pubcomp', messageId: id, ...(c.version === 5 && !known ? { reasonCode: RC.PACKET_ID_NOT_FOUND } : {}) });
-    });
+    this.#answers.push({ rc: RC.SUCCESS, send: () => c.send({ cmd: 'pubcomp', messageId: id, ...(c.version === 5 && !known ? { reasonCode: RC.PACKET_ID_NOT_FOUND } : {}) }), closeOnRefusal: false });
+    this.#flushAnswers();
   }
 
   /** Sends the ack when the broker answered, in arrival order; a refusal on 3.1.1 (no negative ack there) closes. */
   #answer(stored: Promise<number>, send: (rc: number) => void, closeOnRefusal: boolean): void {
-    const c = this.#c;
-    this.#ackChain = this.#ackChain.then(async () => {
-      const rc = await stored;
-      if (rc >= 0x80 && closeOnRefusal) return c.badInput('publish-refused', `publish refused (reason 0x${rc.toString(16)}); 3.1.1 has no negative ack`, undefined);
-      send(rc);
+    const a: Answer = { rc: undefined, send, closeOnRefusal };
+    this.#answers.push(a);
+    void stored.then((rc) => {
+      a.rc = rc;
+      this.#flushAnswers();
     });
+  }
+
+  /** Sends every answer at the head of the queue whose broker answer came (a later one waits for the earlier ones). */
+  #flushAnswers(): void {
+    const q = this.#answers;
+    while (this.#answersHead < q.length) {
+      const a = q[this.#answersHead]!;
+      if (a.rc === undefined) break;
+      this.#answersHead++;
+      if (a.rc >= 0x80 && a.closeOnRefusal) this.#c.badInput('publish-refused', `publish refused (reason 0x${a.rc.toString(16)}); 3.1.1 has no negative ack`, undefined);
+      else a.send(a.rc);
+    }
+    if (this.#answersHead === q.length) {
+      q.length = 0;
+      this.#answersHead = 0;
+    } else if (this.#answersHead > 1024) {
+      q.splice(0, this.#answersHead);
+      this.#answersHead = 0;
+    }
   }
 
   /** Hands the message to the broker (and the retained store); resolves to the reason code, never rejects. */
@@ -151,7 +177,13 @@ export class Publishes {
     } catch (err) {
       return Promise.resolve(this.#refused(err, p.qos));
     }
-    return this.#publish(c.session!, input, p.qos, p.retain).then(
+    let published: Promise<unknown>;
+    try {
+      published = this.#publish(c.session!, input, p.qos, p.retain);
+    } catch (err) {
+      return Promise.resolve(this.#refused(err, p.qos));
+    }
+    return published.then(
       () => RC.SUCCESS,
       (err: unknown) => this.#refused(err, p.qos),
     );
@@ -169,12 +201,13 @@ export class Publishes {
     return rc;
   }
 
-  async #publish(session: Session, input: PublishInput, qos: 0 | 1 | 2, retain: boolean): Promise<void> {
+  #publish(session: Session, input: PublishInput, qos: 0 | 1 | 2, retain: boolean): Promise<unknown> {
+    if (!retain) return session.publish(input);
+    return this.#publishRetained(session, input, qos);
+  }
+
+  async #publishRetained(session: Session, input: PublishInput, qos: 0 | 1 | 2): Promise<void> {
     const c = this.#c;
-    if (!retain) {
-      await session.publish(input);
-      return;
-    }
     const { [RETAIN_HEADER]: _r, [CLIENT_HEADER]: _c, [QOS_HEADER]: _q, ...headers } = input.headers ?? {};
     const stored = { subject: input.topic, payload: input.payload, qos, headers, timestamp: Date.now(), ...(input.ttlMs ? { expiresAt: Date.now() + input.ttlMs } : {}) };
     // A retained message with an empty payload is delivered as usual and clears the stored one.
@@ -182,9 +215,9 @@ export class Publishes {
     await c.door.store.setRetained(stored, input.ttlMs);
   }
 
-  publishWill(session: Session, will: Will): Promise<void> {
+  async publishWill(session: Session, will: Will): Promise<void> {
     this.#c.trace('*', 'will', () => `publishing the will of ${this.#c.clientId} on ${will.subject}`);
-    return this.#publish(session, { topic: will.subject, payload: will.payload, headers: will.headers, ...(will.ttlMs ? { ttlMs: will.ttlMs } : {}) }, will.qos, will.retain);
+    await this.#publish(session, { topic: will.subject, payload: will.payload, headers: will.headers, ...(will.ttlMs ? { ttlMs: will.ttlMs } : {}) }, will.qos, will.retain);
   }
 }
 

@@ -61,6 +61,18 @@ function checkSubjectLength(what: string, value: string, subject: string): strin
 
 /** An MQTT topic name (PUBLISH, will) -> a subject. Throws WL_ERR_PUBSUB_INVALID for wildcards, NUL or an empty name. */
 export function topicToSubject(topic: string): string {
+  // Every PUBLISH maps its topic: the ones seen recently (valid ones only) come from a bounded cache.
+  let subject = subjectCache.get(topic);
+  if (subject !== undefined) return subject;
+  subject = mapTopic(topic);
+  if (subjectCache.size >= TOPIC_CACHE_SIZE) subjectCache.clear();
+  subjectCache.set(topic, subject);
+  return subject;
+}
+
+const subjectCache = new Map<string, string>();
+
+function mapTopic(topic: string): string {
   if (topic.length === 0) throw invalid('topic', topic, 'empty');
   if (topic.includes('+') || topic.includes('#')) throw invalid('topic', topic, 'wildcards are for subscriptions');
   if (topic.includes('\u0000')) throw invalid('topic', topic, 'NUL character');

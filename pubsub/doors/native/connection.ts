@@ -22,7 +22,7 @@ import {
   type ServerMessage,
   type SubMessage,
 } from '../../../protocols/pubsub.ts';
-import type { Broker, Door, Message, Session, SubscribeInput, Subscription } from '../../broker/types.ts';
+import type { Broker, Door, Message, PublishInput, Session, SubscribeInput, Subscription } from '../../broker/types.ts';
 import type { StartPosition } from '../../engines/types.ts';
 
 export interface NativeLimits {
@@ -183,7 +183,7 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
 
   const send = (m: ServerMessage): boolean => {
     if (state === 'closed') return true;
-    tracer.emit('pubsub', cid, '<', m.type, () => ({ summary: describe(m), meta: { door: o.door } }));
+    if (tracer.enabled) tracer.emit('pubsub', cid, '<', m.type, () => ({ summary: describe(m), meta: { door: o.door } }));
     return transport.send(m);
   };
   const end = (violation: boolean, reason: string): void => {
@@ -254,30 +254,35 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
       tracer.emit('pubsub', cid, '*', 'backpressure', () => ({ summary: `${pending} publishes pending (maxPendingPublishes): stop reading`, meta: { door: o.door } }));
       transport.pauseReading();
     }
-    const input = {
-      topic: m.topic,
-      payload: m.payload,
-      ...(m.key !== undefined ? { key: m.key } : {}),
-      ...(m.partition !== undefined ? { partition: m.partition } : {}),
-      ...(m.headers !== undefined ? { headers: m.headers } : {}),
-      ...(m.msgId !== undefined ? { msgId: m.msgId } : {}),
-      ...(m.ttlMs !== undefined ? { ttlMs: m.ttlMs } : {}),
-      ...(m.acks !== undefined ? { acks: m.acks } : {}),
-    };
-    s.publish(input)
-      .then((r) => {
+    const input: PublishInput = { topic: m.topic, payload: m.payload };
+    if (m.key !== undefined) input.key = m.key;
+    if (m.partition !== undefined) input.partition = m.partition;
+    if (m.headers !== undefined) input.headers = m.headers;
+    if (m.msgId !== undefined) input.msgId = m.msgId;
+    if (m.ttlMs !== undefined) input.ttlMs = m.ttlMs;
+    if (m.acks !== undefined) input.acks = m.acks;
+    // One reaction per publish (the ack or the error, then the pending count), not a then / catch / finally chain.
+    s.publish(input).then(
+      (r) => {
         stats.published++;
         if (m.acks !== 0) send({ type: 'puback', id: m.id, topic: r.topic, partition: r.partition, offset: r.offset, ts: r.timestamp, duplicate: r.duplicate });
-      })
-      .catch((err: unknown) => send(errorMessage(err, m.id)))
-      .finally(() => {
-        pending--;
-        if (readingPaused && pending < Math.max(1, limits.maxPendingPublishes >> 1) && state !== 'closed') {
-          readingPaused = false;
-          tracer.emit('pubsub', cid, '*', 'backpressure', () => ({ summary: `${pending} publishes pending: reading again`, meta: { door: o.door } }));
-          transport.resumeReading();
-        }
-      });
+        published();
+      },
+      (err: unknown) => {
+        send(errorMessage(err, m.id));
+        published();
+      },
+    );
+  };
+
+  /** A publish was answered: reading resumes once half of maxPendingPublishes are left. */
+  const published = (): void => {
+    pending--;
+    if (readingPaused && pending < Math.max(1, limits.maxPendingPublishes >> 1) && state !== 'closed') {
+      readingPaused = false;
+      tracer.emit('pubsub', cid, '*', 'backpressure', () => ({ summary: `${pending} publishes pending: reading again`, meta: { door: o.door } }));
+      transport.resumeReading();
+    }
   };
 
   const onSub = (s: Session, m: SubMessage): void => {
@@ -372,7 +377,7 @@ export function openNativeConnection(o: NativeConnectionOptions, stats: NativeSt
         return end(true, parsed.problem);
       }
       const m = parsed.message;
-      tracer.emit('pubsub', cid, '>', m.type, () => ({ summary: describe(m), meta: { door: o.door } }));
+      if (tracer.enabled) tracer.emit('pubsub', cid, '>', m.type, () => ({ summary: describe(m), meta: { door: o.door } }));
       onMessage(m);
     },
     closed() {

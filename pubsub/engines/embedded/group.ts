@@ -14,7 +14,7 @@ import type { LineageStep, StartPosition } from '../types.ts';
 import { startOffset } from './group-view.ts';
 import { Deadlines } from './deadlines.ts';
 import { partKey, PartState, type Member, type Pending, type Retry } from './part.ts';
-import { GroupDelivery, readShared } from './shared-read.ts';
+import { GroupDelivery, readShared, readSharedNow } from './shared-read.ts';
 import type { Topic } from './topic.ts';
 
 export type GroupMode = 'fanout' | 'queue' | 'partitioned';
@@ -289,6 +289,8 @@ export class DeliveryGroup {
   }
 
   private async pumpPasses(): Promise<void> {
+    // Never deliver inside pump() itself: its caller (consume, ack, append) finishes first, as when every read awaited.
+    await undefined;
     let sinceYield = 0;
     do {
       this.again = false;
@@ -298,7 +300,8 @@ export class DeliveryGroup {
         for (const part of [...this.parts.values()]) {
           if (this.closed) return;
           if (part.removed) continue;
-          const n = await this.pumpPart(part);
+          const got = this.pumpPart(part);
+        const n = typeof got === 'number' ? got : await got;
           if (n > 0) progress = true;
           sinceYield += n;
           if (sinceYield >= YIELD_EVERY) {
@@ -327,9 +330,17 @@ export class DeliveryGroup {
     return undefined;
   }
 
-  private async pumpPart(part: PartState): Promise<number> {
+  /**
+   * One partition's share of a pass. Synchronous while the records come from memory (the shared read or the log's
+   * tail: a record just appended, the low-rate case); a promise only when the log must be read from its files.
+   */
+  private pumpPart(part: PartState): number | Promise<number> {
+    return this.pumpFrom(part, 0);
+  }
+
+  private pumpFrom(part: PartState, sentBefore: number): number | Promise<number> {
     const ordered = this.mode === 'partitioned' && this.settings.ack === 'manual';
-    let sent = 0;
+    let sent = sentBefore;
     while (sent < ROUND && !part.removed && !this.closed) {
       const ri = part.retries.findIndex((r) => r.ready);
       if (ordered && (part.pending.size > 0 || part.deadLettering > 0 || (ri < 0 && part.retries.length > 0))) break;
@@ -347,15 +358,15 @@ export class DeliveryGroup {
         if (part.cursor >= part.log.nextOffset) break;
         if (!this.members.some((m) => this.canTake(m))) break;
         const end = part.log.nextOffset;
-        const batch = await readShared(part.log, part.cursor, this.host.readBatchRecords);
-        if (part.removed || this.closed) break;
-        if (batch.at >= batch.records.length) {
-          // Everything left was skipped by the log (expired): settle it.
-          this.skipGap(part, end);
-          break;
+        const now = readSharedNow(part.log, part.cursor, this.host.readBatchRecords);
+        if (now === undefined) {
+          const counted = sent;
+          return readShared(part.log, part.cursor, this.host.readBatchRecords).then((batch) => {
+            if (part.removed || this.closed || !this.takeBatch(part, batch, end)) return this.endPart(part, counted);
+            return this.pumpFrom(part, counted);
+          });
         }
-        part.buffer = batch.records;
-        part.bufferAt = batch.at;
+        if (!this.takeBatch(part, now, end)) break;
       }
       const rec = part.buffer[part.bufferAt]!;
       if (rec.offset > part.cursor) this.skipGap(part, rec.offset);
@@ -377,6 +388,22 @@ export class DeliveryGroup {
       this.send(part, member, rec, 1);
       sent++;
     }
+    return this.endPart(part, sent);
+  }
+
+  /** A read's records become the part's buffer; false when the log skipped everything left (settled as a gap). */
+  private takeBatch(part: PartState, batch: { records: LogRecord[]; at: number }, end: number): boolean {
+    if (batch.at >= batch.records.length) {
+      // Everything left was skipped by the log (expired): settle it.
+      this.skipGap(part, end);
+      return false;
+    }
+    part.buffer = batch.records;
+    part.bufferAt = batch.at;
+    return true;
+  }
+
+  private endPart(part: PartState, sent: number): number {
     if (part.bufferAt >= part.buffer.length && part.buffer.length) {
       part.buffer = [];
       part.bufferAt = 0;

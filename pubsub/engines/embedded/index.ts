@@ -54,6 +54,8 @@ class EmbeddedEngine implements Engine, GroupHost {
   private readonly durable = new Map<string, DeliveryGroup>();
   private readonly listeners = new Set<(step: LineageStep) => void>();
   private readonly saves = new Map<DeliveryGroup, { running: Promise<void>; dirty: boolean }>();
+  /** Topic -> its onStored callback, made once per topic rather than once per append. */
+  private readonly storedHooks = new Map<Topic, (rec: LogRecord, partition: number, durability?: 'none' | 'written' | 'synced') => void>();
   private seq = 0;
   private closed = false;
 
@@ -130,6 +132,7 @@ class EmbeddedEngine implements Engine, GroupHost {
     const topic = this.topicMap.get(name);
     if (!topic) return false;
     this.topicMap.delete(name);
+    this.storedHooks.delete(topic);
     for (const g of this.byId.values()) g.removeTopic(name);
     await topic.close();
     if (this.options.dir !== null) await rm(topicDir(this.options.dir, name), { recursive: true, force: true });
@@ -138,23 +141,53 @@ class EmbeddedEngine implements Engine, GroupHost {
 
   // ---- producing and reading ----
 
-  async append(request: AppendRequest): Promise<AppendResult> {
+  append(request: AppendRequest): Promise<AppendResult> {
     if (typeof request !== 'object' || request === null || !Buffer.isBuffer(request.payload)) {
-      throw new PubsubError(ErrorCodes.PUBSUB_INVALID, 'append: payload must be a Buffer');
+      return Promise.reject(new PubsubError(ErrorCodes.PUBSUB_INVALID, 'append: payload must be a Buffer'));
     }
     if (request.ttlMs !== undefined && (!Number.isInteger(request.ttlMs) || request.ttlMs <= 0)) {
-      throw new PubsubError(ErrorCodes.PUBSUB_INVALID, 'append: ttlMs must be a positive integer');
+      return Promise.reject(new PubsubError(ErrorCodes.PUBSUB_INVALID, 'append: ttlMs must be a positive integer'));
     }
-    const topic = this.topicMap.get(request.topic) ?? (await this.getTopic(request.topic));
-    const { result, duplicate } = topic.append(request, (rec, partition) => {
-      const durability = ({ 0: 'none', 1: 'written', all: 'synced' } as const)[request.acks];
-      this.lineage(() => ({ step: 'persisted', topic: topic.name, partition, offset: rec.offset, durability, t: Date.now() }));
-      const key = partKey(topic.name, partition); // once per append, not once per group
-      for (const g of this.byId.values()) if (g.parts.has(key)) g.pump();
+    // A known topic appends without an await (the hot path); a new one is opened first.
+    const topic = this.topicMap.get(request.topic);
+    if (topic !== undefined && !this.closed) return this.appendTo(topic, request);
+    return this.getTopic(request.topic).then((t) => this.appendTo(t, request));
+  }
+
+  private appendTo(topic: Topic, request: AppendRequest): Promise<AppendResult> {
+    let stored = this.storedHooks.get(topic);
+    if (stored === undefined) {
+      stored = (rec, partition, durability) => this.onStored(topic, rec, partition, durability);
+      this.storedHooks.set(topic, stored);
+    }
+    let appended: { result: Promise<AppendResult>; duplicate: boolean };
+    try {
+      appended = topic.append(request, stored);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (!appended.duplicate) return appended.result;
+    return appended.result.then((r) => {
+      this.lineage(() => ({ step: 'duplicate', topic: topic.name, msgId: request.msgId!, offset: r.offset, t: Date.now() }));
+      return r;
     });
-    const r = await result;
-    if (duplicate) this.lineage(() => ({ step: 'duplicate', topic: topic.name, msgId: request.msgId!, offset: r.offset, t: Date.now() }));
-    return r;
+  }
+
+  /** A record is in the log (as far as its acks asked): lineage, then the groups reading that partition pump. */
+  private onStored(topic: Topic, rec: LogRecord, partition: number, durability?: 'none' | 'written' | 'synced'): void {
+    if (this.listeners.size > 0) {
+      const step: LineageStep = { step: 'persisted', topic: topic.name, partition, offset: rec.offset, durability: durability ?? 'written', t: Date.now() };
+      for (const l of this.listeners) {
+        try {
+          l(step);
+        } catch {
+          // A listener's failure is its own; the engine keeps delivering.
+        }
+      }
+    }
+    if (this.byId.size === 0) return;
+    const key = partKey(topic.name, partition); // once per append, not once per group
+    for (const g of this.byId.values()) if (g.parts.has(key)) g.pump();
   }
 
   async read(topic: string, partition: number, offset: number, max: number): Promise<LogRecord[]> {

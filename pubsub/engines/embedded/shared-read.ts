@@ -21,6 +21,8 @@ const lastReads = new WeakMap<PartitionLog, SharedRead>();
 
 /** Records from `from` on (`records[at..]`), from the log's last read when it covers `from`, else from a new read. */
 export async function readShared(log: PartitionLog, from: number, max: number): Promise<{ records: LogRecord[]; at: number }> {
+  const now = readSharedNow(log, from, max);
+  if (now !== undefined) return now;
   const last = lastReads.get(log);
   if (last !== undefined && last.from <= from) {
     const records = last.records ?? (await last.result.catch(() => []));
@@ -40,6 +42,25 @@ export async function readShared(log: PartitionLog, from: number, max: number): 
     throw err;
   }
   return { records: read.records, at: 0 };
+}
+
+/**
+ * The same without waiting, when it can be served from memory: the log's last read (once it has come back) or the
+ * log's tail (`readNow`: the records just written or queued). Undefined when a read from the file is needed. At a low
+ * rate every append is read at the tail, so the groups of a fan-out deliver in the turn the record arrives.
+ */
+export function readSharedNow(log: PartitionLog, from: number, max: number): { records: LogRecord[]; at: number } | undefined {
+  const last = lastReads.get(log);
+  if (last !== undefined && last.records !== undefined && last.from <= from) {
+    const records = last.records;
+    let at = from - last.from;
+    if (at >= records.length || records[at]!.offset !== from) at = records.findIndex((r) => r.offset >= from);
+    if (at >= 0 && records[at]!.offset >= log.firstOffset && records[records.length - 1]!.offset < log.nextOffset) return { records, at };
+  }
+  const records = log.readNow?.(from, max);
+  if (records === undefined) return undefined;
+  lastReads.set(log, { from, result: Promise.resolve(records), records });
+  return { records, at: 0 };
 }
 
 /** A delivery; its id (`${group.id}/${topic}/${partition}/${offset}/${attempt}`) is built when asked for (at-most-once never acks). */

@@ -4,9 +4,9 @@
  */
 import { join } from 'node:path';
 import { ErrorCodes, PubsubError } from '../../../core/errors.ts';
-import type { LogRecord, PartitionLog, RetentionPolicy } from '../../log/types.ts';
+import type { AppendInput, Durability, LogRecord, PartitionLog, RetentionPolicy } from '../../log/types.ts';
 import { partitionForKey } from '../../subjects.ts';
-import { ACKS_TO_DURABILITY, type AppendRequest, type AppendResult, type TopicConfig, type TopicInfo } from '../types.ts';
+import { type AppendRequest, type AppendResult, type TopicConfig, type TopicInfo } from '../types.ts';
 import { readJson, writeJsonAtomic } from './files.ts';
 import { logOptions, type ResolvedEmbeddedOptions } from './options.ts';
 import { openPartitionLog } from '../../log/index.ts';
@@ -23,6 +23,9 @@ interface DedupEntry {
   t: number;
   result: Promise<AppendResult>;
 }
+
+/** Shared by appends without headers (the log copies what it keeps; this object is never written to). */
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 export function topicDir(root: string, name: string): string {
   return join(root, 'topics', name);
@@ -88,26 +91,28 @@ export class Topic {
    * Appends, or answers a duplicate msgId (within the window) with the first copy's offset. A failed append forgets
    * its msgId, so a retry is stored.
    */
-  append(request: AppendRequest, onStored: (rec: LogRecord, partition: number) => void): { result: Promise<AppendResult>; duplicate: boolean } {
+  append(request: AppendRequest, onStored: (rec: LogRecord, partition: number, durability: Durability) => void): { result: Promise<AppendResult>; duplicate: boolean } {
     const now = Date.now();
     const msgId = request.msgId;
-    if (msgId !== undefined && this.meta.duplicateWindowMs > 0) {
+    const dedup = msgId !== undefined && this.meta.duplicateWindowMs > 0;
+    if (dedup) {
       this.pruneDedup(now);
       const seen = this.dedup.get(msgId);
       if (seen) return { result: seen.result.then((r) => ({ ...r, duplicate: true })), duplicate: true };
     }
     const partition = this.partitionOf(request);
-    const input = { payload: request.payload, timestamp: now, headers: request.headers ?? {} } as Parameters<PartitionLog['append']>[0];
+    const input: AppendInput = { payload: request.payload, timestamp: now, headers: request.headers ?? NO_HEADERS };
     if (request.key !== undefined) input.key = request.key;
     if (msgId !== undefined) input.msgId = msgId;
     if (request.ttlMs !== undefined) input.expiresAt = now + request.ttlMs;
-    const durability = ACKS_TO_DURABILITY[String(request.acks) as '0' | '1' | 'all'];
+    const durability = request.acks === 'all' ? 'synced' : request.acks === 1 ? 'written' : request.acks === 0 ? 'none' : undefined;
     if (durability === undefined) throw new PubsubError(ErrorCodes.PUBSUB_INVALID, `acks must be 0, 1 or 'all'`);
-    const result = this.logs[partition]!.append(input, durability).then((rec) => {
-      onStored(rec, partition);
-      return { topic: this.name, partition, offset: rec.offset, timestamp: rec.timestamp, duplicate: false };
+    const name = this.name;
+    const result = this.logs[partition]!.append(input, durability).then((rec): AppendResult => {
+      onStored(rec, partition, durability);
+      return { topic: name, partition, offset: rec.offset, timestamp: rec.timestamp, duplicate: false };
     });
-    if (msgId !== undefined && this.meta.duplicateWindowMs > 0) {
+    if (dedup) {
       this.remember(msgId, now, result);
       result.catch(() => {
         if (this.dedup.get(msgId)?.result === result) this.dedup.delete(msgId);

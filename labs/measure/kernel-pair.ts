@@ -42,9 +42,11 @@ export class KernelTcpPair {
       };
       return { child, next };
     };
+    // Both peers start at once (each is a node process loading tsx, seconds on a loaded machine); the client learns
+    // the server's port from each request, so it need not wait for the server to print it.
     const server = peer('b', ['echo-server', link.addrB]);
+    const client = peer('a', ['tcp-messages', link.addrB]);
     const { port } = JSON.parse(await server.next()) as { port: number };
-    const client = peer('a', ['tcp-messages', link.addrB, String(port)]);
     return new KernelTcpPair(link, port, client.child, client.next);
   }
 
@@ -58,7 +60,7 @@ export class KernelTcpPair {
       this.link.tcpExtCounters('b').TCPDSACKOldSent ?? 0,
     ];
     const before = count();
-    this.client.stdin!.write(JSON.stringify(req) + '\n');
+    this.client.stdin!.write(JSON.stringify({ ...req, port: this.serverPort }) + '\n');
     const answer = JSON.parse(await this.#next()) as TcpRunResult & { error?: string };
     if (answer.error) throw new WirelabError(ErrorCodes.CLOSED, `kernel-mode client: ${answer.error}`);
     const after = count();

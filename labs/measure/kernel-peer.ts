@@ -3,14 +3,14 @@
  * server, or a client that sends numbered, time-stamped messages and reports what came back. One JSON line per answer.
  *
  *   echo-server <host>         prints {"port": N}; serves until stdin closes
- *   tcp-messages <host> <port> reads {"n", "ratePerSec", "size"} lines; answers each with a TcpRunResult line
+ *   tcp-messages <host>        reads {"port", "n", "ratePerSec", "size"} lines; answers each with a TcpRunResult line
  */
 import { createInterface } from 'node:readline';
 import { connectTcp } from '../../clients/tcp.ts';
 import { startTcpServer } from '../../servers/tcp/index.ts';
 import { measureTcpMessages } from './tcp-messages.ts';
 
-const [command, host, port] = process.argv.slice(2);
+const [command, host] = process.argv.slice(2);
 const out = (v: unknown): boolean => process.stdout.write(JSON.stringify(v) + '\n');
 
 if (command === 'echo-server') {
@@ -21,9 +21,9 @@ if (command === 'echo-server') {
 } else if (command === 'tcp-messages') {
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
-    const req = JSON.parse(line) as { n: number; ratePerSec: number; size: number; timeoutMs?: number };
+    const { port, ...req } = JSON.parse(line) as { port: number; n: number; ratePerSec: number; size: number; timeoutMs?: number };
     try {
-      out(await measureTcpMessages((o) => connectTcp({ host: host!, port: Number(port), framing: 'line', noDelay: true, ...o }), req));
+      out(await measureTcpMessages((o) => connectTcp({ host: host!, port, framing: 'line', noDelay: true, ...o }), req));
     } catch (err) {
       out({ error: err instanceof Error ? err.message : String(err) });
     }

@@ -3,16 +3,22 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../core/paths.ts';
 import { parseCommandLine, UsageError, type FlagValues } from './cli/args.ts';
 import { COMMANDS, FLAGS, commandHelp, usage } from './cli/spec.ts';
-import { labCommand, labHelp, labsCommand, listCommand } from './commands/lab.ts';
-import { up, type UpFlags } from './commands/up.ts';
-import { webrtcCommand, type WebRtcFlags } from './commands/webrtc.ts';
-import { pubCommand, subCommand, type PubFlags, type SubFlags } from './commands/pubsub.ts';
-import { lineageCommand, type LineageFlags } from './commands/lineage.ts';
-import { chatCommand, type ChatFlags } from './commands/chat.ts';
-import { impairCommand, type ImpairFlags } from './commands/impair.ts';
-import { perfCommand, type PerfFlags } from './commands/perf.ts';
-import { tracerFromFlags, type TraceFlags } from './tracing.ts';
-import { traceCommand, type TraceCommandFlags } from './commands/trace.ts';
+import type { UpFlags } from './commands/up.ts';
+import type { WebRtcFlags } from './commands/webrtc.ts';
+import type { PubFlags, SubFlags } from './commands/pubsub.ts';
+import type { LineageFlags } from './commands/lineage.ts';
+import type { ChatFlags } from './commands/chat.ts';
+import type { ImpairFlags } from './commands/impair.ts';
+import type { PerfFlags } from './commands/perf.ts';
+import type { TraceFlags } from './tracing.ts';
+import type { TraceCommandFlags } from './commands/trace.ts';
+
+// Each command's module is imported when that command runs: `up` alone loads every server, `chat` the chat app, and
+// a process that only prints usage, --version or one lab should not pay for them (the test suite starts this CLI
+// ~150 times; importing every command cost ~2 s of CPU each time).
+const lab = (): Promise<typeof import('./commands/lab.ts')> => import('./commands/lab.ts');
+const tracer = async (values: FlagValues): Promise<import('../core/trace/index.ts').Tracer> =>
+  (await import('./tracing.ts')).tracerFromFlags(values as TraceFlags);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -48,7 +54,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
-    if (command === 'lab' && positionals[0] !== undefined) return labHelp(positionals[0], commandHelp(spec));
+    if (command === 'lab' && positionals[0] !== undefined) return (await lab()).labHelp(positionals[0], commandHelp(spec));
     console.log(commandHelp(spec));
     return 0;
   }
@@ -63,33 +69,33 @@ async function main(argv: string[]): Promise<number> {
 async function run(command: string, args: string[], values: FlagValues): Promise<number> {
   switch (command) {
     case 'up':
-      return up(values as UpFlags, tracerFromFlags(values as TraceFlags));
+      return (await import('./commands/up.ts')).up(values as UpFlags, await tracer(values));
     case 'lab':
       if (args.length === 0) {
         console.error('wirelab lab: which lab? run one with wirelab lab <id> (or a file: wirelab lab ./my-lab.ts)\n');
-        return listCommand(values);
+        return (await lab()).listCommand(values);
       }
-      return labCommand(args[0]!, values, tracerFromFlags(values as TraceFlags));
+      return (await lab()).labCommand(args[0]!, values, await tracer(values));
     case 'labs':
-      return labsCommand(values, tracerFromFlags(values as TraceFlags));
+      return (await lab()).labsCommand(values, await tracer(values));
     case 'list':
-      return listCommand(values);
+      return (await lab()).listCommand(values);
     case 'webrtc':
-      return webrtcCommand(values as WebRtcFlags, tracerFromFlags(values as TraceFlags));
+      return (await import('./commands/webrtc.ts')).webrtcCommand(values as WebRtcFlags, await tracer(values));
     case 'pub':
-      return pubCommand(args, values as PubFlags, tracerFromFlags(values as TraceFlags));
+      return (await import('./commands/pubsub.ts')).pubCommand(args, values as PubFlags, await tracer(values));
     case 'sub':
-      return subCommand(args, values as SubFlags, tracerFromFlags(values as TraceFlags));
+      return (await import('./commands/pubsub.ts')).subCommand(args, values as SubFlags, await tracer(values));
     case 'lineage':
-      return lineageCommand(args, values as LineageFlags);
+      return (await import('./commands/lineage.ts')).lineageCommand(args, values as LineageFlags);
     case 'chat':
-      return chatCommand(values as ChatFlags);
+      return (await import('./commands/chat.ts')).chatCommand(values as ChatFlags);
     case 'trace':
-      return traceCommand(args, values as TraceCommandFlags);
+      return (await import('./commands/trace.ts')).traceCommand(args, values as TraceCommandFlags);
     case 'impair':
-      return impairCommand(args, values as ImpairFlags);
+      return (await import('./commands/impair.ts')).impairCommand(args, values as ImpairFlags);
     case 'perf':
-      return perfCommand(args, values as unknown as PerfFlags, tracerFromFlags(values as TraceFlags));
+      return (await import('./commands/perf.ts')).perfCommand(args, values as unknown as PerfFlags, await tracer(values));
     case 'help': {
       const about = args[0] === undefined ? undefined : COMMANDS[args[0]];
       if (args[0] !== undefined && !about) {

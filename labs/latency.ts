@@ -20,11 +20,11 @@ export default defineLab({
   title: 'Round trip and bulk transfer over TCP, UDP, HTTP and WebSocket',
   concept: 'Every layer on top of a transport costs something per message; a new connection per request adds a TCP connect to each one. Ranks and ratios, not promises.',
   protocols: ['tcp', 'udp', 'http', 'ws'],
-  timeoutMs: 90_000, // ~8 s on a quiet machine; 100 MiB three times takes far longer on a loaded one
+  timeoutMs: 90_000, // ~6 s on a quiet machine; 50 MiB three times takes far longer on a loaded one
   params: {
     'round-trips': { kind: 'count', default: 300, min: 50, max: 5_000, help: 'timed round trips of each way, after 30 to warm up' },
     payload: { kind: 'size', default: 32, min: 1, max: 1_400, help: 'bytes in each round-trip message (one datagram, one segment)' },
-    bulk: { kind: 'size', default: '100MiB', min: 8 * 1024 * 1024, max: 1024 * 1024 * 1024, help: 'bytes sent client to server over each transport, in 1 MiB writes (a whole number of MiB)' },
+    bulk: { kind: 'size', default: '50MiB', min: 8 * 1024 * 1024, max: 1024 * 1024 * 1024, help: 'bytes sent client to server over each transport, in 1 MiB writes (a whole number of MiB; 100MiB was the old default)' },
   },
   checkParams: (p) => (p.bulk % CHUNK === 0 ? undefined : `bulk=${p.bulk} B is not a whole number of MiB (it is sent in 1 MiB writes)`),
   async run(ctx) {

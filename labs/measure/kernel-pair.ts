@@ -48,9 +48,11 @@ export class KernelTcpPair {
       };
       return { child, next };
     };
+    // Both peers start at once (each is a node process loading tsx, seconds on a loaded machine); the client learns
+    // the server's port from each request, so it need not wait for the server to print it.
     const server = peer('b', ['echo-server', link.addrB]);
+    const client = peer('a', ['tcp-messages', link.addrB]);
     const { port, udpPort } = JSON.parse(await server.next()) as { port: number; udpPort: number };
-    const client = peer('a', ['tcp-messages', link.addrB, String(port)]);
     return new KernelTcpPair(link, port, udpPort, client.child, client.next);
   }
 
@@ -64,7 +66,7 @@ export class KernelTcpPair {
       this.link.tcpExtCounters('b').TCPDSACKOldSent ?? 0,
     ];
     const before = count();
-    this.client.stdin!.write(JSON.stringify(req) + '\n');
+    this.client.stdin!.write(JSON.stringify({ ...req, port: this.serverPort }) + '\n');
     const answer = JSON.parse(await this.#next()) as TcpRunResult & { error?: string };
     if (answer.error) throw new WirelabError(ErrorCodes.CLOSED, `kernel-mode client: ${answer.error}`);
     const after = count();
@@ -79,7 +81,7 @@ export class KernelTcpPair {
    */
   async runBoth(req: { n: number; ratePerSec: number; size: number; timeoutMs?: number; lateMs?: number }): Promise<{ tcp: TcpRunResult & { retransmitted: number; outOfOrderQueued: number }; udp: UdpStreamResult; ruleset: { before: string; after: string } }> {
     const before = await Promise.all([snapshot(this.link.nsA), snapshot(this.link.nsB)]);
-    this.client.stdin!.write(JSON.stringify({ ...req, udpPort: this.udpPort }) + '\n');
+    this.client.stdin!.write(JSON.stringify({ ...req, port: this.serverPort, udpPort: this.udpPort }) + '\n');
     const answer = JSON.parse(await this.#next()) as { tcp: TcpRunResult; udp: UdpStreamResult; error?: string };
     if (answer.error) throw new WirelabError(ErrorCodes.CLOSED, `kernel-mode client: ${answer.error}`);
     const after = await Promise.all([snapshot(this.link.nsA), snapshot(this.link.nsB)]);

@@ -3,8 +3,8 @@
  * server, or a client that sends numbered, time-stamped messages and reports what came back. One JSON line per answer.
  *
  *   echo-server <host>         prints {"port": N, "udpPort": M} (TCP line echo, UDP echo); serves until stdin closes
- *   tcp-messages <host> <port> reads {"n", "ratePerSec", "size"} lines; answers each with a TcpRunResult line; a line
- *                              with "udpPort" runs a UDP stream beside the TCP one and answers {"tcp", "udp"}
+ *   tcp-messages <host>        reads {"port", "n", "ratePerSec", "size"} lines; answers each with a TcpRunResult line; a
+ *                              line with "udpPort" runs a UDP stream beside the TCP one and answers {"tcp", "udp"}
  */
 import { createInterface } from 'node:readline';
 import { connectTcp } from '../../clients/tcp.ts';
@@ -13,7 +13,7 @@ import { startUdpServer } from '../../servers/udp/index.ts';
 import { measureTcpMessages } from './tcp-messages.ts';
 import { measureUdpMessages } from './udp-messages.ts';
 
-const [command, host, port] = process.argv.slice(2);
+const [command, host] = process.argv.slice(2);
 const out = (v: unknown): boolean => process.stdout.write(JSON.stringify(v) + '\n');
 
 if (command === 'echo-server') {
@@ -25,9 +25,9 @@ if (command === 'echo-server') {
 } else if (command === 'tcp-messages') {
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
-    const req = JSON.parse(line) as { n: number; ratePerSec: number; size: number; timeoutMs?: number; lateMs?: number; udpPort?: number };
+    const { port, ...req } = JSON.parse(line) as { port: number; n: number; ratePerSec: number; size: number; timeoutMs?: number; lateMs?: number; udpPort?: number };
     try {
-      const tcp = measureTcpMessages((o) => connectTcp({ host: host!, port: Number(port), framing: 'line', noDelay: true, ...o }), req);
+      const tcp = measureTcpMessages((o) => connectTcp({ host: host!, port, framing: 'line', noDelay: true, ...o }), req);
       if (req.udpPort === undefined) out(await tcp);
       else {
         // Side by side in one process: a stall of this process hits both streams alike.

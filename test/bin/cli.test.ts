@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { COMMANDS, FLAGS } from '../../bin/cli/spec.ts';
+import { COMMANDS, FLAGS, commandHelp } from '../../bin/cli/spec.ts';
 import { parseCommandLine, UsageError } from '../../bin/cli/args.ts';
 import { runCli } from '../helpers/cli.ts';
 
@@ -16,15 +16,17 @@ test('--version and -V print the version, exit 0', async () => {
 });
 
 test("wirelab <command> --help prints that command's usage and flags (and wirelab help <command> the same), exit 0", async () => {
-  // Three commands at a time: each check starts two CLI processes, and one after another they took a minute.
+  // Three processes at a time. `wirelab help <name>` prints the same commandHelp() as `<name> --help` (one code path
+  // for every command), so it runs as a process for two commands and the rest compare with commandHelp() directly.
   const names = Object.keys(COMMANDS).filter((c) => c !== 'help');
+  const viaHelpFor = new Set([names[0], 'pub']);
   const check = async (name: string): Promise<void> => {
     const r = await runCli([name, '--help']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^usage: wirelab ${name}\\b`));
     for (const f of COMMANDS[name]!.flags) assert.match(r.stdout, new RegExp(`--${f}\\b`), `${name} --help names --${f}`);
-    const viaHelp = await runCli(['help', name]);
-    assert.equal(viaHelp.stdout, r.stdout);
+    if (viaHelpFor.has(name)) assert.equal((await runCli(['help', name])).stdout, r.stdout);
+    else assert.equal(`${commandHelp(COMMANDS[name]!)}\n`, r.stdout, `wirelab help ${name} prints what ${name} --help does`);
   };
   const queue = [...names];
   await Promise.all(Array.from({ length: 3 }, async () => {

@@ -3,6 +3,7 @@
  * (length-prefixed binary frames), behind one small interface so the client above does not care which.
  */
 import net from 'node:net';
+import { TickWriter } from '../../core/tick-writer.ts';
 import tls from 'node:tls';
 import WebSocket, { type RawData } from 'ws';
 import { ErrorCodes, WirelabError } from '../../core/errors.ts';
@@ -105,34 +106,14 @@ export async function openTransport(url: URL, o: { tls: TlsSettings; maxFrameByt
   socket.on('close', () => closed('socket closed'));
   let compact = false;
   // Frames sent in one turn of the event loop (many publishes in flight) leave in one write() at the next tick.
-  let out: Buffer[] = [];
-  let outBytes = 0;
-  const flush = (): void => {
-    if (out.length === 0) return;
-    const bufs = out;
-    const bytes = outBytes;
-    out = [];
-    outBytes = 0;
-    if (!socket.writable) return;
-    if (bufs.length === 1) socket.write(bufs[0]!);
-    else if (bytes <= 64 * 1024) socket.write(Buffer.concat(bufs, bytes));
-    else {
-      socket.cork();
-      for (const b of bufs) socket.write(b);
-      socket.uncork();
-    }
-  };
+  const writer = new TickWriter(socket);
   return {
     send: (m) => {
       if (!socket.writable) return false;
-      const b = compact && m.type === 'pub' ? encodeCompactPub(m) : encodeBinary(m);
-      if (out.length === 0) process.nextTick(flush);
-      out.push(b);
-      outBytes += b.length;
-      return socket.writableLength + outBytes < socket.writableHighWaterMark;
+      return writer.push(compact && m.type === 'pub' ? encodeCompactPub(m) : encodeBinary(m));
     },
     close: () => {
-      flush();
+      writer.flush();
       socket.destroy();
     },
     negotiated: (version) => {

@@ -13,9 +13,7 @@ import { COMPACT_VERSION, createFrameDecoder, encodeBinary, encodeCompactPuback,
 import { errorMessage, newNativeStats, openNativeConnection, type NativeStats } from './connection.ts';
 import { checkBroker, checkNativeLimits, type NativeDoorOptions } from './options.ts';
 import { helloMask } from './wire-mask.ts';
-
-/** Frames of one tick up to this many bytes are copied into one buffer for the write; larger ones are written as they are. */
-const FLUSH_COPY_BYTES = 64 * 1024;
+import { TickWriter } from '../../../core/tick-writer.ts';
 
 export interface RunningPubsubTcpServer extends RunningServer {
   url: string;
@@ -62,33 +60,15 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
     const decoder = createFrameDecoder(limits.maxFrameBytes);
     let ended = false;
     let compact = false;
-    /** Frames waiting for the next tick's write, and whether a send said "congested" (a drain is owed). */
-    let out: Buffer[] = [];
-    let outBytes = 0;
+    /** Whether a send said "congested" (a drain is owed). */
     let owesDrain = false;
-    const flush = (): void => {
-      if (out.length === 0) return;
-      const bufs = out;
-      const bytes = outBytes;
-      out = [];
-      outBytes = 0;
-      if (!socket.writable) return;
-      let ok: boolean;
-      if (bufs.length === 1) ok = socket.write(bufs[0]!);
-      else if (bytes <= FLUSH_COPY_BYTES) ok = socket.write(Buffer.concat(bufs, bytes));
-      else {
-        // Large frames are not copied: written one by one, corked into one writev.
-        socket.cork();
-        ok = true;
-        for (const b of bufs) ok = socket.write(b);
-        socket.uncork();
-      }
+    const writer = new TickWriter(socket, (ok) => {
       // Congestion was reported but the socket took it all: no 'drain' will come, so the subscribers resume now.
       if (ok && owesDrain) {
         owesDrain = false;
         process.nextTick(() => conn.drained());
       }
-    };
+    });
     const conn = openNativeConnection(
       {
         broker,
@@ -104,17 +84,13 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
             if (m.type === 'welcome') compact = m.version >= COMPACT_VERSION;
             // Frames sent in one turn of the event loop (a fan-out burst, the pubacks of a group commit) leave in one
             // write() at the next tick: one stream write and one syscall for all of them.
-            const b = encodeFor(compact, m);
-            if (out.length === 0) process.nextTick(flush);
-            out.push(b);
-            outBytes += b.length;
-            if (socket.writableLength + outBytes < socket.writableHighWaterMark) return true;
+            if (writer.push(encodeFor(compact, m))) return true;
             owesDrain = true;
             return false;
           },
           end() {
             ended = true;
-            flush();
+            writer.flush();
             sockets.release(socket);
             socket.end();
             setTimeout(() => socket.destroy(), 1000).unref();

@@ -81,6 +81,7 @@ export class RawUdpAgent {
   ) {}
 
   static async start(link: KernelLink, side: Side): Promise<RawUdpAgent> {
+    // The child's 'error' (and its stdin's) is handled where it is made, inside KernelLink.spawn.
     const child = link.spawn(side, PYTHON, ['-u', '-c', AGENT]);
     const lines = createInterface({ input: child.stdout! });
     const first = new Promise<number>((resolve, reject) => {

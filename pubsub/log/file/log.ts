@@ -11,7 +11,7 @@
  * 'none' resolves when the append is queued, 'written' after its write() completed, 'synced' after an fsync that
  * started after its write completed. Reads see queued records too (served from memory until written).
  */
-import fs, { promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { WirelabError } from '../../../core/errors.ts';
 import { encodeRecord, toRecord } from '../record.ts';
 import { closedError, locateSegment, LogBase, planRetention } from '../common.ts';
@@ -29,6 +29,7 @@ import {
   timeEntry,
   writeIndex,
 } from './segment.ts';
+import { fdatasync, syncDir, writeFrames } from './io.ts';
 
 /** Largest single write() the writer loop builds from queued appends. */
 const MAX_WRITE_BYTES = 4 * 1024 * 1024;
@@ -194,7 +195,7 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
           seg.fd = await fsp.open(seg.logPath, 'w+');
           if (this.opts.fsync !== 'never') await syncDir(this.dir);
         }
-        await writeFrames(seg.fd.fd, batch, bytes, seg.written);
+        await writeFrames(seg.fd.fd, batch.map((b) => b.frame), bytes, seg.written);
       } catch (err) {
         this.fail(err as Error, batch);
         return;
@@ -468,44 +469,4 @@ export class FilePartitionLog extends LogBase implements PartitionLog {
     }
     return { lostRecords, lostBytes };
   }
-}
-
-/**
- * Writes the batch's frames at `position` with pwritev (no Buffer.concat of the batch), through the callback API: one
- * request per batch, without the FileHandle promise machinery (CPU per batch counts when batches are small).
- */
-function writeFrames(fd: number, batch: readonly QueuedAppend[], bytes: number, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const frames = batch.map((b) => b.frame);
-    // pwritev takes at most IOV_MAX (1024) buffers; longer batches go as one buffer.
-    const bufs = frames.length > 1024 ? [Buffer.concat(frames, bytes)] : frames;
-    const done = (err: NodeJS.ErrnoException | null, written: number): void => {
-      if (err) return reject(err);
-      if (written === bytes) return resolve();
-      // A short write (rare on a regular file): the rest as one buffer, until all of it is down.
-      const rest = Buffer.concat(bufs, bytes).subarray(written);
-      writeRest(fd, rest, position + written).then(resolve, reject);
-    };
-    if (bufs.length === 1) fs.write(fd, bufs[0]!, 0, bytes, position, done);
-    else fs.writev(fd, bufs, position, done);
-  });
-}
-
-async function writeRest(fd: number, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const written = await new Promise<number>((resolve, reject) => fs.write(fd, buf, done, buf.length - done, position + done, (err, n) => (err ? reject(err) : resolve(n))));
-    done += written;
-  }
-}
-
-function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fd = await fsp.open(dir, 'r').catch(() => null);
-  if (!fd) return;
-  await fd.sync().catch(() => {});
-  await fd.close().catch(() => {});
 }

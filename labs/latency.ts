@@ -153,7 +153,8 @@ export default defineLab({
         `${up} B sent for a ${FRAMED_BODY} B body: ${framing} B of framing (${((framing / FRAMED_BODY) * 100).toFixed(3)} %); the server read ${read} B of body; HTTP ${Math.round(httpRate)} vs TCP ${Math.round(tcpRate)} MB/s`,
       );
     }
-    ctx.claim('WebSocket is the slowest in bulk from client to server: every client byte is masked', wsRate < Math.min(tcpRate, httpRate),
-      `WebSocket ${Math.round(wsRate)} MB/s`);
+    // Shown, not claimed: a ranking of transfers timed one after the other flipped once on a quiet CI run (WebSocket
+    // 151 MB/s above TCP's), so it cannot carry a claim; the table above gives the ranking that was observed.
+    ctx.note(`WebSocket ${Math.round(wsRate)} MB/s against TCP ${Math.round(tcpRate)} and HTTP ${Math.round(httpRate)} MB/s in this run: ${wsRate < Math.min(tcpRate, httpRate) ? 'the slowest in this run' : 'not the slowest this time (timings taken one after the other vary more than the masking costs)'}`);
   },
 });

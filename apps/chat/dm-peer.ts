@@ -6,6 +6,7 @@
  * the relay when the channel does not open within iceTimeoutMs. The chat client given must be made with
  * `declineDmOffers: false`, or it answers every offer with bye.
  */
+import { sleep } from '../../core/time.ts';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { WebRtcPeer, type PeerChannel, type WebRtcPeerOptions } from '../../clients/webrtc.ts';
@@ -116,6 +117,8 @@ export interface DmAgentOptions {
 /** DMs peer to peer from Node, with the relay as the fallback (per user: once a channel failed, that user is relayed). */
 export class DmAgent {
   readonly #peers = new Map<string, Promise<DmPeer | undefined>>();
+  /** Users whose channel already got its second try. */
+  readonly #retried = new Set<string>();
   readonly #acks = new Map<string, () => void>();
   readonly #off: () => void;
 
@@ -136,7 +139,15 @@ export class DmAgent {
   async send(to: string, text: string): Promise<{ via: DmVia; ms: number }> {
     let p = this.#peers.get(to);
     if (!p) this.#peers.set(to, (p = this.#adopt(to, openDmPeer(this.chat, to, 'call', this.#peerOptions()))));
-    const peer = await p;
+    let peer = await p;
+    if (!peer && !this.#retried.has(to)) {
+      // One more try per user, as the page does after a fallback: a first offer can reach the other side before its
+      // DM agent listens, and be declined.
+      this.#retried.add(to);
+      await sleep(500);
+      this.#peers.set(to, (p = this.#adopt(to, openDmPeer(this.chat, to, 'call', this.#peerOptions()))));
+      peer = await p;
+    }
     if (!peer || peer.channel.raw.readyState !== 'open') return { via: 'relay', ms: await this.chat.dm(to, text) };
     const id = randomBytes(9).toString('base64url');
     const t0 = performance.now();

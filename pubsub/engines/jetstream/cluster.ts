@@ -70,6 +70,8 @@ export interface NatsCluster {
 }
 
 const LOG_KEEP = 64 * 1024;
+/** Starts tried when a port chosen by closedPort() was taken before nats-server bound it. */
+const START_ATTEMPTS = 3;
 
 class Node implements NatsNode {
   child: ChildProcess | undefined;
@@ -77,9 +79,9 @@ class Node implements NatsNode {
   constructor(
     readonly index: number,
     readonly name: string,
-    readonly port: number,
-    readonly clusterPort: number,
-    readonly monitorPort: number,
+    public port: number,
+    public clusterPort: number,
+    public monitorPort: number,
     readonly configFile: string,
   ) {}
   get pid(): number {
@@ -158,16 +160,27 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   await mkdir(dir, { recursive: true });
   const nodes: Node[] = [];
   for (let i = 0; i < o.nodes; i++) {
-    const port = o.portBase ? o.portBase + 4230 + i : await closedPort('tcp');
-    const clusterPort = o.portBase ? o.portBase + 6230 + i : await closedPort('tcp');
-    const monitorPort = o.portBase ? o.portBase + 8230 + i : await closedPort('tcp');
+    const port = o.portBase ? o.portBase + 4230 + i : 0;
+    const clusterPort = o.portBase ? o.portBase + 6230 + i : 0;
+    const monitorPort = o.portBase ? o.portBase + 8230 + i : 0;
     nodes.push(new Node(i, `${o.name}-${i}`, port, clusterPort, monitorPort, join(dir, `n${i}.conf`)));
   }
-  for (const n of nodes) {
-    const store = join(dir, n.name);
-    await mkdir(store, { recursive: true });
-    await writeFile(n.configFile, config(n, nodes, o.name, store));
-  }
+  // With free ports chosen here, another process can take one between the choice and nats-server's bind (an
+  // outgoing connection gets its local port from the same ephemeral range): such a start is retried on new ports.
+  const choosePortsAndWriteConfigs = async (): Promise<void> => {
+    if (!o.portBase) {
+      for (const n of nodes) {
+        n.port = await closedPort('tcp');
+        n.clusterPort = await closedPort('tcp');
+        n.monitorPort = await closedPort('tcp');
+      }
+    }
+    for (const n of nodes) {
+      const store = join(dir, n.name);
+      await mkdir(store, { recursive: true });
+      await writeFile(n.configFile, config(n, nodes, o.name, store));
+    }
+  };
 
   const find = (node: number | string): Node => {
     const n = typeof node === 'number' ? nodes[node] : nodes.find((x) => x.name === node);
@@ -260,12 +273,22 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   };
 
   const t0 = Date.now();
-  try {
-    for (const n of nodes) await start(n);
-    await waitForLeader('nats cluster start');
-  } catch (err) {
-    await close();
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await choosePortsAndWriteConfigs();
+      for (const n of nodes) await start(n);
+      await waitForLeader('nats cluster start');
+      break;
+    } catch (err) {
+      const portTaken = !o.portBase && attempt < START_ATTEMPTS && nodes.some((n) => !n.running && /address already in use/i.test(n.log));
+      if (!portTaken) {
+        await close();
+        throw err;
+      }
+      tracer.emit('nats', o.name, '*', 'retry', () => ({ summary: `a chosen port was taken before nats-server bound it: start ${attempt + 1} on new ports`, meta: { attempt } }));
+      await Promise.all(nodes.map(stop));
+      for (const n of nodes) n.log = '';
+    }
   }
   tracer.emit('nats', o.name, '*', 'ready', () => ({ summary: `${o.nodes} nats-server nodes up, meta leader elected in ${Date.now() - t0} ms`, meta: { ms: Date.now() - t0 } }));
 

@@ -119,6 +119,8 @@ export class DmAgent {
   readonly #peers = new Map<string, Promise<DmPeer | undefined>>();
   /** Users whose channel already got its second try. */
   readonly #retried = new Set<string>();
+  /** Why the last channel to a user did not open (shown next to a relayed DM). */
+  readonly #why = new Map<string, string>();
   readonly #acks = new Map<string, () => void>();
   readonly #off: () => void;
 
@@ -135,8 +137,11 @@ export class DmAgent {
     });
   }
 
-  /** Sends a DM: over the data channel when one opens (or is open), else through the relay. Resolves with the path and round trip. */
-  async send(to: string, text: string): Promise<{ via: DmVia; ms: number }> {
+  /**
+   * Sends a DM: over the data channel when one opens (or is open), else through the relay. Resolves with the path, the
+   * round trip and, for a relayed DM, why the channel did not open.
+   */
+  async send(to: string, text: string): Promise<{ via: DmVia; ms: number; why?: string }> {
     let p = this.#peers.get(to);
     if (!p) this.#peers.set(to, (p = this.#adopt(to, openDmPeer(this.chat, to, 'call', this.#peerOptions()))));
     let peer = await p;
@@ -148,7 +153,10 @@ export class DmAgent {
       this.#peers.set(to, (p = this.#adopt(to, openDmPeer(this.chat, to, 'call', this.#peerOptions()))));
       peer = await p;
     }
-    if (!peer || peer.channel.raw.readyState !== 'open') return { via: 'relay', ms: await this.chat.dm(to, text) };
+    if (!peer || peer.channel.raw.readyState !== 'open') {
+      const why = peer ? `the data channel is ${peer.channel.raw.readyState}` : (this.#why.get(to) ?? 'no data channel');
+      return { via: 'relay', ms: await this.chat.dm(to, text), why };
+    }
     const id = randomBytes(9).toString('base64url');
     const t0 = performance.now();
     const acked = new Promise<void>((resolve, reject) => {
@@ -192,9 +200,13 @@ export class DmAgent {
           p.channel.send(JSON.stringify({ id: m.id, ack: true }));
           this.o.onDm(remote, m.text);
         };
+        this.#why.delete(remote);
         return p;
       },
-      () => undefined,
+      (err: Error) => {
+        this.#why.set(remote, err.message);
+        return undefined;
+      },
     );
   }
 }

@@ -154,10 +154,10 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
       const to = rest[0] ?? '';
       const body = text.slice(text.indexOf(to) + to.length).trim();
       if (!to || !body) return console.error('! /dm NAME TEXT');
-      const sent = agent ? agent.send(to, body) : client.dm(to, body).then((ms) => ({ via: 'relay', ms }));
+      const sent: Promise<{ via: string; ms: number; why?: string }> = agent ? agent.send(to, body) : client.dm(to, body).then((ms) => ({ via: 'relay', ms, why: '--no-webrtc' }));
       sends.push(
         sent.then(
-          ({ via, ms }) => console.log(`* (dm) to ${to}: ${body}  (${via}, ${ms.toFixed(1)} ms round trip)`),
+          ({ via, ms, why }) => console.log(`* (dm) to ${to}: ${body}  (${via}, ${ms.toFixed(1)} ms round trip${why ? `; peer to peer: ${why}` : ''})`),
           (err: Error) => console.error(`! dm to ${to}: ${err.message}`),
         ),
       );

@@ -135,8 +135,8 @@ describe('chat DMs (relay, signaling limits) and the Node client switching trans
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /now on sse/);
     assert.match(r.stdout, /now on poll/);
-    assert.match(r.stdout, /\(dm\) to hal: psst {2}\(webrtc \(p2p\), [\d.]+ ms round trip\)/);
-    assert.match(r.stdout, /\(dm\) to jon: hey {2}\(relay, [\d.]+ ms round trip\)/);
+    assert.match(r.stdout, /\(dm\) to hal: psst {2}\(webrtc \(p2p\), [\d.]+ ms round trip\)/, r.stdout);
+    assert.match(r.stdout, /\(dm\) to jon: hey {2}\(relay, [\d.]+ ms round trip; peer to peer: jon declined the DM channel \(bye\)\)/, r.stdout);
     assert.match(r.stdout, /\/transport ws\|sse\|poll/);
     assert.deepEqual(halGot, ['ivy: psst']);
     assert.equal((await jonGot).type, 'dm');

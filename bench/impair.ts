@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { startTcpProxy } from '../core/impair/index.ts';
+import { closedPort } from '../core/ports.ts';
+import { sleep } from '../core/time.ts';
 import { measureUdpEcho } from '../labs/measure/index.ts';
 import { defineBench, interleaved, measureChild, sampledRow, startChildServer, type BenchRow, type ChildServer } from './harness.ts';
 import { freePort, has } from './fixtures/ports.ts';
@@ -95,6 +97,16 @@ export default defineBench({
     // is measured by what it adds, not by sharing one event loop with the client and the server.
     const echo = await startChildServer('udp-echo');
     const relay = await startChildServer(`udp-relay:${echo.port}`);
+    // socat as a C relay in the same place: the bound a user-space relay (a recv and a send each way) reaches here.
+    // With fork, the parent hands each new client address to a child (one per round); -T ends an idle child.
+    let socatUdp: { port: number; child: ChildProcess } | undefined;
+    if (has('socat')) {
+      const port = await closedPort('udp');
+      const child = spawn('socat', ['-T', '3', `UDP4-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork`, `UDP4:127.0.0.1:${echo.port}`], { stdio: 'ignore' });
+      child.on('error', () => undefined);
+      socatUdp = { port, child };
+      await sleep(200);
+    }
     try {
       for (const size of UDP_SIZES) {
         const rate = async (port: number): Promise<number> => {
@@ -106,15 +118,22 @@ export default defineBench({
           const m = await measureChild(server, () => rate(port));
           return { rate: m.rate, cpu: m.cpuPerOp };
         };
-        const seen = await interleaved({ direct: () => cpuOf(echo, echo.port), relayed: () => cpuOf(relay, relay.port) }, ROUNDS);
-        rows.push(sampledRow(`UDP echo direct, ${size} B`, seen.direct.map((m) => m.rate), 'datagrams/s'));
-        rows.push(sampledRow(`UDP echo through the relay, ${size} B`, seen.relayed.map((m) => m.rate), 'datagrams/s', { baseline: `UDP echo direct, ${size} B`, target: 0.75 }));
-        rows.push(sampledRow(`echo server CPU, ${size} B`, seen.direct.map((m) => m.cpu), 'µs/datagram', { lowerIsBetter: true }));
-        rows.push(sampledRow(`relay CPU (both ways), ${size} B`, seen.relayed.map((m) => m.cpu), 'µs/datagram', { lowerIsBetter: true, baseline: `echo server CPU, ${size} B` }));
+        const subjects: Record<string, () => Promise<{ rate: number; cpu: number }>> = { direct: () => cpuOf(echo, echo.port), relayed: () => cpuOf(relay, relay.port) };
+        if (socatUdp) subjects.socat = async () => ({ rate: await rate(socatUdp!.port), cpu: NaN });
+        const seen = await interleaved(subjects, ROUNDS);
+        rows.push(sampledRow(`UDP echo direct, ${size} B`, seen.direct!.map((m) => m.rate), 'datagrams/s'));
+        rows.push(sampledRow(`UDP echo through the relay, ${size} B`, seen.relayed!.map((m) => m.rate), 'datagrams/s', { baseline: `UDP echo direct, ${size} B`, target: 0.75 }));
+        if (seen.socat) {
+          rows.push(sampledRow(`UDP echo through socat, ${size} B`, seen.socat.map((m) => m.rate), 'datagrams/s', { baseline: `UDP echo direct, ${size} B` }));
+          rows.push(sampledRow(`wirelab relay vs socat, ${size} B`, seen.relayed!.map((m) => m.rate), 'datagrams/s', { baseline: `UDP echo through socat, ${size} B` }));
+        }
+        rows.push(sampledRow(`echo server CPU, ${size} B`, seen.direct!.map((m) => m.cpu), 'µs/datagram', { lowerIsBetter: true }));
+        rows.push(sampledRow(`relay CPU (both ways), ${size} B`, seen.relayed!.map((m) => m.cpu), 'µs/datagram', { lowerIsBetter: true, baseline: `echo server CPU, ${size} B` }));
       }
     } finally {
       echo.stop();
       relay.stop();
+      socatUdp?.child.kill('SIGTERM');
     }
     return rows;
   },

@@ -1,4 +1,4 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { close as closeFd, open, write as writeFd } from 'node:fs';
 import type { TraceEvent, TraceSink } from './types.ts';
 
 export interface JsonlSinkOptions {
@@ -13,36 +13,54 @@ export interface JsonlSinkOptions {
 
 export const JSONL_SINK_DEFAULTS = Object.freeze({ maxPayloadBytes: 4096, maxPendingBytes: 64 * 1024 * 1024 });
 
-/** Lines are written in batches of about this many characters (or once per turn of the event loop, if fewer). */
-const BATCH_CHARS = 64 * 1024;
+/** Lines are encoded into buffers of this size and written when one is full, or FLUSH_MS after its first line. */
+const BATCH_BYTES = 256 * 1024;
+const FLUSH_MS = 20;
+/** Written buffers kept for reuse (allocating a large Buffer per batch cost more than encoding the lines into it). */
+const SPARE_BUFFERS = 2;
 
 /**
  * One JSON object per line (absolute `ts`, `role`, `conv`, payload hex in `data`), for jq, scripts and `wirelab trace`.
- * Lines are gathered and written once per turn of the event loop (one write for many events, not one each: a write per
- * event cost more than building the event), and flushed on close.
+ * Lines are UTF-8 encoded straight into a reused buffer and written with one fs.write per batch (a write per event, or
+ * a string batch turned into a new Buffer, cost more than building the event); flushed on close.
  */
 export class JsonlSink implements TraceSink {
   /** The bytes on the wire go to the file too, so `wirelab trace convert` can write a pcapng from it. */
   readonly wantsWire = true;
   /** Events not written because the file fell maxPendingBytes behind. */
   dropped = 0;
-  readonly #out: WriteStream;
   readonly #maxPayload: number;
   readonly #maxPending: number;
-  #batch = '';
-  #scheduled = false;
+  #fd: number | undefined;
+  #error: Error | undefined;
+  readonly #opened: Promise<void>;
+  #buf: Buffer = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  #used = 0;
+  readonly #spare: Buffer[] = [];
+  /** Filled buffers waiting for the file, in order; the first is being written. */
+  readonly #queue: Array<{ buf: Buffer; len: number }> = [];
+  #pending = 0;
+  #writing = false;
+  #timer: NodeJS.Timeout | undefined;
   #droppedUnreported = 0;
+  #drained: (() => void) | undefined;
 
   constructor(path: string, options: JsonlSinkOptions = {}) {
-    this.#out = createWriteStream(path, { flags: 'w' });
-    // A write error (disk full) surfaces on close; until then the trace must not end the process.
-    this.#out.on('error', () => undefined);
     this.#maxPayload = options.maxPayloadBytes ?? JSONL_SINK_DEFAULTS.maxPayloadBytes;
     this.#maxPending = options.maxPendingBytes ?? JSONL_SINK_DEFAULTS.maxPendingBytes;
+    // An open or write error (no such dir, disk full) surfaces on close; until then the trace must not end the process.
+    this.#opened = new Promise((resolve) =>
+      open(path, 'w', (err, fd) => {
+        if (err) this.#error = err;
+        else this.#fd = fd;
+        resolve();
+        this.#next();
+      }),
+    );
   }
 
   write(event: TraceEvent): void {
-    if (this.#out.writableLength > this.#maxPending) {
+    if (this.#pending + this.#used > this.#maxPending) {
       this.dropped++;
       this.#droppedUnreported++;
       return;
@@ -50,14 +68,9 @@ export class JsonlSink implements TraceSink {
     if (this.#droppedUnreported > 0) {
       const n = this.#droppedUnreported;
       this.#droppedUnreported = 0;
-      this.#batch += JSON.stringify({ t: event.t, ts: event.ts, proto: 'trace', cid: 'trace', dir: '*', kind: 'dropped', summary: `${n} events not written: the file fell maxPendingBytes=${this.#maxPending} behind` }) + '\n';
+      this.#append(JSON.stringify({ t: event.t, ts: event.ts, proto: 'trace', cid: 'trace', dir: '*', kind: 'dropped', summary: `${n} events not written: the file fell maxPendingBytes=${this.#maxPending} behind` }) + '\n');
     }
-    this.#batch += this.#line(event);
-    if (this.#batch.length >= BATCH_CHARS) this.#flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flush);
-    }
+    this.#append(this.#line(event));
   }
 
   #line(event: TraceEvent): string {
@@ -71,19 +84,61 @@ export class JsonlSink implements TraceSink {
     return JSON.stringify(line) + '\n';
   }
 
+  #append(line: string): void {
+    // A UTF-16 code unit is at most 3 bytes of UTF-8: a line that may not fit starts a new buffer.
+    if (line.length * 3 > this.#buf.length - this.#used) {
+      this.#flush();
+      if (line.length * 3 > this.#buf.length) this.#buf = Buffer.allocUnsafeSlow(line.length * 3);
+    }
+    this.#used += this.#buf.write(line, this.#used);
+    if (this.#timer === undefined) this.#timer = setTimeout(this.#flush, FLUSH_MS).unref();
+  }
+
   readonly #flush = (): void => {
-    this.#scheduled = false;
-    if (this.#batch.length === 0) return;
-    const batch = this.#batch;
-    this.#batch = '';
-    this.#out.write(batch);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#used === 0) return;
+    this.#queue.push({ buf: this.#buf, len: this.#used });
+    this.#pending += this.#used;
+    this.#buf = this.#spare.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.#used = 0;
+    this.#next();
   };
 
-  close(): Promise<void> {
-    this.#flush();
-    return new Promise((resolve, reject) => {
-      this.#out.once('error', reject);
-      this.#out.end(resolve);
+  /** Writes the first queued buffer (a short write goes on from where it stopped), then the next. */
+  #next(from = 0): void {
+    if (this.#fd === undefined || (this.#writing && from === 0)) return;
+    const head = this.#queue[0];
+    if (!head || this.#error) {
+      this.#writing = false;
+      this.#drained?.();
+      return;
+    }
+    this.#writing = true;
+    writeFd(this.#fd, head.buf, from, head.len - from, null, (err, n) => {
+      if (err) {
+        this.#error = err;
+        this.#writing = false;
+        return this.#drained?.();
+      }
+      if (from + n < head.len) return this.#next(from + n);
+      this.#queue.shift();
+      this.#pending -= head.len;
+      if (head.buf.length === BATCH_BYTES && this.#spare.length < SPARE_BUFFERS) this.#spare.push(head.buf);
+      this.#writing = false;
+      this.#next();
     });
+  }
+
+  async close(): Promise<void> {
+    this.#flush();
+    await this.#opened;
+    if (this.#queue.length > 0 && !this.#error) await new Promise<void>((resolve) => (this.#drained = resolve));
+    if (this.#fd !== undefined) {
+      const fd = this.#fd;
+      this.#fd = undefined;
+      await new Promise<void>((resolve) => closeFd(fd, () => resolve()));
+    }
+    if (this.#error) throw this.#error;
   }
 }

@@ -63,6 +63,39 @@ test('the JSON-lines sink writes one parseable object per event, payload as hex'
   assert.equal(lines[1].kind, 'close');
 });
 
+test('the JSON-lines sink: lines across many batches come out whole and in order (UTF-8 too); past maxPendingBytes events are counted and one line says so', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wl-trace-'));
+  const file = join(dir, 'many.jsonl');
+  const tracer = createTracer([new JsonlSink(file)]);
+  // About 1 MiB of lines: several 256 KiB buffers, each line with a non-ASCII character.
+  for (let i = 0; i < 4000; i++) tracer.emit('tcp', 'tcp#1', '>', 'write', () => ({ summary: `${i} ← ${'x'.repeat(200)}`, bytes: 3, data: Buffer.from('héé') }));
+  await tracer.close();
+  const lines = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { summary: string; data: string });
+  assert.equal(lines.length, 4000);
+  assert.ok(lines.every((l, i) => l.summary.startsWith(`${i} ← `) && l.data === Buffer.from('héé').toString('hex')));
+
+  const slow = join(dir, 'behind.jsonl');
+  const sink = new JsonlSink(slow, { maxPendingBytes: 4096 });
+  const t2 = createTracer([sink]);
+  // In one turn of the event loop nothing reaches the file: past 4 KiB of waiting lines, events are counted.
+  for (let i = 0; i < 100; i++) t2.emit('tcp', 'tcp#2', '>', 'write', () => `line ${i} ${'y'.repeat(100)}`);
+  assert.ok(sink.dropped > 50, `dropped ${sink.dropped}`);
+  const dropped = sink.dropped;
+  await new Promise((r) => setTimeout(r, 200));
+  t2.emit('tcp', 'tcp#2', '*', 'close', () => 'after');
+  await t2.close();
+  const got = (await readFile(slow, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; summary: string });
+  assert.equal(got.length, 100 - dropped + 2);
+  assert.equal(got.at(-2)!.kind, 'dropped');
+  assert.match(got.at(-2)!.summary, new RegExp(`^${dropped} events not written: the file fell maxPendingBytes=4096 behind`));
+  assert.equal(got.at(-1)!.summary, 'after');
+
+  // A file that cannot be opened: emitting never throws, close() says why.
+  const bad = createTracer([new JsonlSink(join(dir, 'no', 'such', 'dir', 't.jsonl'))]);
+  bad.emit('tcp', 'tcp#3', '*', 'close', () => 'c');
+  await assert.rejects(bad.close(), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+});
+
 test('secrets are redacted from command lines', () => {
   assert.equal(redactLine('PASS hunter2'), 'PASS ****');
   assert.equal(redactLine('pass hunter2'), 'pass ****');

@@ -11,6 +11,12 @@ export interface RunningServer {
   url?: string;
   /** The request paths it serves, where it has several (a WebSocket server's endpoints), e.g. for the fuzz suite. */
   paths?: string[];
+  /**
+   * How this server's protocol masks secrets in traced bytes (one mask per connection), for a proxy or relay put in
+   * front of it: a binary protocol's credentials (MQTT CONNECT, the native door's hello) are not text lines.
+   * Unset: text lines are masked (AUTH, PASS, LOGIN, Authorization).
+   */
+  wireMask?: () => (chunk: Buffer, dir: '>' | '<' | '*') => Buffer;
   /** Ends every socket the server opened, then stops listening. */
   close(): Promise<void>;
 }

@@ -27,7 +27,7 @@ async function lossyProducer(env: Env, mode: Mode): Promise<{ score: Score; retr
   const { ctx } = env;
   const b = await env.broker();
   const door = await ctx.start(startPubsubTcpServer({ broker: b, tracer: ctx.tracer }));
-  const proxy = await ctx.start(startTcpProxy({ upstreamPort: door.port, seed: 7, tracer: ctx.tracer, toxics: [{ name: 'cut', type: 'limit_data', stream: 'upstream', attributes: { bytes: CUT_AFTER_BYTES } }] }));
+  const proxy = await ctx.start(startTcpProxy({ upstreamPort: door.port, seed: 7, tracer: ctx.tracer, wireMask: door.wireMask!, toxics: [{ name: 'cut', type: 'limit_data', stream: 'upstream', attributes: { bytes: CUT_AFTER_BYTES } }] }));
   const client = await connectPubsub({ url: `tcp://127.0.0.1:${proxy.port}`, reconnect: { retries: 10, baseMs: 20, maxMs: 200 }, tracer: ctx.tracer });
   ctx.defer(() => client.close());
   let cuts = 0;

@@ -2,7 +2,7 @@ import Table from 'cli-table3';
 import { WirelabError, ErrorCodes } from '../../core/errors.ts';
 import { DEFAULT_PORT_BASE, maxPortBase, type ServiceEntry, type UpRow } from '../../core/registry.ts';
 import type { RunningServer } from '../../core/server.ts';
-import { LiveTracer, type Tracer } from '../../core/trace/index.ts';
+import { LiveTracer, type Tracer, type WireMask } from '../../core/trace/index.ts';
 import { SERVICES as SERVER_SERVICES } from '../../servers/index.ts';
 import { PUBSUB_SERVICES } from '../../pubsub/services.ts';
 import { CHAT_SERVICE } from '../../apps/chat/service.ts';
@@ -79,11 +79,14 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
     return 2;
   }
   // With --impair, each matching server listens on a free port and a proxy or relay takes its place (core/impair/cli.ts).
+  const own: RunningServer[] = [];
   let control: Awaited<ReturnType<typeof startUpControl>> | undefined;
   try {
     // The control API also sets server chaos at run time (POST /servers/<name>/chaos) once --config or --set is given.
     const configured = flags.config !== undefined || (flags.set?.length ?? 0) > 0;
-    control = plans.length > 0 || configured ? await startUpControl(host, base, tracer) : undefined;
+    // A proxy made through the API in front of one of these servers masks secrets as that server's protocol needs.
+    const wireMaskFor = (_host: string, port: number): (() => WireMask) | undefined => own.find((s) => s.port === port)?.wireMask;
+    control = plans.length > 0 || configured ? await startUpControl(host, base, tracer, wireMaskFor) : undefined;
   } catch (err) {
     console.error(`wirelab up: the impairment control API did not start: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
@@ -119,6 +122,7 @@ export async function up(flags: UpFlags, flagTracer: Tracer): Promise<number> {
       const mine = plansFor(plans, entry);
       // --config / --set options ride along: each service's start passes its options object on to the server.
       const server = await entry.start({ ...startOptionsOf(entry.name, config[entry.name]), host, port: mine.length > 0 ? 0 : port, tracer });
+      own.push(server);
       const router = entry.name === 'http' ? routerOf(server) : undefined;
       if (router) dashboard.register(router);
       const chaos = chaosControl(server);

@@ -6,7 +6,7 @@
  */
 import type dgram from 'node:dgram';
 import type net from 'node:net';
-import { addressOf, endsOf, lineMask, preview, socketEnds, tapSocket, type Dir, type Role, type Tracer } from '../trace/index.ts';
+import { addressOf, endsOf, lineMask, preview, socketEnds, tapSocket, type Dir, type Role, type Tracer, type WireMask } from '../trace/index.ts';
 
 /** Is the socket bound (its local address known)? */
 function localOf(socket: dgram.Socket): string | undefined {
@@ -66,14 +66,15 @@ export function tapDatagrams(tracer: Tracer, proto: string, cid: string, socket:
 /**
  * The impairment proxy's two TCP legs: the client's connection to the proxy (the proxy is its server, id `cid`) and
  * the proxy's connection to the upstream server (the proxy is its client, id `cid` + `.up`). What a toxic delayed,
- * cut or held shows in the leg it reached. Text lines are masked as the servers' taps mask them (AUTH, PASS, LOGIN,
- * Authorization); a binary protocol's credentials through a proxy are not (MQTT CONNECT: use the door's own tap).
+ * cut or held shows in the leg it reached. `makeMask` (one per leg) masks secrets: by default text
+ * lines as the servers' taps mask them (AUTH, PASS, LOGIN, Authorization); a binary protocol's server gives its own
+ * (the MQTT door's masks the CONNECT password).
  */
-export function tapProxyLegs(tracer: Tracer, cid: string, client: net.Socket, upstream: net.Socket): void {
+export function tapProxyLegs(tracer: Tracer, cid: string, client: net.Socket, upstream: net.Socket, makeMask: () => WireMask = lineMask): void {
   if (!tracer.wire) return;
   const upCid = `${cid}.up`;
   tracer.emit('impair', cid, '*', 'accept', () => ({ summary: `leg client → proxy ${client.remoteAddress}:${client.remotePort}`, ...socketEnds(client, 'server') }));
-  tapSocket(tracer, 'impair', cid, client, 'server', lineMask());
-  tapSocket(tracer, 'impair', upCid, upstream, 'client', lineMask());
+  tapSocket(tracer, 'impair', cid, client, 'server', makeMask());
+  tapSocket(tracer, 'impair', upCid, upstream, 'client', makeMask());
   upstream.once('connect', () => tracer.emit('impair', upCid, '*', 'connected', () => ({ summary: `leg proxy → upstream ${upstream.localPort} → ${upstream.remotePort}`, ...socketEnds(upstream, 'client') })));
 }

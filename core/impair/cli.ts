@@ -2,7 +2,7 @@ import type { ServiceEntry } from '../registry.ts';
 import type { RunningServer } from '../server.ts';
 import type { Tracer } from '../trace/index.ts';
 import { ErrorCodes, WirelabError } from '../errors.ts';
-import { startControlApi, type RunningControlApi } from './control.ts';
+import { startControlApi, type ControlApiOptions, type RunningControlApi } from './control.ts';
 import { startTcpProxy } from './tcp/proxy.ts';
 import { parseToxic, type Stream, type Toxic } from './toxics.ts';
 import { describeImpairments, parseImpairments, type UdpImpairments } from './udp/impairments.ts';
@@ -198,14 +198,14 @@ export async function impairServer(
     return { proto: server.proto, host: relay.host, port: relay.port, impairment, close: async () => { await relay.close(); await server.close(); } };
   }
   const toxics = plans.flatMap((p) => [...p.tcp.upstream, ...p.tcp.downstream]);
-  const proxy = await startTcpProxy({ ...common, toxics });
+  const proxy = await startTcpProxy({ ...common, toxics, ...(server.wireMask ? { wireMask: server.wireMask } : {}) });
   o.control?.proxies.set(entry.name, proxy);
   const impairment = plans.map((p) => p.text.replace(/^[^:=]*:/, '')).join(',');
   return { proto: server.proto, host: proxy.host, port: proxy.port, ...(server.url ? { url: server.url.replace(`:${server.port}`, `:${proxy.port}`) } : {}), impairment, close: async () => { await proxy.close(); await server.close(); } };
 }
 
 /** The control API for `wirelab up --impair`: on port base + 1474 (8474, Toxiproxy's, with the default base 7000). */
-export function startUpControl(host: string, portBase: number, tracer: Tracer): Promise<RunningControlApi> {
+export function startUpControl(host: string, portBase: number, tracer: Tracer, wireMaskFor?: ControlApiOptions['wireMaskFor']): Promise<RunningControlApi> {
   const port = portBase === 0 || portBase + 1474 > 65535 ? 0 : portBase + 1474;
-  return startControlApi({ host, port, tracer });
+  return startControlApi({ host, port, tracer, ...(wireMaskFor ? { wireMaskFor } : {}) });
 }

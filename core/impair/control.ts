@@ -2,7 +2,7 @@ import http from 'node:http';
 import { ErrorCodes, HttpError, WirelabError } from '../errors.ts';
 import { checkInt, checkPort, checkString, withDefaults } from '../options.ts';
 import { DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../server.ts';
-import { NOOP_TRACER, type Tracer } from '../trace/index.ts';
+import { NOOP_TRACER, type Tracer, type WireMask } from '../trace/index.ts';
 import { startTcpProxy, type TcpImpairmentProxy } from './tcp/proxy.ts';
 import type { UdpImpairmentRelay } from './udp/relay.ts';
 
@@ -16,6 +16,11 @@ export interface ControlApiOptions {
   /** Proxies created through POST /proxies, at most. Default 64. */
   maxProxies?: number;
   tracer?: Tracer;
+  /**
+   * The secret mask for a proxy created through the API, by its upstream (a server's own `wireMask`: the MQTT door's
+   * masks the CONNECT password). Undefined, or a function that answers undefined: text lines are masked.
+   */
+  wireMaskFor?: (host: string, port: number) => (() => WireMask) | undefined;
 }
 
 /** A server whose injected failures can be read and replaced at run time (`wirelab up`'s IMAP, POP3, FTP, SMTP). */
@@ -88,7 +93,8 @@ export async function startControlApi(options: ControlApiOptions = {}): Promise<
     const listen = hostPort(b.listen ?? `${DEFAULT_HOST}:0`, 'listen');
     const up = hostPort(b.upstream, 'upstream');
     if (created.size >= maxProxies) throw new HttpError(429, `maxProxies=${maxProxies} reached`);
-    const p = await startTcpProxy({ name: b.name, host: listen.host, port: listen.port, upstreamHost: up.host, upstreamPort: up.port, tracer });
+    const wireMask = options.wireMaskFor?.(up.host, up.port);
+    const p = await startTcpProxy({ name: b.name, host: listen.host, port: listen.port, upstreamHost: up.host, upstreamPort: up.port, tracer, ...(wireMask ? { wireMask } : {}) });
     proxies.set(p.name, p);
     created.add(p);
     if (b.enabled === false) await p.setEnabled(false);

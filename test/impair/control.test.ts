@@ -91,3 +91,27 @@ test('control API: a UDP relay\'s impairments change at run time; POST /reset cl
   await relay.close();
   await udp.close();
 });
+
+test('control API: a proxy made toward a server with its own wireMask masks both legs with it (wireMaskFor)', async () => {
+  const server = await startTcpServer({ framing: 'line' });
+  const sink = new MemorySink({ wire: true });
+  const asked: number[] = [];
+  // A protocol's mask in miniature: the first client line is a secret.
+  const firstLineMask = () => {
+    let first = true;
+    return (chunk: Buffer, dir: string): Buffer => (dir === '>' && first && !(first = false) ? Buffer.alloc(chunk.length, 0x2a) : chunk);
+  };
+  const api = await startControlApi({ tracer: createTracer([sink]), wireMaskFor: (_h, p) => (asked.push(p), p === server.port ? firstLineMask : undefined) });
+  const created = await call(api.url!, 'POST', '/proxies', { name: 'secret', upstream: `127.0.0.1:${server.port}` });
+  const c = await connectTcp({ port: Number(created.json.listen.split(':')[1]), framing: 'line' });
+  await c.send('s3cret-binary-credential');
+  assert.equal((await c.next()).toString(), 's3cret-binary-credential');
+  await c.end();
+  await api.close();
+  await server.close();
+  assert.deepEqual(asked, [server.port]);
+  const legs = sink.events.filter((e) => e.kind === 'bytes' && e.data);
+  assert.ok(legs.some((e) => e.cid.endsWith('.up')) && legs.some((e) => !e.cid.endsWith('.up')), 'both legs traced');
+  for (const e of legs.filter((x) => x.dir === '>')) assert.equal(Buffer.from(e.data!).toString().includes('s3cret'), false, `${e.cid}: masked`);
+  assert.ok(legs.some((e) => e.dir === '<' && Buffer.from(e.data!).toString().includes('s3cret')), 'the echo back is not the first client line: left as it is');
+});

@@ -1,8 +1,8 @@
 import net from 'node:net';
-import { ErrorCodes, WirelabError } from '../../errors.ts';
+import { ErrorCodes, InvalidOptionError, WirelabError } from '../../errors.ts';
 import { checkBoolean, checkInt, checkPort, checkString, withDefaults } from '../../options.ts';
 import { closeTcpServer, DEFAULT_HOST, listenTcp, SocketSet, type RunningServer } from '../../server.ts';
-import { NOOP_TRACER, nextCid, type Tracer } from '../../trace/index.ts';
+import { NOOP_TRACER, nextCid, type Tracer, type WireMask } from '../../trace/index.ts';
 import { Prng, randomSeed } from '../prng.ts';
 import { parseToxic, updateToxic, type Stream, type Toxic, type ToxicInput } from '../toxics.ts';
 import { Link, type LinkHost } from './link.ts';
@@ -34,6 +34,12 @@ export interface TcpProxyOptions {
   /** Seed for jitter, slice sizes and toxicity draws, so a run replays. Default: from the clock (see `seed`). */
   seed?: number;
   tracer?: Tracer;
+  /**
+   * Masks secrets in the bytes traced on both legs (one mask per leg and connection), for a protocol whose
+   * credentials are not text lines: pass the upstream server's `wireMask` (the MQTT door's masks the CONNECT password).
+   * Default: text lines masked as the text servers' taps do (AUTH, PASS, LOGIN, Authorization).
+   */
+  wireMask?: () => WireMask;
 }
 
 export interface TcpProxyStats {
@@ -98,6 +104,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
   readonly #maxConnections: number;
   readonly #connectTimeoutMs: number;
   readonly #noDelay: boolean;
+  readonly #wireMask: (() => WireMask) | undefined;
   #enabled = true;
 
   private constructor(options: TcpProxyOptions) {
@@ -116,6 +123,8 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     for (const t of o.toxics ?? []) this.addToxic(t);
     // TCP_NODELAY on both sides by default: a proxy must not add Nagle delays the client did not ask for.
     this.#noDelay = checkBoolean('noDelay', o.noDelay);
+    if (o.wireMask !== undefined && typeof o.wireMask !== 'function') throw new InvalidOptionError('wireMask', 'a function returning a mask', o.wireMask);
+    this.#wireMask = o.wireMask;
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: this.#noDelay }, (s) => this.#accept(s));
   }
 
@@ -246,7 +255,7 @@ export class TcpImpairmentProxy implements RunningServer, LinkHost {
     this.#sockets.add(upstream);
     this.tracer.emit('impair', cid, '>', 'accept', () => `${peer} → proxy ${this.name} → ${this.upstreamHost}:${this.upstreamPort}`);
     // Both legs' bytes for the pcapng export, only when a sink wants them.
-    tapProxyLegs(this.tracer, cid, client, upstream);
+    tapProxyLegs(this.tracer, cid, client, upstream, this.#wireMask);
     let connected = false;
     const timer = setTimeout(() => upstream.destroy(new WirelabError(ErrorCodes.TIMEOUT, `connect timed out after ${this.#connectTimeoutMs} ms`)), this.#connectTimeoutMs);
     upstream.once('connect', () => {

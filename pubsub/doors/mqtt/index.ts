@@ -143,6 +143,7 @@ export async function startMqttServer(options: MqttServerOptions): Promise<Runni
     ...(wsPath ? { paths: [wsPath] } : {}),
     stats: door.stats,
     door,
+    wireMask: mqttConnectMask,
     close: async () => {
       await Promise.all([...connections].map((c) => c.end('server closing', true)));
       await closeTcpServer(server, sockets);

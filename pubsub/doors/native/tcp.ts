@@ -158,6 +158,7 @@ export async function startPubsubTcpServer(options: NativeDoorOptions): Promise<
     port: bound,
     url,
     stats,
+    wireMask: helloMask,
     close: async () => {
       await closeTcpServer(server, sockets);
       tracer.emit('pubsub', `${proto}-server`, '*', 'closed', () => `stopped listening on ${url}`);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import mqtt from 'mqtt';
 import WebSocket from 'ws';
 import { connectPubsub } from '../../../clients/pubsub.ts';
 import { connectPeerPair } from '../../../clients/webrtc-pair.ts';
@@ -18,6 +19,7 @@ import { startTcpProxy } from '../../../core/impair/tcp/proxy.ts';
 import { startUdpRelay } from '../../../core/impair/udp/relay.ts';
 import { createTracer, MemorySink } from '../../../core/trace/index.ts';
 import { createBroker, hashPassword } from '../../../pubsub/broker/index.ts';
+import { startMqttServer } from '../../../pubsub/doors/mqtt/index.ts';
 import { startPubsubTcpServer } from '../../../pubsub/doors/native/index.ts';
 import { startHttpServer } from '../../../servers/http/index.ts';
 import { startTcpServer } from '../../../servers/tcp/index.ts';
@@ -79,6 +81,22 @@ test('pcapng taps: HTTP/2, WebSocket, pub/sub door, impairment proxy and relay l
   const pc = await connectPubsub({ url: door.url, user: 'ann', password: 'door-secret' });
   await pc.publish('pcap.topic', 'hello door pcap');
   await pc.close();
+  // The same door and the MQTT door behind impairment proxies: each proxy masks with its server's wireMask (the hello's
+  // password; MQTT CONNECT's), on both legs, where text-line masking would have let them through.
+  const mqttDoor = await startMqttServer({ broker });
+  const doorProxy = await startTcpProxy({ name: 'door-proxy', upstreamPort: door.port, tracer, wireMask: door.wireMask! });
+  const mqttProxy = await startTcpProxy({ name: 'mqtt-proxy', upstreamPort: mqttDoor.port, tracer, wireMask: mqttDoor.wireMask! });
+  t.after(async () => {
+    await Promise.all([doorProxy.close(), mqttProxy.close()]);
+    await mqttDoor.close();
+  });
+  const viaProxy = await connectPubsub({ url: door.url.replace(`:${door.port}`, `:${doorProxy.port}`), user: 'ann', password: 'door-secret' });
+  await viaProxy.close();
+  const mc = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttProxy.port}`, { username: 'ann', password: 'mqtt-door-secret'.replace('mqtt-', ''), reconnectPeriod: 0 });
+  await mc.endAsync();
+  const proxyLegs = sink.events.filter((e) => e.kind === 'bytes' && e.proto === 'impair' && e.data);
+  assert.ok(proxyLegs.length >= 4, 'both proxies traced both legs');
+  for (const e of proxyLegs) assert.equal(Buffer.from(e.data!).includes('door-secret'), false, `${e.cid} ${e.dir}: the password is masked`);
 
   // The impairment proxy in front of the TCP echo server: both legs.
   const echo = await startTcpServer({});

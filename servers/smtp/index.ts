@@ -365,6 +365,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   });
   server.on('error', (err) => tracer.emit(proto, `${proto}-server`, '*', 'error', () => err.message));
 
+  if (!o.allowInsecureAuth) hideAuthBeforeTls(server);
   const port = await listenTcp(server.server, o.port, o.host);
   tracer.emit(proto, `${proto}-server`, '*', 'listen', () => `listening on ${o.host}:${port}`);
   return {
@@ -383,5 +384,22 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
         relay?.close();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * smtp-server lists AUTH in its EHLO reply before STARTTLS even when it will refuse AUTH there (538): a client that
+ * believes the list (Python's smtplib.login, swaks) sends the password in clear before it learns. Postfix's
+ * smtpd_tls_auth_only leaves AUTH out of EHLO until TLS is up (RFC 4954 section 4: a mechanism that exposes the
+ * password should not be offered on an unprotected connection); so does this, per connection of this server only.
+ */
+function hideAuthBeforeTls(server: SMTPServer): void {
+  const connect = server.connect.bind(server);
+  server.connect = (socket, socketOptions) => {
+    connect(socket, socketOptions);
+    const c = [...server.connections].at(-1);
+    if (!c) return;
+    const send = c.send.bind(c);
+    c.send = (code, data, context) => send(code, code === 250 && Array.isArray(data) && !c.secure ? data.filter((line, i) => i === 0 || !/^AUTH\b/.test(line)) : data, context);
   };
 }

@@ -58,13 +58,16 @@ async function talk(port: number) {
   };
 }
 
-test('SMTP: AUTH before STARTTLS gets 538, MAIL on a submission server 530; after STARTTLS AUTH works; the option is checked', async (t) => {
+test('SMTP: EHLO offers no AUTH before STARTTLS and AUTH there gets 538, MAIL on a submission server 530; after STARTTLS AUTH works; the option is checked', async (t) => {
   const store = await memoryStore();
   const sink = new MemorySink();
   const srv = await startSmtpServer({ store, tracer: createTracer([sink]) });
   const sub = await startSmtpServer({ store, requireAuth: true });
   t.after(() => Promise.all([srv.close(), sub.close()]));
   const r = await smtpTalk(srv.port, ['EHLO me', 'AUTH LOGIN', `AUTH PLAIN ${Buffer.from('\0demo\0demo').toString('base64')}`]);
+  // EHLO offers STARTTLS and no AUTH before TLS (smtp-server would list it, then refuse it: Postfix's tls_auth_only).
+  assert.match(r[1]!, /^250-STARTTLS\r?$/m);
+  assert.doesNotMatch(r[1]!, /^250[- ]AUTH/m);
   assert.match(r[2]!, /^538 /);
   assert.match(r[3]!, /^538 /);
   const m = await smtpTalk(sub.port, ['EHLO me', 'MAIL FROM:<demo@localhost>']);

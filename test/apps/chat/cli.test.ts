@@ -54,14 +54,21 @@ describe('wirelab up: the chat row, and wirelab chat with piped stdin', () => {
     assert.match(none.stderr, /cannot chat/);
   });
 
-  test('a registered name signs in with --password-file (the account given with up --set chat.users)', async () => {
+  test('the chat-tls row: a registered name signs in with --password-file over https with --ca, no --allow-insecure-auth; same chat as the chat row', async () => {
     // One spawn only (each costs seconds on a loaded machine): refusals are test/apps/chat/auth.test.ts's.
-    const url = row.try.split('--url ')[1]!;
+    const tlsRow = up.endpoints.find((e) => e.name === 'chat-tls')!;
+    assert.ok(tlsRow, 'a chat-tls row (--only chat starts both: same proto, as http and https)');
+    assert.equal(tlsRow.url, `https://${tlsRow.host}:${tlsRow.port}/`);
+    const cmd = tlsRow.try.split(' ');
+    assert.ok(cmd.includes('--ca'), tlsRow.try);
     const file = join(dir, 'password');
     writeFileSync(file, 's3cret pass\n');
-    const ok = await run(process.execPath, [CLI, 'chat', '--name', 'ops', '--password-file', file, '--allow-insecure-auth', '--url', url], { input: 'signed in\n', timeoutMs: 30_000 });
+    const args = cmd.slice(2).map((a) => (a === 'ana' ? 'ops' : a));
+    const ok = await run(process.execPath, [CLI, ...args, '--password-file', file], { input: 'signed in\n', timeoutMs: 30_000 });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /ops in #lobby/);
+    // The history the plain row's users wrote: one chat behind both doors.
+    assert.match(ok.stdout, /ana: hello from a pipe/);
     assert.ok(!ok.stdout.includes('s3cret'), 'the password is not printed');
   });
 });

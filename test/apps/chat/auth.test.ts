@@ -88,7 +88,7 @@ describe('chat accounts', () => {
       return true;
     });
     // The page asks first: /auth.json says there are accounts and that a password may not go over plain HTTP.
-    assert.deepEqual(await (await fetch(new URL('/auth.json', strict.url))).json(), { accounts: true, guests: true, allowInsecureAuth: false });
+    assert.deepEqual(await (await fetch(new URL('/auth.json', strict.url))).json(), { accounts: true, passwords: true, tokens: true, guests: true, allowInsecureAuth: false });
   });
 
   test('over TLS a password and a token sign in without allowInsecureAuth, on wss, https SSE + POST and https polling', async () => {

@@ -41,6 +41,17 @@ export interface ChatConn {
   close(code: number, reason: string): void;
 }
 
+/** What an error to a client may carry besides its code and text. */
+export type ErrorExtra = { limit?: string; retryAfterMs?: number; room?: string; cid?: string };
+
+/** How the parts of the server (rooms.ts, moderation.ts, dm.ts) answer a client: core.ts implements it. */
+export interface ChatOut {
+  send(client: Client, m: ServerMessage): void;
+  error(client: Client, code: ChatCode, message: string, extra?: ErrorExtra): void;
+  /** Counts a bad frame (closes the connection past maxBadFrames). */
+  bad(client: Client): void;
+}
+
 export interface ChatStats {
   connections: number;
   rooms: number;
@@ -52,7 +63,6 @@ export interface ChatStats {
   errors: Partial<Record<ChatCode, number>>;
   closedBadFrames: number;
 }
-
 
 export interface Member {
   client: Client;

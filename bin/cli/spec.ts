@@ -32,7 +32,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   url: {
     type: 'string',
     value: 'URL',
-    help: "the server: webrtc ws://HOST:PORT/signal; chat ws://HOST:PORT/ws; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT; impair the control API http://HOST:PORT (default: wirelab up's, from --port-base)",
+    help: "the server: webrtc ws://HOST:PORT/signal; chat ws://HOST:PORT/ws (wss:// or https:// for TLS); pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT; impair the control API http://HOST:PORT (default: wirelab up's, from --port-base)",
   },
   room: { type: 'string', value: 'NAME', help: 'the room to join (webrtc: default demo, as the browser page; chat: default lobby)' },
   name: { type: 'string', value: 'NAME', help: 'chat: your name in the room (default $USER)' },

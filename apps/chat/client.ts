@@ -110,6 +110,8 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
     throw new InvalidOptionError('url', 'ws://, wss://, http:// or https://HOST:PORT', o.url);
   }
   const secure = o.url.startsWith('wss:');
+  // A CA with a ws:// url would trust nothing: the caller meant TLS, so say so rather than connect in clear.
+  if (o.ca !== undefined && !secure) throw new InvalidOptionError('ca', 'given only with a wss:// or https:// url', '(certificate)');
   if (o.ca !== undefined && (Array.isArray(o.ca) ? o.ca : [o.ca]).some((c) => (typeof c !== 'string' && !Buffer.isBuffer(c)) || c.length === 0)) throw new InvalidOptionError('ca', 'PEM text (a string or Buffer, or a list of them)', '(certificate)');
   let tls: LinkTls | undefined;
   if (secure) tls = { ca: o.ca ?? (await tlsClientOptions()).ca, minVersion: 'TLSv1.2' };

@@ -1,4 +1,4 @@
-import { checkBoolean, checkInt, InvalidOptionError, withDefaults } from '../../../core/options.ts';
+import { checkBoolean, checkInt, checkOneOf, InvalidOptionError, withDefaults } from '../../../core/options.ts';
 import type { TlsSettings } from '../../../core/tls/index.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
@@ -152,7 +152,10 @@ export function checkTls(tls: unknown): TlsSettings | false {
   const known = ['minVersion', 'maxVersion', 'keylogFile', 'certDir'];
   const unknown = Object.keys(tls).find((k) => !known.includes(k));
   if (unknown !== undefined) throw new InvalidOptionError(`tls.${unknown}`, `one of ${known.join(', ')}`, (tls as Record<string, unknown>)[unknown]);
-  return tls as TlsSettings;
+  const t = tls as TlsSettings;
+  for (const k of ['minVersion', 'maxVersion'] as const) if (t[k] !== undefined) checkOneOf(`tls.${k}`, t[k], ['1.2', '1.3']);
+  for (const k of ['keylogFile', 'certDir'] as const) if (t[k] !== undefined && (typeof t[k] !== 'string' || t[k] === '')) throw new InvalidOptionError(`tls.${k}`, 'a non-empty path', t[k]);
+  return t;
 }
 
 /** The limits a client is told in `welcome`. */

@@ -119,6 +119,8 @@ describe('chat accounts', () => {
       });
     }
     await assert.rejects(connectChat({ url: secure.endpoint, name: 'zed', ca: [''] }), (e: Error & { option?: string }) => e.option === 'ca');
+    // A CA with a ws:// url: the caller meant TLS; refused rather than connected in clear.
+    await assert.rejects(connectChat({ url: strict.endpoint, name: 'zed', ca: rootCertificates[0]! }), (e: Error & { option?: string }) => e.option === 'ca');
     const zed = await connectChat({ url: secure.endpoint, name: 'zed' });
     zed.close();
     assert.ok(sink.find({ proto: 'tls', kind: 'error' }).length >= 3, 'the refused handshakes are traced');
@@ -175,5 +177,7 @@ describe('chat accounts', () => {
     await assert.rejects(startChatServer({ users: [{ name: 'x' }] }), option('users[0]'));
     await assert.rejects(startChatServer({ users: [{ name: 'x', token: TOKEN }, { name: 'x', token: `${TOKEN}2` }] }), option('users[1].name'));
     await assert.rejects(startChatServer({ allowGuests: false }), option('allowGuests'));
+    await assert.rejects(startChatServer({ tls: 'yes' as never }), option('tls'));
+    await assert.rejects(startChatServer({ tls: { minVersion: '1.1' as never } }), option('tls.minVersion'));
   });
 });

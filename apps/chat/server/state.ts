@@ -1,4 +1,4 @@
-/** The chat server's state records, the stored-event decoder and the mute / ban book (server/core.ts uses them). */
+/** The chat server's state records, the stored-event decoder, the mute / ban book and the rate buckets (core.ts, rooms.ts, moderation.ts use them). */
 import { TokenBucket } from '../../../pubsub/broker/rate.ts';
 import type { ChatCode, ChatEvent, ServerMessage, StoredEvent } from '../protocol.ts';
 

@@ -150,6 +150,14 @@ test('the sign-in form over https (no allowInsecureAuth): a wrong password or to
     await page.click('#login button');
     await page.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
     assert.equal(await page.textContent('#whoami'), 'bot (signed in with a token)');
+    // The fallbacks over https too: EventSource + POST with the token.
+    await page.goto(`${withAuth.url}?transport=sse`);
+    await page.waitForSelector('#token:not([hidden])');
+    await page.fill('#token', TOKEN);
+    await page.click('#login button');
+    await page.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
+    assert.equal(await page.textContent('#whoami'), 'bot (signed in with a token)');
+    assert.equal(await page.inputValue('#transport'), 'sse');
     await page.goto(strict.url);
     await page.waitForSelector('#password:not([hidden])');
     assert.equal(await page.isDisabled('#password'), true, 'no password field over plain http when the server refuses it');

@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type WebSocket from 'ws';
 import { checkInt, checkString, InvalidOptionError, withDefaults } from '../../core/options.ts';
-import { CHAT_TRANSPORTS, openLink, type ChatLink, type ChatTransport } from './link.ts';
+import { tlsClientOptions } from '../../core/tls/index.ts';
+import { CHAT_TRANSPORTS, openLink, type ChatLink, type ChatTransport, type LinkTls } from './link.ts';
 import { ChatCodes, ChatError, type ChatEvent, type ClientMessage, type ServerMessage } from './protocol.ts';
 
 export type { ChatTransport } from './link.ts';
@@ -34,8 +35,17 @@ export const CHAT_CLIENT_DEFAULTS = {
 const MAX_DM_OUTBOX = 1000;
 
 export interface ChatClientOptions extends Partial<typeof CHAT_CLIENT_DEFAULTS> {
-  /** ws://host:port/ws */
+  /**
+   * ws://host:port/ws, or wss:// for TLS; the page's http:// / https://host:port/ is taken too (its /ws). Every
+   * transport follows the scheme: over wss:// the WebSocket, SSE + POST and long polling are all https.
+   */
   url: string;
+  /**
+   * wss:// / https://: the CA certificate(s) (PEM) the server's certificate must be signed by. Default: wirelab's local
+   * CA (core/tls, `<data dir>/tls/ca.pem`, what `tls: true` servers use). Verification is never turned off: a server
+   * whose certificate does not verify is refused with WL_ERR_CHAT_TLS.
+   */
+  ca?: string | Buffer | (string | Buffer)[];
   /** The name to use; with a token it may be left out (the token's user is the name: `client.name` after connect). */
   name?: string;
   /** A registered name's password (the server's `users`); never traced, sent only in hello. */
@@ -82,9 +92,29 @@ export interface ChatClient {
   close(): void;
 }
 
+/** ws(s)://host:port/path as given; http(s)://host:port[/] (the page's address) becomes ws(s)://host:port/ws. */
+export function chatEndpoint(url: string): string {
+  const u = new URL(url);
+  if (u.protocol === 'ws:' || u.protocol === 'wss:') return url;
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InvalidOptionError('url', 'ws://, wss://, http:// or https://HOST:PORT', url);
+  return `${u.protocol === 'https:' ? 'wss' : 'ws'}://${u.host}${u.pathname === '/' ? '/ws' : u.pathname}`;
+}
+
 export async function connectChat(options: ChatClientOptions): Promise<ChatClient> {
   const o = withDefaults(CHAT_CLIENT_DEFAULTS, options);
   checkString('url', o.url);
+  try {
+    o.url = chatEndpoint(o.url);
+  } catch (err) {
+    if (err instanceof InvalidOptionError) throw err;
+    throw new InvalidOptionError('url', 'ws://, wss://, http:// or https://HOST:PORT', o.url);
+  }
+  const secure = o.url.startsWith('wss:');
+  // A CA with a ws:// url would trust nothing: the caller meant TLS, so say so rather than connect in clear.
+  if (o.ca !== undefined && !secure) throw new InvalidOptionError('ca', 'given only with a wss:// or https:// url', '(certificate)');
+  if (o.ca !== undefined && (Array.isArray(o.ca) ? o.ca : [o.ca]).some((c) => (typeof c !== 'string' && !Buffer.isBuffer(c)) || c.length === 0)) throw new InvalidOptionError('ca', 'PEM text (a string or Buffer, or a list of them)', '(certificate)');
+  let tls: LinkTls | undefined;
+  if (secure) tls = { ca: o.ca ?? (await tlsClientOptions()).ca, minVersion: 'TLSv1.2' };
   if (o.name !== undefined || o.token === undefined) checkString('name', o.name);
   if (o.password !== undefined) checkString('password', o.password);
   if (o.token !== undefined) checkString('token', o.token);
@@ -235,7 +265,7 @@ export async function connectChat(options: ChatClientOptions): Promise<ChatClien
           };
           retry();
         },
-      });
+      }, tls);
       link = l;
     });
 

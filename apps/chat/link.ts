@@ -2,10 +2,14 @@
  * The Node chat client's transports (apps/chat/client.ts): one interface over the chat server's WebSocket (/ws), SSE
  * + POST (GET /sse, POST /send) and long polling (POST /poll, GET /poll, POST /send), as server/fallbacks.ts serves
  * them. A link reports open (send hello now), each server message, and its end (once); it never reconnects by itself.
+ * Over wss:// / https:// every transport verifies the server's certificate against `tls.ca` (the client gives the CA
+ * it trusts); a certificate that does not verify ends the link with a ChatError WL_ERR_CHAT_TLS naming Node's reason.
  */
 import http from 'node:http';
+import https from 'node:https';
+import type { SecureVersion } from 'node:tls';
 import WebSocket from 'ws';
-import type { ClientMessage, ServerMessage } from './protocol.ts';
+import { ChatCodes, ChatError, type ClientMessage, type ServerMessage } from './protocol.ts';
 
 export type ChatTransport = 'ws' | 'sse' | 'poll';
 export const CHAT_TRANSPORTS: readonly ChatTransport[] = ['ws', 'sse', 'poll'];
@@ -15,6 +19,26 @@ export interface LinkHandlers {
   message(m: ServerMessage): void;
   /** The link ended (error, reset, server close, or close()): called once. */
   closed(err?: Error): void;
+}
+
+/** What a TLS link trusts and offers: the CA(s) that must have signed the server's certificate (never switched off). */
+export interface LinkTls {
+  ca: string | Buffer | (string | Buffer)[];
+  minVersion?: SecureVersion;
+  maxVersion?: SecureVersion;
+}
+
+/** Node's certificate and handshake errors (tls / OpenSSL codes): a link ended by one is a WL_ERR_CHAT_TLS. */
+const TLS_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_|ERR_SSL_|^EPROTO$|HOSTNAME_MISMATCH/;
+
+/** A link's end as the caller sees it: a TLS failure becomes a ChatError with a stable code and Node's reason. */
+export function linkError(err: (Error & { code?: string }) | undefined, url: string): Error | undefined {
+  if (!err || !TLS_ERROR.test(err.code ?? '')) return err;
+  const host = new URL(url).host;
+  const why = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ALTNAME/.test(err.code ?? '')
+    ? `the certificate of ${host} is not trusted (${err.code}: ${err.message}); give the CA that signed it (ca / --ca FILE)`
+    : `the TLS handshake with ${host} failed (${err.code}: ${err.message})`;
+  return new ChatError(ChatCodes.TLS, why, { cause: err });
 }
 
 export interface ChatLink {
@@ -38,18 +62,22 @@ const parse = (text: string): ServerMessage | undefined => {
   }
 };
 
-/** `url` is the chat server's ws://host:port/ws; the HTTP transports use the same host and port. */
-export function openLink(transport: ChatTransport, url: string, h: LinkHandlers): ChatLink {
-  return transport === 'ws' ? wsLink(url, h) : new HttpLink(transport, url, h);
+/**
+ * `url` is the chat server's ws://host:port/ws or wss://host:port/ws; the HTTP transports use the same host and port
+ * (http:// or https://). `tls` is required for wss://.
+ */
+export function openLink(transport: ChatTransport, url: string, h: LinkHandlers, tls?: LinkTls): ChatLink {
+  if (/^wss:/i.test(url) && !tls) throw new ChatError(ChatCodes.TLS, 'a wss:// link needs the CA it trusts (tls.ca)');
+  return transport === 'ws' ? wsLink(url, h, tls) : new HttpLink(transport, url, h, tls);
 }
 
-function wsLink(url: string, h: LinkHandlers): ChatLink {
-  const ws = new WebSocket(url);
+function wsLink(url: string, h: LinkHandlers, tls: LinkTls | undefined): ChatLink {
+  const ws = new WebSocket(url, /^wss:/i.test(url) && tls ? { ...tls } : {});
   let ended = false;
   const end = (err?: Error): void => {
     if (ended) return;
     ended = true;
-    h.closed(err);
+    h.closed(linkError(err, url));
   };
   ws.on('error', (err) => end(err));
   ws.on('open', () => h.open());
@@ -77,7 +105,10 @@ class HttpLink implements ChatLink {
   readonly ws = undefined;
   requests = 0;
   readonly #base: URL;
-  readonly #agent = new http.Agent({ keepAlive: true });
+  readonly #agent: http.Agent;
+  /** https: the TLS options every request carries (the SSE request has no agent). */
+  readonly #tls: LinkTls | undefined;
+  readonly #mod: typeof http | typeof https;
   #token = '';
   #ended = false;
   #out: ClientMessage[] = [];
@@ -88,8 +119,13 @@ class HttpLink implements ChatLink {
     readonly transport: 'sse' | 'poll',
     url: string,
     readonly h: LinkHandlers,
+    tls: LinkTls | undefined,
   ) {
-    this.#base = new URL(url.replace(/^ws/, 'http'));
+    this.#base = new URL(url.replace(/^ws/i, 'http'));
+    const secure = this.#base.protocol === 'https:';
+    this.#tls = secure ? tls : undefined;
+    this.#mod = secure ? https : http;
+    this.#agent = secure ? new https.Agent({ keepAlive: true, ...tls }) : new http.Agent({ keepAlive: true });
     if (transport === 'sse') this.#openSse();
     else
       this.#request('POST', '/poll')
@@ -124,13 +160,13 @@ class HttpLink implements ChatLink {
     this.#ended = true;
     this.#sse?.destroy();
     this.#agent.destroy();
-    this.h.closed(err);
+    this.h.closed(linkError(err, this.#base.href));
   }
 
   #request(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
     this.requests++;
     return new Promise((resolve, reject) => {
-      const req = http.request({ host: this.#base.hostname, port: this.#base.port, method, path, agent: this.#agent, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      const req = this.#mod.request({ host: this.#base.hostname, port: this.#base.port, method, path, agent: this.#agent, headers: body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
@@ -143,7 +179,7 @@ class HttpLink implements ChatLink {
 
   #openSse(): void {
     this.requests++;
-    const req = http.get({ host: this.#base.hostname, port: this.#base.port, path: '/sse', agent: false }, (res) => {
+    const req = this.#mod.get({ host: this.#base.hostname, port: this.#base.port, path: '/sse', agent: false, ...this.#tls }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         return this.#end(new Error(`GET /sse: ${res.statusCode}`));

@@ -29,6 +29,8 @@ export const ChatCodes = {
   STATE: 'WL_ERR_CHAT_STATE',
   /** No such message (edit / delete of an offset that is not a message). */
   NOT_FOUND: 'WL_ERR_CHAT_NOT_FOUND',
+  /** Client side: the server's certificate did not verify against the CA the client trusts, or the TLS handshake failed (Node's code in the message and `cause`). */
+  TLS: 'WL_ERR_CHAT_TLS',
   /** The broker refused or failed (its code in `cause`). */
   BROKER: 'WL_ERR_CHAT_BROKER',
   /** A DM or a DM signal to a user who is not online in a room the sender is in (server/dm.ts). */

@@ -32,7 +32,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   url: {
     type: 'string',
     value: 'URL',
-    help: "the server: webrtc ws://HOST:PORT/signal; chat ws://HOST:PORT/ws; pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT; impair the control API http://HOST:PORT (default: wirelab up's, from --port-base)",
+    help: "the server: webrtc ws://HOST:PORT/signal; chat ws://HOST:PORT/ws (wss:// or https:// for TLS); pub, sub tcp://HOST:PORT or ws://HOST:PORT/pubsub; lineage http://HOST:PORT; impair the control API http://HOST:PORT (default: wirelab up's, from --port-base)",
   },
   room: { type: 'string', value: 'NAME', help: 'the room to join (webrtc: default demo, as the browser page; chat: default lobby)' },
   name: { type: 'string', value: 'NAME', help: 'chat: your name in the room (default $USER)' },
@@ -42,6 +42,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'no-webrtc': { type: 'boolean', help: 'chat: DMs through the server only (no WebRTC data channel; offers are declined)' },
   'password-file': { type: 'string', value: 'F', help: "chat: a registered name's password, the first line of F (or $WIRELAB_PASSWORD)" },
   'allow-insecure-auth': { type: 'boolean', help: 'chat: send the password or token over ws:// (no TLS); the server must allow it too' },
+  ca: { type: 'string', value: 'FILE', help: "chat over wss:// / https://: trust the CA certificate(s) in FILE (PEM; default wirelab's local CA, <data dir>/tls/ca.pem)" },
   // wirelab pub / sub (the native pub/sub client)
   user: { type: 'string', value: 'NAME', help: 'log in as NAME (the password from --password or $WIRELAB_PASSWORD)' },
   password: { type: 'string', value: 'P', help: "NAME's password (visible in ps: prefer $WIRELAB_PASSWORD)" },
@@ -192,13 +193,15 @@ it (orders.eu[0]@12 or 0@12), <partition>-<offset>, or the producer's msgId (loo
     maxArgs: 0,
     summary: 'the terminal chat client: stdin lines are messages to a room (npm run chat starts the server)',
     details: `Joins --room (default lobby) as --name on the chat server (--url ws://HOST:PORT/ws, default wirelab up's chat
-row, port base + 3000) and prints the room's recent history, then every message, join and leave. Each line typed is a
+row, port base + 3000; wss://HOST:PORT/ws or the page's https://HOST:PORT/ for TLS, every transport then over TLS,
+the server's certificate checked against --ca FILE, default wirelab's local CA: up's chat-tls row, port base + 3443) and prints the room's recent history, then every message, join and leave. Each line typed is a
 message; /join ROOM, /who, /history [N], /dm NAME TEXT, /transport ws|sse|poll, /leave, /quit, /help are commands
 (/dm: peer to peer over a WebRTC data channel, werift, or the server's relay when ICE fails or with --no-webrtc). A lost connection reconnects and replays what was
 missed (no gap, no duplicate), and so does /transport. Piped stdin: every line is sent and stored, then it exits 0. Exit 1 when the
 server cannot be reached or refuses the name or room, 2 on a usage error. A registered name (the server's users) signs
-in with --password-file F or $WIRELAB_PASSWORD, or --token T; over ws:// (no TLS) only with --allow-insecure-auth.`,
-    flags: ['url', 'port-base', 'room', 'name', 'password-file', 'token', 'allow-insecure-auth', 'timeout-ms', 'transport', 'no-webrtc'],
+in with --password-file F or $WIRELAB_PASSWORD, or --token T; over ws:// (no TLS) only with --allow-insecure-auth. A
+certificate that does not verify is refused (WL_ERR_CHAT_TLS, exit 1): verification cannot be turned off.`,
+    flags: ['url', 'port-base', 'room', 'name', 'password-file', 'token', 'allow-insecure-auth', 'ca', 'timeout-ms', 'transport', 'no-webrtc'],
   },
   impair: {
     name: 'impair',

@@ -26,6 +26,7 @@ export interface ChatFlags {
   'password-file'?: string;
   token?: string;
   'allow-insecure-auth'?: boolean;
+  ca?: string;
 }
 
 const HELP = [
@@ -65,9 +66,27 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
   }
   const base = flags['port-base'] === undefined ? DEFAULT_PORT_BASE : Number(flags['port-base']);
   const url = flags.url ?? `ws://127.0.0.1:${base + CHAT_PORT}/ws`;
-  if (!/^wss?:\/\/[^/]+/.test(url)) {
-    console.error(`wirelab chat: --url must be ws://HOST:PORT/ws, got ${url}`);
+  if (!/^(wss?|https?):\/\/[^/]+/.test(url)) {
+    console.error(`wirelab chat: --url must be ws://HOST:PORT/ws, wss://HOST:PORT/ws or the page's http(s)://HOST:PORT/, got ${url}`);
     return 2;
+  }
+  // --ca: the CA the server's certificate must be signed by (PEM). Only for TLS: over ws:// it would trust nothing.
+  let ca: string | undefined;
+  if (flags.ca !== undefined) {
+    if (!/^(wss|https):/.test(url)) {
+      console.error('wirelab chat: --ca is for a wss:// or https:// --url');
+      return 2;
+    }
+    try {
+      ca = await readFile(flags.ca, 'utf8');
+    } catch (err) {
+      console.error(`wirelab chat: --ca ${flags.ca}: ${(err as Error).message}`);
+      return 2;
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+      console.error(`wirelab chat: --ca ${flags.ca}: no PEM certificate in it`);
+      return 2;
+    }
   }
   const timeoutMs = flags['timeout-ms'] === undefined ? 10_000 : Number(flags['timeout-ms']);
   const transport = (flags.transport ?? 'ws') as ChatTransport;
@@ -94,11 +113,12 @@ export async function chatCommand(flags: ChatFlags): Promise<number> {
   try {
     // With a token and no --name, the token's user is the name.
     const who = flags.name === undefined && flags.token !== undefined ? {} : { name };
-    client = await connectChat({ url, ...who, ...secret, timeoutMs, transport, declineDmOffers: flags['no-webrtc'] === true });
+    client = await connectChat({ url, ...who, ...secret, ...(ca !== undefined ? { ca } : {}), timeoutMs, transport, declineDmOffers: flags['no-webrtc'] === true });
   } catch (err) {
     const code = (err as { code?: string }).code;
-    const hint = code === 'WL_ERR_CHAT_AUTH' || code === 'WL_ERR_CHAT_NAME' ? '' : ' (is wirelab up running? npm start)';
-    console.error(`wirelab chat: cannot chat on ${url}: ${err instanceof Error ? err.message : String(err)}${hint}`);
+    const hint = code === 'WL_ERR_CHAT_AUTH' || code === 'WL_ERR_CHAT_NAME' || code === 'WL_ERR_CHAT_TLS' ? '' : ' (is wirelab up running? npm start)';
+    const shown = code === 'WL_ERR_CHAT_TLS' ? `${code}: ` : '';
+    console.error(`wirelab chat: cannot chat on ${url}: ${shown}${err instanceof Error ? err.message : String(err)}${hint}`);
     return 1;
   }
   const agent = flags['no-webrtc'] ? undefined : new DmAgent(client, { iceTimeoutMs: CHAT_DEFAULTS.dmIceTimeoutMs, onDm: (from, text) => console.log(`[${time(Date.now())}] (dm) ${from}: ${text}  (webrtc (p2p))`) });

@@ -74,7 +74,9 @@ export const SERVICE_OPTIONS: Readonly<Record<string, ServiceOptions>> = {
   'mqtt-ws': limits(Object.keys(MQTT_LIMITS_DEFAULTS)),
   'schema-registry': flat([...keysOf(SCHEMA_REGISTRY_DEFAULTS, 'topic'), 'maxBodyBytes']),
   // The chat app (apps/chat/server/options.ts): every limit, and its accounts (`users` has no default).
-  chat: flat([...keysOf(CHAT_DEFAULTS), 'users']),
+  chat: flat([...keysOf(CHAT_DEFAULTS), 'users', 'tls']),
+  // The chat over TLS: a door on the chat row's server (its limits and accounts are the chat row's); its TLS versions.
+  'chat-tls': { top: [], nested: { into: 'tls', keys: ['minVersion', 'maxVersion'] } },
 };
 
 /** Every option name each configurable service takes, flat. */

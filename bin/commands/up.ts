@@ -5,7 +5,7 @@ import type { RunningServer } from '../../core/server.ts';
 import { LiveTracer, type Tracer, type WireMask } from '../../core/trace/index.ts';
 import { SERVICES as SERVER_SERVICES } from '../../servers/index.ts';
 import { PUBSUB_SERVICES } from '../../pubsub/services.ts';
-import { CHAT_SERVICE } from '../../apps/chat/service.ts';
+import { CHAT_SERVICE, CHAT_TLS_SERVICE } from '../../apps/chat/service.ts';
 import { COMPACT } from '../../core/lab/report.ts';
 import { untilStopped } from '../stop.ts';
 import { pcapReady } from '../tracing.ts';
@@ -34,8 +34,11 @@ export interface UpFlags {
   set?: string[];
 }
 
-/** The servers of servers/, then the pub/sub broker's doors (pubsub/services.ts: one broker shared by them), then the chat app on that broker. */
-export const UP_SERVICES: ServiceEntry[] = [...SERVER_SERVICES, ...PUBSUB_SERVICES, CHAT_SERVICE];
+/**
+ * The servers of servers/, then the pub/sub broker's doors (pubsub/services.ts: one broker shared by them), then the
+ * chat app on that broker (chat-tls after chat: a second door on the same chat).
+ */
+export const UP_SERVICES: ServiceEntry[] = [...SERVER_SERVICES, ...PUBSUB_SERVICES, CHAT_SERVICE, CHAT_TLS_SERVICE];
 const SERVICES = UP_SERVICES;
 
 interface Started {

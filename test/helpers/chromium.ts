@@ -1,3 +1,4 @@
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,11 +24,20 @@ export const CHROMIUM_WEBRTC_FLAGS = [...CHROMIUM_FLAGS, '--allow-loopback-in-pe
 
 /**
  * A headless Chromium (a new empty profile of its own per launch), or undefined when Debian's chromium is missing: the
- * test then calls requirePeer, which skips it (or fails it under CI=true).
+ * test then calls requirePeer, which skips it (or fails it under CI=true). `args`: more flags (chromiumTrusting).
  */
-export async function launchChromium(): Promise<Browser | undefined> {
+export async function launchChromium(args: string[] = []): Promise<Browser | undefined> {
   if (!hasCommand('chromium')) return undefined;
-  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS, timeout: 30_000 });
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, ...args], timeout: 30_000 });
+}
+
+/**
+ * The flag that makes Chromium trust one certificate (by its public key's SHA-256, as HPKP pins it): wirelab's local
+ * localhost certificate, say. Every other certificate is still verified (no --ignore-certificate-errors).
+ */
+export function chromiumTrusting(certPem: string): string {
+  const spki = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+  return `--ignore-certificate-errors-spki-list=${createHash('sha256').update(spki).digest('base64')}`;
 }
 
 /** A headless Chromium with a profile folder of its own (launchPersistentContext), removed by close(). */

@@ -63,9 +63,14 @@ export class ChatAuth {
     return this.users.length > 0;
   }
 
-  /** What the page needs to know before it sends a secret (GET /auth.json). */
-  info(): { accounts: boolean; guests: boolean; allowInsecureAuth: boolean } {
-    return { accounts: this.accounts, guests: this.allowGuests, allowInsecureAuth: this.allowInsecureAuth };
+  /**
+   * What the page needs to know before it sends a secret (GET /auth.json): accounts at all, with a password, with a
+   * token (which field to show), guests, and whether a secret may go over plain http.
+   */
+  info(): { accounts: boolean; passwords: boolean; tokens: boolean; guests: boolean; allowInsecureAuth: boolean } {
+    const passwords = this.users.some((u) => u.passwordHash !== undefined);
+    const tokens = this.users.some((u) => u.token !== undefined);
+    return { accounts: this.accounts, passwords, tokens, guests: this.allowGuests, allowInsecureAuth: this.allowInsecureAuth };
   }
 
   /** A hello without credentials, answered at once (no scrypt: a guest's hello stays synchronous). */

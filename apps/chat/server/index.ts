@@ -1,13 +1,19 @@
 /**
  * The chat server (issue 15): an HTTP server that serves the web page at / (page.html, chat.js) and the chat protocol
- * over WebSocket at /ws (and SSE + POST, long polling: fallbacks.ts), on the pub/sub broker (its own in-memory broker unless given one: `wirelab up` passes the
- * shared one). The state lives in core.ts; this file is the transport.
+ * over WebSocket at /ws (and SSE + POST, long polling: fallbacks.ts), on the pub/sub broker (its own in-memory broker
+ * unless given one: `wirelab up` passes the shared one). With `tls` it is https:// and wss:// (the local certificate,
+ * core/tls), so a password or token needs no allowInsecureAuth. `addDoor` opens one more listener (http or https) on
+ * the same chat: same rooms, same presence (`wirelab up`'s chat-tls row). The state lives in core.ts and the modules
+ * beside it; this file is the transport.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { closeTcpServer, listenTcp, SocketSet, type RunningServer } from '../../../core/server.ts';
+import { attachKeylog, tlsServerOptions, traceTlsHandshake, type TlsSettings } from '../../../core/tls/index.ts';
 import { NOOP_TRACER, nextCid } from '../../../core/trace/index.ts';
 import { createBroker } from '../../../pubsub/broker/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
@@ -18,7 +24,7 @@ import type { DmStats } from './dm.ts';
 import { ChatCore, type ChatStats } from './core.ts';
 import { createFallbacks } from './fallbacks.ts';
 import { wireBytes } from './state.ts';
-import { resolveChatOptions, type ChatServerOptions } from './options.ts';
+import { checkTls, resolveChatOptions, type ChatServerOptions } from './options.ts';
 import { Heartbeat } from '../../../servers/ws/heartbeat.ts';
 
 export { CHAT_DEFAULTS, type ChatServerOptions } from './options.ts';
@@ -27,16 +33,27 @@ export type { ChatStats } from './core.ts';
 export const CHAT_WS_PATH = '/ws';
 
 export interface RunningChatServer extends RunningServer {
-  /** http://host:port/ : the web page. */
+  /** http://host:port/ (https:// with tls): the web page. */
   url: string;
-  /** ws://host:port/ws : the chat protocol. */
+  /** ws://host:port/ws (wss:// with tls): the chat protocol. */
   endpoint: string;
+  /**
+   * One more listener on this chat (same rooms, presence, limits): plain http, or https with `tls`. Closed with the
+   * server (or alone by its close()).
+   */
+  addDoor(options: { host?: string; port?: number; tls?: TlsSettings | boolean }): Promise<ChatDoor>;
   readonly broker: Broker;
   readonly stats: ChatStats & { bytesIn: number; bytesOut: number; closeCodes: Record<number, number>; dm: DmStats };
   /** Open connections now (WebSocket, SSE and long polling). */
   readonly clients: number;
   /** Multi-node: this node's id and the other nodes it hears (undefined on a single node). */
   readonly cluster: { node: string; nodes: number } | undefined;
+}
+
+/** A listener of a chat server (its first one, or one from addDoor). */
+export interface ChatDoor extends RunningServer {
+  url: string;
+  endpoint: string;
 }
 
 const SECURITY_HEADERS = {
@@ -65,13 +82,12 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
   const wss = new WebSocketServer({ noServer: true, maxPayload: o.maxFrameBytes, perMessageDeflate: false, clientTracking: true });
   wss.on('error', () => {});
   const heartbeat = new Heartbeat(o.heartbeatMs, () => wss.clients);
-  const sockets = new SocketSet();
   const counters = { bytesIn: 0, bytesOut: 0, closeCodes: {} as Record<number, number> };
 
-  // What the page's login form needs before it sends a password (accounts? guests? may a password go over plain HTTP?).
+  // What the page's login form needs before it sends a secret (accounts? guests? may a secret go over plain HTTP?).
   const authInfo = JSON.stringify(core.auth.info());
   const fallbacks = createFallbacks(core, o, tracer, () => wss.clients.size + fallbacks.open);
-  const server = http.createServer((req, res) => {
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (fallbacks.serve(req, res, path, SECURITY_HEADERS)) return;
     const body = path === '/' || path === '/index.html' ? CHAT_PAGE : path === '/chat.js' ? CHAT_JS : path === '/dm.js' ? DM_JS : path === '/auth.json' ? authInfo : undefined;
@@ -83,19 +99,9 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     const type = path.endsWith('.js') ? 'text/javascript; charset=utf-8' : path.endsWith('.json') ? 'application/json' : 'text/html; charset=utf-8';
     res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS });
     res.end(req.method === 'HEAD' ? undefined : body);
-  });
-  server.on('clientError', (_err, socket: Duplex) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-  });
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.once('close', () => {
-      counters.bytesIn += s.bytesRead;
-      counters.bytesOut += s.bytesWritten;
-    });
-  });
+  };
 
-  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path !== CHAT_WS_PATH) {
@@ -107,7 +113,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket as net.Socket));
-  });
+  };
 
   const accept = (ws: WebSocket, socket: net.Socket): void => {
     const cid = nextCid('chat');
@@ -118,11 +124,12 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
       sentCode = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : err.code === 'WS_ERR_INVALID_UTF8' ? 1007 : 1002;
       tracer.emit('chat', cid, '*', 'error', () => `${err.code ?? 'error'}: ${err.message}`);
     });
-    tracer.emit('chat', cid, '*', 'open', () => `WebSocket from ${socket.remoteAddress}:${socket.remotePort}`);
+    const secure = 'encrypted' in socket && socket.encrypted === true;
+    tracer.emit('chat', cid, '*', 'open', () => `${secure ? 'wss' : 'WebSocket'} from ${socket.remoteAddress}:${socket.remotePort}`);
     const handle = core.open({
       cid,
       transport: 'ws',
-      secure: 'encrypted' in socket && socket.encrypted === true,
+      secure,
       peer: `${socket.remoteAddress}:${socket.remotePort}`,
       send(m: ServerMessage) {
         if (ws.readyState !== ws.OPEN) return;
@@ -149,28 +156,79 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
     });
   };
 
+  /** A listener (http, or https with `tlsSettings`) serving the page, /ws and the fallbacks of this one chat. */
+  const doors = new Set<ChatDoor>();
+  const openDoor = async (host: string, wantPort: number, tlsSettings: TlsSettings | false): Promise<ChatDoor> => {
+    const sockets = new SocketSet();
+    let server: http.Server;
+    if (tlsSettings) {
+      const s = https.createServer(await tlsServerOptions({ ...tlsSettings, alpn: ['http/1.1'] }), onRequest);
+      attachKeylog(s, tlsSettings.keylogFile);
+      s.on('secureConnection', (t: tls.TLSSocket) => traceTlsHandshake(tracer, nextCid('chat-tls'), t, 'server'));
+      s.on('tlsClientError', (err: Error, t: tls.TLSSocket) => {
+        // A client that does not trust the certificate, or speaks plain HTTP to this port: traced, the server goes on.
+        tracer.emit('tls', 'chat-server', '*', 'error', () => `handshake failed: ${err.message}`);
+        t.destroy();
+      });
+      server = s;
+    } else server = http.createServer(onRequest);
+    server.on('clientError', (_err, socket: Duplex) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    });
+    server.on('connection', (s: net.Socket) => {
+      sockets.add(s);
+      s.once('close', () => {
+        counters.bytesIn += s.bytesRead;
+        counters.bytesOut += s.bytesWritten;
+      });
+    });
+    server.on('upgrade', onUpgrade);
+    const port = await listenTcp(server, wantPort, host);
+    const hostForUrl = host.includes(':') ? `[${host}]` : host;
+    const scheme = tlsSettings ? 'https' : 'http';
+    const url = `${scheme}://${hostForUrl}:${port}/`;
+    const endpoint = `${tlsSettings ? 'wss' : 'ws'}://${hostForUrl}:${port}${CHAT_WS_PATH}`;
+    tracer.emit('chat', 'chat-server', '*', 'listen', () => `chat on ${url} (WebSocket ${endpoint})`);
+    let closing: Promise<void> | undefined;
+    const door: ChatDoor = {
+      proto: tlsSettings ? 'chat-tls' : 'chat',
+      host,
+      port,
+      url,
+      endpoint,
+      paths: [CHAT_WS_PATH],
+      close() {
+        doors.delete(door);
+        closing ??= closeTcpServer(server, sockets);
+        return closing;
+      },
+    };
+    doors.add(door);
+    return door;
+  };
 
-  let port: number;
+  let first: ChatDoor;
   try {
-    port = await listenTcp(server, o.port, o.host);
+    first = await openDoor(o.host, o.port, o.tls);
   } catch (err) {
     await core.close();
     await session.close();
     if (ownBroker) await broker.close();
     throw err;
   }
-  const hostForUrl = o.host.includes(':') ? `[${o.host}]` : o.host;
-  const url = `http://${hostForUrl}:${port}/`;
-  tracer.emit('chat', 'chat-server', '*', 'listen', () => `chat on ${url} (WebSocket ${CHAT_WS_PATH})`);
   let closing: Promise<void> | undefined;
   return {
-    proto: 'chat',
+    proto: first.proto,
     host: o.host,
-    port,
-    url,
-    endpoint: `ws://${hostForUrl}:${port}${CHAT_WS_PATH}`,
+    port: first.port,
+    url: first.url,
+    endpoint: first.endpoint,
     paths: [CHAT_WS_PATH],
     broker,
+    addDoor(d) {
+      if (closing) return Promise.reject(new Error('the chat server is closing'));
+      return openDoor(d.host ?? o.host, d.port ?? 0, checkTls(d.tls));
+    },
     get clients() {
       return wss.clients.size + fallbacks.open;
     },
@@ -186,7 +244,7 @@ export async function startChatServer(options: ChatServerOptions = {}): Promise<
         await core.close();
         fallbacks.close();
         for (const ws of wss.clients) ws.terminate();
-        await closeTcpServer(server, sockets);
+        await Promise.all([...doors].map((d) => d.close()));
         await session.close();
         if (ownBroker) await broker.close();
       })();

@@ -1,4 +1,5 @@
-import { checkBoolean, checkInt, InvalidOptionError, withDefaults } from '../../../core/options.ts';
+import { checkBoolean, checkInt, checkOneOf, InvalidOptionError, withDefaults } from '../../../core/options.ts';
+import type { TlsSettings } from '../../../core/tls/index.ts';
 import type { Tracer } from '../../../core/trace/index.ts';
 import type { Broker } from '../../../pubsub/broker/types.ts';
 import type { ChatClusterOptions } from './cluster.ts';
@@ -13,7 +14,7 @@ export const CHAT_DEFAULTS = {
   // ---- who may join (server/auth.ts; accounts are the `users` option) ----
   /** Names that are not in `users` may join without a password (guests). false: every user needs a password or token. */
   allowGuests: true,
-  /** Accept a password or token on a connection without TLS (this server speaks plain HTTP: set it to use accounts). */
+  /** Accept a password or token on a connection without TLS (plain http: set it to use accounts; with `tls` not needed). */
   allowInsecureAuth: false,
   /** Refused hellos (bad credentials) one connection may send before it is closed with 1008. */
   maxAuthFailures: 3,
@@ -83,6 +84,12 @@ export interface ChatServerOptions extends Partial<typeof CHAT_DEFAULTS> {
    * a listed name can be used only with its password or token. Default [] (everyone is a guest).
    */
   users?: ChatUser[];
+  /**
+   * Serve https:// and wss:// with the local certificate (core/tls: true, or its settings: versions, keylogFile,
+   * certDir): the page, the WebSocket, SSE + POST and long polling all go over TLS, and a password or token is accepted
+   * without allowInsecureAuth. Default off (plain http on loopback).
+   */
+  tls?: TlsSettings | boolean;
   /** The broker to put rooms on. Default: a broker of its own on `dataDir` (closed with the server). */
   broker?: Broker;
   /** Where a broker of its own keeps the log (default: in memory). */
@@ -133,7 +140,22 @@ export function resolveChatOptions(options: ChatServerOptions) {
   checkInt('dmIceTimeoutMs', o.dmIceTimeoutMs, 100, 600_000);
   checkInt('dmRetryMs', o.dmRetryMs, 0, 3_600_000);
   checkInt('dmRetries', o.dmRetries, 0, 100);
-  return { ...o, users };
+  const tls = checkTls(options.tls);
+  return { ...o, users, tls };
+}
+
+/** `tls`: true (the local certificate, defaults), false / absent (plain http), or TlsSettings. */
+export function checkTls(tls: unknown): TlsSettings | false {
+  if (tls === undefined || tls === false) return false;
+  if (tls === true) return {};
+  if (typeof tls !== 'object' || tls === null || Array.isArray(tls)) throw new InvalidOptionError('tls', 'true, false or TLS settings { minVersion, maxVersion, keylogFile, certDir }', tls);
+  const known = ['minVersion', 'maxVersion', 'keylogFile', 'certDir'];
+  const unknown = Object.keys(tls).find((k) => !known.includes(k));
+  if (unknown !== undefined) throw new InvalidOptionError(`tls.${unknown}`, `one of ${known.join(', ')}`, (tls as Record<string, unknown>)[unknown]);
+  const t = tls as TlsSettings;
+  for (const k of ['minVersion', 'maxVersion'] as const) if (t[k] !== undefined) checkOneOf(`tls.${k}`, t[k], ['1.2', '1.3']);
+  for (const k of ['keylogFile', 'certDir'] as const) if (t[k] !== undefined && (typeof t[k] !== 'string' || t[k] === '')) throw new InvalidOptionError(`tls.${k}`, 'a non-empty path', t[k]);
+  return t;
 }
 
 /** The limits a client is told in `welcome`. */

@@ -1,4 +1,4 @@
-/** The chat server's state records, the stored-event decoder and the mute / ban book (server/core.ts uses them). */
+/** The chat server's state records, the stored-event decoder, the mute / ban book and the rate buckets (core.ts, rooms.ts, moderation.ts use them). */
 import { TokenBucket } from '../../../pubsub/broker/rate.ts';
 import type { ChatCode, ChatEvent, ServerMessage, StoredEvent } from '../protocol.ts';
 
@@ -41,6 +41,17 @@ export interface ChatConn {
   close(code: number, reason: string): void;
 }
 
+/** What an error to a client may carry besides its code and text. */
+export type ErrorExtra = { limit?: string; retryAfterMs?: number; room?: string; cid?: string };
+
+/** How the parts of the server (rooms.ts, moderation.ts, dm.ts) answer a client: core.ts implements it. */
+export interface ChatOut {
+  send(client: Client, m: ServerMessage): void;
+  error(client: Client, code: ChatCode, message: string, extra?: ErrorExtra): void;
+  /** Counts a bad frame (closes the connection past maxBadFrames). */
+  bad(client: Client): void;
+}
+
 export interface ChatStats {
   connections: number;
   rooms: number;
@@ -52,7 +63,6 @@ export interface ChatStats {
   errors: Partial<Record<ChatCode, number>>;
   closedBadFrames: number;
 }
-
 
 export interface Member {
   client: Client;

@@ -3,8 +3,10 @@
  * allows only its own origin). Every piece of user data reaches the DOM through textContent, never innerHTML.
  * `window.chat` is the page's API, used by the Chromium test. Query string: ?name=ana&room=lobby joins at once.
  * Direct messages (WebRTC, relay fallback) are web/dm.ts, served as /dm.js. Sign-in: GET /auth.json says whether the
- * server has accounts and whether a password may go over plain HTTP (allowInsecureAuth); the password field shows only
- * then, and a password is never sent over http:// unless the server allows it.
+ * server has accounts with passwords, with tokens, and whether a secret may go over plain HTTP (allowInsecureAuth); the
+ * password and token fields show only when such accounts exist, are enabled on https:// (or when the server allows
+ * plain http), and a secret is never sent over http:// unless the server allows it. A token names its user: the name
+ * may be left empty, and the welcome says who signed in.
  */
 
 export const CHAT_PAGE = `<!doctype html>
@@ -45,7 +47,7 @@ export const CHAT_PAGE = `<!doctype html>
 <body>
 <header>
   <strong>wirelab chat</strong>
-  <form id="login"><input id="name" placeholder="your name" maxlength="32" required><input id="password" type="password" placeholder="password (registered names)" autocomplete="current-password" hidden><input id="room" placeholder="room" value="lobby" required><button>join</button></form>
+  <form id="login"><input id="name" placeholder="your name" maxlength="32"><input id="password" type="password" placeholder="password (registered names)" autocomplete="current-password" hidden><input id="token" type="password" placeholder="or a token" autocomplete="off" hidden><input id="room" placeholder="room" value="lobby" required><button>join</button></form>
   <span id="whoami" class="meta"></span>
   <label>transport <select id="transport"><option value="ws">WebSocket</option><option value="sse">SSE + POST</option><option value="poll">long polling</option></select></label>
   <span id="errors"></span>
@@ -67,7 +69,7 @@ export const CHAT_JS = String.raw`'use strict';
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = String(text); return e; };
 const chat = {
-  ws: undefined, link: undefined, name: undefined, auth: undefined, transport: 'ws', state: 'offline', current: undefined, refused: false, authInfo: { accounts: false, guests: true, allowInsecureAuth: false },
+  ws: undefined, link: undefined, name: undefined, auth: undefined, transport: 'ws', state: 'offline', current: undefined, refused: false, authInfo: { accounts: false, passwords: false, tokens: false, guests: true, allowInsecureAuth: false },
   rooms: new Map(), pending: new Map(), errors: [], attempts: 0, reconnects: 0, seq: 0,
   room(name) {
     let r = chat.rooms.get(name);
@@ -80,7 +82,8 @@ const chat = {
     chat.setState('connecting');
     const link = { chain: Promise.resolve() };
     chat.link = link;
-    const opened = () => { chat.attempts = 0; link.send({ type: 'hello', name: chat.name, ...(secret ? { password: secret } : {}) }); };
+    // With a token and no name typed, the token names the user (the welcome says who).
+    const opened = () => { chat.attempts = 0; link.send({ type: 'hello', ...(chat.name ? { name: chat.name } : {}), ...secret }); };
     const lost = () => {
       if (chat.link !== link) return;
       chat.link = undefined;
@@ -142,7 +145,7 @@ const chat = {
   },
   on(m) {
     if (m.type === 'welcome') {
-      chat.setState('online'); chat.limits = m.limits; chat.auth = m.auth;
+      chat.setState('online'); chat.limits = m.limits; chat.auth = m.auth; chat.name = m.name; $('name').value = m.name;
       $('whoami').textContent = m.name + (m.auth === 'guest' ? ' (guest)' : ' (signed in with a ' + m.auth + ')');
       for (const name of chat.rooms.keys()) chat.join(name);
       if (chat.current && !chat.rooms.has(chat.current)) chat.join(chat.current);
@@ -171,8 +174,8 @@ const chat = {
       chat.rooms.delete(m.room); chat.errors.push('left ' + m.room + ': ' + m.reason); if (chat.current === m.room) chat.current = chat.rooms.keys().next().value;
     } else if (m.type === 'error' && chat.state !== 'online' && (m.code === 'WL_ERR_CHAT_AUTH' || m.code === 'WL_ERR_CHAT_NAME')) {
       // The hello was refused (a wrong password, a registered name): no reconnect with the same; the form is open again.
-      chat.errors.push(m.code + ': ' + m.message); chat.refused = true; chat.name = undefined; secret = undefined;
-      $('name').disabled = false; $('password').value = '';
+      chat.errors.push(m.code + ': ' + m.message); chat.refused = true; chat.name = undefined; secret = {};
+      $('name').disabled = false; $('password').value = ''; $('token').value = '';
       if (chat.link) chat.link.close();
     } else if (m.type === 'error') {
       chat.errors.push(m.code + ': ' + m.message);
@@ -239,23 +242,30 @@ const chat = {
   },
 };
 window.chat = chat;
-// The password stays in this closure (not on window.chat), for the hello of each reconnect.
-let secret;
+// The password or token stays in this closure (not on window.chat), for the hello of each reconnect.
+let secret = {};
 let typingSent = 0;
 const insecure = () => location.protocol !== 'https:' && !chat.authInfo.allowInsecureAuth;
 const authLoaded = fetch('/auth.json').then((r) => r.json()).then((a) => {
   chat.authInfo = a;
-  $('password').hidden = !a.accounts;
-  if (a.accounts && insecure()) { $('password').disabled = true; $('password').placeholder = 'passwords need https'; $('password').title = 'this page is plain http and the server does not allow a password over it (allowInsecureAuth)'; }
+  for (const [id, shown, what] of [['password', a.passwords, 'passwords'], ['token', a.tokens, 'tokens']]) {
+    $(id).hidden = !shown;
+    if (shown && insecure()) { $(id).disabled = true; $(id).placeholder = what + ' need https'; $(id).title = 'this page is plain http and the server does not allow a secret over it (allowInsecureAuth)'; }
+  }
 }).catch(() => {});
 $('login').onsubmit = (e) => {
   e.preventDefault();
   const room = $('room').value.trim().toLowerCase();
   if (chat.name) return chat.join(room);
   const password = $('password').value;
-  if (password && insecure()) { chat.errors.push('a password is not sent over plain http (the server does not set allowInsecureAuth)'); return chat.render(); }
-  secret = password || undefined; chat.refused = false; chat.errors = [];
-  chat.name = $('name').value.trim(); chat.current = room; chat.room(room); chat.connect(); $('name').disabled = true;
+  const token = $('token').value.trim();
+  const name = $('name').value.trim();
+  chat.errors = [];
+  if ((password || token) && insecure()) { chat.errors.push('a password or token is not sent over plain http (the server does not set allowInsecureAuth)'); return chat.render(); }
+  if (password && token) { chat.errors.push('a password or a token, not both'); return chat.render(); }
+  if (!name && !token) { chat.errors.push('a name (or a token, which names its user)'); return chat.render(); }
+  secret = password ? { password } : token ? { token } : {}; chat.refused = false;
+  chat.name = name || undefined; chat.current = room; chat.room(room); chat.connect(); $('name').disabled = true;
 };
 $('sendbtn').onclick = () => { chat.say($('text').value); $('text').value = ''; chat.send({ type: 'typing', room: chat.current, on: false }); typingSent = 0; };
 $('text').onkeydown = (e) => { if (e.key === 'Enter') $('sendbtn').onclick(); };

@@ -5,6 +5,7 @@
  * guessing is closed.
  */
 import assert from 'node:assert/strict';
+import { rootCertificates } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { connectChat } from '../../../apps/chat/client.ts';
@@ -23,18 +24,21 @@ const code = (want: string) => (e: Error & { code?: string }): boolean => {
 describe('chat accounts', () => {
   let open: RunningChatServer;
   let strict: RunningChatServer;
+  /** https:// and wss:// (tls: true), accounts, and no allowInsecureAuth. */
+  let secure: RunningChatServer;
   const sink = new MemorySink();
   before(async () => {
     // A cheap scrypt cost: the check is the same code, the test does not need 50 ms per hash.
     const users = [{ name: 'ana', passwordHash: await hashPassword(PASSWORD, { N: 1024 }) }, { name: 'bot', token: TOKEN }];
     const tracer = createTracer([sink]);
-    [open, strict] = await Promise.all([
+    [open, strict, secure] = await Promise.all([
       startChatServer({ users, allowInsecureAuth: true, heartbeatMs: 0, tracer }),
       startChatServer({ users, heartbeatMs: 0, tracer }),
+      startChatServer({ users, heartbeatMs: 0, tracer, tls: true }),
     ]);
   });
   after(async () => {
-    await Promise.all([open.close(), strict.close()]);
+    await Promise.all([open.close(), strict.close(), secure.close()]);
   });
 
   test('a registered name signs in with its password or token; a guest takes another name', async () => {
@@ -84,7 +88,42 @@ describe('chat accounts', () => {
       return true;
     });
     // The page asks first: /auth.json says there are accounts and that a password may not go over plain HTTP.
-    assert.deepEqual(await (await fetch(new URL('/auth.json', strict.url))).json(), { accounts: true, guests: true, allowInsecureAuth: false });
+    assert.deepEqual(await (await fetch(new URL('/auth.json', strict.url))).json(), { accounts: true, passwords: true, tokens: true, guests: true, allowInsecureAuth: false });
+  });
+
+  test('over TLS a password and a token sign in without allowInsecureAuth, on wss, https SSE + POST and https polling', async () => {
+    assert.match(secure.url, /^https:\/\/127\.0\.0\.1:\d+\/$/);
+    assert.match(secure.endpoint, /^wss:\/\//);
+    // The page's address works too (its /ws); the default trust is wirelab's local CA, which signed the server's certificate.
+    const ana = await connectChat({ url: secure.url, name: 'ana', password: PASSWORD });
+    const bot = await connectChat({ url: secure.endpoint, token: TOKEN, transport: 'sse' });
+    const poller = await connectChat({ url: secure.endpoint, name: 'ana', password: PASSWORD, transport: 'poll' });
+    assert.equal(bot.name, 'bot');
+    for (const c of [ana, bot, poller]) await c.join('tls');
+    const got = Promise.all([bot, poller].map((c) => c.waitFor((m) => m.type === 'event' && m.kind === 'msg' && m.text === 'over TLS')));
+    await ana.send('tls', 'over TLS');
+    await got;
+    // The port speaks only TLS: plain http there gets no answer (so SSE and polling above were https).
+    await assert.rejects(fetch(new URL('/auth.json', secure.url.replace('https:', 'http:'))));
+    for (const c of [ana, bot, poller]) c.close();
+  });
+
+  test('a client that does not trust the server\'s CA is refused with WL_ERR_CHAT_TLS (the certificate error named); the server goes on', async () => {
+    // Node's public roots: they did not sign wirelab's local CA.
+    for (const transport of ['ws', 'sse', 'poll'] as const) {
+      await assert.rejects(connectChat({ url: secure.endpoint, name: 'zed', ca: rootCertificates.join('\n'), transport, reconnect: false }), (e: Error & { code?: string; cause?: { code?: string } }) => {
+        assert.equal(e.code, ChatCodes.TLS, `${transport}: ${e.message}`);
+        assert.match(e.cause?.code ?? '', /CERT|UNABLE_TO/, transport);
+        assert.match(e.message, /not trusted/);
+        return true;
+      });
+    }
+    await assert.rejects(connectChat({ url: secure.endpoint, name: 'zed', ca: [''] }), (e: Error & { option?: string }) => e.option === 'ca');
+    // A CA with a ws:// url: the caller meant TLS; refused rather than connected in clear.
+    await assert.rejects(connectChat({ url: strict.endpoint, name: 'zed', ca: rootCertificates[0]! }), (e: Error & { option?: string }) => e.option === 'ca');
+    const zed = await connectChat({ url: secure.endpoint, name: 'zed' });
+    zed.close();
+    assert.ok(sink.find({ proto: 'tls', kind: 'error' }).length >= 3, 'the refused handshakes are traced');
   });
 
   test('a connection that keeps guessing is closed after maxAuthFailures (3); the server goes on serving', async () => {
@@ -107,7 +146,8 @@ describe('chat accounts', () => {
     ok.close();
   });
 
-  test('no password or token in any trace event; the sign-ins and refusals are traced by name', () => {
+  test('no password or token in any trace event (TLS sessions too); the sign-ins and refusals are traced by name', () => {
+    assert.ok(sink.find({ proto: 'tls', kind: 'handshake' }).length >= 3, 'TLS sessions were traced');
     const text = JSON.stringify(sink.events);
     for (const secret of [PASSWORD, TOKEN, '"wrong"']) assert.ok(!text.includes(secret), `a trace holds ${secret}`);
     assert.ok(sink.find({ kind: 'auth' }).some((e) => /ana signed in with a password/.test(e.summary)));
@@ -137,5 +177,7 @@ describe('chat accounts', () => {
     await assert.rejects(startChatServer({ users: [{ name: 'x' }] }), option('users[0]'));
     await assert.rejects(startChatServer({ users: [{ name: 'x', token: TOKEN }, { name: 'x', token: `${TOKEN}2` }] }), option('users[1].name'));
     await assert.rejects(startChatServer({ allowGuests: false }), option('allowGuests'));
+    await assert.rejects(startChatServer({ tls: 'yes' as never }), option('tls'));
+    await assert.rejects(startChatServer({ tls: { minVersion: '1.1' as never } }), option('tls.minVersion'));
   });
 });

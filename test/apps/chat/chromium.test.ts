@@ -3,7 +3,8 @@ import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startChatServer, type RunningChatServer } from '../../../apps/chat/server/index.ts';
 import { hashPassword } from '../../../pubsub/broker/auth.ts';
-import { launchChromium } from '../../helpers/chromium.ts';
+import { getTlsMaterial } from '../../../core/tls/index.ts';
+import { chromiumTrusting, launchChromium } from '../../helpers/chromium.ts';
 import { requirePeer } from '../../helpers/peers.ts';
 
 let browser: Browser | undefined;
@@ -11,7 +12,8 @@ let server: RunningChatServer;
 
 before(async () => {
   server = await startChatServer({ heartbeatMs: 0 });
-  browser = await launchChromium();
+  // The browser trusts the local certificate the tls: true servers use (pinned by its key; nothing else is waived).
+  browser = await launchChromium([chromiumTrusting((await getTlsMaterial()).cert)]);
 });
 after(async () => {
   await browser?.close();
@@ -107,34 +109,59 @@ test('a WebSocket, an SSE + POST and a long-polling page chat in one room; each 
   for (const c of contexts) await c.close();
 });
 
-test('the sign-in form: a wrong password is a clear error and the form opens again; the right one signs in; on plain http without allowInsecureAuth the field is off', { timeout: 60_000 }, async (t) => {
+test('the sign-in form over https (no allowInsecureAuth): a wrong password or token is a clear error and the form opens again; the right ones sign in; on plain http the fields are off', { timeout: 60_000 }, async (t) => {
   if (!requirePeer(t, 'chromium', 'chromium')) return;
-  const users = [{ name: 'ana', passwordHash: await hashPassword('right one', { N: 1024 }) }];
-  const [withAuth, strict] = await Promise.all([startChatServer({ heartbeatMs: 0, users, allowInsecureAuth: true }), startChatServer({ heartbeatMs: 0, users })]);
+  const TOKEN = 'tok-page-5d1c7a90e2';
+  const users = [{ name: 'ana', passwordHash: await hashPassword('right one', { N: 1024 }) }, { name: 'bot', token: TOKEN }];
+  const [withAuth, strict] = await Promise.all([startChatServer({ heartbeatMs: 0, users, tls: true }), startChatServer({ heartbeatMs: 0, users })]);
   const ctx = await browser!.newContext();
   try {
     const page = await ctx.newPage();
     page.on('pageerror', (e) => assert.fail(`page: ${e.message}`));
+    assert.match(withAuth.url, /^https:/);
     await page.goto(withAuth.url);
     await page.waitForSelector('#password:not([hidden])');
+    assert.equal(await page.isEnabled('#password'), true, 'the password field is on over https');
+    const refused = async (): Promise<void> => {
+      await page.waitForFunction(() => /WL_ERR_CHAT_AUTH: bad credentials/.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string } } }).document.getElementById('errors').textContent));
+      // The refusal's text arrives before the server closes the connection, and the page says 'signed out' on the close.
+      await page.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'signed out');
+      assert.equal(await page.isEnabled('#name'), true, 'the form is open again');
+    };
     const login = async (password: string): Promise<void> => {
       await page.fill('#name', 'ana');
       await page.fill('#password', password);
       await page.click('#login button');
     };
     await login('wrong');
-    await page.waitForFunction(() => /WL_ERR_CHAT_AUTH: bad credentials/.test((globalThis as unknown as { document: { getElementById(id: string): { textContent: string } } }).document.getElementById('errors').textContent));
-    // The refusal's text arrives before the server closes the connection, and the page says 'signed out' on the close.
-    await page.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'signed out');
-    assert.equal(await page.isEnabled('#name'), true, 'the form is open again');
+    await refused();
     await login('right one');
     await page.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
     assert.equal(await page.textContent('#whoami'), 'ana (signed in with a password)');
     // The password is not kept on the page's API object.
     assert.ok(!JSON.stringify(await page.evaluate(() => Object.keys((globalThis as unknown as Win).chat))).includes('right one'));
+    // A token, no name typed (the token names its user): a wrong one refused, the right one signs in as its user.
+    await page.goto(withAuth.url);
+    await page.waitForSelector('#token:not([hidden])');
+    await page.fill('#token', 'not-the-token');
+    await page.click('#login button');
+    await refused();
+    await page.fill('#token', TOKEN);
+    await page.click('#login button');
+    await page.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
+    assert.equal(await page.textContent('#whoami'), 'bot (signed in with a token)');
+    // The fallbacks over https too: EventSource + POST with the token.
+    await page.goto(`${withAuth.url}?transport=sse`);
+    await page.waitForSelector('#token:not([hidden])');
+    await page.fill('#token', TOKEN);
+    await page.click('#login button');
+    await page.waitForFunction(() => (globalThis as unknown as Win).chat.state === 'online');
+    assert.equal(await page.textContent('#whoami'), 'bot (signed in with a token)');
+    assert.equal(await page.inputValue('#transport'), 'sse');
     await page.goto(strict.url);
     await page.waitForSelector('#password:not([hidden])');
     assert.equal(await page.isDisabled('#password'), true, 'no password field over plain http when the server refuses it');
+    assert.equal(await page.isDisabled('#token'), true, 'no token field either');
   } finally {
     await ctx.close();
     await Promise.all([withAuth.close(), strict.close()]);

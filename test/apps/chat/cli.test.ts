@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rootCertificates } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { hashPassword } from '../../../pubsub/broker/auth.ts';
 import { CLI } from '../../helpers/cli.ts';
@@ -45,23 +46,37 @@ describe('wirelab up: the chat row, and wirelab chat with piped stdin', () => {
     assert.match(second.stdout, /ana: second line/);
   });
 
-  test('a bad name is a usage error; an unreachable server exits 1', async () => {
+  test('a bad name is a usage error; an unreachable server or an untrusted certificate exits 1', async () => {
     const bad = await run(process.execPath, [CLI, 'chat', '--name', 'a\u0007b', '--url', row.try.split('--url ')[1]!], { timeoutMs: 20_000 });
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /control/);
     const none = await run(process.execPath, [CLI, 'chat', '--name', 'x', '--url', 'ws://127.0.0.1:1/ws', '--timeout-ms', '2000'], { timeoutMs: 20_000 });
     assert.equal(none.code, 1);
     assert.match(none.stderr, /cannot chat/);
+    // A --ca that did not sign the chat-tls row's certificate (Node's public roots): exit 1 with the code and the reason.
+    const roots = join(dir, 'roots.pem');
+    writeFileSync(roots, rootCertificates.join('\n'));
+    const tlsRow = up.endpoints.find((e) => e.name === 'chat-tls')!;
+    const untrusted = await run(process.execPath, [CLI, 'chat', '--name', 'x', '--url', tlsRow.url!, '--ca', roots], { input: 'never sent\n', timeoutMs: 20_000 });
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /WL_ERR_CHAT_TLS: the certificate of .* is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)/);
   });
 
-  test('a registered name signs in with --password-file (the account given with up --set chat.users)', async () => {
+  test('the chat-tls row: a registered name signs in with --password-file over https with --ca, no --allow-insecure-auth; same chat as the chat row', async () => {
     // One spawn only (each costs seconds on a loaded machine): refusals are test/apps/chat/auth.test.ts's.
-    const url = row.try.split('--url ')[1]!;
+    const tlsRow = up.endpoints.find((e) => e.name === 'chat-tls')!;
+    assert.ok(tlsRow, 'a chat-tls row (--only chat starts both: same proto, as http and https)');
+    assert.equal(tlsRow.url, `https://${tlsRow.host}:${tlsRow.port}/`);
+    const cmd = tlsRow.try.split(' ');
+    assert.ok(cmd.includes('--ca'), tlsRow.try);
     const file = join(dir, 'password');
     writeFileSync(file, 's3cret pass\n');
-    const ok = await run(process.execPath, [CLI, 'chat', '--name', 'ops', '--password-file', file, '--allow-insecure-auth', '--url', url], { input: 'signed in\n', timeoutMs: 30_000 });
+    const args = cmd.slice(2).map((a) => (a === 'ana' ? 'ops' : a));
+    const ok = await run(process.execPath, [CLI, ...args, '--password-file', file], { input: 'signed in\n', timeoutMs: 30_000 });
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /ops in #lobby/);
+    // The history the plain row's users wrote: one chat behind both doors.
+    assert.match(ok.stdout, /ana: hello from a pipe/);
     assert.ok(!ok.stdout.includes('s3cret'), 'the password is not printed');
   });
 });

@@ -3,7 +3,8 @@
  * Node A runs in this process (a chat server on a JetStream broker of its own, presenceLeaseMs 1500); node B is
  * `wirelab up --only chat --engine jetstream --nats-url ... --set chat.presenceLeaseMs=1500` (the documented way), a
  * process started and SIGKILLed by PID. Users on A and B chat both ways, see each other's presence, typing and
- * receipts, and DM each other (signaling and the relay cross the cluster bus); the room owner on A mutes and kicks a
+ * receipts, and DM each other (signaling and the relay cross the cluster bus, and a real WebRTC DM between two
+ * DmAgents goes peer to peer, counted by neither node's relay); the room owner on A mutes and kicks a
  * user on B; a user moves from A to B with `since` and gets every missed event once; B is SIGKILLed and its users leave
  * A's presence within B's lease; last, nats-server itself is killed and restarted, and the nodes find each other again.
  */
@@ -13,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { connect as natsConnect } from 'nats';
 import WebSocket from 'ws';
 import { connectChat, type ChatClient } from '../../../apps/chat/client.ts';
+import { DmAgent } from '../../../apps/chat/dm-peer.ts';
 import { startChatServer, type RunningChatServer } from '../../../apps/chat/server/index.ts';
 import { closedPort } from '../../../core/ports.ts';
 import { createBroker } from '../../../pubsub/broker/index.ts';
@@ -190,6 +192,28 @@ describe('multi-node chat on one JetStream (two chat server processes)', { skip:
     assert.ok(after.fromNodes - before.fromNodes >= 4, `A got DM messages from B over the bus (${after.fromNodes - before.fromNodes})`);
     assert.equal(after.fromNodesDropped, before.fromNodesDropped);
     assert.equal(a.chat.stats.messages, stored, 'no DM was stored');
+
+    // A real WebRTC DM across the nodes: a DmAgent (werift) on each; the signaling crosses the bus, the text does not
+    // pass through either server (no relay counted on A, no relayed `dm` reaching eli from B).
+    const eliGot: string[] = [];
+    const agentDee = new DmAgent(dee, { iceTimeoutMs: 20_000, onDm: () => {} });
+    const agentEli = new DmAgent(eli, { iceTimeoutMs: 20_000, onDm: (from, text) => eliGot.push(`${from}: ${text}`) });
+    const relayedToEli: ServerMessage[] = [];
+    const off = eli.on((m) => void (m.type === 'dm' && relayedToEli.push(m)));
+    try {
+      const p2p0 = a.chat.stats.dm;
+      const sent = await agentDee.send('eli', 'peer to peer across nodes');
+      assert.equal(sent.via, 'webrtc (p2p)', `the DM went ${sent.via}${sent.why ? `: ${sent.why}` : ''}`);
+      assert.deepEqual(eliGot, ['dee: peer to peer across nodes']);
+      const p2p1 = a.chat.stats.dm;
+      assert.ok(p2p1.toNodes - p2p0.toNodes >= 1 && p2p1.fromNodes - p2p0.fromNodes >= 1, 'the offer and the answer crossed the bus');
+      assert.equal(p2p1.relayed, p2p0.relayed, "A's relay counted no DM");
+      assert.equal(p2p1.relayedBytes, p2p0.relayedBytes);
+      assert.deepEqual(relayedToEli, [], 'B relayed nothing to eli');
+    } finally {
+      off();
+      await Promise.all([agentDee.close(), agentEli.close()]);
+    }
   });
 
   it("the owner on A mutes and kicks a user on B: it holds on B's node", async () => {

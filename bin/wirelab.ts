@@ -110,6 +110,12 @@ async function run(command: string, args: string[], values: FlagValues): Promise
   }
 }
 
+// A reader that goes away (`wirelab chat | head`, `wirelab up | grep -m1 http`) ends the run quietly, not in a crash:
+// status 141 (128 + SIGPIPE), as cat and grep end when their pipe closes (an unhandled EPIPE printed a stack trace).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 141 : 1));
+}
+
 const code = await main(process.argv.slice(2));
 // Exit once stdout is flushed, even if a lab left a handle open (its clean-up has already run).
 process.stderr.write('', () => process.stdout.write('', () => process.exit(code)));

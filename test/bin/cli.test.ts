@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { COMMANDS, FLAGS, commandHelp } from '../../bin/cli/spec.ts';
 import { parseCommandLine, UsageError } from '../../bin/cli/args.ts';
-import { runCli } from '../helpers/cli.ts';
+import { CLI, runCli } from '../helpers/cli.ts';
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -102,4 +104,16 @@ test('stdin lines for wirelab webrtc: CRLF trimmed, a line over the limit report
   s.end();
   assert.deepEqual(lines, ['one', 'two', 'three']);
   assert.deepEqual(tooLong, [40]);
+});
+
+test('a reader that closes the pipe early (wirelab lab X | head -1) ends the CLI with 141 and no stack trace', async () => {
+  const child = spawn(process.execPath, [CLI, 'lab', 'http-methods'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  // The first line read, the pipe goes away, as `head -1` does.
+  await new Promise((resolve) => child.stdout.once('data', resolve));
+  child.stdout.destroy();
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 141, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled|at /);
 });

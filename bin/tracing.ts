@@ -32,7 +32,7 @@ export function pcapIsDir(path: string | undefined): boolean {
 function written(summary: PcapngSummary & { real?: boolean; note?: string }, path: string): void {
   const tls = summary.tlsConversations > 0 ? `, ${summary.tlsConversations} of them TLS (the plaintext)` : '';
   const what = summary.real
-    ? 'real packets captured by tcpdump on lo (TLS as ciphertext)'
+    ? `real packets captured by tcpdump on lo (TLS as ciphertext)${summary.note ? `; ${summary.note}` : ''}`
     : `headers synthesized from the trace${summary.note ? ` (no real capture: ${summary.note})` : ''}`;
   process.stderr.write(`pcapng: ${path}: ${summary.packets} packets, ${summary.tcpConversations} TCP and ${summary.udpConversations} UDP conversations${tls}; ${what} (open with wireshark or tshark -r)\n`);
 }

@@ -7,11 +7,13 @@
  * possible, or tcpdump fails, the synthesized file (pcapng.ts) is written instead and its comment says why.
  */
 import { writeFile } from 'node:fs/promises';
-import { captureAvailable, pcapRecords, startCapture, type Capture } from '../capture/index.ts';
+import { CAPTURE_DEFAULTS, captureAvailable, pcapRecords, startCapture, type Capture } from '../capture/index.ts';
 import { ErrorCodes, WirelabError } from '../errors.ts';
 import type { TraceEvent, TraceSink } from '../trace/types.ts';
 import { enhancedPacket, interfaceDescription, sectionHeader } from './pcapng-blocks.ts';
 import { PcapngSink, type PcapngSinkOptions, type PcapngSummary } from './pcapng.ts';
+
+const LIMITED = 'The capture file reached its size limit and tcpdump was stopped there: later packets are not in this file';
 
 /** What a real or synthesized `--pcap` wrote. */
 export interface PcapngWritten extends PcapngSummary {
@@ -25,6 +27,11 @@ export interface RealPcapngOptions extends Omit<PcapngSinkOptions, 'onWritten'> 
   onWritten?: (summary: PcapngWritten, path: string) => void;
   /** The interface tcpdump listens on. Default `lo`. */
   iface?: string;
+  /**
+   * tcpdump's file is stopped at this size (CAPTURE_DEFAULTS.maxBytes, 256 MiB): later packets are left out and the
+   * file's comment and `note` say so.
+   */
+  maxCaptureBytes?: number;
 }
 
 /**
@@ -56,7 +63,7 @@ export class RealPcapngSink implements TraceSink {
       this.ready = Promise.resolve();
       return;
     }
-    this.ready = startCapture('tcp or udp', { iface: options.iface ?? 'lo', snaplen: 0 }).then(
+    this.ready = startCapture('tcp or udp', { iface: options.iface ?? 'lo', snaplen: 0, ...(options.maxCaptureBytes === undefined ? {} : { maxBytes: options.maxCaptureBytes }) }).then(
       (c) => {
         this.#capture = c;
       },
@@ -91,6 +98,7 @@ export class RealPcapngSink implements TraceSink {
 
   /** The captured frames of the trace's conversations as pcapng; undefined when none matched. */
   async #writeReal(raw: Buffer): Promise<PcapngWritten | undefined> {
+    const limited = this.#capture?.limited === true;
     const { linktype, snaplen, records } = pcapRecords(raw);
     // Both directions of each conversation the trace saw, `tcp:a:p>b:p` / `udp:...`.
     const wanted = new Map<string, string>();
@@ -111,6 +119,7 @@ export class RealPcapngSink implements TraceSink {
     const tcp = [...seen.values()].filter((t) => t === 'tcp').length;
     const comment = [
       `Captured by tcpdump on ${this.#o.iface ?? 'lo'} while wirelab ran (--pcap-real): real packets, kept to the ${seen.size} conversation(s) the trace saw, other loopback traffic left out.`,
+      limited ? `${LIMITED} (maxCaptureBytes=${this.#o.maxCaptureBytes ?? CAPTURE_DEFAULTS.maxBytes}).` : '',
       'TLS is ciphertext here: give Wireshark the servers\' keylogFile (SSLKEYLOGFILE format) to read it.',
       this.#o.comment ?? '',
     ]
@@ -122,6 +131,6 @@ export class RealPcapngSink implements TraceSink {
     } catch (err) {
       throw new WirelabError(ErrorCodes.TRACE_FILE, `cannot write ${this.#path}: ${(err as Error).message}`, { cause: err });
     }
-    return { real: true, packets: kept.length, tcpConversations: tcp, udpConversations: seen.size - tcp, tlsConversations: 0, truncatedPayloads: 0, skipped: 0 };
+    return { real: true, packets: kept.length, tcpConversations: tcp, udpConversations: seen.size - tcp, tlsConversations: 0, truncatedPayloads: 0, skipped: 0, ...(limited ? { note: LIMITED } : {}) };
   }
 }

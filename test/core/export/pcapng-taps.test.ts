@@ -14,7 +14,7 @@ import { connectPubsub } from '../../../clients/pubsub.ts';
 import { connectPeerPair } from '../../../clients/webrtc-pair.ts';
 import { toPcapng } from '../../../core/export/pcapng.ts';
 import { RealPcapngSink, type PcapngWritten } from '../../../core/export/pcapng-real.ts';
-import { captureAvailable } from '../../../core/capture/index.ts';
+import { captureAvailable, cutPcap, parsePcap, startCapture } from '../../../core/capture/index.ts';
 import { startTcpProxy } from '../../../core/impair/tcp/proxy.ts';
 import { startUdpRelay } from '../../../core/impair/udp/relay.ts';
 import { createTracer, MemorySink } from '../../../core/trace/index.ts';
@@ -211,8 +211,29 @@ test('--pcap-real: tcpdump\'s packets of the traced conversations where it can c
     return t.skip(`real capture: ${captureAvailable().reason}`);
   }
   assert.equal(realOut!.real, true, realOut!.note);
+
   const info = await tshark('-r', join(dir, 'real.pcapng'), '-q', '-z', 'follow,tcp,ascii,0', '-z', 'conv,tcp');
   assert.match(info, /GET \/anything\?probe=real-pcap/);
   // Only the traced conversation (the fetch's connection), not the rest of the machine's loopback traffic.
   assert.equal((info.match(/<->/g) ?? []).length, 1, info);
+});
+
+test('a capture stops at maxBytes: the file ends at a whole record within the limit and says it was limited', async (t) => {
+  if (!captureAvailable().ok) return t.skip(`capture: ${captureAvailable().reason}`);
+  const http = await startHttpServer({});
+  t.after(() => http.close());
+  const small = await startCapture(`tcp port ${http.port}`, { snaplen: 0, maxBytes: 16 * 1024 });
+  const whole = await startCapture(`tcp port ${http.port}`, { snaplen: 0 });
+  assert.equal((await (await fetch(`${http.url}/bytes/256`)).arrayBuffer()).byteLength, 256);
+  assert.equal((await (await fetch(`${http.url}/bytes/262144`)).arrayBuffer()).byteLength, 262_144);
+  const [cut, all] = await Promise.all([small.stopRaw(), whole.stopRaw()]);
+  assert.equal(small.limited, true);
+  assert.equal(whole.limited, false);
+  assert.ok(cut.length <= 16 * 1024 && cut.length > 24, `${cut.length} bytes`);
+  assert.ok(all.length > 262_144);
+  // Every record whole: the cut file parses, and is the start of the whole one (same packets, fewer of them).
+  const [a, b] = [parsePcap(cut), parsePcap(all)];
+  assert.ok(a.length > 0 && a.length < b.length, `${a.length} of ${b.length} packets`);
+  assert.equal(cutPcap(all, 16 * 1024).length <= 16 * 1024, true);
+  assert.deepEqual(cutPcap(all, 10), all.subarray(0, 24).length === 24 ? all.subarray(0, 24) : all);
 });

@@ -5,6 +5,7 @@
  * `restart(node)` brings the same node (same name, ports and store dir) back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -28,7 +29,7 @@ export interface NatsClusterOptions {
   dir?: string;
   /** Give up when the JetStream meta leader is not elected by then. Default 15,000 ms. */
   startTimeoutMs?: number;
-  /** Cluster name (the `cluster { name }` block). Default 'wirelab'. */
+  /** Cluster name: server names are `<name>-<i>`, the `cluster { name }` block `<name>-<8 hex digits>` (one per start). Default 'wirelab'. */
   name?: string;
   /** The `nats-server` executable. Default 'nats-server' (on PATH). */
   command?: string;
@@ -158,6 +159,9 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'wirelab-nats-')));
   await mkdir(dir, { recursive: true });
+  // The route block's name is this cluster's own: two clusters started at once on this machine (parallel tests) never
+  // join each other's routes even if one's chosen port ends up with the other (nats-server refuses a name mismatch).
+  const routeName = `${o.name}-${randomBytes(4).toString('hex')}`;
   const nodes: Node[] = [];
   for (let i = 0; i < o.nodes; i++) {
     const port = o.portBase ? o.portBase + 4230 + i : 0;
@@ -178,7 +182,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     for (const n of nodes) {
       const store = join(dir, n.name);
       await mkdir(store, { recursive: true });
-      await writeFile(n.configFile, config(n, nodes, o.name, store));
+      await writeFile(n.configFile, config(n, nodes, routeName, store));
     }
   };
 

@@ -72,7 +72,7 @@ export async function startBrokerProcess(ctx: LabContext, dir: string, fsync: Fs
   const started = await new Promise<number>((resolve, reject) => {
     child.once('error', (e) => reject(new WirelabError(ErrorCodes.CLOSED, `broker process did not start: ${e.message}`, { cause: e })));
     void exited.then(() => reject(new WirelabError(ErrorCodes.CLOSED, `broker process exited before listening: ${err.slice(-800)}`)));
-    const timer = setTimeout(() => reject(new WirelabError(ErrorCodes.TIMEOUT, `broker process not listening after 20 s: ${err.slice(-800)}`)), 20_000);
+    const timer = setTimeout(() => reject(new WirelabError(ErrorCodes.TIMEOUT, `broker process not listening after 60 s: ${err.slice(-800)}`)), 60_000);
     child.stdout!.on('data', () => {
       const m = /listening (\d+)/.exec(out);
       if (m) {

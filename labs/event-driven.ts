@@ -54,7 +54,8 @@ function runOrderService(ctx: LabContext, args: string[]): Promise<{ lines: stri
     child.on('error', reject);
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     createInterface({ input: child.stdout! }).on('line', (l) => lines.push(l));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    // A bound for a hung child, not a timing claim: generous for a machine shared with other work.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     ctx.defer(() => child.exitCode === null && child.kill('SIGKILL'));
     child.on('exit', (code, signal) => {
       clearTimeout(timer);

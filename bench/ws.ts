@@ -34,7 +34,7 @@ export default defineBench({
   name: 'ws',
   title: `WebSocket echo of ${PAYLOAD.length} B, ${CONNECTIONS} connections, each server in its own process; ${ROUNDS} interleaved rounds of ${MS / 1000} s`,
   async run(): Promise<BenchRow[]> {
-    const kinds = ['ws-bare', 'ws-off', 'ws-jsonl', 'ws-null', 'ws-null-all', 'ws-on'] as const;
+    const kinds = ['ws-bare', 'ws-off', 'ws-jsonl', 'ws-jsonl-lean', 'ws-null', 'ws-null-all', 'ws-on'] as const;
     type Kind = (typeof kinds)[number];
     const servers = Object.fromEntries(await Promise.all(kinds.map(async (k) => [k, await startChildServer(k)] as const))) as Record<Kind, Awaited<ReturnType<typeof startChildServer>>>;
     const loads = Object.fromEntries(await Promise.all(kinds.map(async (k) => [k, await echoLoad(`ws://127.0.0.1:${servers[k].port}${k === 'ws-bare' ? '' : '/echo'}`)] as const))) as Record<Kind, Awaited<ReturnType<typeof echoLoad>>>;
@@ -51,6 +51,7 @@ export default defineBench({
       sampledRow('bare ws, server CPU', m['ws-bare'].cpu, cpu.unit, cpu),
       sampledRow('wirelab ws, tracing off, server CPU', m['ws-off'].cpu, cpu.unit, { ...cpu, baseline: 'bare ws, server CPU', target: 0.97 }),
       sampledRow('wirelab ws, JSON-lines tracer, server CPU', m['ws-jsonl'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU', target: 0.85 }),
+      sampledRow('wirelab ws, JSON-lines tracer --trace-lean, server CPU', m['ws-jsonl-lean'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU', target: 0.85 }),
       // Where the JSON-lines tracer's CPU goes: every event built and handed to a sink that keeps nothing (summaries
       // only: the floor of tracing each event), then also its details and wire bytes (what -jsonl builds), then -jsonl.
       sampledRow('wirelab ws, no-op sink (summaries), server CPU', m['ws-null'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU' }),

@@ -8,6 +8,8 @@ import { HarFileSink } from '../core/export/har.ts';
 export interface TraceFlags {
   trace?: boolean;
   'trace-file'?: string;
+  /** With --trace-file: summaries only (JsonlSink `lean`). */
+  'trace-lean'?: boolean;
   hex?: boolean;
   'trace-libs'?: boolean;
   pcap?: string;
@@ -62,7 +64,7 @@ export function tracerFromFlags(flags: TraceFlags): Tracer {
   const sinks: TraceSink[] = [];
   // --hex alone implies --trace: dumps are only useful with the lines they belong to.
   if (flags.trace || flags.hex) sinks.push(new PrettySink({ stream: process.stderr, hex: flags.hex ?? false }));
-  if (flags['trace-file']) sinks.push(new JsonlSink(flags['trace-file']));
+  if (flags['trace-file']) sinks.push(new JsonlSink(flags['trace-file'], { lean: flags['trace-lean'] === true }));
   if (flags.pcap && !pcapIsDir(flags.pcap)) sinks.push(pcapSink(flags.pcap, flags['pcap-real']));
   if (flags.har) sinks.push(new HarFileSink(flags.har));
   return createTracer(sinks, { libs: flags['trace-libs'] ?? false });

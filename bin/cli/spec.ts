@@ -8,6 +8,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   trace: { type: 'boolean', help: 'every connection, read, write, command, frame and datagram on stderr' },
   hex: { type: 'boolean', help: 'a hex dump of each payload under its traced line (implies --trace)' },
   'trace-file': { type: 'string', value: 'F', help: 'the same events as JSON lines in the file F' },
+  'trace-lean': { type: 'boolean', help: 'with --trace-file: summaries only (no wire bytes, header lists or HAR exchanges): far cheaper, but the file cannot become a pcapng' },
   'trace-libs': { type: 'boolean', help: "with tracing: the mail and FTP libraries' own debug lines too (nodemailer, imapflow, basic-ftp, smtp-server)" },
   pcap: { type: 'string', value: 'F', help: 'write the traffic as a pcapng file F for Wireshark / tshark (synthesized headers; labs: a dir/ for one file per lab)' },
   'pcap-real': { type: 'boolean', help: 'with --pcap: the real packets, captured by tcpdump on lo (root only; otherwise the synthesized file, saying why)' },
@@ -74,7 +75,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   param: { type: 'string', multiple: true, value: 'NAME=V', help: "set a lab parameter (loss=10%, count=5000); wirelab lab <id> --help lists them; repeatable" },
 };
 
-const TRACING = ['trace', 'hex', 'trace-file', 'trace-libs'];
+const TRACING = ['trace', 'hex', 'trace-file', 'trace-lean', 'trace-libs'];
 const PUBSUB_CONNECT = ['url', 'port-base', 'user', 'password', 'token'];
 
 export const COMMANDS: Record<string, CommandSpec> = {

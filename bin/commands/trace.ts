@@ -1,4 +1,5 @@
 import { writePcapng } from '../../core/export/pcapng.ts';
+import { LEAN_KIND } from '../../core/trace/jsonl.ts';
 import { readTraceFile, type ReadEvent } from '../../core/trace/read.ts';
 import { PrettySink } from '../../core/trace/index.ts';
 import { WirelabError } from '../../core/errors.ts';
@@ -110,6 +111,10 @@ export async function traceCommand(args: string[], flags: TraceCommandFlags): Pr
     return 0;
   }
   if (sub === 'convert') {
+    if (read.events[0]?.proto === 'trace' && read.events[0].kind === LEAN_KIND) {
+      console.error(`wirelab trace convert: ${file} was written with --trace-lean (summaries only): it holds no wire bytes to make packets from; record with --trace-file alone`);
+      return 1;
+    }
     const summary = await writePcapng(flags.output!, read.events);
     if (flags.json) process.stdout.write(JSON.stringify({ file: flags.output, ...summary }) + '\n');
     else

@@ -9,9 +9,18 @@ export interface JsonlSinkOptions {
    * one `trace` / `dropped` event says how many once the file catches up. Default 64 MiB.
    */
   maxPendingBytes?: number;
+  /**
+   * Summaries only: each event without its payload and `meta` (header lists, bodies, HAR exchanges), and none of those
+   * built for this sink, so tracing costs a fraction of a full file, which in turn cannot become a pcapng or HAR
+   * (`wirelab trace convert` refuses it). The first line says so. Default false.
+   */
+  lean?: boolean;
 }
 
-export const JSONL_SINK_DEFAULTS = Object.freeze({ maxPayloadBytes: 4096, maxPendingBytes: 64 * 1024 * 1024 });
+export const JSONL_SINK_DEFAULTS = Object.freeze({ maxPayloadBytes: 4096, maxPendingBytes: 64 * 1024 * 1024, lean: false });
+
+/** The first line's kind in a file written with `lean`. */
+export const LEAN_KIND = 'lean';
 
 /** Lines are encoded into buffers of this size and written when one is full, or FLUSH_MS after its first line. */
 const BATCH_BYTES = 256 * 1024;
@@ -25,12 +34,15 @@ const SPARE_BUFFERS = 2;
  * a string batch turned into a new Buffer, cost more than building the event); flushed on close.
  */
 export class JsonlSink implements TraceSink {
-  /** The bytes on the wire go to the file too, so `wirelab trace convert` can write a pcapng from it. */
-  readonly wantsWire = true;
+  /** The bytes on the wire go to the file too (unless lean), so `wirelab trace convert` can write a pcapng from it. */
+  readonly wantsWire: boolean;
+  /** Lean: summaries are all this sink keeps (false lets the servers skip building details). */
+  readonly wantsDetail: boolean;
   /** Events not written because the file fell maxPendingBytes behind. */
   dropped = 0;
   readonly #maxPayload: number;
   readonly #maxPending: number;
+  readonly #lean: boolean;
   #fd: number | undefined;
   #error: Error | undefined;
   readonly #opened: Promise<void>;
@@ -48,6 +60,14 @@ export class JsonlSink implements TraceSink {
   constructor(path: string, options: JsonlSinkOptions = {}) {
     this.#maxPayload = options.maxPayloadBytes ?? JSONL_SINK_DEFAULTS.maxPayloadBytes;
     this.#maxPending = options.maxPendingBytes ?? JSONL_SINK_DEFAULTS.maxPendingBytes;
+    const lean = options.lean ?? JSONL_SINK_DEFAULTS.lean;
+    this.#lean = lean;
+    this.wantsWire = !lean;
+    this.wantsDetail = !lean;
+    if (lean) {
+      const line = { t: 0, ts: Date.now(), proto: 'trace', cid: 'trace', dir: '*', kind: LEAN_KIND, summary: 'summaries only (--trace-lean): no wire bytes, header lists, bodies or HAR exchanges' };
+      this.#append(JSON.stringify(line) + '\n');
+    }
     // An open or write error (no such dir, disk full) surfaces on close; until then the trace must not end the process.
     this.#opened = new Promise((resolve) =>
       open(path, 'w', (err, fd) => {
@@ -74,6 +94,11 @@ export class JsonlSink implements TraceSink {
   }
 
   #line(event: TraceEvent): string {
+    // Lean: the event without its payload and details, whatever other sinks of the tracer made it build.
+    if (this.#lean) {
+      const { data: _bytes, meta: _meta, ...rest } = event;
+      return JSON.stringify(rest) + '\n';
+    }
     const data = event.data;
     // Without a payload the event is written as it is (no copy); with one, hex in place of the bytes.
     if (!data) return JSON.stringify(event) + '\n';

@@ -88,3 +88,23 @@ test('--trace-file writes the lab traffic as JSON lines, --trace prints it on st
   assert.ok(events.some((e) => e.proto === 'tcp' && e.kind === 'write' && e.dir === '>'));
   assert.match(r.stderr, /tcp#\d+\s+(?:[CS]:\d+\s+)?→ write/);
 });
+
+test('--trace-lean: summaries only (no payloads, no details), a first line that says so, and trace convert refuses the file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wl-lab-'));
+  const full = join(dir, 'full.jsonl');
+  const lean = join(dir, 'lean.jsonl');
+  const a = await runCli(['lab', 'http-methods', '--trace-file', full]);
+  const b = await runCli(['lab', 'http-methods', '--trace-file', lean, '--trace-lean']);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 0, b.stderr);
+  const read = async (f: string) => (await readFile(f, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { proto: string; kind: string; role?: string; data?: string; meta?: { headers?: unknown } });
+  const [fe, le] = [await read(full), await read(lean)];
+  assert.ok(fe.some((e) => e.data) && fe.some((e) => e.proto === 'http' && e.meta?.headers), 'the full file has bytes and header lists');
+  assert.deepEqual([le[0]!.proto, le[0]!.kind], ['trace', 'lean']);
+  assert.ok(le.some((e) => e.proto === 'http' && e.kind === 'request'), 'the lean file still has every request');
+  assert.ok(le.every((e) => !e.data && !e.meta), 'no payloads, no details');
+  assert.ok(le.length < fe.length);
+  const conv = await runCli(['trace', 'convert', lean, '-o', join(dir, 'x.pcapng')]);
+  assert.equal(conv.code, 1);
+  assert.match(conv.stderr, /--trace-lean \(summaries only\)/);
+});

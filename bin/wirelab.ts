@@ -48,6 +48,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return values.help ? 0 : 2;
   }
+  if (values['trace-lean'] && !values['trace-file']) {
+    console.error(`wirelab ${command}: --trace-lean goes with --trace-file F (it says what the file keeps)`);
+    return 2;
+  }
   const spec = COMMANDS[command];
   if (!spec) {
     console.error(`wirelab: unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')} (wirelab --help)`);

@@ -104,6 +104,9 @@ test('--trace-lean: summaries only (no payloads, no details), a first line that 
   assert.ok(le.some((e) => e.proto === 'http' && e.kind === 'request'), 'the lean file still has every request');
   assert.ok(le.every((e) => !e.data && !e.meta), 'no payloads, no details');
   assert.ok(le.length < fe.length);
+  const alone = await runCli(['lab', 'http-methods', '--trace-lean']);
+  assert.equal(alone.code, 2);
+  assert.match(alone.stderr, /--trace-lean goes with --trace-file/);
   const conv = await runCli(['trace', 'convert', lean, '-o', join(dir, 'x.pcapng')]);
   assert.equal(conv.code, 1);
   assert.match(conv.stderr, /--trace-lean \(summaries only\)/);

@@ -5,9 +5,14 @@
  * serves one pull request of a connection before the others, so per-member pulls would starve all but one member).
  * It pulls only as much as its members have room for (maxAckPending, pause), so flow control reaches the server.
  */
-import type { JsMsg } from 'nats';
+import { createInbox, type JsMsg } from 'nats';
+// nats.js's JsMsg from a raw message (ack, nak, term, working, info): not re-exported by its main module.
+import { toJsMsg } from 'nats/lib/jetstream/jsmsg.js';
 import type { StreamMeta } from './codec.ts';
 import type { JetStreamEngineImpl } from './engine.ts';
+
+/** JetStream's API subject prefix (no domain: wirelab's clusters are one domain). */
+const JS_API = '$JS.API';
 
 export interface PullMember {
   readonly id: string;
@@ -76,41 +81,81 @@ export class Puller {
     return this.members.reduce((n, m) => n + m.room(), 0);
   }
 
+  /**
+   * Pull requests (`$JS.API.CONSUMER.MSG.NEXT`) answered on one inbox this puller keeps for its whole life, not
+   * nats.js's fetch(): fetch closes its inbox on a client timer 5 % past `expires`, and a message nats-server sent into
+   * a request that timer had already given up on was dropped, then waited out ackWait (30 s by default) as if a member
+   * held it. Here a late message still lands and is handed out (or, after stop(), kept and nak'd).
+   */
   private async run(): Promise<void> {
     const opts = this.engine.options;
-    let failures = 0;
-    while (!this.stopped && !this.engine.isClosed) {
-      while (!this.stopped && this.room() === 0) await new Promise<void>((r) => this.wakers.push(r));
-      if (this.stopped) break;
-      try {
-        const t0 = performance.now();
-        let n = 0;
-        const c = await this.engine.js.consumers.get(this.stream, this.consumer);
-        const iter = await c.fetch({ max_messages: Math.max(1, Math.min(opts.pullBatch, this.room())), expires: opts.pullExpiresMs });
-        // An ephemeral consumer's request is simply dropped (the consumer is deleted); a durable's runs out (stop()).
-        if (!this.durable) void this.stopping().then(() => iter.stop());
-        for await (const m of iter) {
-          n++;
-          this.dispatch(m);
+    const nc = this.engine.nc;
+    const inbox = createInbox();
+    let current: { left: number; end(status?: number): void } | undefined;
+    let lastExpiresAt = 0;
+    const sub = nc.subscribe(inbox, {
+      callback: (err, msg) => {
+        if (err) return;
+        const code = msg.headers?.code ?? 0;
+        if (code !== 0 && msg.data.length === 0) {
+          // 408 the request expired, 404 / 409 nothing to give or the consumer is gone, 100 a heartbeat (not asked).
+          if (code !== 100) current?.end(code);
+          return;
         }
-        // A request that ended empty long before it expires: the connection is down (the client ends it at once).
-        // Waited for like a failure, else this loop would spin without yielding to timers.
-        if (n === 0 && performance.now() - t0 < opts.pullExpiresMs / 2) {
-          failures++;
-          await new Promise((r) => setTimeout(r, Math.min(2000, opts.retryDelayMs * 2 ** Math.min(failures - 1, 5))));
+        if (current && --current.left <= 0) current.end();
+        this.dispatch(toJsMsg(msg));
+      },
+    });
+    let failures = 0;
+    try {
+      while (!this.stopped && !this.engine.isClosed) {
+        while (!this.stopped && this.room() === 0) await new Promise<void>((r) => this.wakers.push(r));
+        if (this.stopped) break;
+        const t0 = performance.now();
+        const batch = Math.max(1, Math.min(opts.pullBatch, this.room()));
+        const status = await new Promise<number | undefined>((resolve) => {
+          // Past twice `expires` with no answer (a lost request, a node that went away): asked again.
+          const timer = setTimeout(() => end(-1), opts.pullExpiresMs * 2);
+          let ended = false;
+          const end = (code?: number): void => {
+            if (ended) return;
+            ended = true;
+            clearTimeout(timer);
+            if (current === request) current = undefined;
+            resolve(code);
+          };
+          const request = { left: batch, end };
+          current = request;
+          // An ephemeral consumer's request is dropped at stop() (the consumer is deleted with it); a durable's runs out.
+          if (!this.durable) void this.stopping().then(() => end());
+          lastExpiresAt = performance.now() + opts.pullExpiresMs;
+          try {
+            nc.publish(`${JS_API}.CONSUMER.MSG.NEXT.${this.stream}.${this.consumer}`, JSON.stringify({ batch, expires: opts.pullExpiresMs * 1_000_000 }), { reply: inbox });
+          } catch (err) {
+            this.engine.traceError(this.consumer, `pull ${this.stream}`, err);
+            end(-1);
+          }
+        });
+        if (status === undefined || status === 408) {
+          failures = 0;
           continue;
         }
-        failures = 0;
-      } catch (err) {
-        if (this.stopped || this.engine.isClosed) break;
-        this.engine.traceError(this.consumer, `pull ${this.stream}`, err);
-        // The topic was deleted (seen here or announced by the server). A "not found" otherwise is the cluster
-        // recovering (its meta layer not ready yet after a restart): tried again, backing off to 2 s.
-        if (this.engine.deletedStreams.has(this.stream)) break;
+        // The topic was deleted (seen here or announced by the server); a "not found" otherwise is the cluster
+        // recovering (its meta layer not ready yet after a restart), and a request that ended at once (the
+        // connection is down) would spin: each waited for like a failure, backing off to 2 s.
+        if (this.stopped || this.engine.isClosed || this.engine.deletedStreams.has(this.stream)) break;
+        if (status !== -1) this.engine.traceError(this.consumer, `pull ${this.stream}`, new Error(`pull request answered ${status}`));
         failures++;
-        await new Promise((r) => setTimeout(r, Math.min(2000, opts.retryDelayMs * 2 ** Math.min(failures - 1, 5))));
-        continue;
+        const waited = performance.now() - t0;
+        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(2000, opts.retryDelayMs * 2 ** Math.min(failures - 1, 5)) - (status === -1 ? waited : 0))));
       }
+    } finally {
+      // A durable's request cannot be cancelled in nats-server 2.9: the inbox stays until the last one expired, so
+      // what it still brings lands in stranded (nak'd by stop()) instead of nowhere.
+      const left = lastExpiresAt - performance.now();
+      if (this.durable && left > 0 && !this.engine.isClosed) await new Promise((r) => setTimeout(r, left + 50));
+      current?.end();
+      sub.unsubscribe();
     }
   }
 

@@ -74,8 +74,8 @@ describe('several wirelab nodes on one JetStream cluster', { skip: SKIP }, () =>
     await ca.subscribe('nodes.fan', { ack: 'none', onMessage: (m) => fan.push(m) });
     const qa: ReceivedMessage[] = [];
     const qb: ReceivedMessage[] = [];
-    // ackWait 10 s: a message nats-server hands to a pull request as it expires can miss the node (nats 2.9 with
-    // fetch) and come back only after ackWait; one CI run waited out 2 of 200 that way under the 30 s default.
+    // One CI run waited out the 30 s ackWait for 2 of 200 (nats.js fetch() dropped messages sent into a request its
+    // client timer had ended; the puller now keeps its own inbox). ackWait 10 s keeps such a case inside the window.
     const spec = { group: 'q', mode: 'queue' as const, ack: 'manual' as const, from: 'earliest' as const, ackWaitMs: 10_000 };
     await ca.subscribe('nodes.q', { ...spec, onMessage: (m) => (qa.push(m), m.ack()) });
     await cb.subscribe('nodes.q', { ...spec, onMessage: (m) => (qb.push(m), m.ack()) });

@@ -116,7 +116,8 @@ export class JsonlSink implements TraceSink {
       if (line.length * 3 > this.#buf.length) this.#buf = Buffer.allocUnsafeSlow(line.length * 3);
     }
     this.#used += this.#buf.write(line, this.#used);
-    if (this.#timer === undefined) this.#timer = setTimeout(this.#flush, FLUSH_MS).unref();
+    // Not unref'd: a process that ends without close() still writes its last lines (as a WriteStream would).
+    if (this.#timer === undefined) this.#timer = setTimeout(this.#flush, FLUSH_MS);
   }
 
   readonly #flush = (): void => {

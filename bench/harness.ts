@@ -148,3 +148,22 @@ export async function childRounds<K extends string>(servers: Record<K, ChildServ
   const got = await interleaved(Object.fromEntries(keys.map((k) => [k, () => measureChild(servers[k], load(k))])) as Record<K, () => Promise<{ rate: number; cpuPerOp: number }>>, rounds);
   return Object.fromEntries(keys.map((k) => [k, { rate: got[k].map((m) => m.rate), cpu: got[k].map((m) => m.cpuPerOp) }])) as Record<K, { rate: number[]; cpu: number[] }>;
 }
+
+/**
+ * The JSON-lines tracer's server CPU rows of one bench (`http` or `ws`, whose fixtures end in -off, -jsonl,
+ * -jsonl-lean, -null and -null-all): the full file and --trace-lean against tracing off, then where the full file's
+ * cost goes: every event handed to a sink that keeps nothing (summaries only: the floor of tracing each event), then
+ * also its details and wire bytes (what -jsonl builds), then the writing.
+ */
+export function jsonlCostRows(proto: string, cpuOf: (kind: string) => number[], unit: string): BenchRow[] {
+  const cpu = { unit, lowerIsBetter: true } as const;
+  const off = `wirelab ${proto}, tracing off, server CPU`;
+  const built = `wirelab ${proto}, no-op sink (details + wire bytes), server CPU`;
+  return [
+    sampledRow(`wirelab ${proto}, JSON-lines tracer, server CPU`, cpuOf('jsonl'), unit, { ...cpu, baseline: off, target: 0.85 }),
+    sampledRow(`wirelab ${proto}, JSON-lines tracer --trace-lean, server CPU`, cpuOf('jsonl-lean'), unit, { ...cpu, baseline: off, target: 0.85 }),
+    sampledRow(`wirelab ${proto}, no-op sink (summaries), server CPU`, cpuOf('null'), unit, { ...cpu, baseline: off }),
+    sampledRow(built, cpuOf('null-all'), unit, { ...cpu, baseline: off }),
+    sampledRow(`wirelab ${proto}, JSON-lines writing alone, server CPU`, cpuOf('jsonl'), unit, { ...cpu, baseline: built }),
+  ];
+}

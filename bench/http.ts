@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { childRounds, defineBench, opsPerSecond, sampledRow, startChildServer, type BenchRow } from './harness.ts';
+import { childRounds, defineBench, jsonlCostRows, opsPerSecond, sampledRow, startChildServer, type BenchRow } from './harness.ts';
 
 const MS = 1000;
 const ROUNDS = 5;
@@ -10,6 +10,7 @@ export default defineBench({
   title: `keep-alive GET /hello, ${CONCURRENCY} in flight on 8 connections, each server in its own process; ${ROUNDS} interleaved rounds of ${MS / 1000} s`,
   async run(): Promise<BenchRow[]> {
     const kinds = ['http-bare', 'http-off', 'http-jsonl', 'http-jsonl-lean', 'http-null', 'http-null-all', 'http-on', 'http-on-detail', 'http-live'] as const;
+    type Kind = (typeof kinds)[number];
     const servers = Object.fromEntries(await Promise.all(kinds.map(async (k) => [k, await startChildServer(k)] as const))) as Record<(typeof kinds)[number], Awaited<ReturnType<typeof startChildServer>>>;
     const pools = Object.fromEntries(kinds.map((k) => [k, new Pool(`http://127.0.0.1:${servers[k].port}`, { connections: 8 })])) as Record<(typeof kinds)[number], Pool>;
     const onceFor = (pool: Pool) => async (): Promise<void> => {
@@ -28,13 +29,7 @@ export default defineBench({
       sampledRow('wirelab http, terminal tracer on', m['http-on'].rate, 'req/s', { baseline: 'wirelab http, tracing off' }),
       sampledRow('bare node:http, server CPU', m['http-bare'].cpu, cpu.unit, cpu),
       sampledRow('wirelab http, tracing off, server CPU', m['http-off'].cpu, cpu.unit, { ...cpu, baseline: 'bare node:http, server CPU', target: 0.95 }),
-      sampledRow('wirelab http, JSON-lines tracer, server CPU', m['http-jsonl'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU', target: 0.85 }),
-      sampledRow('wirelab http, JSON-lines tracer --trace-lean, server CPU', m['http-jsonl-lean'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU', target: 0.85 }),
-      // Where the JSON-lines tracer's CPU goes: every event built and handed to a sink that keeps nothing (summaries
-      // only: the floor of tracing each event), then also its details and wire bytes (what -jsonl builds), then -jsonl.
-      sampledRow('wirelab http, no-op sink (summaries), server CPU', m['http-null'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU' }),
-      sampledRow('wirelab http, no-op sink (details + wire bytes), server CPU', m['http-null-all'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU' }),
-      sampledRow('wirelab http, JSON-lines writing alone, server CPU', m['http-jsonl'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, no-op sink (details + wire bytes), server CPU' }),
+      ...jsonlCostRows('http', (k) => m[`http-${k}` as Kind].cpu, cpu.unit),
       sampledRow('wirelab http, terminal tracer, server CPU', m['http-on'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab http, tracing off, server CPU' }),
       // The terminal tracer as it cost before it could skip details (header lists, bodies, HAR exchanges): a sink that
       // keeps them is attached beside it. The ratio is what summary-only tracing saves.

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { childRounds, defineBench, opsPerSecond, sampledRow, startChildServer, type BenchRow } from './harness.ts';
+import { childRounds, defineBench, jsonlCostRows, opsPerSecond, sampledRow, startChildServer, type BenchRow } from './harness.ts';
 
 const MS = 1000;
 const ROUNDS = 5;
@@ -50,13 +50,7 @@ export default defineBench({
       sampledRow('wirelab ws, terminal tracer on', m['ws-on'].rate, 'msg/s', { baseline: 'wirelab ws, tracing off' }),
       sampledRow('bare ws, server CPU', m['ws-bare'].cpu, cpu.unit, cpu),
       sampledRow('wirelab ws, tracing off, server CPU', m['ws-off'].cpu, cpu.unit, { ...cpu, baseline: 'bare ws, server CPU', target: 0.97 }),
-      sampledRow('wirelab ws, JSON-lines tracer, server CPU', m['ws-jsonl'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU', target: 0.85 }),
-      sampledRow('wirelab ws, JSON-lines tracer --trace-lean, server CPU', m['ws-jsonl-lean'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU', target: 0.85 }),
-      // Where the JSON-lines tracer's CPU goes: every event built and handed to a sink that keeps nothing (summaries
-      // only: the floor of tracing each event), then also its details and wire bytes (what -jsonl builds), then -jsonl.
-      sampledRow('wirelab ws, no-op sink (summaries), server CPU', m['ws-null'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU' }),
-      sampledRow('wirelab ws, no-op sink (details + wire bytes), server CPU', m['ws-null-all'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU' }),
-      sampledRow('wirelab ws, JSON-lines writing alone, server CPU', m['ws-jsonl'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, no-op sink (details + wire bytes), server CPU' }),
+      ...jsonlCostRows('ws', (k) => m[`ws-${k}` as Kind].cpu, cpu.unit),
       sampledRow('wirelab ws, terminal tracer, server CPU', m['ws-on'].cpu, cpu.unit, { ...cpu, baseline: 'wirelab ws, tracing off, server CPU' }),
     ];
   },

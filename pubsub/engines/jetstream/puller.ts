@@ -29,6 +29,8 @@ export class Puller {
   private loop: Promise<void> | undefined;
   private next = 0;
   private readonly stranded: JsMsg[] = [];
+  /** The pull request waiting for its answer, if any. */
+  private current: { left: number; end(status?: number): void } | undefined;
 
   constructor(
     private readonly engine: JetStreamEngineImpl,
@@ -67,6 +69,8 @@ export class Puller {
   async stop(): Promise<void> {
     this.stopped = true;
     this.kick();
+    // An ephemeral consumer's request is dropped at once (the consumer is deleted with it); a durable's runs out.
+    if (!this.durable) this.current?.end();
     await this.loop;
     for (const m of this.stranded.splice(0)) if (!this.engine.isClosed) m.nak();
   }
@@ -91,18 +95,16 @@ export class Puller {
     const opts = this.engine.options;
     const nc = this.engine.nc;
     const inbox = createInbox();
-    let current: { left: number; end(status?: number): void } | undefined;
-    let lastExpiresAt = 0;
     const sub = nc.subscribe(inbox, {
       callback: (err, msg) => {
         if (err) return;
         const code = msg.headers?.code ?? 0;
         if (code !== 0 && msg.data.length === 0) {
           // 408 the request expired, 404 / 409 nothing to give or the consumer is gone, 100 a heartbeat (not asked).
-          if (code !== 100) current?.end(code);
+          if (code !== 100) this.current?.end(code);
           return;
         }
-        if (current && --current.left <= 0) current.end();
+        if (this.current && --this.current.left <= 0) this.current.end();
         this.dispatch(toJsMsg(msg));
       },
     });
@@ -121,14 +123,11 @@ export class Puller {
             if (ended) return;
             ended = true;
             clearTimeout(timer);
-            if (current === request) current = undefined;
+            if (this.current === request) this.current = undefined;
             resolve(code);
           };
           const request = { left: batch, end };
-          current = request;
-          // An ephemeral consumer's request is dropped at stop() (the consumer is deleted with it); a durable's runs out.
-          if (!this.durable) void this.stopping().then(() => end());
-          lastExpiresAt = performance.now() + opts.pullExpiresMs;
+          this.current = request;
           try {
             nc.publish(`${JS_API}.CONSUMER.MSG.NEXT.${this.stream}.${this.consumer}`, JSON.stringify({ batch, expires: opts.pullExpiresMs * 1_000_000 }), { reply: inbox });
           } catch (err) {
@@ -146,27 +145,16 @@ export class Puller {
         if (this.stopped || this.engine.isClosed || this.engine.deletedStreams.has(this.stream)) break;
         if (status !== -1) this.engine.traceError(this.consumer, `pull ${this.stream}`, new Error(`pull request answered ${status}`));
         failures++;
-        const waited = performance.now() - t0;
-        await new Promise((r) => setTimeout(r, Math.max(0, Math.min(2000, opts.retryDelayMs * 2 ** Math.min(failures - 1, 5)) - (status === -1 ? waited : 0))));
+        // At least the backoff from the request's start (a request that timed out has waited long enough already).
+        const backoff = Math.min(2000, opts.retryDelayMs * 2 ** Math.min(failures - 1, 5));
+        await new Promise((r) => setTimeout(r, Math.max(0, backoff - (performance.now() - t0))));
       }
     } finally {
-      // A durable's request cannot be cancelled in nats-server 2.9: the inbox stays until the last one expired, so
-      // what it still brings lands in stranded (nak'd by stop()) instead of nowhere.
-      const left = lastExpiresAt - performance.now();
-      if (this.durable && left > 0 && !this.engine.isClosed) await new Promise((r) => setTimeout(r, left + 50));
-      current?.end();
+      // The loop ends only once its last request was answered (a durable's after `expires`: it cannot be cancelled in
+      // nats-server 2.9), so nothing more comes to the inbox.
+      this.current?.end();
       sub.unsubscribe();
     }
-  }
-
-  private stopping(): Promise<void> {
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (this.stopped) resolve();
-        else this.wakers.push(check);
-      };
-      check();
-    });
   }
 
   private dispatch(m: JsMsg): void {
